@@ -1,0 +1,59 @@
+-- streamscore schema for DuckDB (applied idempotently by `streamscore db init` and on consumer start).
+-- Images and predictions are keyed so that Kafka replays are absorbed (effectively once).
+
+CREATE TABLE IF NOT EXISTS images (
+    image_id      VARCHAR PRIMARY KEY,
+    pixels        UTINYINT[784] NOT NULL,      -- row-major 28x28, as on the wire
+    label         TINYINT,                      -- NULL when the producer sent none
+    produced_at   BIGINT,                       -- epoch ms from the produced-at header
+    src_topic     VARCHAR,
+    src_partition INTEGER,
+    src_offset    BIGINT,
+    batch_id      VARCHAR,
+    ingested_at   TIMESTAMP DEFAULT current_timestamp
+);
+
+-- One row per installed model version; weights live in model_layers as data.
+CREATE TABLE IF NOT EXISTS models (
+    name         VARCHAR,
+    version      INTEGER,
+    activations  VARCHAR[] NOT NULL,
+    input_scale  DOUBLE NOT NULL,
+    sha256       VARCHAR NOT NULL,
+    manifest     VARCHAR NOT NULL,              -- the artifact manifest, JSON
+    installed_at TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY (name, version)
+);
+
+-- One row per output unit of each layer: the unit's incoming weights (a column of W) and bias.
+CREATE TABLE IF NOT EXISTS model_layers (
+    name     VARCHAR,
+    version  INTEGER,
+    layer    INTEGER,
+    unit     INTEGER,
+    weights  FLOAT[] NOT NULL,
+    bias     FLOAT NOT NULL,
+    PRIMARY KEY (name, version, layer, unit)
+);
+
+CREATE TABLE IF NOT EXISTS predictions (
+    image_id      VARCHAR,
+    model_name    VARCHAR,
+    model_version INTEGER,
+    role          VARCHAR,
+    predicted     TINYINT NOT NULL,
+    probabilities FLOAT[10] NOT NULL,
+    scored_at     BIGINT NOT NULL,              -- epoch ms
+    batch_id      VARCHAR,
+    PRIMARY KEY (image_id, model_name, model_version, role)
+);
+
+-- Next Kafka offset per partition, written in the same transaction as the rows it covers.
+CREATE TABLE IF NOT EXISTS consumer_offsets (
+    group_id    VARCHAR,
+    topic       VARCHAR,
+    "partition" INTEGER,
+    next_offset BIGINT NOT NULL,
+    updated_at  TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY (group_id, topic, "partition")
+);

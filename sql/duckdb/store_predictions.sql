@@ -1,0 +1,7 @@
+-- 3. predictions from ss_scores (image_id, probabilities), argmax as the predicted digit
+INSERT INTO predictions (image_id, model_name, model_version, role, predicted, probabilities, scored_at, batch_id)
+SELECT image_id, $name, $version, 'champion',
+       list_position(probabilities, list_max(probabilities)) - 1,
+       probabilities, $scored_at, $batch_id
+FROM ss_scores
+ON CONFLICT DO NOTHING;

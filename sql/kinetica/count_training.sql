@@ -1,0 +1,1 @@
+SELECT COUNT(*) FROM {schema}.training_images

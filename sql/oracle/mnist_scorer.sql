@@ -1,0 +1,411 @@
+-- streamscore: MNIST_SCORER, the PL/SQL package that scores images inside Oracle.
+--
+-- Installed by OracleBackend.init_schema after schema.sql (with
+-- PLSQL_CODE_TYPE=NATIVE), and only when this file changed: recompiling a package
+-- discards its state in every running session (ORA-04068 on their next call).
+-- A DBA may also run it with SQL*Plus as the streamscore user.
+--
+-- The forward pass mirrors the numpy reference, src/streamscore/model/reference.py,
+-- step by step; the comments marked "reference:" quote the line being mirrored.
+--
+--   x = pixels.astype(np.float32) * np.float32(input_scale)
+--   for w, b, act in zip(weights, biases, activations):
+--       x = ACTIVATIONS[act](x @ w + b)
+--   predicted = np.argmax(x, axis=1)
+--
+-- Layout (why one BLAS_GEMM per layer is the whole matrix product):
+--   * a layer's weights are stored as numpy writes them: the (n_in, n_out) matrix
+--     row-major. Read column-major, as UTL_NLA does by default (pack 'C'), the same
+--     buffer is the n_out x n_in matrix W' (W transposed) with leading dimension n_out.
+--   * a chunk of k images is stored image after image: the (k, n_in) matrix x
+--     row-major, i.e. column-major the n_in x k matrix x' (one column per image).
+--   * numpy's z = x @ w + b is therefore, transposed, z' = W' x' + b:
+--     BLAS_GEMM('N', 'N', m => n_out, n => k, k => n_in, 1, W', lda => n_out,
+--               x', ldb => n_in, 1, z', ldc => n_out)
+--     with z' seeded with the bias in every column, so beta = 1 adds it for free
+--     (as the 2016 notebook did with GEMV). z' column j is image j's n_out outputs,
+--     which is again the row-major (k, n_out) matrix the next layer takes as x.
+--
+-- Weights are package state cached per (model name, version) and checked against
+-- model_versions.sha256 once per batch, so a hot swap is data (a new version's
+-- rows), never a recompile. UTL_NLA arrays hold at most 1,000,000 entries, so a
+-- batch is scored in chunks of at most 1,000,000 / (widest layer) images.
+
+CREATE OR REPLACE PACKAGE mnist_scorer AUTHID DEFINER AS
+
+  -- Score the images of mnist_images whose batch_id is p_batch_id and that have no
+  -- prediction yet for (p_model_name, p_model_version, p_role); insert their
+  -- predictions. p_model_version NULL means the version in active_models.
+  -- Commits nothing: the caller commits the batch (or rolls back to store nothing).
+  -- Raises ORA-20001 when the model is not installed, ORA-20002..20005 when its
+  -- rows are inconsistent.
+  PROCEDURE score_batch(
+    p_batch_id      IN VARCHAR2,
+    p_model_name    IN VARCHAR2,
+    p_model_version IN NUMBER,
+    p_role          IN VARCHAR2 DEFAULT 'champion');
+
+  -- How many times this session read a model's weights from the tables
+  -- (tests and monitoring: it must not grow while the same version serves).
+  FUNCTION cache_loads RETURN PLS_INTEGER;
+
+END mnist_scorer;
+/
+
+CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
+
+  c_inputs      CONSTANT PLS_INTEGER := 784;      -- 28 x 28 pixels
+  c_classes     CONSTANT PLS_INTEGER := 10;       -- digits 0..9
+  c_max_entries CONSTANT PLS_INTEGER := 1000000;  -- UTL_NLA_ARRAY_FLT is VARRAY(1000000)
+  c_max_chunk   CONSTANT PLS_INTEGER := 500;      -- images per GEMM (memory bound)
+  c_max_cached  CONSTANT PLS_INTEGER := 4;        -- models kept in package state
+  c_lob_chunk   CONSTANT PLS_INTEGER := 32000;    -- bytes per DBMS_LOB.SUBSTR (x 4, <= 32767)
+  c_hex_digits  CONSTANT VARCHAR2(16) := '0123456789ABCDEF';
+  c_one         CONSTANT BINARY_FLOAT := 1;
+
+  TYPE t_layer IS RECORD (
+    n_in       PLS_INTEGER,
+    n_out      PLS_INTEGER,
+    activation VARCHAR2(16),
+    w          UTL_NLA_ARRAY_FLT,   -- (n_in, n_out) row-major = W' column-major, lda n_out
+    b          UTL_NLA_ARRAY_FLT);  -- n_out biases
+  TYPE t_layers IS TABLE OF t_layer INDEX BY PLS_INTEGER;
+  TYPE t_model IS RECORD (
+    sha256      VARCHAR2(64),
+    input_scale BINARY_FLOAT,
+    widest      PLS_INTEGER,        -- largest of 784 and every n_out
+    layers      t_layers);
+  TYPE t_models IS TABLE OF t_model INDEX BY VARCHAR2(200);
+
+  TYPE t_ids       IS TABLE OF mnist_images.image_id%TYPE INDEX BY PLS_INTEGER;
+  TYPE t_pixels    IS TABLE OF mnist_images.pixels%TYPE INDEX BY PLS_INTEGER;
+  TYPE t_predicted IS TABLE OF mnist_predictions.predicted%TYPE INDEX BY PLS_INTEGER;
+  TYPE t_probs     IS TABLE OF mnist_predictions.probabilities%TYPE INDEX BY PLS_INTEGER;
+  TYPE t_byte_map  IS TABLE OF BINARY_FLOAT INDEX BY VARCHAR2(2);
+
+  -- Package state (one copy per database session, i.e. per consumer connection).
+  g_models      t_models;           -- 'name:version' -> weights
+  g_cache_loads PLS_INTEGER := 0;
+  g_byte_value  t_byte_map;         -- '00'..'FF' -> 0..255, filled at the end of this body
+
+  FUNCTION cache_loads RETURN PLS_INTEGER IS
+  BEGIN
+    RETURN g_cache_loads;
+  END cache_loads;
+
+  -- Milliseconds since 1970-01-01 UTC (the scored_at of the wire format).
+  FUNCTION epoch_ms RETURN NUMBER IS
+    l_since INTERVAL DAY(9) TO SECOND(6) :=
+      SYS_EXTRACT_UTC(SYSTIMESTAMP) - TIMESTAMP '1970-01-01 00:00:00';
+  BEGIN
+    RETURN EXTRACT(DAY FROM l_since) * 86400000 + EXTRACT(HOUR FROM l_since) * 3600000
+         + EXTRACT(MINUTE FROM l_since) * 60000 + TRUNC(EXTRACT(SECOND FROM l_since) * 1000);
+  END epoch_ms;
+
+  -- p_count little-endian float32 values from a BLOB (numpy's '<f4' bytes).
+  FUNCTION blob_to_floats(p_blob BLOB, p_count PLS_INTEGER, p_what VARCHAR2)
+    RETURN UTL_NLA_ARRAY_FLT
+  IS
+    l_out   UTL_NLA_ARRAY_FLT := UTL_NLA_ARRAY_FLT();
+    l_raw   RAW(32767);
+    l_pos   PLS_INTEGER := 1;       -- 1-based byte offset into the BLOB
+    l_base  PLS_INTEGER;            -- values already decoded
+  BEGIN
+    IF p_count > c_max_entries OR DBMS_LOB.GETLENGTH(p_blob) <> 4 * p_count THEN
+      RAISE_APPLICATION_ERROR(-20002, p_what || ': expected ' || p_count
+        || ' float32 values (at most 1000000), found ' || DBMS_LOB.GETLENGTH(p_blob) || ' bytes');
+    END IF;
+    l_out.EXTEND(p_count);
+    WHILE l_pos <= 4 * p_count LOOP
+      l_raw := DBMS_LOB.SUBSTR(p_blob, LEAST(c_lob_chunk, 4 * p_count - l_pos + 1), l_pos);
+      l_base := (l_pos - 1) / 4;
+      FOR i IN 1 .. UTL_RAW.LENGTH(l_raw) / 4 LOOP
+        l_out(l_base + i) := UTL_RAW.CAST_TO_BINARY_FLOAT(
+          UTL_RAW.SUBSTR(l_raw, 4 * i - 3, 4), UTL_RAW.LITTLE_ENDIAN);
+      END LOOP;
+      l_pos := l_pos + c_lob_chunk;
+    END LOOP;
+    RETURN l_out;
+  END blob_to_floats;
+
+  -- Read one model's layers from the tables and check they chain 784 -> ... -> 10.
+  FUNCTION read_model(p_name VARCHAR2, p_version NUMBER, p_sha256 VARCHAR2,
+                      p_layer_count PLS_INTEGER, p_input_scale BINARY_DOUBLE)
+    RETURN t_model
+  IS
+    l_model t_model;
+    l_layer t_layer;
+    l_what  VARCHAR2(300);
+  BEGIN
+    l_model.sha256 := p_sha256;
+    l_model.input_scale := TO_BINARY_FLOAT(p_input_scale);  -- reference: np.float32(input_scale)
+    l_model.widest := c_inputs;
+    FOR r IN (SELECT layer_no, n_in, n_out, activation, weights, biases
+                FROM model_layers
+               WHERE model_name = p_name AND model_version = p_version
+               ORDER BY layer_no) LOOP
+      l_what := p_name || ':' || p_version || ' layer ' || r.layer_no;
+      IF r.layer_no <> l_model.layers.COUNT
+         OR r.n_in <> CASE WHEN r.layer_no = 0 THEN c_inputs
+                           ELSE l_model.layers(l_model.layers.COUNT).n_out END THEN
+        RAISE_APPLICATION_ERROR(-20003, l_what || ': layers do not chain from 784 inputs');
+      END IF;
+      l_layer.n_in := r.n_in;
+      l_layer.n_out := r.n_out;
+      l_layer.activation := r.activation;
+      l_layer.w := blob_to_floats(r.weights, r.n_in * r.n_out, l_what || ' weights');
+      l_layer.b := blob_to_floats(r.biases, r.n_out, l_what || ' biases');
+      l_model.layers(l_model.layers.COUNT + 1) := l_layer;
+      l_model.widest := GREATEST(l_model.widest, r.n_out);
+    END LOOP;
+    IF l_model.layers.COUNT <> p_layer_count OR p_layer_count = 0
+       OR l_model.layers(l_model.layers.COUNT).n_out <> c_classes THEN
+      RAISE_APPLICATION_ERROR(-20003, p_name || ':' || p_version
+        || ': expected ' || p_layer_count || ' layers ending in 10 outputs');
+    END IF;
+    RETURN l_model;
+  END read_model;
+
+  -- Make sure (p_name, p_version) is in the package state and return its key.
+  -- One indexed lookup per batch; the weights are read again only when the version
+  -- is new to this session or its rows were replaced (different sha256).
+  FUNCTION ensure_loaded(p_name VARCHAR2, p_version NUMBER) RETURN VARCHAR2 IS
+    l_key   VARCHAR2(200) := p_name || ':' || TO_CHAR(p_version);
+    l_sha   model_versions.sha256%TYPE;
+    l_count model_versions.layer_count%TYPE;
+    l_scale model_versions.input_scale%TYPE;
+  BEGIN
+    BEGIN
+      SELECT sha256, layer_count, input_scale INTO l_sha, l_count, l_scale
+        FROM model_versions
+       WHERE model_name = p_name AND model_version = p_version;
+    EXCEPTION
+      WHEN NO_DATA_FOUND THEN
+        RAISE_APPLICATION_ERROR(-20001, 'model ' || l_key || ' is not installed');
+    END;
+    IF g_models.EXISTS(l_key) AND g_models(l_key).sha256 = l_sha THEN
+      RETURN l_key;
+    END IF;
+    IF g_models.COUNT >= c_max_cached THEN
+      g_models.DELETE;  -- a few versions at most serve at once (champion, shadow)
+    END IF;
+    g_models(l_key) := read_model(p_name, p_version, l_sha, l_count, l_scale);
+    g_cache_loads := g_cache_loads + 1;
+    RETURN l_key;
+  END ensure_loaded;
+
+  -- exp(v) for v <= 0 (softmax), in double precision; below -80 it returns 0
+  -- (e^-80 = 1.8e-35, nothing next to the 1 the maximum contributes to the sum).
+  FUNCTION exp_clamped(p_value BINARY_DOUBLE) RETURN BINARY_DOUBLE IS
+  BEGIN
+    IF p_value < -80 THEN
+      RETURN 0;
+    END IF;
+    RETURN EXP(p_value);
+  END exp_clamped;
+
+  -- reference: x = ACTIVATIONS[act](z), on z' (p_rows outputs x p_cols images, column-major)
+  PROCEDURE activate(p_activation VARCHAR2, z IN OUT NOCOPY UTL_NLA_ARRAY_FLT,
+                     p_rows PLS_INTEGER, p_cols PLS_INTEGER)
+  IS
+    l_base PLS_INTEGER;
+    l_max  BINARY_DOUBLE;
+    l_sum  BINARY_DOUBLE;
+  BEGIN
+    CASE p_activation
+      WHEN 'identity' THEN
+        NULL;                                        -- reference: lambda z: z
+      WHEN 'relu' THEN
+        FOR i IN 1 .. p_rows * p_cols LOOP           -- reference: np.maximum(z, 0)
+          IF z(i) < 0 THEN
+            z(i) := 0;
+          END IF;
+        END LOOP;
+      WHEN 'sigmoid' THEN
+        FOR i IN 1 .. p_rows * p_cols LOOP           -- reference: 1.0 / (1.0 + np.exp(-z))
+          IF z(i) < -80 THEN
+            z(i) := 0;                               -- numpy: exp(-z) -> inf, 1 / inf = 0
+          ELSIF z(i) > 80 THEN
+            z(i) := 1;                               -- 1 - 1.8e-35 is 1 in float32
+          ELSE
+            z(i) := 1 / (1 + EXP(-TO_BINARY_DOUBLE(z(i))));
+          END IF;
+        END LOOP;
+      WHEN 'tanh' THEN
+        FOR i IN 1 .. p_rows * p_cols LOOP           -- reference: np.tanh(z)
+          IF z(i) > 20 THEN
+            z(i) := 1;                               -- tanh(20) is 1 in float32
+          ELSIF z(i) < -20 THEN
+            z(i) := -1;
+          ELSE
+            z(i) := 1 - 2 / (EXP(2 * TO_BINARY_DOUBLE(z(i))) + 1);
+          END IF;
+        END LOOP;
+      WHEN 'softmax' THEN
+        FOR j IN 1 .. p_cols LOOP                    -- one image (a row in numpy) at a time
+          l_base := (j - 1) * p_rows;
+          l_max := z(l_base + 1);                    -- reference: z.max(axis=1, keepdims=True)
+          FOR k IN 2 .. p_rows LOOP
+            IF z(l_base + k) > l_max THEN
+              l_max := z(l_base + k);
+            END IF;
+          END LOOP;
+          l_sum := 0;
+          FOR k IN 1 .. p_rows LOOP                  -- reference: shifted = np.exp(z - max)
+            z(l_base + k) := exp_clamped(z(l_base + k) - l_max);
+            l_sum := l_sum + z(l_base + k);          -- reference: shifted.sum(axis=1)
+          END LOOP;
+          FOR k IN 1 .. p_rows LOOP                  -- reference: shifted / sum
+            z(l_base + k) := z(l_base + k) / l_sum;
+          END LOOP;
+        END LOOP;
+      ELSE
+        RAISE_APPLICATION_ERROR(-20004, 'unknown activation ' || p_activation);
+    END CASE;
+  END activate;
+
+  -- Score one chunk of images (columns) with a cached model; insert the predictions.
+  PROCEDURE score_chunk(p_key VARCHAR2, p_ids t_ids, p_pixels t_pixels,
+                        p_name VARCHAR2, p_version NUMBER, p_role VARCHAR2)
+  IS
+    l_images    CONSTANT PLS_INTEGER := p_ids.COUNT;
+    l_scale     CONSTANT BINARY_FLOAT := g_models(p_key).input_scale;
+    l_scored_at CONSTANT NUMBER := epoch_ms;
+    x           UTL_NLA_ARRAY_FLT := UTL_NLA_ARRAY_FLT();  -- x': one column per image
+    z           UTL_NLA_ARRAY_FLT;
+    l_hex       VARCHAR2(1568);
+    l_in        PLS_INTEGER;
+    l_out       PLS_INTEGER;
+    l_base      PLS_INTEGER;
+    l_best      PLS_INTEGER;
+    l_predicted t_predicted;
+    l_probs     t_probs;
+  BEGIN
+    -- reference: x = pixels.astype(np.float32) * np.float32(input_scale)
+    x.EXTEND(c_inputs * l_images);
+    FOR j IN 1 .. l_images LOOP
+      IF UTL_RAW.LENGTH(p_pixels(j)) <> c_inputs THEN
+        RAISE_APPLICATION_ERROR(-20005, 'image ' || p_ids(j) || ' does not have 784 pixels');
+      END IF;
+      l_hex := RAWTOHEX(p_pixels(j));                -- two hex digits per pixel
+      FOR p IN 1 .. c_inputs LOOP
+        x((j - 1) * c_inputs + p) := g_byte_value(SUBSTR(l_hex, 2 * p - 1, 2)) * l_scale;
+      END LOOP;
+    END LOOP;
+
+    -- reference: for w, b, act in zip(weights, biases, activations):
+    FOR l IN 1 .. g_models(p_key).layers.COUNT LOOP
+      l_in := g_models(p_key).layers(l).n_in;
+      l_out := g_models(p_key).layers(l).n_out;
+      -- reference: x @ w + b, computed transposed as z' = W' x' + b (see file header)
+      z := UTL_NLA_ARRAY_FLT();
+      z.EXTEND(l_out * l_images);
+      FOR j IN 1 .. l_images LOOP                    -- every column of z' starts as b
+        FOR k IN 1 .. l_out LOOP
+          z((j - 1) * l_out + k) := g_models(p_key).layers(l).b(k);
+        END LOOP;
+      END LOOP;
+      UTL_NLA.BLAS_GEMM(
+        'N', 'N',                         -- transa, transb: W' and x' as stored
+        l_out, l_images, l_in,            -- m, n, k: (n_out x n_in) times (n_in x images)
+        c_one,                            -- alpha
+        g_models(p_key).layers(l).w,      -- a = W' (row-major w read column-major)
+        l_out,                            -- lda
+        x,                                -- b = x'
+        l_in,                             -- ldb
+        c_one,                            -- beta: keep the bias already in z'
+        z,                                -- c = z', overwritten with W' x' + b
+        l_out);                           -- ldc
+      -- reference: x = ACTIVATIONS[act](...)
+      activate(g_models(p_key).layers(l).activation, z, l_out, l_images);
+      x := z;
+    END LOOP;
+
+    -- reference: predict(probabilities) = np.argmax(probabilities, axis=1)
+    FOR j IN 1 .. l_images LOOP
+      l_base := (j - 1) * c_classes;
+      l_best := 1;
+      FOR k IN 2 .. c_classes LOOP
+        IF x(l_base + k) > x(l_base + l_best) THEN  -- strict: the first maximum wins, as argmax
+          l_best := k;
+        END IF;
+      END LOOP;
+      l_predicted(j) := l_best - 1;
+      l_probs(j) := UTL_RAW.CONCAT(                 -- 10 x float32 little-endian = numpy '<f4'
+        UTL_RAW.CAST_FROM_BINARY_FLOAT(x(l_base + 1), UTL_RAW.LITTLE_ENDIAN),
+        UTL_RAW.CAST_FROM_BINARY_FLOAT(x(l_base + 2), UTL_RAW.LITTLE_ENDIAN),
+        UTL_RAW.CAST_FROM_BINARY_FLOAT(x(l_base + 3), UTL_RAW.LITTLE_ENDIAN),
+        UTL_RAW.CAST_FROM_BINARY_FLOAT(x(l_base + 4), UTL_RAW.LITTLE_ENDIAN),
+        UTL_RAW.CAST_FROM_BINARY_FLOAT(x(l_base + 5), UTL_RAW.LITTLE_ENDIAN),
+        UTL_RAW.CAST_FROM_BINARY_FLOAT(x(l_base + 6), UTL_RAW.LITTLE_ENDIAN),
+        UTL_RAW.CAST_FROM_BINARY_FLOAT(x(l_base + 7), UTL_RAW.LITTLE_ENDIAN),
+        UTL_RAW.CAST_FROM_BINARY_FLOAT(x(l_base + 8), UTL_RAW.LITTLE_ENDIAN),
+        UTL_RAW.CAST_FROM_BINARY_FLOAT(x(l_base + 9), UTL_RAW.LITTLE_ENDIAN),
+        UTL_RAW.CAST_FROM_BINARY_FLOAT(x(l_base + 10), UTL_RAW.LITTLE_ENDIAN));
+    END LOOP;
+
+    FORALL j IN 1 .. l_images                       -- set-based: one round trip per chunk
+      INSERT INTO mnist_predictions
+        (image_id, model_name, model_version, role, predicted, probabilities, scored_at)
+      VALUES
+        (p_ids(j), p_name, p_version, p_role, l_predicted(j), l_probs(j), l_scored_at);
+  END score_chunk;
+
+  PROCEDURE score_batch(
+    p_batch_id      IN VARCHAR2,
+    p_model_name    IN VARCHAR2,
+    p_model_version IN NUMBER,
+    p_role          IN VARCHAR2 DEFAULT 'champion')
+  IS
+    l_version NUMBER := p_model_version;
+    l_key     VARCHAR2(200);
+    l_chunk   PLS_INTEGER;
+    l_ids     t_ids;
+    l_pixels  t_pixels;
+    CURSOR c_todo(cp_version NUMBER) IS
+      SELECT i.image_id, i.pixels
+        FROM mnist_images i
+       WHERE i.batch_id = p_batch_id
+         AND NOT EXISTS (SELECT 1
+                           FROM mnist_predictions p
+                          WHERE p.image_id = i.image_id
+                            AND p.model_name = p_model_name
+                            AND p.model_version = cp_version
+                            AND p.role = p_role)
+       ORDER BY i.image_id;
+  BEGIN
+    IF l_version IS NULL THEN
+      BEGIN
+        SELECT model_version INTO l_version FROM active_models WHERE model_name = p_model_name;
+      EXCEPTION
+        WHEN NO_DATA_FOUND THEN
+          RAISE_APPLICATION_ERROR(-20001, 'model ' || p_model_name || ' has no active version');
+      END;
+    END IF;
+    l_key := ensure_loaded(p_model_name, l_version);
+    l_chunk := LEAST(c_max_chunk, TRUNC(c_max_entries / g_models(l_key).widest));
+    OPEN c_todo(l_version);
+    LOOP
+      FETCH c_todo BULK COLLECT INTO l_ids, l_pixels LIMIT l_chunk;
+      EXIT WHEN l_ids.COUNT = 0;
+      score_chunk(l_key, l_ids, l_pixels, p_model_name, l_version, p_role);
+    END LOOP;
+    CLOSE c_todo;
+  EXCEPTION
+    WHEN OTHERS THEN
+      IF c_todo%ISOPEN THEN
+        CLOSE c_todo;
+      END IF;
+      RAISE;
+  END score_batch;
+
+BEGIN
+  -- package initialization, once per session: the value of every two-digit hex byte
+  FOR hi IN 0 .. 15 LOOP
+    FOR lo IN 0 .. 15 LOOP
+      g_byte_value(SUBSTR(c_hex_digits, hi + 1, 1) || SUBSTR(c_hex_digits, lo + 1, 1)) :=
+        hi * 16 + lo;
+    END LOOP;
+  END LOOP;
+END mnist_scorer;
+/

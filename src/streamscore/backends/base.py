@@ -1,0 +1,210 @@
+"""The Backend contract every database engine implements.
+
+A backend owns one database connection. The consume loop hands it one
+:class:`ImageBatch` at a time and the model version to score it with; the backend
+
+1. inserts the images (idempotent on image id: replays are absorbed),
+2. scores them *inside the database* with exactly that one model version,
+3. stores the predictions (idempotent on image id + model + version + role),
+4. stores the next offset of every (topic, partition) in the batch,
+
+all in one transaction when ``transactional`` is true. Engines without
+multi-statement transactions (Kinetica) set ``transactional = False`` and make
+every step idempotent and ordered (images, predictions, offsets) so replay after
+a crash at any point converges to the same rows.
+
+Errors: a backend raises :class:`BackendUnavailable` for outages (the loop pauses
+and retries), :class:`BackendDataError` when rows are rejected for a data reason
+(the loop bisects the batch and dead-letters the bad rows), and
+:class:`BackendError` for permanent faults (the consumer stops with the message).
+Subclasses declare which driver exceptions are which in ``retriable_errors``
+and ``data_errors``; :meth:`Backend.translate_errors` does the mapping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from streamscore.backends.url import BackendURL
+from streamscore.errors import BackendDataError, BackendError, BackendUnavailable, StreamscoreError
+from streamscore.model.artifact import ModelArtifact
+
+TopicPartitionKey = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model scores a batch: name + version (the version every prediction carries)."""
+
+    name: str
+    version: int
+
+    def __str__(self) -> str:
+        return f"{self.name}:v{self.version}"
+
+
+@dataclass(frozen=True)
+class SourceOffset:
+    """Where one row came from on Kafka (for DLQ headers and offset bookkeeping)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class ImageBatch:
+    """Decoded images ready for the database; row i of every array belongs together."""
+
+    batch_id: str
+    image_ids: list[str]
+    pixels: npt.NDArray[np.uint8]  # (n, 784)
+    labels: npt.NDArray[np.int16]  # -1 where the message had no label
+    produced_at: npt.NDArray[np.int64]
+    sources: list[SourceOffset]
+    #: next offset to consume per (topic, partition); may cover rows that were dead-lettered
+    offsets: dict[TopicPartitionKey, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def subset(self, rows: Sequence[int], batch_id: str | None = None) -> ImageBatch:
+        index = np.asarray(rows, dtype=np.int64)
+        sources = [self.sources[i] for i in rows]
+        offsets: dict[TopicPartitionKey, int] = {}
+        for source in sources:
+            key = (source.topic, source.partition)
+            offsets[key] = max(offsets.get(key, 0), source.offset + 1)
+        return ImageBatch(
+            batch_id or self.batch_id,
+            [self.image_ids[i] for i in rows],
+            self.pixels[index],
+            self.labels[index],
+            self.produced_at[index],
+            sources,
+            offsets,
+        )
+
+    def unique_rows(self) -> list[int]:
+        """Row numbers of the first occurrence of each image id."""
+        seen: dict[str, int] = {}
+        for row, image_id in enumerate(self.image_ids):
+            seen.setdefault(image_id, row)
+        return sorted(seen.values())
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """What the database holds for a batch after commit: one row per distinct image id."""
+
+    image_ids: list[str]
+    predicted: npt.NDArray[np.int64]
+    probabilities: npt.NDArray[np.float32]  # (n, 10)
+    scored_at: npt.NDArray[np.int64]  # epoch ms
+    model: ModelRef
+
+
+class Backend(ABC):
+    """One database connection that stores, scores and remembers offsets."""
+
+    #: URL schemes that select this backend
+    schemes: ClassVar[tuple[str, ...]] = ()
+    #: short name written into every prediction's "backend" field
+    name: ClassVar[str] = ""
+    #: pip extra that installs the driver
+    extra: ClassVar[str] = ""
+    #: True when one batch (images, predictions, offsets) commits atomically
+    transactional: ClassVar[bool] = True
+    #: True when several consumer processes may write to one database at once
+    concurrent_writers: ClassVar[bool] = True
+    #: driver exceptions that mean "outage, retry later"
+    retriable_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    #: driver exceptions that mean "these rows are bad" (bisect and dead-letter)
+    data_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    def __init__(self, url: BackendURL) -> None:
+        self.url = url
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @abstractmethod
+    def connect(self) -> None:
+        """Open the connection (raise BackendUnavailable when the server does not answer)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection; never raises."""
+
+    @abstractmethod
+    def init_schema(self) -> None:
+        """Create tables and in-database code if missing; running it twice is harmless."""
+
+    # -- offsets ---------------------------------------------------------------------------
+    @abstractmethod
+    def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
+        """Next offset to consume per partition, as committed with the rows."""
+
+    @abstractmethod
+    def store_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
+        """Store offsets alone (for batches that held only dead-lettered messages)."""
+
+    # -- models ----------------------------------------------------------------------------
+    @abstractmethod
+    def install_model(self, artifact: ModelArtifact) -> None:
+        """Store the weights as data, keyed by name + version; idempotent."""
+
+    @abstractmethod
+    def installed_versions(self, name: str) -> list[int]:
+        """Versions of ``name`` whose weights are in the database, ascending."""
+
+    @abstractmethod
+    def load_model(self, ref: ModelRef) -> ModelArtifact:
+        """Rebuild an installed model from its rows (its digest proves the rows are intact)."""
+
+    # -- scoring ---------------------------------------------------------------------------
+    @abstractmethod
+    def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
+        """Insert, score in the database, store predictions and offsets; commit (see module doc)."""
+
+    @abstractmethod
+    def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
+        """Class probabilities computed in the database, storing nothing (canaries, checks, bench)."""
+
+    # -- errors ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def translate_errors(self, action: str) -> Iterator[None]:
+        """Map driver exceptions onto the streamscore tree using the class attributes."""
+        try:
+            yield
+        except StreamscoreError:
+            raise
+        except self.data_errors as exc:
+            raise BackendDataError(f"{self.name} rejected the data while {action}: {describe(exc)}") from exc
+        except self.retriable_errors as exc:
+            raise BackendUnavailable(f"{self.name} unavailable while {action}: {describe(exc)}") from exc
+        except Exception as exc:
+            raise BackendError(f"{self.name} failed while {action}: {describe(exc)}") from exc
+
+    def __enter__(self) -> Backend:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url.masked()!r})"
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming the driver error, its code when it has one (SQLSTATE, ORA-…)."""
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "full_code", None)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    prefix = f"[{code}] " if code else ""
+    return f"{prefix}{type(exc).__name__}: {text}"[:500]

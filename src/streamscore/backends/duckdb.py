@@ -1,0 +1,261 @@
+"""Embedded DuckDB backend: ``duckdb:///path/to.db`` (``duckdb:///:memory:`` for tests).
+
+Options (URL query): ``scorer=udf|sql`` (default from STREAMSCORE_DUCKDB_SCORER).
+DuckDB allows one writing process per database file, so ``concurrent_writers`` is
+False: scale out with one DuckDB file per consumer process, or use PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from streamscore.backends.base import (
+    Backend,
+    ImageBatch,
+    ModelRef,
+    ScoredBatch,
+    TopicPartitionKey,
+)
+from streamscore.backends.duckdb_scoring import (
+    layers_from_rows,
+    model_rows,
+    register_udf,
+    score_with_sql,
+    score_with_udf,
+)
+from streamscore.backends.sqlfiles import read_sql, split_statements
+from streamscore.backends.url import BackendURL
+from streamscore.errors import ArtifactError, BackendError, ConfigError
+from streamscore.model.artifact import ModelArtifact
+from streamscore.shared.messages import now_ms
+
+PIXELS = pa.list_(pa.uint8(), 784)
+
+
+def _arrow_batch(batch: ImageBatch) -> pa.Table:
+    labels = batch.labels.astype(np.int8)
+    return pa.table({
+        "image_id": pa.array(batch.image_ids, pa.string()),
+        "pixels": pa.FixedSizeListArray.from_arrays(pa.array(batch.pixels.reshape(-1), pa.uint8()), 784),
+        "label": pa.array(labels, pa.int8(), mask=labels < 0),
+        "produced_at": pa.array(batch.produced_at, pa.int64()),
+        "src_topic": pa.array([s.topic for s in batch.sources], pa.string()),
+        "src_partition": pa.array([s.partition for s in batch.sources], pa.int32()),
+        "src_offset": pa.array([s.offset for s in batch.sources], pa.int64()),
+    })
+
+
+class DuckDBBackend(Backend):
+    schemes = ("duckdb",)
+    name = "duckdb"
+    extra = ""
+    concurrent_writers = False
+    # a locked file (another process writes it) or an I/O hiccup: wait and retry
+    retriable_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        duckdb.IOException, duckdb.TransactionException,
+    )
+    # the data was refused: constraint, conversion, out-of-range values
+    data_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        duckdb.ConstraintException, duckdb.ConversionException, duckdb.OutOfRangeException,
+    )
+
+    def __init__(self, url: BackendURL, scorer: str | None = None, **_: Any) -> None:
+        super().__init__(url)
+        self.scorer = url.options.get("scorer", scorer or "udf")
+        if self.scorer not in ("udf", "sql"):
+            raise ConfigError(f"duckdb scorer must be 'udf' or 'sql', not {self.scorer!r}")
+        # duckdb:///relative.db, duckdb:////absolute/path.db, duckdb:///:memory:
+        path = url.path[1:] if url.path.startswith("/") else url.path
+        self.path = path or ":memory:"
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._models: dict[ModelRef, ModelArtifact] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise BackendError("the DuckDB backend is not connected; call connect() first")
+        return self._con
+
+    def connect(self) -> None:
+        if self._con is not None:
+            return
+        folder = Path(self.path).parent
+        if self.path != ":memory:" and not folder.is_dir():
+            raise ConfigError(f"folder {folder} for the DuckDB file does not exist; create it or fix the URL")
+        with self.translate_errors(f"opening {self.path}"):
+            self._con = duckdb.connect(self.path)
+            register_udf(self._con, self._model)
+
+    def close(self) -> None:
+        if self._con is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._con.close()
+            self._con = None
+
+    def init_schema(self) -> None:
+        with self.translate_errors("creating the schema"):
+            for statement in split_statements(read_sql("duckdb", "schema.sql")):
+                self.con.execute(statement)
+
+    # -- offsets -----------------------------------------------------------------------------
+    def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
+        with self.translate_errors("reading stored offsets"):
+            rows = self.con.execute(
+                'SELECT "partition", next_offset FROM consumer_offsets WHERE group_id = ? AND topic = ?',
+                [group, topic],
+            ).fetchall()
+        return {int(p): int(o) for p, o in rows}
+
+    def _upsert_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
+        statement = read_sql("duckdb", "upsert_offset.sql")
+        for (topic, partition), next_offset in sorted(offsets.items()):
+            self.con.execute(statement, {
+                "group_id": group, "topic": topic, "partition": partition, "next_offset": next_offset,
+            })
+
+    def store_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
+        with self.translate_errors("storing offsets"), self._transaction():
+            self._upsert_offsets(group, offsets)
+
+    # -- models ------------------------------------------------------------------------------
+    def install_model(self, artifact: ModelArtifact) -> None:
+        manifest = json.dumps(artifact.manifest | {"sha256": artifact.sha256}, sort_keys=True)
+        with self.translate_errors(f"installing model {artifact.name} v{artifact.version}"), \
+                self._transaction():
+            if artifact.version in self.installed_versions(artifact.name):
+                return
+            self.con.register("ss_model_rows", model_rows(artifact))
+            try:
+                self.con.execute("INSERT INTO model_layers SELECT * FROM ss_model_rows")
+            finally:
+                self.con.unregister("ss_model_rows")
+            self.con.execute(
+                "INSERT INTO models (name, version, activations, input_scale, sha256, manifest) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [artifact.name, artifact.version, list(artifact.activations), artifact.input_scale,
+                 artifact.sha256, manifest],
+            )
+
+    def installed_versions(self, name: str) -> list[int]:
+        with self.translate_errors("listing models"):
+            rows = self.con.execute(
+                "SELECT version FROM models WHERE name = ? ORDER BY version", [name]
+            ).fetchall()
+        return [int(v) for (v,) in rows]
+
+    def load_model(self, ref: ModelRef) -> ModelArtifact:
+        with self.translate_errors(f"loading model {ref}"):
+            heads = self.con.execute(
+                "SELECT activations, input_scale, sha256, manifest FROM models WHERE name = ? AND version = ?",
+                [ref.name, ref.version],
+            ).fetchall()
+            if not heads:
+                raise ArtifactError(f"model {ref} is not installed in this database", reason="not-installed")
+            rows = self._arrow(
+                "SELECT layer, unit, weights, bias FROM model_layers WHERE name = $name "
+                "AND version = $version ORDER BY layer, unit",
+                {"name": ref.name, "version": ref.version},
+            )
+        weights, biases = layers_from_rows(rows)
+        activations, input_scale, sha256, manifest = heads[0]
+        artifact = ModelArtifact(
+            ref.name, ref.version, tuple(activations), float(input_scale), tuple(weights),
+            tuple(biases), json.loads(manifest),
+        )
+        artifact.validate(expected_sha256=sha256)
+        return artifact
+
+    def _model(self, ref: ModelRef) -> ModelArtifact:
+        """Weights for the scorers, read from model_layers once per version."""
+        model = self._models.get(ref)
+        if model is None:
+            model = self._models[ref] = self.load_model(ref)
+        return model
+
+    # -- scoring -----------------------------------------------------------------------------
+    def _score_table(self, source: str, ref: ModelRef) -> None:
+        model = self._model(ref)  # outside the UDF: loading runs queries on this connection
+        if self.scorer == "udf":
+            score_with_udf(self.con, source, ref)
+        else:
+            score_with_sql(self.con, source, model)
+
+    def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
+        unique = batch.subset(batch.unique_rows()) if len(batch.unique_rows()) < len(batch) else batch
+        params = {"name": model.name, "version": model.version}
+        with self.translate_errors(f"writing batch {batch.batch_id}"), self._transaction():
+            self.con.register("ss_incoming", _arrow_batch(unique))
+            try:
+                insert_images, find_todo = split_statements(read_sql("duckdb", "write_batch.sql"))
+                self.con.execute(insert_images, {"batch_id": batch.batch_id})
+                self.con.execute(find_todo, params)
+                self._score_table("ss_todo", model)
+                self.con.execute(read_sql("duckdb", "store_predictions.sql"), params | {
+                    "scored_at": now_ms(), "batch_id": batch.batch_id,
+                })
+                self._upsert_offsets(group, batch.offsets)
+                stored = self._arrow(read_sql("duckdb", "batch_predictions.sql"), params)
+            finally:
+                self.con.unregister("ss_incoming")
+        return ScoredBatch(
+            image_ids=stored.column("image_id").to_pylist(),
+            predicted=stored.column("predicted").to_numpy().astype(np.int64),
+            probabilities=_probabilities(stored.column("probabilities")),
+            scored_at=stored.column("scored_at").to_numpy().astype(np.int64),
+            model=model,
+        )
+
+    def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
+        table = pa.table({
+            "image_id": pa.array(np.arange(len(pixels))).cast(pa.string()),
+            "pixels": pa.FixedSizeListArray.from_arrays(pa.array(pixels.reshape(-1), pa.uint8()), 784),
+        })
+        with self.translate_errors(f"scoring with {model}"), self._transaction(commit=False):
+            self.con.register("ss_pixels", table)
+            try:
+                self._score_table("ss_pixels", model)
+                result = self._arrow("SELECT probabilities FROM ss_scores ORDER BY image_id::BIGINT")
+            finally:
+                self.con.unregister("ss_pixels")
+        return _probabilities(result.column("probabilities"))
+
+    def _arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        table: pa.Table = self.con.sql(sql, params=params).to_arrow_table()
+        return table
+
+    # -- transactions ------------------------------------------------------------------------
+    def _transaction(self, commit: bool = True) -> _Transaction:
+        return _Transaction(self.con, commit)
+
+
+def _probabilities(column: pa.ChunkedArray) -> npt.NDArray[np.float32]:
+    """An Arrow FLOAT[10] column as an (n, 10) float32 matrix, without a Python loop."""
+    if len(column) == 0:
+        return np.zeros((0, 10), np.float32)
+    flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return flat.astype(np.float32, copy=False).reshape(-1, 10)
+
+
+class _Transaction:
+    """BEGIN … COMMIT (or ROLLBACK on error, or always when commit=False)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, commit: bool) -> None:
+        self.con, self.commit = con, commit
+
+    def __enter__(self) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None and self.commit:
+            self.con.execute("COMMIT")
+        else:
+            self.con.execute("ROLLBACK")

@@ -1,0 +1,115 @@
+"""The two in-DuckDB forward passes, chosen with ``scorer=udf|sql``.
+
+* ``udf`` — a vectorized Arrow UDF registered in the connection: DuckDB hands it
+  whole vectors of pixels and it runs the dense stack with numpy on weights read
+  from the ``model_layers`` table (cached per version).
+* ``sql`` — the forward pass as SQL over list functions, one statement per layer
+  (``sql/duckdb/score_sql.sql``); no Python runs inside the query.
+
+Both read the images from a table and leave ``ss_scores(image_id, probabilities)``.
+Measured with ``streamscore bench`` (README): udf is the default because it is
+an order of magnitude faster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from streamscore.backends.base import ModelRef
+from streamscore.backends.sqlfiles import read_sql, split_statements
+from streamscore.model.artifact import ModelArtifact
+
+UDF_NAME = "streamscore_forward"
+
+#: activation → SQL expression over z (pre-activation), zsoft (softmax of z within the image)
+ACTIVATION_SQL = {
+    "sigmoid": "CASE WHEN z >= 0 THEN 1 / (1 + exp(-z)) ELSE exp(z) / (1 + exp(z)) END",
+    "relu": "greatest(z, 0)",
+    "tanh": "tanh(z)",
+    "identity": "z",
+    "softmax": "zsoft",
+}
+
+ModelLookup = Callable[[ModelRef], ModelArtifact]
+
+
+def register_udf(con: duckdb.DuckDBPyConnection, lookup: ModelLookup) -> None:
+    """Register ``streamscore_forward(pixels, name, version) -> FLOAT[10]`` on the connection."""
+
+    def forward(pixels: Any, name: Any, version: Any) -> pa.Array:
+        arrays = [pixels, name, version]
+        pix, names, versions = (a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays)
+        if len(pix) == 0:
+            return pa.FixedSizeListArray.from_arrays(pa.array([], pa.float32()), 10)
+        model = lookup(ModelRef(str(names[0].as_py()), int(versions[0].as_py())))
+        x = pix.flatten().to_numpy(zero_copy_only=False).reshape(-1, 784)
+        probabilities = model.forward(x)
+        return pa.FixedSizeListArray.from_arrays(pa.array(probabilities.reshape(-1), pa.float32()), 10)
+
+    con.create_function(
+        UDF_NAME,
+        forward,  # type: ignore[arg-type]
+        [duckdb.sqltype("UTINYINT[784]"), duckdb.sqltype("VARCHAR"), duckdb.sqltype("INTEGER")],
+        duckdb.sqltype("FLOAT[10]"),
+        type="arrow",
+        side_effects=False,
+    )
+
+
+def score_with_udf(con: duckdb.DuckDBPyConnection, source: str, model: ModelRef) -> None:
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE ss_scores AS "
+        f"SELECT image_id, {UDF_NAME}(pixels, $name, $version) AS probabilities FROM {source}",
+        {"name": model.name, "version": model.version},
+    )
+
+
+def score_with_sql(con: duckdb.DuckDBPyConnection, source: str, model: ModelArtifact) -> None:
+    """Run sql/duckdb/score_sql.sql once per layer."""
+    first, layer_sql, activate_sql = split_statements(read_sql("duckdb", "score_sql.sql"))
+    con.execute(first.format(source=source), {"input_scale": model.input_scale})
+    for layer, activation in enumerate(model.activations):
+        con.execute(layer_sql, {"name": model.name, "version": model.version, "layer": layer})
+        con.execute(activate_sql.format(activation=ACTIVATION_SQL[activation]))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE ss_scores AS "
+        "SELECT image_id, x::FLOAT[10] AS probabilities FROM ss_act"
+    )
+
+
+def model_rows(artifact: ModelArtifact) -> pa.Table:
+    """model_layers rows: one per output unit with that unit's incoming weights (a column of W)."""
+    layers, units, weights, biases = [], [], [], []
+    for index, (w, b) in enumerate(zip(artifact.weights, artifact.biases, strict=True)):
+        columns = np.ascontiguousarray(w.T)
+        layers += [index] * w.shape[1]
+        units += list(range(w.shape[1]))
+        weights += list(columns)
+        biases.append(b)
+    return pa.table({
+        "name": pa.array([artifact.name] * len(units)),
+        "version": pa.array([artifact.version] * len(units), pa.int32()),
+        "layer": pa.array(layers, pa.int32()),
+        "unit": pa.array(units, pa.int32()),
+        "weights": pa.array(weights, pa.list_(pa.float32())),
+        "bias": pa.array(np.concatenate(biases), pa.float32()),
+    })
+
+
+def layers_from_rows(rows: pa.Table) -> tuple[list[np.ndarray[Any, Any]], list[np.ndarray[Any, Any]]]:
+    """Rebuild (weights, biases) per layer from model_layers rows ordered by layer, unit."""
+    weights: list[np.ndarray[Any, Any]] = []
+    biases: list[np.ndarray[Any, Any]] = []
+    layer_col = rows.column("layer").to_numpy()
+    for layer in sorted(set(layer_col.tolist())):
+        mask = layer_col == layer
+        part = rows.filter(pa.array(mask))
+        columns = np.stack([np.asarray(w, np.float32) for w in part.column("weights").to_pylist()])
+        weights.append(np.ascontiguousarray(columns.T))
+        biases.append(part.column("bias").to_numpy().astype(np.float32))
+    return weights, biases

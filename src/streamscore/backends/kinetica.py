@@ -1,0 +1,292 @@
+"""Kinetica backend: multi-head binary ingest, scoring in a distributed Python UDF.
+
+URL: ``kinetica://user:password@host:9191`` with options in the query string:
+
+- ``https=1``          talk HTTPS to the head node
+- ``schema=NAME``      schema of the streamscore tables (default ``streamscore``)
+- ``head_only=1``      disable auto-discovery: multi-head ingest then posts to the head
+                       node only (use when worker ports 9192+ are not reachable, e.g.
+                       Docker with only 9191 published)
+- ``udf_timeout=S``    seconds to wait for one UDF run (default 120)
+- ``timeout_ms=MS``    HTTP request timeout of the client (default 60000)
+
+Kinetica has no multi-statement transactions (``transactional = False``), so
+:meth:`KineticaBackend.write_batch` orders idempotent steps:
+
+1. upsert the images (primary key image_id, sharded on it);
+2. run the inference UDF on the batch's rows; each rank appends its predictions,
+   carrying the model id, to ``prediction_stage`` on the same shard;
+3. upsert the staged rows into ``predictions`` (key image + model + version + role)
+   and delete them from the stage;
+4. upsert the next offset per (topic, partition).
+
+A crash between any two steps leaves rows that the replay of the batch overwrites
+with the same values, so the database converges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+import gpudb
+import numpy as np
+import numpy.typing as npt
+
+from streamscore.backends import kinetica_procs as procs
+from streamscore.backends import kinetica_tables as tables
+from streamscore.backends.base import (
+    Backend,
+    ImageBatch,
+    ModelRef,
+    ScoredBatch,
+    TopicPartitionKey,
+    describe,
+)
+from streamscore.backends.url import BackendURL
+from streamscore.errors import BackendError, BackendUnavailable, ConfigError, StreamscoreError
+from streamscore.model.artifact import ModelArtifact
+
+log = logging.getLogger(__name__)
+
+ROLE = "champion"
+#: staged rows older than this are leftovers of crashed runs (purged at init_schema)
+STAGE_RETENTION_MS = 3_600_000
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes", "on")
+
+
+def connection_failure(exc: BaseException) -> bool:
+    """True when a gpudb error (or one it wraps) means the server was not reached."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, KineticaBackend.retriable_errors):
+            return True
+        if isinstance(current, gpudb.GPUdbException) and not isinstance(
+            current, gpudb.GPUdbUnauthorizedAccessException
+        ) and current.is_connection_failure():
+            return True
+        current = current.__cause__ or current.__context__
+    # InsertionException keeps only the text of what it wraps
+    return isinstance(exc, gpudb.InsertionException) and gpudb.GPUdbException(
+        str(exc)).is_connection_failure()
+
+
+class KineticaBackend(Backend):
+    """Stores images, predictions and offsets in Kinetica and scores with a distributed UDF."""
+
+    schemes: ClassVar[tuple[str, ...]] = ("kinetica",)
+    name: ClassVar[str] = "kinetica"
+    extra: ClassVar[str] = "kinetica"
+    transactional: ClassVar[bool] = False
+    retriable_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        gpudb.GPUdbConnectionException,
+        gpudb.GPUdbHAUnavailableException,
+        gpudb.GPUdbExitException,
+        gpudb.GPUdbFailoverDisabledException,
+        ConnectionError,
+        TimeoutError,
+    )
+    #: rows are validated before they are sent (BackendDataError); a server-side
+    #: rejection cannot be told apart from a schema fault, so it is fatal, not "data"
+    data_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    def __init__(self, url: BackendURL, **options: object) -> None:
+        super().__init__(url)
+        opts = url.options
+        self.schema = tables.check_identifier(opts.get("schema", "streamscore"), "schema")
+        scheme = "https" if _flag(opts.get("https")) else "http"
+        self.head_url = f"{scheme}://{url.host or 'localhost'}:{url.port or 9191}"
+        self.head_only = _flag(opts.get("head_only"))
+        try:
+            self.udf_timeout = float(opts.get("udf_timeout", "120"))
+            self.timeout_ms = int(opts.get("timeout_ms", "60000"))
+        except ValueError:
+            raise ConfigError(f"{url.masked()}: udf_timeout and timeout_ms must be numbers") from None
+        self._db: Any = None
+        self._tables: dict[str, Any] = {}
+        self._procs: dict[str, str] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def connect(self) -> None:
+        options = gpudb.GPUdb.Options()
+        options.username = self.url.username or ""
+        options.password = self.url.password or ""
+        options.disable_auto_discovery = self.head_only
+        options.timeout = self.timeout_ms
+        options.initial_connection_attempt_timeout = 0  # the consume loop does the retrying
+        with self.translate_errors(f"connecting to {self.url.masked()}"):
+            self._db = gpudb.GPUdb(host=self.head_url, options=options)
+        log.info("connected to Kinetica at %s (schema %s)", self.url.masked(), self.schema)
+
+    def close(self) -> None:
+        self._db, self._tables, self._procs = None, {}, {}
+
+    @property
+    def db(self) -> Any:
+        if self._db is None:
+            raise BackendError("the Kinetica backend is not connected; call connect() first")
+        return self._db
+
+    def init_schema(self) -> None:
+        with self.translate_errors("creating the schema"):
+            for statement in tables.schema_statements(self.schema):
+                self.db.execute(statement)
+            self._execute_sql("purge_stage", [int(time.time() * 1000) - STAGE_RETENTION_MS])
+            self._procs["infer"] = procs.register(self.db, procs.INFER_UDF, "distributed")
+
+    # -- offsets ---------------------------------------------------------------------------
+    def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
+        with self.translate_errors("reading stored offsets"):
+            return {int(p): int(o) for p, o in self._query("stored_offsets", [group, topic])}
+
+    def store_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
+        if not offsets:
+            return
+        with self.translate_errors("storing offsets"):
+            self._upsert("consumer_offsets", tables.offset_records(group, offsets, _now_ms()))
+
+    # -- models ----------------------------------------------------------------------------
+    def install_model(self, artifact: ModelArtifact) -> None:
+        with self.translate_errors(f"installing {artifact.name} v{artifact.version}"):
+            # layers first, the models row last: a version is listed only when complete
+            self._upsert("model_layers", tables.layer_records(artifact))
+            self._upsert("models", [tables.model_record(artifact, _now_ms())])
+
+    def installed_versions(self, name: str) -> list[int]:
+        with self.translate_errors("listing installed models"):
+            return [int(row[0]) for row in self._query("installed_versions", [name])]
+
+    def load_model(self, ref: ModelRef) -> ModelArtifact:
+        with self.translate_errors(f"loading model {ref}"):
+            heads = self._query("select_model", [ref.name, ref.version])
+            layers = self._query("select_layers", [ref.name, ref.version])
+        if not heads:
+            raise BackendError(f"model {ref} is not installed in {self.schema}.models",
+                               reason="model-missing")
+        return tables.artifact_from_rows(ref.name, ref.version, heads[0], layers)
+
+    # -- scoring ---------------------------------------------------------------------------
+    def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
+        rows = batch.unique_rows()
+        records = tables.image_records(batch, rows, batch.batch_id)
+        with self.translate_errors(f"writing batch {batch.batch_id}"):
+            self._upsert("images", records)                                   # 1. images
+            self._score("images", batch.batch_id, model, expected=len(rows))  # 2. UDF → stage
+            self._execute_sql("merge_predictions",                            # 3. predictions
+                              [batch.batch_id, model.name, model.version, ROLE])
+            self._execute_sql("delete_stage", [batch.batch_id])
+            if batch.offsets:                                                  # 4. offsets
+                self._upsert("consumer_offsets",
+                             tables.offset_records(group, batch.offsets, _now_ms()))
+            stored = self._query("select_predictions",
+                                 [batch.batch_id, model.name, model.version, ROLE])
+        return _scored_batch([batch.image_ids[r] for r in rows], stored, model)
+
+    def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
+        scratch = f"score-{uuid.uuid4().hex}"
+        records = tables.pixel_records(pixels, scratch, _now_ms())
+        with self.translate_errors(f"scoring {len(records)} images with {model}"):
+            try:
+                self._upsert("score_scratch", records)
+                self._score("score_scratch", scratch, model, expected=len(records))
+                staged = {str(r[0]): r[1:] for r in self._query("select_stage", [scratch])}
+            finally:
+                self._execute_sql("delete_stage", [scratch])
+                self._execute_sql("delete_scratch", [scratch])
+        missing = [i for i in range(len(records)) if f"{scratch}/{i}" not in staged]
+        if missing:
+            raise BackendError(f"the UDF returned no probabilities for {len(missing)} images")
+        return np.asarray([staged[f"{scratch}/{i}"] for i in range(len(records))], np.float32)
+
+    # -- errors ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def translate_errors(self, action: str) -> Iterator[None]:
+        """gpudb errors → streamscore: connection failures are retriable, the rest fatal."""
+        try:
+            yield
+        except StreamscoreError:
+            raise
+        except Exception as exc:
+            if connection_failure(exc):
+                raise BackendUnavailable(f"kinetica unavailable while {action}: {describe(exc)}",
+                                         retry_after=2.0) from exc
+            if isinstance(exc, gpudb.GPUdbUnauthorizedAccessException):
+                raise BackendError(f"kinetica refused the credentials of {self.url.masked()}",
+                                   reason="backend-auth") from exc
+            raise BackendError(f"kinetica failed while {action}: {describe(exc)}") from exc
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _score(self, table: str, batch_id: str, model: ModelRef, *, expected: int) -> None:
+        """Run the inference UDF over the batch's rows of ``table`` into the stage."""
+        name = self._procs.get("infer") or procs.register(self.db, procs.INFER_UDF, "distributed")
+        self._procs["infer"] = name
+        self._execute_sql("delete_stage", [batch_id])  # leftovers of an earlier try
+        qualified = f"{self.schema}.{table}"
+        run = procs.execute(
+            self.db, name,
+            params={"batch_id": batch_id, "model_name": model.name,
+                    "model_version": str(model.version), "role": ROLE, "schema": self.schema},
+            inputs=[qualified], input_columns={qualified: ["image_id", "pixels", "batch_id"]},
+            outputs=[f"{self.schema}.prediction_stage"], timeout=self.udf_timeout,
+        )
+        scored = run.total("scored")
+        if scored != expected:
+            raise BackendUnavailable(
+                f"UDF run {run.run_id} scored {scored} of {expected} rows of batch {batch_id}",
+                reason="udf-incomplete",
+            )
+
+    def _table(self, name: str) -> Any:
+        if name not in self._tables:
+            self._tables[name] = gpudb.GPUdbTable(
+                None, name=f"{self.schema}.{name}", db=self.db,
+                use_multihead_ingest=True, flush_multi_head_ingest_per_insertion=False,
+            )
+        return self._tables[name]
+
+    def _upsert(self, name: str, records: Sequence[Sequence[Any]]) -> None:
+        """Multi-head binary insert, overwriting rows with the same primary key."""
+        if not records:
+            return
+        table = self._table(name)
+        table.insert_records([list(r) for r in records], options={"update_on_existing_pk": "true"})
+        table.flush_data_to_server()
+
+    def _query(self, name: str, params: list[Any]) -> list[list[Any]]:
+        with self.db.query(tables.sql(name, self.schema), sql_params=list(params)) as rows:
+            return [list(row) for row in rows]
+
+    def _execute_sql(self, name: str, params: list[Any]) -> int:
+        return int(self.db.execute(tables.sql(name, self.schema), sql_params=list(params)))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _scored_batch(image_ids: list[str], stored: list[list[Any]], model: ModelRef) -> ScoredBatch:
+    by_id = {str(row[0]): row for row in stored}
+    missing = [i for i in image_ids if i not in by_id]
+    if missing:
+        raise BackendUnavailable(
+            f"{len(missing)} images of the batch have no prediction after the merge "
+            f"(first: {missing[0]!r}); the batch will be replayed",
+            reason="predictions-missing",
+        )
+    rows = [by_id[i] for i in image_ids]
+    return ScoredBatch(
+        image_ids=image_ids,
+        predicted=np.asarray([int(r[1]) for r in rows], np.int64),
+        probabilities=np.asarray([r[2:12] for r in rows], np.float32).reshape(-1, tables.CLASSES),
+        scored_at=np.asarray([int(r[12]) for r in rows], np.int64),
+        model=model,
+    )

@@ -1,0 +1,164 @@
+"""Register and run the streamscore UDFs (``udfs/``) in Kinetica.
+
+A proc's name carries a digest of its source (``streamscore_mnist_infer_<sha>``), so
+registering is create-if-missing and never has to delete a proc another consumer may
+be running; new UDF code simply gets a new name.
+
+``execute_proc`` is asynchronous: :func:`wait` polls ``show_proc_status`` until the
+run is ``complete``, raises :class:`BackendError` with the UDF's own output lines when
+it failed, and kills the run and raises :class:`BackendUnavailable` on timeout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from streamscore.errors import BackendError, BackendUnavailable
+
+INFER_UDF = "mnist_infer.py"
+TRAIN_UDF = "mnist_train.py"
+#: output lines per segment kept by Kinetica and quoted in errors
+MAX_OUTPUT_LINES = 40
+_FINISHED_BAD = ("error", "killed")
+
+
+def udf_source(filename: str) -> bytes:
+    """The UDF script as shipped inside the package (``streamscore/udfs``)."""
+    return (resources.files("streamscore") / "udfs" / filename).read_bytes()
+
+
+def proc_name(filename: str, source: bytes) -> str:
+    stem = filename.removesuffix(".py")
+    return f"streamscore_{stem}_{hashlib.sha256(source).hexdigest()[:10]}"
+
+
+def checked(response: Mapping[str, Any], action: str) -> Mapping[str, Any]:
+    """A low-level gpudb response, or BackendError with the server's message.
+
+    Low-level ``GPUdb.<endpoint>()`` calls return ``status_info`` instead of raising.
+    """
+    info = response.get("status_info", {})
+    if info.get("status", "OK") != "OK":
+        raise BackendError(f"kinetica failed while {action}: {info.get('message', 'no message')}")
+    return response
+
+
+def register(db: Any, filename: str, mode: str) -> str:
+    """Create the proc for a UDF file if it does not exist yet; returns its name."""
+    source = udf_source(filename)
+    name = proc_name(filename, source)
+    if checked(db.has_proc(proc_name=name), f"looking up proc {name}")["proc_exists"]:
+        return name
+    response = db.create_proc(
+        proc_name=name, execution_mode=mode, files={filename: source},
+        command="python", args=[filename], options={},
+    )
+    if response.get("status_info", {}).get("status", "OK") != "OK":
+        # another consumer may have created it between our check and our create
+        if checked(db.has_proc(proc_name=name), f"looking up proc {name}")["proc_exists"]:
+            return name
+        checked(response, f"creating proc {name}")
+    return name
+
+
+@dataclass
+class ProcRun:
+    """A finished run: per data segment, the UDF's results and output lines."""
+
+    run_id: str
+    results: dict[str, dict[str, str]] = field(default_factory=dict)
+    output: dict[str, list[str]] = field(default_factory=dict)
+
+    def total(self, key: str) -> int:
+        return sum(int(r.get(key, "0")) for r in self.results.values())
+
+
+def _segment_lines(status: Mapping[str, Any], run_id: str, segment: str) -> list[str]:
+    output = status.get("output", {}).get(run_id, {}).get(segment, {})
+    lines = [f"stderr: {line}" for line in output.get("stderr", [])]
+    lines += [f"stdout: {line}" for line in output.get("stdout", [])]
+    return lines[-MAX_OUTPUT_LINES:]
+
+
+def failure_report(status: Mapping[str, Any], run_id: str) -> str:
+    """Every failed segment's status, message and last output lines, for the error."""
+    parts: list[str] = []
+    segments = status.get("statuses", {}).get(run_id, {})
+    for segment, seg_status in sorted(segments.items()):
+        if seg_status == "complete":
+            continue
+        message = status.get("messages", {}).get(run_id, {}).get(segment, "")
+        parts.append(f"[segment {segment}: {seg_status}] {message}".rstrip())
+        parts.extend(f"    {line}" for line in _segment_lines(status, run_id, segment))
+    return "\n".join(parts) or "(no segment reported a message)"
+
+
+def execute(
+    db: Any,
+    name: str,
+    *,
+    params: dict[str, str],
+    inputs: Sequence[str] = (),
+    input_columns: dict[str, list[str]] | None = None,
+    outputs: Sequence[str] = (),
+    timeout: float,
+) -> ProcRun:
+    """Run a proc and wait for it (see :func:`wait`)."""
+    response = checked(
+        db.execute_proc(
+            proc_name=name, params=params, bin_params={}, input_table_names=list(inputs),
+            input_column_names=input_columns or {}, output_table_names=list(outputs),
+            options={"max_output_lines": str(MAX_OUTPUT_LINES)},
+        ),
+        f"starting proc {name}",
+    )
+    return wait(db, name, str(response["run_id"]), timeout)
+
+
+def wait(
+    db: Any,
+    name: str,
+    run_id: str,
+    timeout: float,
+    *,
+    poll: float = 0.1,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> ProcRun:
+    """Poll until the run is complete; BackendError with the UDF output when it failed."""
+    if not run_id:
+        raise BackendError(f"kinetica returned no run id for proc {name}")
+    deadline = clock() + timeout
+    while True:
+        status = checked(
+            db.show_proc_status(run_id=run_id, options={"clear_complete": "true"}),
+            f"polling proc {name} run {run_id}",
+        )
+        overall = status.get("overall_statuses", {}).get(run_id, "none")
+        if overall == "complete":
+            return ProcRun(
+                run_id,
+                {seg: dict(r) for seg, r in status.get("results", {}).get(run_id, {}).items()},
+                {seg: _segment_lines(status, run_id, seg)
+                 for seg in status.get("statuses", {}).get(run_id, {})},
+            )
+        if overall in _FINISHED_BAD:
+            raise BackendError(
+                f"UDF {name} run {run_id} ended with status {overall}:\n"
+                f"{failure_report(status, run_id)}",
+                reason="udf-failed",
+            )
+        if clock() >= deadline:
+            # run_id is non-empty here: an empty run id would kill every running proc
+            db.kill_proc(run_id=run_id, options={})
+            raise BackendUnavailable(
+                f"UDF {name} run {run_id} did not finish within {timeout:g} s (killed)",
+                retry_after=5.0, reason="udf-timeout",
+            )
+        sleep(poll)
+        poll = min(poll * 1.5, 1.0)

@@ -1,0 +1,201 @@
+"""Kinetica table layout and the conversions between streamscore objects and rows.
+
+The tables are created by ``sql/kinetica/schema.sql`` (the file a DBA reads). The
+column lists here mirror it for the rows the backend writes; a unit test keeps the
+two in step. Everything in this module works offline (no server needed).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import gpudb
+import numpy as np
+
+from streamscore.backends.base import ImageBatch, TopicPartitionKey
+from streamscore.backends.sqlfiles import read_sql, split_statements
+from streamscore.errors import ArtifactError, BackendDataError, BackendError, ConfigError
+from streamscore.model.artifact import ModelArtifact
+from streamscore.shared.messages import MAX_KEY_BYTES
+
+PIXELS = 784
+CLASSES = 10
+PROBABILITY_COLUMNS = tuple(f"p{k}" for k in range(CLASSES))
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+#: native-API mirror of schema.sql, [name, base type, *properties] as GPUdbTable takes them
+IMAGE_COLUMNS: list[list[str]] = [
+    ["image_id", "string", "char128", "primary_key", "shard_key"],
+    ["pixels", "bytes"],
+    ["label", "int", "int16", "nullable"],
+    ["produced_at", "long", "timestamp"],
+    ["batch_id", "string", "char64"],
+]
+MODEL_COLUMNS: list[list[str]] = [
+    ["model_name", "string", "char64", "primary_key"],
+    ["model_version", "long", "primary_key"],
+    ["model_id", "string", "char128"],
+    ["sha256", "string", "char64"],
+    ["input_scale", "double"],
+    ["manifest", "string"],
+    ["canary_pixels", "bytes", "nullable"],
+    ["loss", "double", "nullable"],
+    ["created_at", "long", "timestamp"],
+]
+LAYER_COLUMNS: list[list[str]] = [
+    ["model_name", "string", "char64", "primary_key"],
+    ["model_version", "long", "primary_key"],
+    ["layer", "int", "primary_key"],
+    ["n_in", "int"],
+    ["n_out", "int"],
+    ["activation", "string", "char16"],
+    ["weights", "bytes"],
+    ["biases", "bytes"],
+]
+OFFSET_COLUMNS: list[list[str]] = [
+    ["consumer_group", "string", "char256", "primary_key"],
+    ["topic", "string", "char256", "primary_key"],
+    ["partition_id", "int", "primary_key"],
+    ["next_offset", "long"],
+    ["updated_at", "long", "timestamp"],
+]
+TRAINING_COLUMNS: list[list[str]] = [
+    ["image_id", "string", "char128", "primary_key"],
+    ["pixels", "bytes"],
+    ["label", "int", "int16"],
+]
+STAGE_COLUMNS: list[str] = [
+    "image_id", "batch_id", "model_name", "model_version", "role", "model_id", "predicted",
+    *PROBABILITY_COLUMNS, "scored_at",
+]
+#: table name → mirrored columns, for the tables the backend inserts into
+TABLES: dict[str, list[list[str]]] = {
+    "images": IMAGE_COLUMNS,
+    "score_scratch": IMAGE_COLUMNS,
+    "models": MODEL_COLUMNS,
+    "model_layers": LAYER_COLUMNS,
+    "consumer_offsets": OFFSET_COLUMNS,
+    "training_images": TRAINING_COLUMNS,
+}
+
+
+def check_identifier(value: str, what: str) -> str:
+    """``value`` if it is a plain SQL identifier (it is substituted into SQL text)."""
+    if not _IDENTIFIER.fullmatch(value):
+        raise ConfigError(f"Kinetica {what} {value!r} must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
+    return value
+
+
+def sql(name: str, schema: str) -> str:
+    """A statement from ``sql/kinetica/<name>.sql`` with the schema identifier filled in."""
+    return read_sql("kinetica", f"{name}.sql").format(schema=check_identifier(schema, "schema"))
+
+
+def schema_statements(schema: str) -> list[str]:
+    return split_statements(sql("schema", schema))
+
+
+def model_id(name: str, version: int, sha256: str) -> str:
+    """The id every prediction carries (udfs/mnist_train.py builds the same)."""
+    return f"{name}-v{version}-{sha256[:12]}"
+
+
+def record_type(columns: Sequence[Sequence[str]], label: str) -> gpudb.GPUdbRecordType:
+    """The gpudb record type of a mirrored table (binary encoding without a server)."""
+    return gpudb.GPUdbRecordType(
+        [gpudb.GPUdbRecordColumn(c[0], c[1], list(c[2:])) for c in columns], label=label
+    )
+
+
+def encode_binary(records: Sequence[Sequence[Any]], columns: Sequence[Sequence[str]]) -> list[bytes]:
+    """Avro binary records, exactly as GPUdbTable sends them."""
+    rtype = record_type(columns, "streamscore")
+    return [gpudb.GPUdbRecord(rtype, list(values)).binary_data for values in records]
+
+
+# -- rows the backend writes ---------------------------------------------------------------
+def image_records(batch: ImageBatch, rows: Sequence[int], batch_id: str) -> list[list[Any]]:
+    """``images`` rows (column order of IMAGE_COLUMNS) for the given batch rows."""
+    if batch.pixels.shape[1:] != (PIXELS,):
+        raise BackendDataError(f"pixels have shape {batch.pixels.shape}, expected (n, {PIXELS})")
+    records: list[list[Any]] = []
+    for row in rows:
+        image_id = batch.image_ids[row]
+        if not image_id or len(image_id.encode()) > MAX_KEY_BYTES:
+            raise BackendDataError(f"image id {image_id[:40]!r} is empty or over {MAX_KEY_BYTES} bytes")
+        label = int(batch.labels[row])
+        records.append([
+            image_id,
+            np.ascontiguousarray(batch.pixels[row], np.uint8).tobytes(),
+            label if label >= 0 else None,
+            int(batch.produced_at[row]),
+            batch_id,
+        ])
+    return records
+
+
+def pixel_records(pixels: np.ndarray, batch_id: str, now_ms: int) -> list[list[Any]]:
+    """``score_scratch`` rows for bare pixels (ids are private to the call)."""
+    return [
+        [f"{batch_id}/{i}", np.ascontiguousarray(p, np.uint8).tobytes(), None, now_ms, batch_id]
+        for i, p in enumerate(pixels)
+    ]
+
+
+def offset_records(group: str, offsets: dict[TopicPartitionKey, int], now_ms: int) -> list[list[Any]]:
+    return [[group, topic, partition, next_offset, now_ms]
+            for (topic, partition), next_offset in sorted(offsets.items())]
+
+
+def layer_records(artifact: ModelArtifact) -> list[list[Any]]:
+    return [
+        [artifact.name, artifact.version, index, int(w.shape[0]), int(w.shape[1]), act,
+         np.ascontiguousarray(w, "<f4").tobytes(), np.ascontiguousarray(b, "<f4").tobytes()]
+        for index, (w, b, act) in enumerate(
+            zip(artifact.weights, artifact.biases, artifact.activations, strict=True))
+    ]
+
+
+def model_record(artifact: ModelArtifact, now_ms: int) -> list[Any]:
+    sha = artifact.sha256
+    manifest = artifact.manifest | {
+        "name": artifact.name, "version": artifact.version,
+        "activations": list(artifact.activations), "input_scale": artifact.input_scale,
+        "layers": artifact.layer_sizes, "sha256": sha,
+    }
+    canary = artifact.canary_pixels
+    loss = manifest.get("metrics", {}).get("loss")
+    return [
+        artifact.name, artifact.version, model_id(artifact.name, artifact.version, sha), sha,
+        float(artifact.input_scale), json.dumps(manifest, sort_keys=True),
+        None if canary is None else np.ascontiguousarray(canary, np.uint8).tobytes(),
+        None if loss is None else float(loss), int(manifest.get("created_at", now_ms)),
+    ]
+
+
+def artifact_from_rows(
+    name: str, version: int, model_row: Sequence[Any], layer_rows: Sequence[Sequence[Any]]
+) -> ModelArtifact:
+    """Rebuild and verify an artifact from ``select_model`` + ``select_layers`` rows."""
+    _model_id, sha, input_scale, manifest_text, canary = model_row
+    manifest = json.loads(manifest_text)
+    weights, biases, activations = [], [], []
+    for expected, (layer, n_in, n_out, activation, w, b) in enumerate(layer_rows):
+        if int(layer) != expected:
+            raise BackendError(f"model {name} v{version}: layer {expected} is missing from model_layers")
+        weights.append(np.frombuffer(bytes(w), "<f4").reshape(int(n_in), int(n_out)).astype(np.float32))
+        biases.append(np.frombuffer(bytes(b), "<f4").reshape(int(n_out)).astype(np.float32))
+        activations.append(str(activation))
+    canary_pixels = None if canary is None else np.frombuffer(bytes(canary), np.uint8).reshape(-1, PIXELS)
+    artifact = ModelArtifact(
+        name, version, tuple(activations), float(input_scale), tuple(weights), tuple(biases),
+        manifest, canary_pixels,
+    )
+    try:
+        artifact.validate(expected_sha256=str(sha))
+    except ArtifactError as exc:
+        raise BackendError(f"model {name} v{version} in Kinetica is damaged: {exc.message}") from exc
+    return artifact

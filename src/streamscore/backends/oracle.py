@@ -1,0 +1,328 @@
+"""Oracle backend: python-oracledb thin mode, scoring in the PL/SQL package MNIST_SCORER.
+
+URL: ``oracle://user[:password]@host[:port]/service[?option=value…]``, e.g.
+``oracle://streamscore@localhost:1521/FREEPDB1``. The password comes from the URL or
+from ``STREAMSCORE_ORACLE_PASSWORD`` (read at connect time); it is never logged.
+URL options: ``protocol`` (tcp|tcps), ``tcp_connect_timeout`` (s), ``expire_time``
+(min), ``retry_count``, ``retry_delay`` (s), ``call_timeout`` (ms).
+Constructor options: ``role`` ("champion" or "shadow", written into predictions),
+``native_plsql`` (compile the package natively, default True); others are ignored.
+
+One batch is one transaction (DDL never runs inside it):
+
+1. MERGE the images with ``executemany(batcherrors=True)``: a replayed id is kept
+   as first written (ORA-00001 from a racing writer is absorbed too); any other
+   row error rolls back and raises BackendDataError naming the ORA code;
+2. MERGE the batch's next offsets per (topic, partition);
+3. call ``mnist_scorer.score_batch`` once: it scores every image of the batch in
+   the database (UTL_NLA.BLAS_GEMM per layer) and inserts the predictions;
+4. SELECT the batch's predictions back, then commit.
+
+The user and its rights come from ``sql/oracle/00_create_user.sql`` (for a DBA);
+tables and package from ``init_schema``. See docs/oracle.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import oracledb
+
+from streamscore.backends import oracle_errors, oracle_sql
+from streamscore.backends.base import (
+    Backend,
+    ImageBatch,
+    ModelRef,
+    ScoredBatch,
+    TopicPartitionKey,
+    describe,
+)
+from streamscore.backends.sqlfiles import read_sql, split_statements
+from streamscore.backends.url import BackendURL
+from streamscore.errors import (
+    ArtifactError,
+    BackendDataError,
+    BackendError,
+    ConfigError,
+    StreamscoreError,
+)
+from streamscore.model.artifact import OUTPUTS, ModelArtifact
+
+log = logging.getLogger(__name__)
+
+ROLES = ("champion", "shadow")
+
+
+class OracleBackend(Backend):
+    """Images, predictions and offsets in Oracle tables; scoring in PL/SQL with UTL_NLA."""
+
+    schemes: ClassVar[tuple[str, ...]] = ("oracle",)
+    name: ClassVar[str] = "oracle"
+    extra: ClassVar[str] = "oracle"
+    transactional: ClassVar[bool] = True
+    concurrent_writers: ClassVar[bool] = True
+    # The classes alone cannot tell a deadlock from a syntax error: translate_errors
+    # below classifies by ORA/DPY code (oracle_errors); these are the usual carriers.
+    retriable_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        oracledb.OperationalError, oracledb.InterfaceError,
+    )
+    data_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        oracledb.IntegrityError, oracledb.DataError,
+    )
+
+    def __init__(
+        self,
+        url: BackendURL,
+        *,
+        role: str = "champion",
+        native_plsql: bool = True,
+        **_options: object,
+    ) -> None:
+        super().__init__(url)
+        if role not in ROLES:
+            raise ConfigError(f"role {role!r} is not one of {ROLES}")
+        self.role = role
+        self.native_plsql = native_plsql
+        self._target = oracle_sql.parse_target(url)
+        self._conn: oracledb.Connection | None = None
+        self._active: dict[str, int] = {}  # model name → version last written to active_models
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def connect(self) -> None:
+        if self._conn is not None:
+            return
+        password = oracle_sql.resolve_password(self.url, os.environ)
+        with self.translate_errors(f"connecting to {self.url.masked()}"):
+            conn = oracledb.connect(
+                user=self._target.user, password=password, dsn=self._target.dsn,
+                **self._target.connect_options,
+            )
+            conn.call_timeout = self._target.call_timeout_ms
+            conn.module = "streamscore"
+        self._conn = conn
+        self._active.clear()
+        log.info("connected to %s", self.url.masked())
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _connection(self) -> oracledb.Connection:
+        """The open connection; reopened here after the session was lost."""
+        if self._conn is None:
+            self.connect()
+        if self._conn is None:  # connect() sets it or raises; this keeps the type exact
+            raise BackendError(f"no connection to {self.url.masked()}")
+        return self._conn
+
+    def _rollback(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.rollback()
+            except oracledb.Error:
+                self.close()  # the session is gone; the next call reconnects
+
+    @contextlib.contextmanager
+    def translate_errors(self, action: str) -> Iterator[None]:
+        """Map driver errors by code (oracle_errors); drop dead sessions so the retry reconnects."""
+        try:
+            yield
+        except StreamscoreError:
+            raise
+        except oracledb.Error as exc:
+            if oracle_errors.is_dead_session(exc):
+                self.close()
+            raise oracle_errors.translate(exc, action) from exc
+        except Exception as exc:
+            raise BackendError(f"oracle failed while {action}: {describe(exc)}") from exc
+
+    # -- schema ----------------------------------------------------------------------------
+    def init_schema(self) -> None:
+        with self.translate_errors("creating the schema"):
+            conn = self._connection()
+            with conn.cursor() as cursor:
+                for statement in split_statements(read_sql("oracle", oracle_sql.SCHEMA_FILE)):
+                    try:
+                        cursor.execute(statement)
+                    except oracledb.DatabaseError as exc:
+                        if oracle_errors.error_codes(exc)[0] not in oracle_sql.ALREADY_EXISTS_CODES:
+                            raise
+                self._install_package(conn, cursor)
+
+    def _install_package(self, conn: oracledb.Connection, cursor: oracledb.Cursor) -> None:
+        """(Re)compile MNIST_SCORER only when its file changed or it is invalid (see ORA-04068)."""
+        digest = oracle_sql.package_digest()
+        name = oracle_sql.PACKAGE_NAME
+        cursor.execute(oracle_sql.SELECT_PACKAGE_STATE, [name, name])
+        row = cursor.fetchone()
+        if row is not None and row[0] == digest and row[1] == 2:
+            return
+        if self.native_plsql:
+            cursor.execute("ALTER SESSION SET PLSQL_CODE_TYPE = 'NATIVE'")
+        for statement in split_statements(read_sql("oracle", oracle_sql.PACKAGE_FILE)):
+            cursor.execute(statement)  # compile errors are a warning here, not an exception
+        cursor.execute(oracle_sql.SELECT_COMPILE_ERRORS, [name])
+        errors = cursor.fetchall()
+        if errors:
+            detail = "; ".join(
+                f"{kind} line {line}:{pos} {text.strip()}" for kind, line, pos, text in errors[:5]
+            )
+            raise BackendError(f"package {name} does not compile: {detail}")
+        cursor.execute(oracle_sql.MERGE_PACKAGE_DIGEST, [name, digest])
+        conn.commit()
+        log.info("installed package %s (sha256 %s)", name, digest[:12])
+
+    # -- offsets ---------------------------------------------------------------------------
+    def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
+        with self.translate_errors("reading stored offsets"), self._connection().cursor() as cursor:
+            cursor.execute(oracle_sql.SELECT_OFFSETS, [group, topic])
+            return {int(partition): int(offset) for partition, offset in cursor.fetchall()}
+
+    def store_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
+        if not offsets:
+            return
+        with self.translate_errors("storing offsets"):
+            conn = self._connection()
+            try:
+                with conn.cursor() as cursor:
+                    binds = oracle_sql.offset_binds(group, offsets)
+                    cursor.executemany(oracle_sql.MERGE_OFFSET, binds)
+                conn.commit()
+            except BaseException:
+                self._rollback()
+                raise
+
+    # -- models ----------------------------------------------------------------------------
+    def install_model(self, artifact: ModelArtifact) -> None:
+        model_bind, layer_binds = oracle_sql.model_binds(artifact)
+        ref = ModelRef(artifact.name, artifact.version)
+        with self.translate_errors(f"installing model {ref}"):
+            conn = self._connection()
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute(oracle_sql.SELECT_MODEL_DIGEST, [ref.name, ref.version])
+                    existing = cursor.fetchone()
+                    if existing is not None:
+                        if existing[0] != artifact.sha256:
+                            raise ArtifactError(
+                                f"{ref} is already installed with different weights",
+                                reason="version-conflict",
+                            )
+                        return
+                    if model_bind[-1] is None:
+                        # a NULL canary: type it RAW, a NULL string would not convert to BLOB
+                        cursor.setinputsizes(*[None] * 6, oracledb.DB_TYPE_RAW)
+                    cursor.execute(oracle_sql.INSERT_MODEL, model_bind)
+                    for layer in layer_binds:  # a few rows; each weights BLOB is bound as bytes
+                        cursor.execute(oracle_sql.INSERT_LAYER, layer)
+                conn.commit()
+            except BaseException:
+                self._rollback()
+                raise
+        log.info("installed model %s (%d layers)", ref, len(layer_binds))
+
+    def installed_versions(self, name: str) -> list[int]:
+        action = f"listing versions of model {name}"
+        with self.translate_errors(action), self._connection().cursor() as cursor:
+            cursor.execute(oracle_sql.SELECT_VERSIONS, [name])
+            return [int(version) for (version,) in cursor.fetchall()]
+
+    def load_model(self, ref: ModelRef) -> ModelArtifact:
+        with self.translate_errors(f"loading model {ref}"), self._connection().cursor() as cursor:
+            cursor.execute(oracle_sql.SELECT_MODEL, [ref.name, ref.version], fetch_lobs=False)
+            model_row = cursor.fetchone()
+            if model_row is None:
+                raise BackendError(f"model {ref} is not installed in {self.url.masked()}")
+            cursor.execute(oracle_sql.SELECT_LAYERS, [ref.name, ref.version], fetch_lobs=False)
+            layer_rows = cursor.fetchall()
+        return oracle_sql.artifact_from_rows(ref, model_row, layer_rows)
+
+    # -- scoring ---------------------------------------------------------------------------
+    def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
+        rows = batch.unique_rows()  # a repeated id is stored (and scored) once
+        image_ids = [batch.image_ids[row] for row in rows]
+        with self.translate_errors(f"writing batch {batch.batch_id}"):
+            conn = self._connection()
+            try:
+                with conn.cursor() as cursor:
+                    self._merge_images(cursor, oracle_sql.image_binds(batch, rows))
+                    if batch.offsets:
+                        binds = oracle_sql.offset_binds(group, batch.offsets)
+                        cursor.executemany(oracle_sql.MERGE_OFFSET, binds)
+                    fetched = self._score_and_fetch(cursor, batch.batch_id, model) if rows else []
+                    # after scoring: a missing model fails there first, with ORA-20001 (fatal),
+                    # not here with a foreign-key error the loop would take for bad rows
+                    switched = bool(rows) and self._activate(cursor, model)
+                conn.commit()
+            except BaseException:
+                self._rollback()
+                raise
+        if switched:
+            self._active[model.name] = model.version
+        return oracle_sql.scored_batch(image_ids, fetched, model)
+
+    def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
+        """Stage the images under a scratch batch id, score them in PL/SQL, roll everything back."""
+        if len(pixels) == 0:
+            return np.zeros((0, OUTPUTS), dtype=np.float32)
+        scratch = f"score-{uuid.uuid4().hex}"
+        batch = ImageBatch(
+            scratch, [f"{scratch}-{i}" for i in range(len(pixels))], pixels,
+            np.full(len(pixels), -1, dtype=np.int16), np.zeros(len(pixels), dtype=np.int64), [],
+        )
+        with self.translate_errors(f"scoring {len(pixels)} images with {model}"):
+            conn = self._connection()
+            try:
+                with conn.cursor() as cursor:
+                    self._merge_images(cursor, oracle_sql.image_binds(batch, range(len(pixels))))
+                    fetched = self._score_and_fetch(cursor, scratch, model)
+            finally:
+                self._rollback()  # nothing of this call is kept
+        return oracle_sql.scored_batch(batch.image_ids, fetched, model).probabilities
+
+    def _activate(self, cursor: oracledb.Cursor, model: ModelRef) -> bool:
+        """Record the serving version in active_models when it changed (same transaction)."""
+        if self._active.get(model.name) == model.version:
+            return False
+        cursor.execute(oracle_sql.MERGE_ACTIVE, [model.name, model.version])
+        return True
+
+    def _merge_images(self, cursor: oracledb.Cursor, binds: list[oracle_sql.ImageBind]) -> None:
+        if not binds:
+            return
+        # label is often NULL for a whole batch: type it, or it would bind as a string
+        cursor.setinputsizes(None, None, oracledb.DB_TYPE_NUMBER, oracledb.DB_TYPE_NUMBER, None)
+        cursor.executemany(oracle_sql.MERGE_IMAGE, binds, batcherrors=True)
+        # ORA-00001: another session inserted the same id first; its row is kept
+        rejected = [error for error in cursor.getbatcherrors() if error.code != 1]
+        if rejected:
+            first = rejected[0]
+            message = str(first.message).splitlines()[0]
+            raise BackendDataError(
+                f"oracle rejected {len(rejected)} of {len(binds)} images, first "
+                f"{binds[first.offset][0]!r}: [{first.full_code}] {message}"
+            )
+
+    def _score_and_fetch(
+        self, cursor: oracledb.Cursor, batch_id: str, model: ModelRef
+    ) -> list[Any]:
+        """One PL/SQL call scores the batch; retried once after ORA-04068 (package recompiled)."""
+        arguments = [batch_id, model.name, model.version, self.role]
+        try:
+            cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
+        except oracledb.DatabaseError as exc:
+            if not oracle_errors.is_package_state_error(exc):
+                raise
+            log.info("package state discarded (package recompiled); calling the scorer again")
+            cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
+        cursor.execute(oracle_sql.SELECT_PREDICTIONS, arguments)
+        return list(cursor.fetchall())

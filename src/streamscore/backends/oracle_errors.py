@@ -1,0 +1,143 @@
+"""Classify python-oracledb errors as retriable, data or fatal, by error code.
+
+Oracle's exception classes do not say what to do (a deadlock is a plain
+``DatabaseError``, a lost connection is ``DPY-4011`` with the ORA number in
+``.code``), so the Oracle backend maps on codes, as python-oracledb's own docs
+advise ("match codes, not text"):
+
+* retriable (:class:`BackendUnavailable`): the driver marks the error
+  recoverable, or it is a lost/refused connection (DPY-4011, DPY-6005, DPY-6001,
+  DPY-6000, DPY-1001), a lock or deadlock (ORA-00054, ORA-00060, ORA-30006), a
+  database starting or stopping (ORA-01033, ORA-01034, ORA-01089, ORA-01090,
+  ORA-12514…), a call timeout (DPY-4024), or discarded package state after a
+  recompile (ORA-04068 and friends: the next call works);
+* data (:class:`BackendDataError`): a row broke a constraint or type (NULL,
+  check, length, precision), incl. the scorer's own ORA-20005 (bad image);
+* fatal (:class:`BackendError`): everything else; for the usual set-up mistakes
+  the message names the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import oracledb
+
+from streamscore.backends.base import describe
+from streamscore.errors import BackendDataError, BackendError, BackendUnavailable
+
+Kind = Literal["retriable", "data", "fatal"]
+
+#: "existing state of packages has been discarded" and the errors that come with it
+PACKAGE_STATE_CODES = frozenset({4061, 4065, 4068, 6508})
+
+#: ORA codes worth retrying after a pause (the driver marks some as recoverable too)
+RETRIABLE_CODES = frozenset({
+    1,      # unique key: another consumer wrote the same row first; the retry skips it
+    54,     # resource busy and acquire with NOWAIT
+    60,     # deadlock detected
+    376, 1033, 1034, 1089, 1090, 1115,  # instance/file starting, stopping or unavailable
+    12514, 12516, 12519, 12520, 12521, 12528, 12541, 12571, 12757,  # listener/service not ready
+    16456,  # switchover in progress
+    25408,  # cannot safely replay call
+    30006,  # resource busy; acquire with WAIT timeout expired
+    *PACKAGE_STATE_CODES,
+})
+
+#: driver (DPY) errors worth retrying: connection closed/refused/failed, pool and call timeouts
+RETRIABLE_DRIVER_CODES = frozenset({
+    "DPY-1001", "DPY-4005", "DPY-4011", "DPY-4024", "DPY-6000", "DPY-6001", "DPY-6005",
+})
+
+#: ORA codes that mean "this row is bad" (the loop bisects and dead-letters)
+DATA_CODES = frozenset({
+    1400,   # cannot insert NULL
+    1401,   # inserted value too large for column
+    1438,   # value larger than specified precision
+    1722,   # invalid number
+    2290,   # check constraint violated
+    2291,   # parent key not found
+    12899,  # value too large for column
+    20005,  # mnist_scorer: image does not have 784 pixels
+})
+
+#: driver codes after which the session is gone and the connection must be reopened
+DEAD_SESSION_CODES = frozenset({"DPY-1001", "DPY-4011"})
+
+#: what to do about common fatal errors (shown after the driver's message)
+FIXES: dict[int, str] = {
+    942: "the streamscore tables are missing: run `streamscore db init --backend oracle://…` "
+         "(consumers also do it at start) or sql/oracle/schema.sql and mnist_scorer.sql",
+    1017: "invalid user name or password: check the user in the backend URL and the password "
+          "(URL or STREAMSCORE_ORACLE_PASSWORD)",
+    1031: "insufficient privileges: run sql/oracle/00_create_user.sql as a DBA "
+          "(CREATE SESSION, CREATE TABLE, CREATE PROCEDURE)",
+    1045: "the user lacks CREATE SESSION: run sql/oracle/00_create_user.sql as a DBA",
+    1950: "no quota on the tablespace: run sql/oracle/00_create_user.sql as a DBA (QUOTA ON users)",
+    4063: "package MNIST_SCORER has errors: run `streamscore db init` and read its compile errors",
+    6550: "package MNIST_SCORER is missing or invalid: run `streamscore db init --backend "
+          "oracle://…` or sql/oracle/mnist_scorer.sql",
+    12954: "Oracle Free's 12 GB user-data limit is reached: delete old images and predictions",
+    20001: "the model is not installed in this database: install_model() it first",
+}
+
+
+def error_codes(exc: BaseException) -> tuple[int, str]:
+    """The ORA number (0 when none) and the full code ("ORA-00060", "DPY-4011") of an error."""
+    error = exc.args[0] if exc.args else None
+    code = getattr(error, "code", 0)
+    full_code = getattr(error, "full_code", "")
+    return (code if isinstance(code, int) else 0, full_code if isinstance(full_code, str) else "")
+
+
+def is_package_state_error(exc: BaseException) -> bool:
+    return error_codes(exc)[0] in PACKAGE_STATE_CODES
+
+
+def is_dead_session(exc: BaseException) -> bool:
+    error = exc.args[0] if exc.args else None
+    if bool(getattr(error, "is_session_dead", False)):
+        return True
+    return error_codes(exc)[1] in DEAD_SESSION_CODES
+
+
+def classify(exc: BaseException) -> Kind:
+    """Retriable, data or fatal (see the module docstring)."""
+    if not isinstance(exc, oracledb.Error):
+        return "fatal"
+    code, full_code = error_codes(exc)
+    error = exc.args[0] if exc.args else None
+    if bool(getattr(error, "isrecoverable", False)):
+        return "retriable"
+    if full_code in RETRIABLE_DRIVER_CODES or code in RETRIABLE_CODES:
+        return "retriable"
+    if code in DATA_CODES or isinstance(exc, oracledb.IntegrityError | oracledb.DataError):
+        return "data"
+    return "fatal"
+
+
+def retry_delay(exc: BaseException) -> float:
+    """Seconds to wait before retrying: none after a package recompile, short after a deadlock."""
+    code = error_codes(exc)[0]
+    if code in PACKAGE_STATE_CODES or code == 1:
+        return 0.0
+    if code in (54, 60, 30006):
+        return 0.5
+    return 1.0
+
+
+def translate(exc: BaseException, action: str) -> BackendError:
+    """The streamscore error for a driver error (raise it ``from exc``); never holds secrets."""
+    kind = classify(exc)
+    verb = "rejected the data" if kind == "data" else "failed"
+    text = f"oracle {verb} while {action}: {describe(exc)}"
+    fix = FIXES.get(error_codes(exc)[0])
+    if fix:
+        text = f"{text} — {fix}"
+    if kind == "retriable":
+        return BackendUnavailable(
+            f"oracle unavailable while {action}: {describe(exc)}", retry_after=retry_delay(exc)
+        )
+    if kind == "data":
+        return BackendDataError(text)
+    return BackendError(text)

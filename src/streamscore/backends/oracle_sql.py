@@ -1,0 +1,334 @@
+"""Oracle backend, the parts that need no server: URL → connect arguments, the DML
+text, batch → bind rows, model artifact ↔ table rows, prediction rows → ScoredBatch.
+
+Every value travels as a bind variable; the only text put into SQL is fixed here.
+The DDL and the PL/SQL scorer live in ``sql/oracle/`` (schema.sql, mnist_scorer.sql).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from streamscore.backends.base import ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
+from streamscore.backends.sqlfiles import read_sql
+from streamscore.backends.url import BackendURL
+from streamscore.errors import ArtifactError, BackendError, ConfigError
+from streamscore.model.artifact import INPUTS, OUTPUTS, ModelArtifact
+
+DEFAULT_PORT = 1521
+PASSWORD_ENV = "STREAMSCORE_ORACLE_PASSWORD"
+PACKAGE_NAME = "MNIST_SCORER"
+PACKAGE_FILE = "mnist_scorer.sql"
+SCHEMA_FILE = "schema.sql"
+#: UTL_NLA_ARRAY_FLT is a VARRAY(1000000): no layer may hold more weights
+MAX_LAYER_ENTRIES = 1_000_000
+#: ORA codes that mean "this DDL already ran" (init_schema ignores them)
+ALREADY_EXISTS_CODES = frozenset({955, 1408, 1430, 2260, 2261, 2275})
+
+# -- connecting ---------------------------------------------------------------------------
+
+#: URL query options → (connect keyword, type); call_timeout (ms) is set on the connection
+_URL_OPTIONS: dict[str, type] = {
+    "protocol": str,
+    "tcp_connect_timeout": float,
+    "expire_time": int,
+    "retry_count": int,
+    "retry_delay": int,
+    "call_timeout": int,
+}
+
+
+@dataclass(frozen=True)
+class OracleTarget:
+    """Where to connect (no password: that is resolved at connect time and never stored)."""
+
+    user: str
+    dsn: str
+    connect_options: dict[str, str | int | float]
+    call_timeout_ms: int
+
+
+def parse_target(url: BackendURL) -> OracleTarget:
+    """``oracle://user[:password]@host[:port]/service[?option=value]`` → connect arguments."""
+    if not url.username:
+        raise ConfigError(
+            f"backend URL {url.masked()!r} names no user: use oracle://user@host:1521/service"
+        )
+    if not url.host or not url.database:
+        raise ConfigError(
+            f"backend URL {url.masked()!r} needs a host and a service name, "
+            "e.g. oracle://streamscore@localhost:1521/FREEPDB1"
+        )
+    options: dict[str, str | int | float] = {}
+    for key, raw in url.options.items():
+        kind = _URL_OPTIONS.get(key)
+        if kind is None:
+            raise ConfigError(
+                f"unknown option {key!r} in backend URL {url.masked()!r}; "
+                f"known: {', '.join(_URL_OPTIONS)}"
+            )
+        try:
+            options[key] = kind(raw)
+        except ValueError:
+            raise ConfigError(
+                f"option {key}={raw!r} in {url.masked()!r} is not a {kind.__name__}"
+            ) from None
+    call_timeout = int(options.pop("call_timeout", 0))
+    protocol = str(options.pop("protocol", "tcp")).lower()
+    if protocol not in ("tcp", "tcps"):
+        raise ConfigError(f"protocol={protocol!r} in {url.masked()!r}: use tcp or tcps")
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    prefix = "tcps://" if protocol == "tcps" else ""
+    dsn = f"{prefix}{host}:{url.port or DEFAULT_PORT}/{url.database}"
+    return OracleTarget(url.username, dsn, options, call_timeout)
+
+
+def resolve_password(url: BackendURL, environ: Mapping[str, str]) -> str:
+    """The password from the URL, else from STREAMSCORE_ORACLE_PASSWORD (read on call)."""
+    password = url.password or environ.get(PASSWORD_ENV)
+    if not password:
+        raise ConfigError(
+            f"no password for {url.masked()!r}: put it in the URL or in {PASSWORD_ENV}"
+        )
+    return password
+
+
+def package_digest() -> str:
+    """sha256 of sql/oracle/mnist_scorer.sql: the package is recompiled only when it changes."""
+    return hashlib.sha256(read_sql("oracle", PACKAGE_FILE).encode()).hexdigest()
+
+
+# -- DML ----------------------------------------------------------------------------------
+
+#: one row per image; the first write wins, a replay only moves the image to the new batch
+MERGE_IMAGE = """
+MERGE INTO mnist_images t
+USING (SELECT :1 AS image_id, :2 AS pixels, :3 AS label, :4 AS produced_at, :5 AS batch_id
+         FROM dual) s
+   ON (t.image_id = s.image_id)
+ WHEN MATCHED THEN UPDATE SET t.batch_id = s.batch_id
+ WHEN NOT MATCHED THEN INSERT (image_id, pixels, label, produced_at, batch_id)
+      VALUES (s.image_id, s.pixels, s.label, s.produced_at, s.batch_id)"""
+
+#: offsets only move forward, so a late replay cannot rewind another consumer's progress
+MERGE_OFFSET = """
+MERGE INTO consumer_offsets t
+USING (SELECT :1 AS consumer_group, :2 AS topic, :3 AS kafka_partition, :4 AS next_offset
+         FROM dual) s
+   ON (t.consumer_group = s.consumer_group AND t.topic = s.topic
+       AND t.kafka_partition = s.kafka_partition)
+ WHEN MATCHED THEN UPDATE SET t.next_offset = GREATEST(t.next_offset, s.next_offset),
+                              t.updated_at = SYSTIMESTAMP
+ WHEN NOT MATCHED THEN INSERT (consumer_group, topic, kafka_partition, next_offset)
+      VALUES (s.consumer_group, s.topic, s.kafka_partition, s.next_offset)"""
+
+SELECT_OFFSETS = """
+SELECT kafka_partition, next_offset FROM consumer_offsets
+ WHERE consumer_group = :1 AND topic = :2"""
+
+MERGE_ACTIVE = """
+MERGE INTO active_models t
+USING (SELECT :1 AS model_name, :2 AS model_version FROM dual) s
+   ON (t.model_name = s.model_name)
+ WHEN MATCHED THEN UPDATE SET t.model_version = s.model_version, t.activated_at = SYSTIMESTAMP
+ WHEN NOT MATCHED THEN INSERT (model_name, model_version) VALUES (s.model_name, s.model_version)"""
+
+#: the scorer (sql/oracle/mnist_scorer.sql): batch id, model name, version, role
+SCORE_PROCEDURE = "mnist_scorer.score_batch"
+
+SELECT_PREDICTIONS = """
+SELECT p.image_id, p.predicted, p.probabilities, p.scored_at
+  FROM mnist_predictions p JOIN mnist_images i ON i.image_id = p.image_id
+ WHERE i.batch_id = :1 AND p.model_name = :2 AND p.model_version = :3 AND p.role = :4"""
+
+SELECT_MODEL = """
+SELECT sha256, layer_count, input_scale, manifest, canary_pixels FROM model_versions
+ WHERE model_name = :1 AND model_version = :2"""
+
+SELECT_LAYERS = """
+SELECT layer_no, n_in, n_out, activation, biases, weights FROM model_layers
+ WHERE model_name = :1 AND model_version = :2 ORDER BY layer_no"""
+
+SELECT_MODEL_DIGEST = """
+SELECT sha256 FROM model_versions WHERE model_name = :1 AND model_version = :2"""
+
+SELECT_VERSIONS = """
+SELECT model_version FROM model_versions WHERE model_name = :1 ORDER BY model_version"""
+
+# large binds (CLOB/BLOB) last: python-oracledb sends values over 32 KB after the others
+INSERT_MODEL = """
+INSERT INTO model_versions
+  (model_name, model_version, sha256, layer_count, input_scale, manifest, canary_pixels)
+VALUES (:1, :2, :3, :4, :5, :6, :7)"""
+
+INSERT_LAYER = """
+INSERT INTO model_layers
+  (model_name, model_version, layer_no, n_in, n_out, activation, biases, weights)
+VALUES (:1, :2, :3, :4, :5, :6, :7, :8)"""
+
+SELECT_PACKAGE_STATE = """
+SELECT (SELECT source_sha256 FROM schema_objects WHERE object_name = :1),
+       (SELECT COUNT(*) FROM user_objects
+         WHERE object_name = :2 AND object_type IN ('PACKAGE', 'PACKAGE BODY') AND status = 'VALID')
+  FROM dual"""
+
+SELECT_COMPILE_ERRORS = """
+SELECT type, line, position, text FROM user_errors
+ WHERE name = :1 ORDER BY type, sequence"""
+
+MERGE_PACKAGE_DIGEST = """
+MERGE INTO schema_objects t
+USING (SELECT :1 AS object_name, :2 AS source_sha256 FROM dual) s
+   ON (t.object_name = s.object_name)
+ WHEN MATCHED THEN UPDATE SET t.source_sha256 = s.source_sha256, t.installed_at = SYSTIMESTAMP
+ WHEN NOT MATCHED THEN INSERT (object_name, source_sha256)
+      VALUES (s.object_name, s.source_sha256)"""
+
+# -- batches ------------------------------------------------------------------------------
+
+ImageBind = tuple[str, bytes, int | None, int, str]
+OffsetBind = tuple[str, str, int, int]
+
+
+def image_binds(batch: ImageBatch, rows: Sequence[int]) -> list[ImageBind]:
+    """MERGE_IMAGE parameters for ``rows``: id, 784 pixel bytes, label or NULL, ms, batch id."""
+    pixels = np.ascontiguousarray(batch.pixels, dtype=np.uint8)
+    if pixels.ndim != 2 or pixels.shape[1] != INPUTS:
+        raise BackendError(
+            f"batch {batch.batch_id}: pixels have shape {pixels.shape}, not (n, 784)"
+        )
+    binds: list[ImageBind] = []
+    for row in rows:
+        label = int(batch.labels[row])
+        binds.append((
+            batch.image_ids[row],
+            pixels[row].tobytes(),
+            label if label >= 0 else None,
+            int(batch.produced_at[row]),
+            batch.batch_id,
+        ))
+    return binds
+
+
+def offset_binds(group: str, offsets: Mapping[TopicPartitionKey, int]) -> list[OffsetBind]:
+    """MERGE_OFFSET parameters, in a stable order (fewer lock-order deadlocks between consumers)."""
+    return [
+        (group, topic, partition, int(offset))
+        for (topic, partition), offset in sorted(offsets.items())
+    ]
+
+
+def scored_batch(
+    image_ids: Sequence[str], rows: Sequence[tuple[Any, ...]], model: ModelRef
+) -> ScoredBatch:
+    """SELECT_PREDICTIONS rows, put in the order of ``image_ids`` (each must be present)."""
+    by_id = {str(row[0]): row for row in rows}
+    missing = [image_id for image_id in image_ids if image_id not in by_id]
+    if missing:
+        raise BackendError(
+            f"the scorer left {len(missing)} image(s) without a {model} prediction, "
+            f"e.g. {missing[0]!r}"
+        )
+    ordered = [by_id[image_id] for image_id in image_ids]
+    probabilities = np.frombuffer(b"".join(bytes(row[2]) for row in ordered), dtype="<f4")
+    return ScoredBatch(
+        image_ids=list(image_ids),
+        predicted=np.array([int(row[1]) for row in ordered], dtype=np.int64),
+        probabilities=probabilities.reshape(len(ordered), OUTPUTS).astype(np.float32),
+        scored_at=np.array([int(row[3]) for row in ordered], dtype=np.int64),
+        model=model,
+    )
+
+
+# -- models -------------------------------------------------------------------------------
+
+ModelBind = tuple[str, int, str, int, float, str, bytes | None]
+LayerBind = tuple[str, int, int, int, int, str, bytes, bytes]
+
+
+def full_manifest(artifact: ModelArtifact) -> dict[str, Any]:
+    """The manifest as ModelArtifact.to_bytes writes it (name, version, layers, digest…)."""
+    return artifact.manifest | {
+        "name": artifact.name,
+        "version": artifact.version,
+        "activations": list(artifact.activations),
+        "input_scale": artifact.input_scale,
+        "layers": artifact.layer_sizes,
+        "sha256": artifact.sha256,
+    }
+
+
+def model_binds(artifact: ModelArtifact) -> tuple[ModelBind, list[LayerBind]]:
+    """INSERT_MODEL and INSERT_LAYER parameters: weights as row-major little-endian float32."""
+    for index, weights in enumerate(artifact.weights):
+        if weights.size > MAX_LAYER_ENTRIES:
+            raise ArtifactError(
+                f"layer {index} has {weights.size} weights; the Oracle scorer (UTL_NLA) takes "
+                f"at most {MAX_LAYER_ENTRIES} per layer",
+                reason="unsupported-shape",
+            )
+    canary = artifact.canary_pixels
+    model: ModelBind = (
+        artifact.name,
+        artifact.version,
+        artifact.sha256,
+        len(artifact.weights),
+        float(artifact.input_scale),
+        json.dumps(full_manifest(artifact), sort_keys=True),
+        None if canary is None else np.ascontiguousarray(canary, dtype=np.uint8).tobytes(),
+    )
+    layers: list[LayerBind] = [
+        (
+            artifact.name,
+            artifact.version,
+            index,
+            int(w.shape[0]),
+            int(w.shape[1]),
+            activation,
+            np.ascontiguousarray(b, dtype="<f4").tobytes(),
+            np.ascontiguousarray(w, dtype="<f4").tobytes(),
+        )
+        for index, (w, b, activation) in enumerate(
+            zip(artifact.weights, artifact.biases, artifact.activations, strict=True)
+        )
+    ]
+    return model, layers
+
+
+def artifact_from_rows(
+    ref: ModelRef, model_row: Sequence[Any], layer_rows: Sequence[Sequence[Any]]
+) -> ModelArtifact:
+    """Rebuild an artifact from SELECT_MODEL / SELECT_LAYERS rows and verify its digest."""
+    sha256, layer_count, input_scale, manifest_text, canary_bytes = model_row
+    manifest = json.loads(manifest_text)
+    if len(layer_rows) != int(layer_count):
+        raise ArtifactError(
+            f"{ref}: {len(layer_rows)} layer rows for {layer_count} layers", reason="bad-shape"
+        )
+    weights, biases, activations = [], [], []
+    for layer_no, n_in, n_out, activation, bias_bytes, weight_bytes in layer_rows:
+        w = np.frombuffer(bytes(weight_bytes), dtype="<f4")
+        b = np.frombuffer(bytes(bias_bytes), dtype="<f4")
+        if w.size != int(n_in) * int(n_out) or b.size != int(n_out):
+            raise ArtifactError(f"{ref}: layer {layer_no} rows are truncated", reason="bad-shape")
+        weights.append(w.reshape(int(n_in), int(n_out)).astype(np.float32))
+        biases.append(b.astype(np.float32))
+        activations.append(str(activation))
+    if manifest.get("sha256") not in (None, sha256):
+        raise ArtifactError(f"{ref}: manifest and row digests differ", reason="bad-digest")
+    canary: npt.NDArray[np.uint8] | None = None
+    if canary_bytes is not None:
+        canary = np.frombuffer(bytes(canary_bytes), dtype=np.uint8).reshape(-1, INPUTS).copy()
+    artifact = ModelArtifact(
+        ref.name, ref.version, tuple(activations), float(input_scale),
+        tuple(weights), tuple(biases), manifest, canary,
+    )
+    artifact.validate(expected_sha256=str(sha256))
+    return artifact

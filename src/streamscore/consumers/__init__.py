@@ -1,0 +1,1 @@
+"""Consumers: the scoring loop, the model watcher, the evaluator."""

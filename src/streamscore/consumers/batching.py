@@ -1,0 +1,62 @@
+"""Turn a list of Kafka messages into an ImageBatch plus the messages that must be dead-lettered."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+from confluent_kafka import Message
+
+from streamscore.backends.base import ImageBatch, SourceOffset, TopicPartitionKey
+from streamscore.errors import MessageError
+from streamscore.shared.messages import decode_image
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message that cannot be stored, with why (the DLQ headers)."""
+
+    message: Message
+    reason: str
+    text: str
+    stage: str
+
+
+def next_offsets(messages: list[Message]) -> dict[TopicPartitionKey, int]:
+    offsets: dict[TopicPartitionKey, int] = {}
+    for message in messages:
+        key = (message.topic(), message.partition())
+        offsets[key] = max(offsets.get(key, 0), message.offset() + 1)
+    return offsets
+
+
+def build_batch(messages: list[Message]) -> tuple[ImageBatch, list[Rejected]]:
+    """Decode every message; the batch's offsets cover all of them, good and bad."""
+    ids: list[str] = []
+    pixels: list[bytes] = []
+    labels: list[int] = []
+    produced: list[int] = []
+    sources: list[SourceOffset] = []
+    rejected: list[Rejected] = []
+    for message in messages:
+        try:
+            image = decode_image(message.key(), message.value(), message.headers())
+        except MessageError as exc:
+            rejected.append(Rejected(message, exc.reason, exc.message, "decode"))
+            continue
+        ids.append(image.image_id)
+        pixels.append(image.pixels)
+        labels.append(-1 if image.label is None else image.label)
+        produced.append(image.produced_at)
+        sources.append(SourceOffset(message.topic(), message.partition(), message.offset()))
+    batch = ImageBatch(
+        batch_id=uuid.uuid4().hex,
+        image_ids=ids,
+        pixels=np.frombuffer(b"".join(pixels), np.uint8).reshape(-1, 784),
+        labels=np.asarray(labels, np.int16),
+        produced_at=np.asarray(produced, np.int64),
+        sources=sources,
+        offsets=next_offsets(messages),
+    )
+    return batch, rejected

@@ -1,0 +1,182 @@
+"""Read the evaluation topic and track accuracy per model version.
+
+Predictions arrive at least once; they are de-duplicated by (image id, model
+version). Completion is decided by counting (``expect``) or by an idle timeout,
+never by the high watermark (the embedded broker reports it wrongly).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+from streamscore.errors import MessageError
+from streamscore.shared.config import Settings
+from streamscore.shared.kafka import make_consumer
+from streamscore.shared.messages import Prediction
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VersionReport:
+    version: int
+    scored: int
+    labelled: int
+    correct: int
+    confusion: list[list[int]]
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.labelled if self.labelled else None
+
+
+@dataclass
+class Evaluation:
+    predictions: dict[tuple[str, int], Prediction] = field(default_factory=dict)
+    duplicates: int = 0
+    malformed: int = 0
+
+    def add(self, prediction: Prediction) -> bool:
+        key = (prediction.image_id, prediction.model_version)
+        if key in self.predictions:
+            self.duplicates += 1
+            return False
+        self.predictions[key] = prediction
+        return True
+
+    def image_ids(self) -> set[str]:
+        return {image_id for image_id, _ in self.predictions}
+
+    def versions(self) -> list[VersionReport]:
+        reports: dict[int, VersionReport] = {}
+        for prediction in self.predictions.values():
+            report = reports.setdefault(prediction.model_version, VersionReport(
+                prediction.model_version, 0, 0, 0, [[0] * 10 for _ in range(10)]))
+            report.scored += 1
+            if prediction.label is not None:
+                report.labelled += 1
+                report.correct += int(prediction.label == prediction.predicted)
+                report.confusion[prediction.label][prediction.predicted] += 1
+        return [reports[v] for v in sorted(reports)]
+
+    def latencies_ms(self) -> np.ndarray[Any, np.dtype[np.int64]]:
+        values = [p.scored_at - p.produced_at for p in self.predictions.values() if p.produced_at > 0]
+        return np.asarray(values, np.int64)
+
+    def latency_percentiles(self) -> dict[str, float]:
+        values = self.latencies_ms()
+        if not len(values):
+            return {}
+        p50, p95, p99 = np.percentile(values, [50, 95, 99])
+        return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99), "max_ms": float(values.max())}
+
+    def throughput(self) -> float | None:
+        """Images scored per second between the first and the last prediction."""
+        stamps = [p.scored_at for p in self.predictions.values()]
+        if len(stamps) < 2 or max(stamps) == min(stamps):
+            return None
+        return len(self.image_ids()) / ((max(stamps) - min(stamps)) / 1000)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "images": len(self.image_ids()),
+            "predictions": len(self.predictions),
+            "duplicates_ignored": self.duplicates,
+            "malformed": self.malformed,
+            "versions": [
+                {"model_version": r.version, "scored": r.scored, "labelled": r.labelled,
+                 "correct": r.correct, "accuracy": r.accuracy, "confusion_matrix": r.confusion}
+                for r in self.versions()
+            ],
+            "latency": self.latency_percentiles(),
+            "throughput_images_per_s": self.throughput(),
+        }
+
+
+def read_predictions(
+    settings: Settings,
+    *,
+    follow: bool = False,
+    idle_timeout: float = 3.0,
+    expect: int | None = None,
+    stop: threading.Event | None = None,
+    on_new: Callable[[Prediction], None] | None = None,
+) -> Evaluation:
+    """Read the topic from the beginning until ``expect`` distinct images, idle, or stop."""
+    evaluation = Evaluation()
+    consumer = make_consumer(settings, f"{settings.group}.evaluator.{uuid.uuid4().hex[:8]}")
+    try:
+        topic = consumer.list_topics(settings.predictions_topic, timeout=10).topics.get(settings.predictions_topic)
+        partitions = list(topic.partitions) if topic is not None and topic.partitions else [0]
+        consumer.assign([TopicPartition(settings.predictions_topic, p, OFFSET_BEGINNING) for p in partitions])
+        last = time.monotonic()
+        seen_ids: set[str] = set()
+        while not (stop is not None and stop.is_set()):
+            messages = consumer.consume(1000, 0.2)
+            for message in messages:
+                if message.error():
+                    continue
+                try:
+                    prediction = Prediction.from_json(message.value() or b"")
+                except MessageError:
+                    evaluation.malformed += 1
+                    continue
+                if evaluation.add(prediction):
+                    seen_ids.add(prediction.image_id)
+                    if on_new is not None:
+                        on_new(prediction)
+            if messages:
+                last = time.monotonic()
+            if expect is not None and len(seen_ids) >= expect and not follow:
+                break
+            if not follow and expect is None and time.monotonic() - last > idle_timeout:
+                break
+            if not follow and expect is not None and time.monotonic() - last > max(idle_timeout, 30):
+                log.warning("stopped waiting: %d of %d images seen", len(seen_ids), expect)
+                break
+    finally:
+        consumer.close()
+    return evaluation
+
+
+def write_reports(evaluation: Evaluation, out_dir: Path) -> tuple[Path, Path]:
+    """Write report.json and confusion.png (one matrix per model version) to ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "report.json"
+    json_path.write_text(json.dumps(evaluation.to_json(), indent=2))
+    versions = evaluation.versions() or [VersionReport(0, 0, 0, 0, [[0] * 10 for _ in range(10)])]
+    fig, axes = plt.subplots(1, len(versions), figsize=(4.6 * len(versions), 4.4), squeeze=False)
+    for ax, report in zip(axes[0], versions, strict=True):
+        matrix = np.asarray(report.confusion)
+        ax.imshow(matrix, cmap="Blues")
+        for (i, j), count in np.ndenumerate(matrix):
+            if count:
+                ax.text(j, i, str(count), ha="center", va="center", fontsize=6,
+                        color="white" if count > matrix.max() / 2 else "black")
+        accuracy = f"{report.accuracy:.4f}" if report.accuracy is not None else "n/a"
+        ax.set_title(f"model v{report.version}: accuracy {accuracy}")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("label")
+        ax.set_xticks(range(10))
+        ax.set_yticks(range(10))
+    fig.tight_layout()
+    png_path = out_dir / "confusion.png"
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+    return png_path, json_path

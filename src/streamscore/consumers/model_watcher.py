@@ -1,0 +1,152 @@
+"""Watch the models topic; verify, install and canary-check new versions.
+
+A candidate is accepted only when: its key is our model name, the ``sha256``
+header matches the value, the artifact parses and passes validation (shapes
+784 → … → 10, digest of the weights, activations), the ``model-version`` header
+agrees with the manifest, the signature verifies when a signing key is set, the
+version is newer than the one serving, and the database scores the manifest's
+canary images exactly as the numpy reference does. Anything else is logged with
+its reason and ignored; the current model keeps serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+
+from streamscore.backends.base import Backend, ModelRef
+from streamscore.errors import ArtifactError, BackendError
+from streamscore.model.artifact import ModelArtifact
+from streamscore.model.reference import predict
+from streamscore.model.signing import verify
+from streamscore.shared.config import Settings
+from streamscore.shared.kafka import make_consumer
+from streamscore.shared.messages import headers_to_dict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Rejection:
+    version: int | None
+    reason: str
+    message: str
+
+
+@dataclass
+class ModelWatcher:
+    settings: Settings
+    backend: Backend
+    current: ModelArtifact | None = None
+    rejected: list[Rejection] = field(default_factory=list)
+    _consumer: Consumer | None = None
+
+    @property
+    def current_ref(self) -> ModelRef | None:
+        return None if self.current is None else ModelRef(self.current.name, self.current.version)
+
+    def resume_from_database(self) -> ModelArtifact | None:
+        """Serve the newest version already installed (a restart needs no models-topic replay)."""
+        versions = self.backend.installed_versions(self.settings.model_name)
+        if versions:
+            self.current = self.backend.load_model(ModelRef(self.settings.model_name, versions[-1]))
+            log.info("serving model %s v%d from the database", self.current.name, self.current.version)
+        return self.current
+
+    def start(self) -> Consumer:
+        # a private group that never commits: every watcher reads the whole topic
+        consumer = make_consumer(
+            self.settings, f"{self.settings.group}.models.{uuid.uuid4().hex[:8]}",
+            **{"partition.assignment.strategy": "range", "fetch.wait.max.ms": 100},
+        )
+        metadata = consumer.list_topics(self.settings.models_topic, timeout=10)
+        topic = metadata.topics.get(self.settings.models_topic)
+        partitions = list(topic.partitions) if topic is not None and topic.partitions else [0]
+        consumer.assign([TopicPartition(self.settings.models_topic, p, OFFSET_BEGINNING) for p in partitions])
+        self._consumer = consumer
+        return consumer
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+    def poll(self, timeout: float = 0.0) -> ModelArtifact | None:
+        """Read what has arrived; install and return the newest acceptable version, if any."""
+        consumer = self._consumer or self.start()
+        candidates: list[ModelArtifact] = []
+        for message in consumer.consume(64, timeout):
+            if message.error():
+                log.warning("models topic: %s", message.error())
+                continue
+            artifact = self._verify(message)
+            if artifact is not None:
+                candidates.append(artifact)
+        for artifact in sorted(candidates, key=lambda a: a.version, reverse=True):
+            if self._install(artifact):
+                return artifact
+        return None
+
+    def _reject(self, version: int | None, reason: str, message: str) -> None:
+        self.rejected.append(Rejection(version, reason, message))
+        log.warning("model artifact v%s rejected (%s): %s; the current model keeps serving",
+                    version if version is not None else "?", reason, message)
+
+    def _verify(self, message: Message) -> ModelArtifact | None:
+        key = (message.key() or b"").decode("utf-8", "replace")
+        if key != self.settings.model_name:
+            return None  # another model on the shared topic
+        headers = headers_to_dict(message.headers())
+        value = message.value() or b""
+        try:
+            header_version: int | None = int(headers.get("model-version", b"").decode())
+        except ValueError:
+            header_version = None
+        if hashlib.sha256(value).hexdigest() != headers.get("sha256", b"").decode("latin-1"):
+            self._reject(header_version, "bad-digest", "sha256 header does not match the message value")
+            return None
+        try:
+            artifact = ModelArtifact.from_bytes(value)
+        except ArtifactError as exc:
+            self._reject(header_version, exc.reason, exc.message)
+            return None
+        if header_version != artifact.version:
+            self._reject(header_version, "version-mismatch",
+                         f"header model-version {header_version} != manifest version {artifact.version}")
+            return None
+        if self.settings.signing_key is not None and not verify(
+            artifact.sha256, headers.get("signature", b"").decode("latin-1") or None,
+            self.settings.signing_key.get_secret_value(),
+        ):
+            self._reject(artifact.version, "bad-signature", "signature missing or not valid for the signing key")
+            return None
+        if self.current is not None and artifact.version <= self.current.version:
+            log.debug("model v%d ignored: not newer than v%d", artifact.version, self.current.version)
+            return None
+        return artifact
+
+    def _install(self, artifact: ModelArtifact) -> bool:
+        ref = ModelRef(artifact.name, artifact.version)
+        try:
+            self.backend.install_model(artifact)
+            if artifact.canary_pixels is not None and "canary" in artifact.manifest:
+                got = predict(self.backend.score(artifact.canary_pixels, ref)).tolist()
+                expected = [int(c) for c in artifact.manifest["canary"]]
+                if not np.array_equal(got, expected):
+                    self._reject(artifact.version, "canary-failed",
+                                 f"in-database scores {got} differ from the reference {expected}")
+                    return False
+        except BackendError as exc:
+            if exc.retriable:
+                raise
+            self._reject(artifact.version, exc.reason, exc.message)
+            return False
+        previous = self.current_ref
+        self.current = artifact
+        log.info("model %s v%d installed and serving (was %s)", artifact.name, artifact.version, previous)
+        return True

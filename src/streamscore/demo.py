@@ -1,0 +1,150 @@
+"""`streamscore demo`: the whole pipeline on the embedded default, in one process.
+
+Embedded broker → produce the bundled MNIST test set (plus a few malformed
+messages) → score in DuckDB with model v1 → publish v2 half-way → evaluate the
+evaluation topic → a table, a confusion-matrix PNG and a JSON report.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import Producer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from streamscore.backends import open_backend
+from streamscore.broker import EmbeddedBroker
+from streamscore.consumers.evaluator import Evaluation, read_predictions, write_reports
+from streamscore.consumers.scorer import Scorer
+from streamscore.models import bundled_model
+from streamscore.producers.images import produce_images
+from streamscore.producers.models import publish_model
+from streamscore.shared.config import Settings
+from streamscore.shared.kafka import ensure_topics, flush, make_producer
+from streamscore.shared.mnist import load_split
+
+#: malformed messages mixed into the demo stream to show the dead-letter topic at work
+MALFORMED: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]] = [
+    (b"demo-short", bytes(783), []),
+    (b"demo-tombstone", None, []),
+    (b"demo-label", bytes(784), [("label", b"12")]),
+    (b"demo-type", bytes(784), [("content-type", b"image/png")]),
+    (b"\xff\xfe-demo", bytes(784), []),
+]
+
+
+@dataclass
+class DemoResult:
+    produced: int
+    scored: int
+    dead_lettered: int
+    seconds: float
+    evaluation: Evaluation
+    png: Path
+    report: Path
+
+
+def _send_malformed(producer: Producer, topic: str) -> None:
+    for key, value, headers in MALFORMED:
+        producer.produce(topic, key=key, value=value, headers=headers)
+    flush(producer)
+
+
+def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int | None,
+             console: Console) -> DemoResult:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    db_path = out_dir / "demo.duckdb"
+    for stale in (db_path, db_path.with_suffix(".duckdb.wal")):
+        stale.unlink(missing_ok=True)
+    split = load_split("test")
+    total = min(limit or len(split), len(split))
+    with EmbeddedBroker(log_path=out_dir / "broker.log") as broker:
+        settings = settings.with_overrides(kafka_bootstrap=broker.bootstrap, backend=f"duckdb:///{db_path.resolve()}")
+        console.print(f"embedded broker on [bold]{broker.bootstrap}[/]; DuckDB at [bold]{db_path}[/]")
+        ensure_topics(settings)
+        v1, v2 = bundled_model(1), bundled_model(2)
+        publish_model(settings, v1)
+        stop = threading.Event()
+        scorer = Scorer(settings, open_backend(settings.backend_url, scorer=settings.duckdb_scorer), stop=stop)
+        failures: list[BaseException] = []
+
+        def run_scorer() -> None:
+            try:
+                scorer.run()
+            except BaseException as exc:  # surfaced in the main thread
+                failures.append(exc)
+                stop.set()
+
+        produced = [0]
+        started = time.monotonic()
+        consumer_thread = threading.Thread(target=run_scorer, name="scorer", daemon=True)
+        consumer_thread.start()
+        columns = (TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+            produce_task = progress.add_task("produced → mnist.images", total=total)
+            score_task = progress.add_task("scored in DuckDB", total=total)
+
+            def on_progress(count: int) -> None:
+                produced[0] += count
+                progress.advance(produce_task, count)
+
+            def run_producer() -> None:
+                try:
+                    produce_images(settings, split, limit=total, rate=rate, stop=stop, progress=on_progress)
+                    _send_malformed(make_producer(settings), settings.images_topic)
+                except BaseException as exc:
+                    failures.append(exc)
+                    stop.set()
+
+            progress.console.print("waiting for the consumer to join its group…")
+            scorer.ready.wait(30)
+            producer_thread = threading.Thread(target=run_producer, name="producer", daemon=True)
+            producer_thread.start()
+            swapped = False
+            while not stop.is_set():
+                scored = scorer.stats.scored
+                progress.update(score_task, completed=scored,
+                                description=f"scored in DuckDB (v{scorer.stats.model_version or '-'})")
+                if not swapped and produced[0] >= total // 2:
+                    publish_model(settings, v2)
+                    progress.console.print(f"published model v2 to {settings.models_topic} after "
+                                           f"{produced[0]:,} images were produced")
+                    swapped = True
+                if scored >= total and scorer.stats.dead_lettered >= len(MALFORMED):
+                    break
+                time.sleep(0.1)
+            progress.update(score_task, completed=scorer.stats.scored)
+            stop.set()
+            producer_thread.join(30)
+            consumer_thread.join(30)
+        if failures:
+            raise failures[0]
+        elapsed = time.monotonic() - started
+        with console.status("reading the evaluation topic…"):
+            evaluation = read_predictions(settings, expect=total)
+        png, report = write_reports(evaluation, out_dir)
+    return DemoResult(produced[0], scorer.stats.scored, scorer.stats.dead_lettered, elapsed, evaluation, png, report)
+
+
+def summary_table(result: DemoResult) -> Table:
+    table = Table(title="streamscore demo", show_header=True, header_style="bold")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("images produced", f"{result.produced:,}")
+    table.add_row("images scored (in DuckDB)", f"{result.scored:,}")
+    table.add_row("dead-lettered (mnist.dlq)", f"{result.dead_lettered:,}")
+    for report in result.evaluation.versions():
+        accuracy = f"{report.accuracy:.4f}" if report.accuracy is not None else "n/a"
+        table.add_row(f"accuracy model v{report.version}", f"{accuracy} ({report.correct:,}/{report.labelled:,})")
+    for name, value in result.evaluation.latency_percentiles().items():
+        if name != "max_ms":
+            table.add_row(f"latency {name.removesuffix('_ms')}", f"{value:,.0f} ms")
+    table.add_row("throughput", f"{len(result.evaluation.image_ids()) / result.seconds:,.0f} images/s (wall clock)")
+    table.add_row("confusion matrix", str(result.png))
+    table.add_row("JSON report", str(result.report))
+    return table

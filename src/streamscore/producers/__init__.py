@@ -1,0 +1,1 @@
+"""Producers: MNIST images to the images topic, model artifacts to the models topic."""

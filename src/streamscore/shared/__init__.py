@@ -1,0 +1,1 @@
+"""The contract producers and consumers share: settings, wire formats, Kafka clients, MNIST files."""

@@ -1,0 +1,98 @@
+"""Kafka client factories and topic creation (confluent-kafka / librdkafka)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streamscore.errors import KafkaError
+from streamscore.shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def base_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        # idle connections closed by the broker are normal, not worth a log line
+        "log.connection.close": False,
+    } | settings.extra_kafka_config()
+
+
+def make_producer(settings: Settings, **overrides: Any) -> Producer:
+    config = base_config(settings) | {
+        # exactly one copy per send even when librdkafka retries (acks=all, ordered)
+        "enable.idempotence": True,
+        # small batches, sent soon: latency matters more than the last bit of throughput
+        "linger.ms": 5,
+        "compression.type": "none",
+        # messages beyond ~1 MB are refused by the embedded broker anyway
+        "message.max.bytes": 1_000_000,
+    }
+    return Producer(config | overrides)
+
+
+def make_consumer(settings: Settings, group: str, **overrides: Any) -> Consumer:
+    config = base_config(settings) | {
+        "group.id": group,
+        # offsets are committed by hand, after the database commit
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        # the embedded broker's group join waits about half the session timeout
+        "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": max(500, settings.session_timeout_ms // 6),
+        "max.poll.interval.ms": settings.max_poll_interval_ms,
+        "partition.assignment.strategy": "cooperative-sticky",
+    }
+    return Consumer(config | overrides)
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    return [
+        NewTopic(settings.images_topic, settings.partitions, 1),
+        NewTopic(settings.predictions_topic, settings.partitions, 1),
+        NewTopic(settings.dlq_topic, 1, 1),
+        # compacted: the newest artifact per model name is what matters
+        NewTopic(settings.models_topic, 1, 1, config={"cleanup.policy": "compact"}),
+    ]
+
+
+def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[str]:
+    """Create the four topics if missing; return the names that were created."""
+    admin = AdminClient(base_config(settings))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            existing = set(admin.list_topics(timeout=5).topics)
+            break
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise KafkaError(
+                    f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}; start one "
+                    "(`streamscore broker`) or set STREAMSCORE_KAFKA_BOOTSTRAP"
+                ) from None
+            time.sleep(0.5)
+    wanted = [spec for spec in topic_specs(settings) if spec.topic not in existing]
+    if not wanted:
+        return []
+    created = []
+    for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise KafkaError(f"cannot create topic {name}: {exc}") from None
+    return created
+
+
+def flush(producer: Producer, timeout: float = 30.0) -> None:
+    """Flush or raise: undelivered messages must never be forgotten silently."""
+    remaining = producer.flush(timeout)
+    if remaining:
+        raise KafkaError(f"{remaining} message(s) not delivered within {timeout:.0f}s; is Kafka up?")

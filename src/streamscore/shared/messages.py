@@ -1,0 +1,178 @@
+"""Wire formats of the four topics (see DESIGN.md, "Topics and wire formats").
+
+Decoding never raises anything but :class:`MessageError`, whose ``reason`` is the
+short code that goes into the DLQ ``error.reason`` header.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streamscore.errors import MessageError
+
+IMAGE_BYTES = 784
+IMAGE_CONTENT_TYPE = "application/x-mnist-u8"
+MAX_KEY_BYTES = 128
+
+Headers = list[tuple[str, bytes]]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def headers_to_dict(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, bytes]:
+    """Kafka headers as a dict (the last value wins for a repeated name; None becomes b'')."""
+    return {name: (value or b"") for name, value in (headers or [])}
+
+
+@dataclass(frozen=True, slots=True)
+class ImageMessage:
+    """One decoded message of the images topic."""
+
+    image_id: str
+    pixels: bytes
+    label: int | None
+    produced_at: int
+
+
+def encode_image(
+    image_id: str, pixels: bytes, label: int | None, produced_at: int | None = None
+) -> tuple[bytes, bytes, Headers]:
+    """Key, value and headers of an images-topic message."""
+    if len(pixels) != IMAGE_BYTES:
+        raise MessageError(f"an image is {IMAGE_BYTES} bytes, got {len(pixels)}", reason="bad-length")
+    headers: Headers = [
+        ("content-type", IMAGE_CONTENT_TYPE.encode()),
+        ("produced-at", str(now_ms() if produced_at is None else produced_at).encode()),
+    ]
+    if label is not None:
+        headers.append(("label", str(label).encode()))
+    return image_id.encode(), pixels, headers
+
+
+def decode_image(
+    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None
+) -> ImageMessage:
+    """Validate and decode an images-topic message; raise MessageError with a DLQ reason code."""
+    if value is None:
+        raise MessageError("tombstone (null value) on the images topic", reason="tombstone")
+    if len(value) != IMAGE_BYTES:
+        raise MessageError(
+            f"value is {len(value)} bytes; an image is exactly {IMAGE_BYTES}", reason="bad-length"
+        )
+    if not key:
+        raise MessageError("message has no key; the key is the image id", reason="missing-key")
+    if len(key) > MAX_KEY_BYTES:
+        raise MessageError(f"key is {len(key)} bytes; at most {MAX_KEY_BYTES}", reason="bad-key")
+    try:
+        image_id = key.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MessageError("key is not valid UTF-8", reason="bad-key") from None
+    if not image_id.isprintable():
+        raise MessageError("key contains control characters", reason="bad-key")
+    fields = headers_to_dict(headers)
+    content_type = fields.get("content-type")
+    if content_type is not None and content_type.decode("latin-1") != IMAGE_CONTENT_TYPE:
+        raise MessageError(
+            f"unknown content-type {content_type[:64].decode('latin-1')!r}; "
+            f"expected {IMAGE_CONTENT_TYPE}",
+            reason="bad-content-type",
+        )
+    label: int | None = None
+    raw_label = fields.get("label")
+    if raw_label is not None and raw_label != b"":
+        if len(raw_label) != 1 or not b"0" <= raw_label <= b"9":
+            raise MessageError(
+                f"label header {raw_label[:16]!r} is not one digit 0-9", reason="bad-label"
+            )
+        label = raw_label[0] - 48
+    produced_at = 0
+    raw_ts = fields.get("produced-at")
+    if raw_ts:
+        try:
+            produced_at = int(raw_ts.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise MessageError(
+                f"produced-at header {raw_ts[:32]!r} is not epoch milliseconds",
+                reason="bad-header",
+            ) from None
+    return ImageMessage(image_id, value, label, produced_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One prediction on the evaluation topic: one image scored by one model version."""
+
+    image_id: str
+    predicted: int
+    probabilities: tuple[float, ...]
+    label: int | None
+    model_name: str
+    model_version: int
+    role: str
+    backend: str
+    produced_at: int
+    scored_at: int
+
+    def to_json(self) -> bytes:
+        body = {
+            "image_id": self.image_id,
+            "predicted": self.predicted,
+            "probabilities": [round(p, 7) for p in self.probabilities],
+            "label": self.label,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "role": self.role,
+            "backend": self.backend,
+            "produced_at": self.produced_at,
+            "scored_at": self.scored_at,
+        }
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, value: bytes) -> Prediction:
+        try:
+            body: Mapping[str, Any] = json.loads(value)
+            return cls(
+                image_id=str(body["image_id"]),
+                predicted=int(body["predicted"]),
+                probabilities=tuple(float(p) for p in body["probabilities"]),
+                label=None if body.get("label") is None else int(body["label"]),
+                model_name=str(body["model_name"]),
+                model_version=int(body["model_version"]),
+                role=str(body.get("role", "champion")),
+                backend=str(body.get("backend", "")),
+                produced_at=int(body.get("produced_at") or 0),
+                scored_at=int(body["scored_at"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MessageError(f"not a prediction: {exc}", reason="bad-prediction") from None
+
+    def headers(self) -> Headers:
+        return [("model-version", str(self.model_version).encode())]
+
+
+def dlq_headers(
+    *, reason: str, message: str, stage: str, topic: str, partition: int, offset: int
+) -> Headers:
+    """Headers that explain why a message was dead-lettered and where it came from."""
+    return [
+        ("error.reason", reason.encode()),
+        ("error.message", message[:1000].encode("utf-8", "replace")),
+        ("error.stage", stage.encode()),
+        ("source.topic", topic.encode()),
+        ("source.partition", str(partition).encode()),
+        ("source.offset", str(offset).encode()),
+    ]
+
+
+def model_headers(version: int, sha256: str, signature: str | None = None) -> Headers:
+    headers: Headers = [("model-version", str(version).encode()), ("sha256", sha256.encode())]
+    if signature:
+        headers.append(("signature", signature.encode()))
+    return headers

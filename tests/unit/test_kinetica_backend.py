@@ -1,0 +1,265 @@
+"""Kinetica backend pieces that need no server: URL, tables, row conversion, errors, procs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import gpudb
+import numpy as np
+import pytest
+
+from streamscore.backends import BackendURL, ImageBatch, ModelRef, SourceOffset, resolve_backend
+from streamscore.backends import kinetica_procs as procs
+from streamscore.backends import kinetica_tables as tables
+from streamscore.backends.kinetica import KineticaBackend, connection_failure
+from streamscore.errors import BackendDataError, BackendError, BackendUnavailable, ConfigError
+from streamscore.model.artifact import build_artifact
+
+
+def backend(url: str) -> KineticaBackend:
+    return KineticaBackend(BackendURL.parse(url), batch_size=10, unknown_option=True)
+
+
+def test_registry_and_url_options() -> None:
+    assert resolve_backend("kinetica") is KineticaBackend
+    b = backend("kinetica://admin:s3cret@db.example:9191?https=1&schema=ss&head_only=1&udf_timeout=30")
+    assert (b.head_url, b.schema, b.head_only, b.udf_timeout) == ("https://db.example:9191", "ss", True, 30.0)
+    assert "s3cret" not in repr(b) and "s3cret" not in str(b.url)
+    default = backend("kinetica://host")
+    assert (default.head_url, default.schema, default.head_only) == ("http://host:9191", "streamscore", False)
+    assert KineticaBackend.transactional is False and KineticaBackend.name == "kinetica"
+
+
+@pytest.mark.parametrize("url", ["kinetica://h?schema=a;drop", "kinetica://h?udf_timeout=soon"])
+def test_bad_url_options_are_config_errors(url: str) -> None:
+    with pytest.raises(ConfigError):
+        backend(url)
+
+
+def ddl_columns(table: str) -> list[str]:
+    text = tables.sql("schema", "streamscore")
+    body = re.search(rf"TABLE IF NOT EXISTS streamscore\.{table}\s*\((.*?)\n\);", text, re.S)
+    assert body is not None, table
+    names = []
+    for line in body.group(1).splitlines():
+        line = line.split("--")[0].strip()
+        if line.startswith(("PRIMARY KEY", "SHARD KEY")):
+            continue
+        for part in filter(None, (p.strip() for p in line.split(","))):
+            names.append(part.split()[0])
+    return names
+
+
+@pytest.mark.parametrize("table", sorted(tables.TABLES))
+def test_mirrored_columns_match_the_ddl(table: str) -> None:
+    assert ddl_columns(table) == [c[0] for c in tables.TABLES[table]]
+
+
+def test_stage_and_predictions_columns_match_the_ddl() -> None:
+    assert ddl_columns("prediction_stage") == tables.STAGE_COLUMNS
+    assert sorted(ddl_columns("predictions")) == sorted(tables.STAGE_COLUMNS)
+
+
+def test_every_statement_uses_binds_and_a_valid_schema() -> None:
+    statements = tables.schema_statements("streamscore")
+    assert len(statements) == 9 and statements[0] == "CREATE SCHEMA IF NOT EXISTS streamscore"
+    merge = tables.sql("merge_predictions", "s1")
+    assert "s1.predictions" in merge and "$4" in merge and "{" not in merge
+    with pytest.raises(ConfigError):
+        tables.sql("merge_predictions", "x y")
+
+
+def make_batch() -> ImageBatch:
+    pixels = np.arange(3 * 784, dtype=np.int64).reshape(3, 784).astype(np.uint8)
+    return ImageBatch(
+        "batch-1", ["a", "b", "a"], pixels, np.array([7, -1, 7], np.int16),
+        np.array([1000, 2000, 3000], np.int64),
+        [SourceOffset("mnist.images", 0, i) for i in range(3)], {("mnist.images", 0): 3},
+    )
+
+
+def test_image_records_to_binary_and_back() -> None:
+    batch = make_batch()
+    records = tables.image_records(batch, batch.unique_rows(), "batch-1")
+    assert [r[0] for r in records] == ["a", "b"]
+    assert records[1][2] is None and records[0][2] == 7  # label -1 → NULL
+    encoded = tables.encode_binary(records, tables.IMAGE_COLUMNS)
+    schema = tables.record_type(tables.IMAGE_COLUMNS, "images").schema_string
+    decoded = gpudb.GPUdbRecord.decode_binary_data(schema, encoded)
+    assert decoded[0]["pixels"] == batch.pixels[0].tobytes() and len(decoded[1]["pixels"]) == 784
+    assert [d["label"] for d in decoded] == [7, None]
+    assert [d["produced_at"] for d in decoded] == [1000, 2000]
+    assert {d["batch_id"] for d in decoded} == {"batch-1"}
+
+
+def test_image_records_reject_oversized_ids() -> None:
+    batch = make_batch()
+    batch.image_ids[0] = "x" * 129
+    with pytest.raises(BackendDataError):
+        tables.image_records(batch, [0], "b")
+
+
+def test_offsets_and_model_rows_round_trip() -> None:
+    assert tables.offset_records("g", {("t", 1): 5, ("t", 0): 9}, 77) == [
+        ["g", "t", 0, 9, 77], ["g", "t", 1, 5, 77]]
+    rng = np.random.default_rng(1)
+    art = build_artifact("mlp", 2, [rng.normal(size=(784, 16)).astype(np.float32),
+                                    rng.normal(size=(16, 10)).astype(np.float32)],
+                         [np.zeros(16, np.float32), np.ones(10, np.float32)], ["relu", "softmax"],
+                         canary_pixels=np.zeros((2, 784), np.uint8))
+    head = tables.model_record(art, 5)
+    layers = tables.layer_records(art)
+    tables.encode_binary([head], tables.MODEL_COLUMNS)  # encodes against the mirrored type
+    tables.encode_binary(layers, tables.LAYER_COLUMNS)
+    back = tables.artifact_from_rows("mlp", 2, [head[2], head[3], head[4], head[5], head[6]],
+                                     [r[2:] for r in layers])
+    assert back.sha256 == art.sha256 and back.activations == ("relu", "softmax")
+    assert back.canary_pixels is not None and back.canary_pixels.shape == (2, 784)
+    damaged = [r[2:] for r in layers]
+    damaged[1] = [*damaged[1][:5], bytes(len(damaged[1][5]))]
+    with pytest.raises(BackendError, match="damaged"):
+        tables.artifact_from_rows("mlp", 2, [head[2], head[3], head[4], head[5], head[6]], damaged)
+
+
+# -- errors ----------------------------------------------------------------------------------
+def classify(exc: BaseException) -> type[BaseException]:
+    b = backend("kinetica://admin:pw@h")
+    with pytest.raises(BackendError) as info, b.translate_errors("testing"):
+        raise exc
+    return type(info.value)
+
+
+def wrapped_insertion_failure() -> BaseException:
+    try:
+        try:
+            raise gpudb.GPUdbException("Connection refused by worker")
+        except gpudb.GPUdbException as ex:
+            raise gpudb.InsertionException(str(ex), []) from None
+    except gpudb.InsertionException as exc:
+        return exc
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (gpudb.GPUdbHAUnavailableException("Only one cluster in ring; HA failover unavailable"),
+     BackendUnavailable),
+    (gpudb.GPUdbConnectionException("timed out"), BackendUnavailable),
+    (gpudb.GPUdbExitException("shutting down"), BackendUnavailable),
+    (gpudb.GPUdbException("Error connecting to 'http://h:9191' due to: [Errno 111] Connection refused"),
+     BackendUnavailable),
+    (wrapped_insertion_failure(), BackendUnavailable),
+    (ConnectionResetError(), BackendUnavailable),
+    (gpudb.GPUdbException("Table 'streamscore.images' does not exist"), BackendError),
+    (gpudb.GPUdbUnauthorizedAccessException("Unauthorized"), BackendError),
+])
+def test_error_classification(exc: BaseException, expected: type[BaseException]) -> None:
+    assert classify(exc) is expected
+    assert connection_failure(exc) is (expected is BackendUnavailable)
+
+
+def test_unauthorized_is_fatal_and_never_shows_the_password() -> None:
+    b = backend("kinetica://admin:pw-123@h")
+    with pytest.raises(BackendError) as info, b.translate_errors("connecting"):
+        raise gpudb.GPUdbUnauthorizedAccessException("Unauthorized")
+    assert info.value.reason == "backend-auth" and "pw-123" not in info.value.message
+
+
+def test_not_connected_is_a_clear_error() -> None:
+    with pytest.raises(BackendError, match="not connected"):
+        backend("kinetica://h").installed_versions("mlp")
+
+
+def test_connect_to_nothing_is_retriable() -> None:
+    b = backend("kinetica://admin:pw@127.0.0.1:9?head_only=1")
+    with pytest.raises(BackendUnavailable) as info:
+        b.connect()
+    assert "pw" not in info.value.message.replace("kinetica", "")
+
+
+# -- procs ------------------------------------------------------------------------------------
+OK = {"status": "OK", "message": ""}
+
+
+class FakeDb:
+    """Answers the proc endpoints with canned responses."""
+
+    def __init__(self, statuses: list[dict[str, Any]], exists: bool = False) -> None:
+        self.statuses, self.exists = statuses, exists
+        self.created: list[dict[str, Any]] = []
+        self.killed: list[str] = []
+        self.executed: list[dict[str, Any]] = []
+
+    def has_proc(self, proc_name: str) -> dict[str, Any]:
+        return {"status_info": OK, "proc_exists": self.exists}
+
+    def create_proc(self, **kwargs: Any) -> dict[str, Any]:
+        self.created.append(kwargs)
+        self.exists = True
+        return {"status_info": OK}
+
+    def execute_proc(self, **kwargs: Any) -> dict[str, Any]:
+        self.executed.append(kwargs)
+        return {"status_info": OK, "run_id": "7"}
+
+    def show_proc_status(self, run_id: str, options: dict[str, str]) -> dict[str, Any]:
+        return {"status_info": OK, **self.statuses.pop(0)} if len(self.statuses) > 1 else \
+            {"status_info": OK, **self.statuses[0]}
+
+    def kill_proc(self, run_id: str, options: dict[str, str]) -> dict[str, Any]:
+        self.killed.append(run_id)
+        return {"status_info": OK}
+
+
+def status(overall: str, **segments: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "overall_statuses": {"7": overall},
+        "statuses": {"7": {s: v["status"] for s, v in segments.items()}},
+        "messages": {"7": {s: v.get("message", "") for s, v in segments.items()}},
+        "results": {"7": {s: v.get("results", {}) for s, v in segments.items()}},
+        "output": {"7": {s: {"stdout": [], "stderr": v.get("stderr", [])} for s, v in segments.items()}},
+    }
+
+
+def test_register_creates_a_content_named_proc_once() -> None:
+    db = FakeDb([])
+    name = procs.register(db, procs.INFER_UDF, "distributed")
+    assert re.fullmatch(r"streamscore_mnist_infer_[0-9a-f]{10}", name)
+    assert db.created[0]["files"] == {procs.INFER_UDF: procs.udf_source(procs.INFER_UDF)}
+    assert db.created[0]["args"] == [procs.INFER_UDF]
+    assert procs.register(db, procs.INFER_UDF, "distributed") == name and len(db.created) == 1
+
+
+def test_execute_waits_and_sums_segment_results() -> None:
+    db = FakeDb([status("running", a={"status": "running"}),
+                 status("complete", a={"status": "complete", "results": {"scored": "3"}},
+                        b={"status": "complete", "results": {"scored": "4"}})])
+    run = procs.execute(db, "p", params={"batch_id": "b"}, inputs=["s.images"],
+                        outputs=["s.prediction_stage"], timeout=5)
+    assert run.total("scored") == 7 and db.executed[0]["bin_params"] == {}
+
+
+def test_udf_error_surfaces_its_output_lines() -> None:
+    db = FakeDb([status("error", a={"status": "complete"},
+                        b={"status": "error", "message": "Traceback",
+                           "stderr": ["ValueError: model mlp: layer 0 is missing"]})])
+    with pytest.raises(BackendError) as info:
+        procs.wait(db, "p", "7", 5, sleep=lambda s: None)
+    assert info.value.reason == "udf-failed"
+    assert "layer 0 is missing" in info.value.message and "segment b: error" in info.value.message
+
+
+def test_timeout_kills_only_this_run() -> None:
+    db = FakeDb([status("running", a={"status": "running"})])
+    ticks = iter(range(100))
+    with pytest.raises(BackendUnavailable, match="did not finish"):
+        procs.wait(db, "p", "7", 3, sleep=lambda s: None, clock=lambda: float(next(ticks)))
+    assert db.killed == ["7"]
+
+
+def test_server_error_status_is_raised() -> None:
+    with pytest.raises(BackendError, match="no such proc"):
+        procs.checked({"status_info": {"status": "ERROR", "message": "no such proc"}}, "starting")
+
+
+def test_model_ref_is_what_predictions_name() -> None:
+    assert str(ModelRef("mlp", 3)) == "mlp:v3"

@@ -1,0 +1,165 @@
+"""The Kinetica UDFs: scoring math vs the numpy reference, and harness runs of both entry points."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import kinetica_harness as harness
+from streamscore.backends import kinetica_tables as tables
+from streamscore.model.artifact import ModelArtifact, build_artifact, weights_digest
+from streamscore.model.reference import forward
+from streamscore.shared.config import default_mnist_dir
+from streamscore.shared.mnist import MnistSplit, load_split
+
+
+@pytest.fixture(scope="module")
+def infer() -> ModuleType:
+    return harness.load_udf("mnist_infer.py")
+
+
+@pytest.fixture(scope="module")
+def trainer() -> ModuleType:
+    return harness.load_udf("mnist_train.py")
+
+
+@pytest.fixture(scope="module")
+def test_split() -> MnistSplit:
+    return load_split("test")
+
+
+@pytest.fixture(scope="module")
+def artifact(trainer: ModuleType, test_split: MnistSplit) -> ModelArtifact:
+    """A quickly trained 784-100-10 net (the UDF trainer on the first 5,000 test images)."""
+    w, b, _ = trainer.train(test_split.images[:5000], test_split.labels[:5000], steps=300)
+    return build_artifact("mlp", 3, w, b, ["sigmoid", "softmax"])
+
+
+def udf_model(infer: ModuleType, artifact: ModelArtifact) -> Any:
+    rows = [(r[2], r[3], r[4], r[5], r[6], r[7]) for r in tables.layer_records(artifact)]
+    mid = tables.model_id(artifact.name, artifact.version, artifact.sha256)
+    return infer.model_from_layers(mid, artifact.input_scale, rows)
+
+
+def test_udf_forward_matches_reference_on_mnist(
+    infer: ModuleType, artifact: ModelArtifact, test_split: MnistSplit
+) -> None:
+    model = udf_model(infer, artifact)  # weights go through the model_layers byte format
+    got = infer.forward(test_split.images, model)
+    want = forward(test_split.images, artifact.weights, artifact.biases,
+                   artifact.activations, artifact.input_scale)
+    assert got.shape == (10_000, 10)
+    assert (got.argmax(axis=1) == want.argmax(axis=1)).mean() >= 0.999
+    assert float(np.abs(got - want).max()) <= 1e-4
+
+
+def test_udf_digest_and_model_id_match_streamscore(trainer: ModuleType, artifact: ModelArtifact) -> None:
+    assert trainer.weights_digest(artifact.weights, artifact.biases) == weights_digest(
+        artifact.weights, artifact.biases)
+    assert trainer.model_id("mlp", 3, artifact.sha256) == tables.model_id("mlp", 3, artifact.sha256)
+
+
+def test_inference_udf_in_harness(
+    infer: ModuleType, artifact: ModelArtifact, test_split: MnistSplit, tmp_path: Path
+) -> None:
+    ids = [test_split.image_id(i) for i in range(30)]
+    batch = ["b1" if i % 3 else "b0" for i in range(30)]  # this shard holds two batches
+    table = harness.Table("streamscore.images", harness.INFER_INPUT, {
+        "image_id": ids, "pixels": [test_split.images[i].tobytes() for i in range(30)],
+        "batch_id": batch,
+    })
+    calls: list[tuple[str, int]] = []
+
+    def load(name: str, version: int) -> Any:
+        calls.append((name, version))
+        return udf_model(infer, artifact)
+
+    run = harness.run_udf(
+        lambda: infer.main(load), tmp_path,
+        params={"batch_id": "b1", "model_name": "mlp", "model_version": "3",
+                "role": "champion", "schema": "streamscore"},
+        inputs=[table],
+        outputs=[harness.Table("streamscore.prediction_stage", harness.INFER_OUTPUT)],
+    )
+    out = run.outputs["streamscore.prediction_stage"]
+    mine = [i for i in range(30) if batch[i] == "b1"]
+    assert run.results == {"scored": str(len(mine))}
+    assert out["image_id"] == [ids[i] for i in mine]
+    assert set(out["batch_id"]) == {"b1"} and set(out["model_version"]) == {3}
+    assert set(out["model_id"]) == {tables.model_id("mlp", 3, artifact.sha256)}
+    probs = np.array([out[f"p{k}"] for k in range(10)]).T
+    want = artifact.forward(test_split.images[mine])
+    assert np.abs(probs - want).max() <= 1e-6  # float32 columns round-trip exactly
+    assert out["predicted"] == want.argmax(axis=1).tolist()
+    assert calls == [("mlp", 3)]
+
+
+def test_inference_udf_with_no_rows_of_the_batch(infer: ModuleType, tmp_path: Path) -> None:
+    table = harness.Table("t", harness.INFER_INPUT, {"image_id": ["a"], "pixels": [bytes(784)],
+                                                    "batch_id": ["other"]})
+
+    def load(name: str, version: int) -> Any:
+        raise AssertionError("weights must not be loaded for an empty shard")
+
+    run = harness.run_udf(
+        lambda: infer.main(load), tmp_path,
+        params={"batch_id": "b9", "model_name": "mlp", "model_version": "1", "role": "champion",
+                "schema": "streamscore"},
+        inputs=[table], outputs=[harness.Table("o", harness.INFER_OUTPUT)],
+    )
+    assert run.results == {"scored": "0"}
+    assert run.outputs["o"]["image_id"] == []
+
+
+def test_infer_rejects_a_model_with_a_missing_layer(infer: ModuleType, artifact: ModelArtifact) -> None:
+    rows = [(r[2], r[3], r[4], r[5], r[6], r[7]) for r in tables.layer_records(artifact)]
+    with pytest.raises(ValueError, match="layer 0 is missing"):
+        infer.model_from_layers("x", 1 / 255, rows[1:])
+
+
+class MemoryStore:
+    """The training UDF's data access, in memory."""
+
+    def __init__(self, split: MnistSplit) -> None:
+        self.split = split
+        self.layers: list[dict[str, Any]] = []
+        self.models: list[dict[str, Any]] = []
+
+    def load_training(self, table: str, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        assert table == "training_images"
+        n = limit or len(self.split)
+        return self.split.images[:n], self.split.labels[:n].astype(np.int64)
+
+    def write_model(self, layers: list[dict[str, Any]], model: dict[str, Any]) -> None:
+        self.layers, self.models = layers, [model]
+
+
+def test_training_udf_in_harness(trainer: ModuleType, test_split: MnistSplit, tmp_path: Path) -> None:
+    mnist_dir = default_mnist_dir()
+    split = load_split("train", mnist_dir) if (mnist_dir / "train-images-idx3-ubyte.gz").exists() \
+        else test_split
+    store = MemoryStore(split)
+    run = harness.run_udf(
+        lambda: trainer.main(store), tmp_path, rank=0,
+        params={"schema": "streamscore", "train_table": "training_images", "model_name": "mlp",
+                "model_version": "7", "steps": "600", "limit": "20000"},
+    )
+    model = store.models[0]
+    assert run.results == {"model_id": model["model_id"], "loss": str(model["loss"])}
+    assert [tables.TABLES["models"][i][0] for i in range(len(model))] == list(model)
+    assert [c[0] for c in tables.LAYER_COLUMNS] == list(store.layers[0])
+    # the rows rebuild into a verified streamscore artifact that has learned something
+    head = [model["model_id"], model["sha256"], model["input_scale"], model["manifest"], None]
+    rows = [list(layer.values())[2:] for layer in store.layers]
+    artifact = tables.artifact_from_rows("mlp", 7, head, rows)
+    accuracy = (artifact.forward(test_split.images).argmax(axis=1) == test_split.labels).mean()
+    assert accuracy > 0.85
+    assert artifact.manifest["metrics"]["trainer"] == "kinetica-udf"
+    assert 0 < model["loss"] < 1.0

@@ -1,0 +1,654 @@
+"""Oracle backend without a server: URLs, binds, SQL files, error codes, model rows, the
+GEMM layout, and the order of calls in a batch (against a fake python-oracledb connection).
+
+Errors are real python-oracledb exception objects, built the way the driver builds them
+(``oracledb.errors._Error``), so code, full_code, isrecoverable and the exception class
+are the driver's own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import oracledb
+import pytest
+from oracledb import errors as oracledb_errors
+
+from streamscore.backends import (
+    BackendURL,
+    ImageBatch,
+    ModelRef,
+    SourceOffset,
+    open_backend,
+    oracle_errors,
+    oracle_sql,
+)
+from streamscore.backends.oracle import OracleBackend
+from streamscore.backends.sqlfiles import read_sql, split_statements
+from streamscore.errors import (
+    ArtifactError,
+    BackendDataError,
+    BackendError,
+    BackendUnavailable,
+    ConfigError,
+    MissingDependencyError,
+)
+from streamscore.model.artifact import ModelArtifact, build_artifact
+from streamscore.model.reference import ACTIVATIONS
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def ora(code: int, text: str = "error", offset: int = 0) -> oracledb_errors._Error:
+    return oracledb_errors._Error(f"ORA-{code:05d}: {text}", code=code, offset=offset)
+
+
+def ora_exception(code: int, text: str = "error") -> BaseException:
+    error = ora(code, text)
+    exc: BaseException = error.exc_type(error)
+    return exc
+
+
+def dpy_exception(number: int, **args: str) -> BaseException:
+    error = oracledb_errors._Error(oracledb_errors._get_error_text(number, **args))
+    exc: BaseException = error.exc_type(error)
+    return exc
+
+
+def make_artifact(sizes: tuple[int, ...] = (784, 32, 10), seed: int = 7, version: int = 1,
+                  activations: tuple[str, ...] = ("sigmoid", "softmax")) -> ModelArtifact:
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(0, 0.1, (a, b)).astype(np.float32) for a, b in itertools.pairwise(sizes)]
+    biases = [rng.normal(0, 0.1, b).astype(np.float32) for b in sizes[1:]]
+    canary = rng.integers(0, 256, (3, 784), dtype=np.uint8)
+    return build_artifact("mlp", version, weights, biases, activations, canary_pixels=canary)
+
+
+def make_batch(ids: list[str], batch_id: str = "b-1") -> ImageBatch:
+    n = len(ids)
+    pixels = np.arange(n * 784, dtype=np.int64).reshape(n, 784).astype(np.uint8)
+    labels = np.array([i % 10 if i % 3 else -1 for i in range(n)], dtype=np.int16)
+    sources = [SourceOffset("mnist.images", i % 2, 100 + i) for i in range(n)]
+    offsets = {("mnist.images", 0): 200, ("mnist.images", 1): 201}
+    return ImageBatch(batch_id, ids, pixels, labels, np.full(n, 1_700_000_000_000, np.int64),
+                      sources, offsets)
+
+
+def rows_from_binds(artifact: ModelArtifact) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """What SELECT_MODEL / SELECT_LAYERS return for rows written with model_binds."""
+    model, layers = oracle_sql.model_binds(artifact)
+    model_row = (model[2], model[3], model[4], model[5], model[6])
+    layer_rows = [(layer[2], layer[3], layer[4], layer[5], layer[6], layer[7]) for layer in layers]
+    return model_row, layer_rows
+
+
+# -- URL → connect arguments ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "dsn", "options", "timeout"),
+    [
+        ("oracle://app:pw@db.example:1521/FREEPDB1", "db.example:1521/FREEPDB1", {}, 0),
+        ("oracle://app@db/ORCLPDB", "db:1521/ORCLPDB", {}, 0),
+        ("oracle://app:pw@[::1]:1522/FREEPDB1", "[::1]:1522/FREEPDB1", {}, 0),
+        ("oracle://app:pw@h:2484/svc?protocol=tcps", "tcps://h:2484/svc", {}, 0),
+        (
+            "oracle://app:pw@h/svc?tcp_connect_timeout=5&expire_time=2&call_timeout=30000",
+            "h:1521/svc", {"tcp_connect_timeout": 5.0, "expire_time": 2}, 30000,
+        ),
+    ],
+)
+def test_parse_target(url: str, dsn: str, options: dict[str, object], timeout: int) -> None:
+    target = oracle_sql.parse_target(BackendURL.parse(url))
+    assert (target.user, target.dsn, target.connect_options, target.call_timeout_ms) == (
+        "app", dsn, options, timeout,
+    )
+    assert "pw" not in repr(target)
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("oracle://db:1521/FREEPDB1", "names no user"),
+        ("oracle://app@db:1521/", "service name"),
+        ("oracle://app:secret@db/svc?colour=blue", "unknown option 'colour'"),
+        ("oracle://app:secret@db/svc?expire_time=soon", "is not a int"),
+        ("oracle://app:secret@db/svc?protocol=udp", "use tcp or tcps"),
+    ],
+)
+def test_parse_target_rejects(url: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment) as caught:
+        oracle_sql.parse_target(BackendURL.parse(url))
+    assert "secret" not in str(caught.value)
+
+
+def test_password_from_url_then_env() -> None:
+    env = {oracle_sql.PASSWORD_ENV: "from-env"}
+    assert oracle_sql.resolve_password(BackendURL.parse("oracle://a:from-url@h/s"), env) == "from-url"
+    assert oracle_sql.resolve_password(BackendURL.parse("oracle://a@h/s"), env) == "from-env"
+    with pytest.raises(ConfigError, match=oracle_sql.PASSWORD_ENV):
+        oracle_sql.resolve_password(BackendURL.parse("oracle://a@h/s"), {})
+
+
+def test_registry_builds_backend_and_ignores_unknown_options() -> None:
+    backend = open_backend("oracle://app:hunter2@db:1521/FREEPDB1", batch_size=500, role="shadow")
+    assert isinstance(backend, OracleBackend)
+    assert (backend.name, backend.extra, backend.schemes, backend.role) == (
+        "oracle", "oracle", ("oracle",), "shadow",
+    )
+    assert "hunter2" not in repr(backend)
+    with pytest.raises(ConfigError, match="role"):
+        OracleBackend(BackendURL.parse("oracle://a@h/s"), role="referee")
+
+
+def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamscore.backends import resolve_backend
+
+    for module in ("streamscore.backends.oracle", "streamscore.backends.oracle_errors",
+                   "streamscore.backends.oracle_sql"):
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setitem(sys.modules, "oracledb", None)  # as if not installed
+    resolve_backend.cache_clear()
+    try:
+        with pytest.raises(MissingDependencyError, match=r"pip install 'streamscore\[oracle\]'"):
+            resolve_backend("oracle")
+    finally:
+        resolve_backend.cache_clear()
+
+
+# -- binds ------------------------------------------------------------------------------------
+
+
+def test_image_binds_are_784_raw_bytes_with_null_labels() -> None:
+    batch = make_batch(["a", "b", "a", "c"])
+    rows = batch.unique_rows()
+    binds = oracle_sql.image_binds(batch, rows)
+    assert rows == [0, 1, 3]
+    assert [bind[0] for bind in binds] == ["a", "b", "c"]
+    for bind, row in zip(binds, rows, strict=True):
+        _image_id, pixels, label, produced_at, batch_id = bind
+        assert isinstance(pixels, bytes) and len(pixels) == 784
+        assert pixels == batch.pixels[row].tobytes()
+        assert label == (None if batch.labels[row] < 0 else int(batch.labels[row]))
+        assert (produced_at, batch_id) == (1_700_000_000_000, "b-1")
+        assert type(produced_at) is int
+    assert binds[0][2] is None  # row 0 had label -1
+
+
+def test_image_binds_reject_wrong_shape() -> None:
+    batch = make_batch(["a"])
+    batch.pixels = np.zeros((1, 28, 28), np.uint8)
+    with pytest.raises(BackendError, match="not \\(n, 784\\)"):
+        oracle_sql.image_binds(batch, [0])
+
+
+def test_offset_binds_sorted() -> None:
+    binds = oracle_sql.offset_binds("g", {("t", 2): 9, ("a", 0): 1, ("t", 0): 5})
+    assert binds == [("g", "a", 0, 1), ("g", "t", 0, 5), ("g", "t", 2, 9)]
+
+
+def test_scored_batch_orders_rows_and_reads_float32_exactly() -> None:
+    probs = np.random.default_rng(1).random((3, 10)).astype(np.float32)
+    rows = [("c", 2, probs[2].astype("<f4").tobytes(), 30), ("a", 0, probs[0].tobytes(), 10),
+            ("b", 1, probs[1].tobytes(), 20)]
+    scored = oracle_sql.scored_batch(["a", "b", "c"], rows, ModelRef("mlp", 3))
+    assert scored.predicted.tolist() == [0, 1, 2]
+    assert scored.scored_at.tolist() == [10, 20, 30]
+    assert scored.probabilities.dtype == np.float32
+    assert np.array_equal(scored.probabilities, probs)
+    with pytest.raises(BackendError, match="without a mlp:v3 prediction"):
+        oracle_sql.scored_batch(["a", "z"], rows, ModelRef("mlp", 3))
+
+
+# -- SQL files --------------------------------------------------------------------------------
+
+
+def test_schema_splits_into_plain_statements() -> None:
+    statements = split_statements(read_sql("oracle", "schema.sql"))
+    tables = [s.split()[2] for s in statements if s.upper().startswith("CREATE TABLE")]
+    assert tables == ["mnist_images", "model_versions", "model_layers", "active_models",
+                      "mnist_predictions", "consumer_offsets", "schema_objects"]
+    for statement in statements:
+        assert not statement.rstrip().endswith(";"), statement[:40]
+        assert "--" not in statement
+    predictions = next(s for s in statements if "CREATE TABLE mnist_predictions" in s)
+    assert "PRIMARY KEY (image_id, model_name, model_version, role)" in predictions
+    images = next(s for s in statements if "CREATE TABLE mnist_images" in s)
+    assert "pixels       RAW(784)" in images
+
+
+def test_package_file_holds_two_whole_plsql_units() -> None:
+    spec, body = split_statements(read_sql("oracle", oracle_sql.PACKAGE_FILE))
+    assert spec.startswith("CREATE OR REPLACE PACKAGE mnist_scorer")
+    assert body.startswith("CREATE OR REPLACE PACKAGE BODY mnist_scorer")
+    for unit in (spec, body):
+        assert unit.endswith("END mnist_scorer;")
+        assert unit.count("BEGIN") <= unit.count("END")
+    # the pieces the design asks for are all there
+    for needle in ("UTL_NLA.BLAS_GEMM", "FORALL", "BULK COLLECT", "UTL_RAW.LITTLE_ENDIAN",
+                   "'sigmoid'", "'relu'", "'tanh'", "'softmax'", "'identity'"):
+        assert needle in body, needle
+    assert "SERIALLY_REUSABLE" not in spec + body  # would reload the weights on every call
+
+
+def test_dml_uses_binds_and_known_tables() -> None:
+    schema = read_sql("oracle", "schema.sql")
+    tables = set(re.findall(r"CREATE TABLE (\w+)", schema))
+    for name in dir(oracle_sql):
+        text = getattr(oracle_sql, name)
+        if not (name.isupper() and isinstance(text, str) and re.match(r"\s*(SELECT|MERGE|INSERT)", text)):
+            continue
+        used = set(re.findall(r"(?:FROM|INTO|JOIN)\s+(\w+)", text)) - {"dual", "user_objects",
+                                                                      "user_errors"}
+        assert used <= tables, (name, used - tables)
+        assert ":1" in text and "{" not in text, name  # values are binds, never formatted in
+
+
+def test_create_user_script_is_least_privilege() -> None:
+    text = read_sql("oracle", "00_create_user.sql")
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    grants = re.findall(r"GRANT (.+?) TO", code, flags=re.S)
+    assert grants == ["CREATE SESSION, CREATE TABLE, CREATE PROCEDURE"]
+    for forbidden in ("ANY", "DBA", "RESOURCE", "DB_DEVELOPER_ROLE", "UNLIMITED"):
+        assert forbidden not in code.upper().replace("&APP_USER", ""), forbidden
+    assert 'IDENTIFIED BY "&app_password"' in code  # a placeholder, never a literal password
+    assert "QUOTA 2G ON users" in code
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (ora_exception(60, "deadlock detected while waiting for resource"), "retriable"),
+        (ora_exception(54, "resource busy"), "retriable"),
+        (ora_exception(4068, "existing state of packages has been discarded"), "retriable"),
+        (ora_exception(1033, "ORACLE initialization or shutdown in progress"), "retriable"),
+        (ora_exception(12514, "listener does not currently know of service"), "retriable"),
+        (ora_exception(3113, "end-of-file on communication channel"), "retriable"),  # → DPY-4011
+        (dpy_exception(oracledb_errors.ERR_CONNECTION_FAILED, connection_id="x"), "retriable"),
+        (dpy_exception(oracledb_errors.ERR_INVALID_SERVICE_NAME, service_name="FREEPDB1",
+                       connection_id="x"), "retriable"),
+        (ora_exception(1, "unique constraint violated"), "retriable"),
+        (ora_exception(1400, 'cannot insert NULL into ("APP"."MNIST_IMAGES"."PIXELS")'), "data"),
+        (ora_exception(12899, "value too large for column"), "data"),
+        (ora_exception(2290, "check constraint violated"), "data"),
+        (ora_exception(20005, "image x does not have 784 pixels"), "data"),
+        (ora_exception(942, "table or view does not exist"), "fatal"),
+        (ora_exception(1031, "insufficient privileges"), "fatal"),
+        (ora_exception(1017, "invalid credential or not authorized; logon denied"), "fatal"),
+        (ValueError("not a driver error"), "fatal"),
+    ],
+)
+def test_classify(exc: BaseException, kind: str) -> None:
+    assert oracle_errors.classify(exc) == kind
+
+
+def test_lost_connection_is_a_dead_session() -> None:
+    exc = ora_exception(3113, "end-of-file on communication channel")
+    assert oracle_errors.error_codes(exc) == (3113, "DPY-4011")
+    assert oracle_errors.is_dead_session(exc)
+    assert not oracle_errors.is_dead_session(ora_exception(60))
+
+
+@pytest.mark.parametrize(
+    ("code", "error_type", "fragment"),
+    [
+        (942, BackendError, "streamscore db init"),
+        (1031, BackendError, "00_create_user.sql as a DBA"),
+        (1950, BackendError, "QUOTA"),
+        (20001, BackendError, "install_model"),
+        (1400, BackendDataError, "ORA-01400"),
+        (4068, BackendUnavailable, "ORA-04068"),
+    ],
+)
+def test_translate_names_code_and_fix(code: int, error_type: type[BackendError], fragment: str) -> None:
+    error = oracle_errors.translate(ora_exception(code), "writing batch b-1")
+    assert type(error) is error_type
+    assert fragment in str(error)
+    assert f"ORA-{code:05d}" in str(error)
+
+
+def test_retry_delays() -> None:
+    translated = oracle_errors.translate(ora_exception(4068), "x")
+    assert isinstance(translated, BackendUnavailable) and translated.retry_after == 0.0
+    assert oracle_errors.retry_delay(ora_exception(60)) == 0.5
+    assert oracle_errors.retry_delay(ora_exception(12514)) == 1.0
+
+
+# -- model rows ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sizes", "activations"),
+    [((784, 32, 10), ("sigmoid", "softmax")),
+     ((784, 64, 16, 10), ("relu", "tanh", "softmax")),
+     ((784, 10), ("identity",))],
+)
+def test_model_rows_round_trip(sizes: tuple[int, ...], activations: tuple[str, ...]) -> None:
+    artifact = make_artifact(sizes, activations=activations)
+    model_row, layer_rows = rows_from_binds(artifact)
+    assert len(layer_rows) == len(sizes) - 1
+    for (layer_no, n_in, n_out, _act, biases, weights), w in zip(layer_rows, artifact.weights,
+                                                                 strict=True):
+        assert (n_in, n_out) == w.shape and len(weights) == 4 * n_in * n_out
+        assert len(biases) == 4 * n_out and layer_no >= 0
+        assert weights[:4] == np.float32(w[0, 0]).astype("<f4").tobytes()  # row-major, LE
+    manifest = json.loads(model_row[3])
+    assert manifest["sha256"] == artifact.sha256 == model_row[0]
+    assert manifest["activations"] == list(activations)
+    rebuilt = oracle_sql.artifact_from_rows(ModelRef("mlp", 1), model_row, layer_rows)
+    assert rebuilt.sha256 == artifact.sha256
+    assert rebuilt.activations == artifact.activations
+    assert rebuilt.input_scale == artifact.input_scale
+    assert rebuilt.canary_pixels is not None and artifact.canary_pixels is not None
+    assert np.array_equal(rebuilt.canary_pixels, artifact.canary_pixels)
+    assert ModelArtifact.from_bytes(rebuilt.to_bytes()).sha256 == artifact.sha256
+    pixels = np.random.default_rng(3).integers(0, 256, (5, 784), dtype=np.uint8)
+    assert np.array_equal(rebuilt.forward(pixels), artifact.forward(pixels))
+
+
+def test_tampered_rows_fail_the_digest() -> None:
+    model_row, layer_rows = rows_from_binds(make_artifact())
+    weights = bytearray(layer_rows[0][5])
+    weights[0] ^= 0x01
+    layer_rows[0] = (*layer_rows[0][:5], bytes(weights))
+    with pytest.raises(ArtifactError) as caught:
+        oracle_sql.artifact_from_rows(ModelRef("mlp", 1), model_row, layer_rows)
+    assert caught.value.reason == "bad-digest"
+    with pytest.raises(ArtifactError, match="layer rows"):
+        oracle_sql.artifact_from_rows(ModelRef("mlp", 1), model_row, layer_rows[:1])
+
+
+def test_layers_too_large_for_utl_nla_are_refused() -> None:
+    artifact = make_artifact((784, 1300, 10), activations=("relu", "softmax"))
+    with pytest.raises(ArtifactError) as caught:
+        oracle_sql.model_binds(artifact)
+    assert caught.value.reason == "unsupported-shape"
+
+
+# -- the GEMM layout the PL/SQL relies on ---------------------------------------------------------
+
+
+def blas_gemm_n_n(m: int, n: int, k: int, a: npt.NDArray[np.float32], lda: int,
+                  b: npt.NDArray[np.float32], ldb: int, c: npt.NDArray[np.float32],
+                  ldc: int) -> None:
+    """UTL_NLA.BLAS_GEMM('N', 'N', …, pack 'C') on flat buffers: C := A·B + C, column-major."""
+    a_mat = a.reshape(-1, lda).T[:m, :k]  # column j starts at j*lda
+    b_mat = b.reshape(-1, ldb).T[:k, :n]
+    c_mat = c.reshape(-1, ldc).T[:m, :n]
+    c_mat += a_mat @ b_mat  # writes through the view into c
+
+
+def test_gemm_on_stored_buffers_equals_numpy_layer() -> None:
+    """z' = W'x' + b on the raw row-major buffers (as mnist_scorer.sql does) is x @ w + b."""
+    rng = np.random.default_rng(5)
+    images, n_in, n_out = 7, 784, 32
+    w = rng.normal(0, 0.1, (n_in, n_out)).astype(np.float32)
+    b = rng.normal(0, 0.1, n_out).astype(np.float32)
+    x = (rng.integers(0, 256, (images, n_in)) / 255).astype(np.float32)
+    w_flat = np.frombuffer(w.astype("<f4").tobytes(), np.float32).copy()  # the BLOB
+    x_flat = x.reshape(-1).copy()                    # image after image, as score_chunk fills it
+    z_flat = np.tile(b, images)                      # every column of z' starts as b
+    blas_gemm_n_n(n_out, images, n_in, w_flat, n_out, x_flat, n_in, z_flat, n_out)
+    np.testing.assert_allclose(z_flat.reshape(images, n_out), x @ w + b, rtol=1e-5, atol=1e-5)
+
+
+def plsql_activation(name: str, z: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """mnist_scorer.activate, formula for formula (double precision, stored as float32)."""
+    d = z.astype(np.float64)
+    if name == "sigmoid":
+        with np.errstate(over="ignore"):
+            out = np.where(d < -80, 0.0, np.where(d > 80, 1.0, 1 / (1 + np.exp(-d))))
+    elif name == "tanh":
+        with np.errstate(over="ignore"):
+            out = np.where(d > 20, 1.0, np.where(d < -20, -1.0, 1 - 2 / (np.exp(2 * d) + 1)))
+    elif name == "relu":
+        out = np.where(d < 0, 0.0, d)
+    elif name == "softmax":  # per image: exp_clamped(z - max) stored as float32, summed in double
+        shifted = d - d.max(axis=1, keepdims=True)
+        with np.errstate(under="ignore"):
+            e = np.where(shifted < -80, 0.0, np.exp(shifted)).astype(np.float32)
+        out = e / e.astype(np.float64).sum(axis=1, keepdims=True)
+    else:
+        out = d
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "softmax", "identity"])
+def test_plsql_activation_formulas_match_reference(name: str) -> None:
+    z = np.concatenate([
+        np.linspace(-120, 120, 2001, dtype=np.float32).reshape(-1, 1).repeat(10, axis=1),
+        np.random.default_rng(9).normal(0, 30, (500, 10)).astype(np.float32),
+    ])
+    expected = ACTIVATIONS[name](z)
+    np.testing.assert_allclose(plsql_activation(name, z), expected, atol=1e-6, rtol=1e-6)
+
+
+# -- the batch transaction, against a fake connection ------------------------------------------
+
+
+class FakeCursor:
+    def __init__(self, conn: FakeConnection) -> None:
+        self.conn = conn
+        self.rows: list[tuple[Any, ...]] = []
+        self.batch_errors: list[Any] = []
+
+    def __enter__(self) -> FakeCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def setinputsizes(self, *args: Any) -> None:
+        self.conn.log.append(("setinputsizes", len(args)))
+
+    def execute(self, sql: str, params: Any = None, **kwargs: Any) -> None:
+        first = " ".join(sql.split()[:3])
+        self.conn.log.append(("execute", first))
+        error = self.conn.fail_on.pop(first, None)
+        if error is not None:
+            raise error
+        self.rows = self.conn.results.get(first, [])
+
+    def executemany(self, sql: str, params: list[Any], batcherrors: bool = False) -> None:
+        target = sql.split()[2]
+        self.conn.log.append(("executemany", target, batcherrors))
+        self.conn.binds[target] = params
+        self.batch_errors = self.conn.batch_errors.pop(target, [])
+
+    def getbatcherrors(self) -> list[Any]:
+        return self.batch_errors
+
+    def callproc(self, name: str, params: list[Any]) -> None:
+        self.conn.log.append(("callproc", name))
+        if self.conn.callproc_errors:
+            raise self.conn.callproc_errors.pop(0)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+
+class FakeConnection:
+    def __init__(self) -> None:
+        self.log: list[tuple[Any, ...]] = []
+        self.results: dict[str, list[tuple[Any, ...]]] = {}
+        self.fail_on: dict[str, BaseException] = {}
+        self.batch_errors: dict[str, list[Any]] = {}
+        self.callproc_errors: list[BaseException] = []
+        self.binds: dict[str, Any] = {}
+        self.call_timeout = 0
+        self.module = ""
+
+    def cursor(self) -> FakeCursor:
+        return FakeCursor(self)
+
+    def commit(self) -> None:
+        self.log.append(("commit",))
+
+    def rollback(self) -> None:
+        self.log.append(("rollback",))
+
+    def close(self) -> None:
+        self.log.append(("close",))
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OracleBackend, FakeConnection]]:
+    conn = FakeConnection()
+    seen: dict[str, Any] = {}
+
+    def connect(**kwargs: Any) -> FakeConnection:
+        seen.update(kwargs)
+        return conn
+
+    monkeypatch.setattr(oracledb, "connect", connect)
+    backend = OracleBackend(BackendURL.parse("oracle://app:pw@db:1521/FREEPDB1?call_timeout=5000"))
+    backend.connect()
+    assert seen == {"user": "app", "password": "pw", "dsn": "db:1521/FREEPDB1"}
+    assert conn.call_timeout == 5000
+    yield backend, conn
+
+
+def prediction_rows(ids: list[str]) -> list[tuple[Any, ...]]:
+    probs = np.full(10, 0.1, np.float32).tobytes()
+    return [(image_id, 3, probs, 1_700_000_000_123) for image_id in ids]
+
+
+def test_write_batch_order_and_duplicates(fake: tuple[OracleBackend, FakeConnection]) -> None:
+    backend, conn = fake
+    conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a", "b"])
+    conn.batch_errors["mnist_images"] = [ora(1, "unique constraint violated", offset=1)]
+    scored = backend.write_batch(make_batch(["a", "b", "a"]), ModelRef("mlp", 2), "group-1")
+    assert [entry[0:2] for entry in conn.log if entry[0] != "setinputsizes"] == [
+        ("executemany", "mnist_images"),
+        ("executemany", "consumer_offsets"),
+        ("callproc", "mnist_scorer.score_batch"),
+        ("execute", "SELECT p.image_id, p.predicted,"),
+        ("execute", "MERGE INTO active_models"),
+        ("commit",),
+    ]
+    assert ("executemany", "mnist_images", True) in conn.log  # batcherrors on
+    assert [bind[0] for bind in conn.binds["mnist_images"]] == ["a", "b"]  # duplicate once
+    assert conn.binds["consumer_offsets"] == [
+        ("group-1", "mnist.images", 0, 200), ("group-1", "mnist.images", 1, 201),
+    ]
+    assert scored.image_ids == ["a", "b"] and scored.predicted.tolist() == [3, 3]
+    assert scored.model == ModelRef("mlp", 2)
+    # the same version again: active_models is not written twice
+    conn.log.clear()
+    backend.write_batch(make_batch(["a", "b"], "b-2"), ModelRef("mlp", 2), "group-1")
+    assert ("execute", "MERGE INTO active_models") not in conn.log
+
+
+def test_write_batch_rejected_rows_roll_back(fake: tuple[OracleBackend, FakeConnection]) -> None:
+    backend, conn = fake
+    conn.batch_errors["mnist_images"] = [ora(12899, "value too large for column", offset=1)]
+    with pytest.raises(BackendDataError, match=r"first 'b': \[ORA-12899\]"):
+        backend.write_batch(make_batch(["a", "b"]), ModelRef("mlp", 1), "g")
+    assert conn.log[-1] == ("rollback",)
+    assert ("commit",) not in conn.log
+
+
+def test_write_batch_retries_scorer_once_after_recompile(
+    fake: tuple[OracleBackend, FakeConnection],
+) -> None:
+    backend, conn = fake
+    conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a"])
+    conn.callproc_errors = [ora_exception(4068, "existing state of packages has been discarded")]
+    backend.write_batch(make_batch(["a"]), ModelRef("mlp", 1), "g")
+    assert [e for e in conn.log if e[0] == "callproc"] == [("callproc", "mnist_scorer.score_batch")] * 2
+    assert conn.log[-1] == ("commit",)
+    # twice in a row is an outage for the loop to retry, and the batch is rolled back
+    conn.callproc_errors = [ora_exception(4068), ora_exception(4068)]
+    with pytest.raises(BackendUnavailable):
+        backend.write_batch(make_batch(["a"]), ModelRef("mlp", 1), "g")
+    assert conn.log[-1] == ("rollback",)
+
+
+def test_lost_connection_reconnects(fake: tuple[OracleBackend, FakeConnection]) -> None:
+    backend, conn = fake
+    conn.callproc_errors = [ora_exception(3113, "end-of-file on communication channel")]
+    with pytest.raises(BackendUnavailable, match="DPY-4011"):
+        backend.write_batch(make_batch(["a"]), ModelRef("mlp", 1), "g")
+    assert ("close",) in conn.log
+    conn.results["SELECT kafka_partition, next_offset"] = [(0, 17), (3, 4)]
+    assert backend.stored_offsets("g", "mnist.images") == {0: 17, 3: 4}  # reconnected
+
+
+def test_score_rolls_back(fake: tuple[OracleBackend, FakeConnection]) -> None:
+    backend, conn = fake
+    pixels = np.zeros((2, 784), np.uint8)
+
+    def answer(sql: str, params: Any = None, **kwargs: Any) -> None:
+        ids = [bind[0] for bind in conn.binds["mnist_images"]]
+        cursor.rows = prediction_rows(ids)
+
+    cursor = FakeCursor(conn)
+    cursor.execute = answer  # type: ignore[method-assign]
+    conn.cursor = lambda: cursor  # type: ignore[method-assign]
+    probabilities = backend.score(pixels, ModelRef("mlp", 1))
+    assert probabilities.shape == (2, 10) and probabilities.dtype == np.float32
+    assert conn.log[-1] == ("rollback",) and ("commit",) not in conn.log
+    assert all(bind[0].startswith("score-") for bind in conn.binds["mnist_images"])
+
+
+def test_init_schema_tolerates_existing_objects_and_skips_unchanged_package(
+    fake: tuple[OracleBackend, FakeConnection],
+) -> None:
+    backend, conn = fake
+    conn.fail_on["CREATE TABLE mnist_images"] = ora_exception(955, "name is already used")
+    conn.results["SELECT (SELECT source_sha256"] = [(oracle_sql.package_digest(), 2)]
+    backend.init_schema()
+    executed = [entry[1] for entry in conn.log if entry[0] == "execute"]
+    assert executed.count("CREATE TABLE mnist_predictions") == 1
+    assert not any("PACKAGE" in statement for statement in executed)  # no recompile
+    # a changed (or missing) package is compiled, natively, and its digest recorded
+    conn.log.clear()
+    conn.results["SELECT (SELECT source_sha256"] = [("old", 2)]
+    backend.init_schema()
+    executed = [entry[1] for entry in conn.log if entry[0] == "execute"]
+    assert "ALTER SESSION SET" in executed
+    assert executed.count("CREATE OR REPLACE") == 2  # spec and body
+    assert executed[-1] == "MERGE INTO schema_objects"
+    # any other DDL failure stops with a fatal error that names the fix
+    conn.fail_on["CREATE TABLE mnist_images"] = ora_exception(1031, "insufficient privileges")
+    with pytest.raises(BackendError, match=r"00_create_user\.sql"):
+        backend.init_schema()
+
+
+def test_package_compile_errors_are_reported(fake: tuple[OracleBackend, FakeConnection]) -> None:
+    backend, conn = fake
+    conn.results["SELECT type, line,"] = [("PACKAGE BODY", 12, 5, "PLS-00201: identifier 'X'\n")]
+    with pytest.raises(BackendError, match="does not compile: PACKAGE BODY line 12:5 PLS-00201"):
+        backend.init_schema()
+
+
+def test_install_model_is_idempotent_and_refuses_conflicts(
+    fake: tuple[OracleBackend, FakeConnection],
+) -> None:
+    backend, conn = fake
+    artifact = make_artifact()
+    backend.install_model(artifact)
+    inserts = [entry for entry in conn.log if entry[:2] == ("execute", "INSERT INTO model_layers")]
+    assert len(inserts) == 2 and conn.log[-1] == ("commit",)
+    conn.log.clear()
+    conn.results["SELECT sha256 FROM"] = [(artifact.sha256,)]
+    backend.install_model(artifact)
+    assert not any(entry[1:2] == ("INSERT INTO model_versions",) for entry in conn.log)
+    conn.results["SELECT sha256 FROM"] = [("0" * 64,)]
+    with pytest.raises(ArtifactError) as caught:
+        backend.install_model(artifact)
+    assert caught.value.reason == "version-conflict"
+    assert conn.log[-1] == ("rollback",)

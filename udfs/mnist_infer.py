@@ -1,0 +1,197 @@
+"""streamscore distributed inference UDF for Kinetica (runs inside the database).
+
+Registered by ``streamscore.backends.kinetica_procs`` with ``create_proc`` in
+distributed mode and executed once per batch with ``execute_proc``. Each
+instance sees its own shard of the input table (sharded on ``image_id``), keeps
+the rows of the requested batch, scores them with the requested model version
+and appends one row per image to the output table (sharded the same way, so the
+rows stay on the input's shard).
+
+Params (all strings): ``batch_id``, ``model_name``, ``model_version``, ``role``
+and ``schema`` (where the ``models`` and ``model_layers`` tables live).
+
+Weights come from the ``model_layers`` table through the gpudb client with the
+temporary credentials in ``request_info`` -- never through ``bin_params``, which
+kinetica_proc 7.2.0.1 decodes as UTF-8 text and so corrupts binary data. They
+are cached per (name, version) for the life of this process.
+
+This file must stay standalone: only numpy, the stdlib, ``kinetica_proc`` and
+(for the weights) ``gpudb`` exist inside Kinetica. The forward pass therefore
+duplicates ``streamscore.model.reference.forward`` on purpose, line by line, so
+a reviewer can hold the two side by side; tests/unit/test_kinetica_udf.py
+checks that they agree on the MNIST test set.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+PIXELS = 784
+CLASSES = 10
+#: kinetica_proc column type codes whose values are variable width (append/extend only)
+VARIABLE_WIDTH_TYPES = frozenset({0x1, 0x2, 0x100, 0x40000000, 0x80000000})
+
+
+# -- the scoring math (pure; mirrors streamscore.model.reference) -------------------------
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    shifted = np.exp(z - z.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "sigmoid": _sigmoid,
+    "relu": lambda z: np.maximum(z, np.float32(0)),
+    "tanh": lambda z: np.tanh(z).astype(np.float32),
+    "softmax": _softmax,
+    "identity": lambda z: z,
+}
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model version as the UDF needs it."""
+
+    model_id: str
+    input_scale: float
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+    activations: tuple[str, ...]
+
+
+def forward(pixels: np.ndarray, model: Model) -> np.ndarray:
+    """Class probabilities (n, 10) float32 for uint8 pixels (n, 784)."""
+    x = pixels.astype(np.float32) * np.float32(model.input_scale)
+    for w, b, act in zip(model.weights, model.biases, model.activations, strict=True):
+        x = ACTIVATIONS[act](x @ w + b)
+    return x
+
+
+def model_from_layers(
+    model_id: str, input_scale: float, layers: Sequence[tuple[int, int, int, str, bytes, bytes]]
+) -> Model:
+    """Rebuild a model from ``model_layers`` rows (layer, n_in, n_out, activation, w, b)."""
+    weights, biases, activations = [], [], []
+    for expected, (layer, n_in, n_out, activation, w, b) in enumerate(sorted(layers)):
+        if layer != expected:
+            raise ValueError(f"model {model_id}: layer {expected} is missing")
+        weights.append(np.frombuffer(w, dtype="<f4").reshape(n_in, n_out).astype(np.float32))
+        biases.append(np.frombuffer(b, dtype="<f4").reshape(n_out).astype(np.float32))
+        activations.append(activation)
+    if not weights:
+        raise ValueError(f"model {model_id} has no layers")
+    return Model(model_id, input_scale, tuple(weights), tuple(biases), tuple(activations))
+
+
+def decode_pixels(blobs: Sequence[bytes]) -> np.ndarray:
+    """(n, 784) uint8 from the ``pixels`` column (784 raw bytes per image)."""
+    if not blobs:
+        return np.zeros((0, PIXELS), np.uint8)
+    return np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(-1, PIXELS)
+
+
+# -- weights source -----------------------------------------------------------------------
+WeightsLoader = Callable[[str, int], Model]
+
+
+class GpudbWeights:
+    """Reads a model version from the database with the run's temporary credentials."""
+
+    def __init__(self, request_info: Any, schema: str) -> None:
+        self._url = request_info["head_url"]
+        self._user = request_info.get("username", "")
+        self._password = request_info.get("password", "")  # temporary; never printed
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", schema):
+            raise ValueError(f"schema {schema!r} is not a plain identifier")
+        self._schema = schema
+
+    def __call__(self, name: str, version: int) -> Model:
+        import gpudb  # present in Kinetica's UDF environment; imported only when used
+
+        db = gpudb.GPUdb(host=self._url, username=self._user, password=self._password)
+        head = db.query_one(
+            f"SELECT model_id, input_scale FROM {self._schema}.models "
+            "WHERE model_name = $1 AND model_version = $2",
+            sql_params=[name, version],
+        )
+        if head is None:
+            raise LookupError(f"model {name} v{version} is not installed in {self._schema}.models")
+        with db.query(
+            f"SELECT layer, n_in, n_out, activation, weights, biases FROM {self._schema}.model_layers "
+            "WHERE model_name = $1 AND model_version = $2",
+            sql_params=[name, version],
+        ) as rows:
+            layers = [(int(r[0]), int(r[1]), int(r[2]), str(r[3]), bytes(r[4]), bytes(r[5])) for r in rows]
+        return model_from_layers(str(head[0]), float(head[1]), layers)
+
+
+_CACHE: dict[tuple[str, int], Model] = {}
+
+
+def cached_model(load: WeightsLoader, name: str, version: int) -> Model:
+    key = (name, version)
+    if key not in _CACHE:
+        _CACHE[key] = load(name, version)
+    return _CACHE[key]
+
+
+# -- kinetica_proc glue -------------------------------------------------------------------
+def _fill(column: Any, values: Sequence[Any]) -> None:
+    if column.type in VARIABLE_WIDTH_TYPES:
+        column.extend(values)
+    else:
+        column[:] = values
+
+
+def run(proc: Any, load: WeightsLoader) -> int:
+    """Score this instance's rows of the batch into output table 0; returns the row count."""
+    params = proc.params
+    batch_id = params["batch_id"]
+    name, version, role = params["model_name"], int(params["model_version"]), params["role"]
+    table = proc.input_data[0]
+    rows = [i for i, value in enumerate(table["batch_id"]) if value == batch_id]
+    ids = [table["image_id"][i] for i in rows]
+    pixels = decode_pixels([table["pixels"][i] for i in rows])
+    out = proc.output_data[0]
+    out.size = len(rows)
+    if rows:
+        model = cached_model(load, name, version)
+        probabilities = forward(pixels, model)
+        now = int(time.time() * 1000)
+        n = len(rows)
+        _fill(out["image_id"], ids)
+        _fill(out["batch_id"], [batch_id] * n)
+        _fill(out["model_name"], [name] * n)
+        _fill(out["model_version"], [version] * n)
+        _fill(out["role"], [role] * n)
+        _fill(out["model_id"], [model.model_id] * n)
+        _fill(out["predicted"], [int(p) for p in probabilities.argmax(axis=1)])
+        for k in range(CLASSES):
+            _fill(out[f"p{k}"], [float(p) for p in probabilities[:, k]])
+        _fill(out["scored_at"], [now] * n)
+    proc.results["scored"] = str(len(rows))
+    proc.status = f"scored {len(rows)} of {table.size} rows with {name} v{version}"
+    return len(rows)
+
+
+def main(load: WeightsLoader | None = None) -> None:
+    """Entry point inside Kinetica; tests pass ``load`` to bypass the database."""
+    from kinetica_proc import ProcData
+
+    proc = ProcData()
+    run(proc, load or GpudbWeights(proc.request_info, proc.params["schema"]))
+    proc.complete()
+
+
+if __name__ == "__main__":
+    main()
