@@ -27,7 +27,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -177,18 +177,27 @@ class Backend(ABC):
         """Class probabilities computed in the database, storing nothing (canaries, checks, bench)."""
 
     # -- errors ----------------------------------------------------------------------------
+    def classify(self, exc: BaseException) -> Literal["data", "retriable", "fatal"]:
+        """What a driver exception means; override when classes are not enough (error codes)."""
+        if isinstance(exc, self.data_errors):
+            return "data"
+        if isinstance(exc, self.retriable_errors):
+            return "retriable"
+        return "fatal"
+
     @contextlib.contextmanager
     def translate_errors(self, action: str) -> Iterator[None]:
-        """Map driver exceptions onto the streamscore tree using the class attributes."""
+        """Map driver exceptions onto the streamscore tree using :meth:`classify`."""
         try:
             yield
         except StreamscoreError:
             raise
-        except self.data_errors as exc:
-            raise BackendDataError(f"{self.name} rejected the data while {action}: {describe(exc)}") from exc
-        except self.retriable_errors as exc:
-            raise BackendUnavailable(f"{self.name} unavailable while {action}: {describe(exc)}") from exc
         except Exception as exc:
+            kind = self.classify(exc)
+            if kind == "data":
+                raise BackendDataError(f"{self.name} rejected the data while {action}: {describe(exc)}") from exc
+            if kind == "retriable":
+                raise BackendUnavailable(f"{self.name} unavailable while {action}: {describe(exc)}") from exc
             raise BackendError(f"{self.name} failed while {action}: {describe(exc)}") from exc
 
     def __enter__(self) -> Backend:
