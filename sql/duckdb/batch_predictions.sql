@@ -1,6 +1,4 @@
--- what the database holds for the batch after scoring: one row per distinct image id
-SELECT p.image_id, p.predicted, p.probabilities, p.scored_at
-FROM predictions AS p
-WHERE p.model_name = $name AND p.model_version = $version AND p.role = 'champion'
-  AND p.image_id IN (SELECT image_id FROM ss_incoming)
-ORDER BY p.image_id;
+-- the batch's scores as stored: one row per distinct image id of the batch
+SELECT image_id, list_position(probabilities, list_max(probabilities)) - 1 AS predicted, probabilities
+FROM ss_scores
+ORDER BY image_id;

@@ -190,27 +190,32 @@ class DuckDBBackend(Backend):
             score_with_sql(self.con, source, model)
 
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
-        unique = batch.subset(batch.unique_rows()) if len(batch.unique_rows()) < len(batch) else batch
+        """Images, then scores computed by DuckDB over the batch, then offsets: one transaction.
+
+        Scoring reads the batch relation (not the whole images table) so the cost of a batch
+        does not grow with the table; the primary keys absorb replays.
+        """
+        rows = batch.unique_rows()
+        unique = batch.subset(rows) if len(rows) < len(batch) else batch
         params = {"name": model.name, "version": model.version}
+        scored_at = now_ms()
         with self.translate_errors(f"writing batch {batch.batch_id}"), self._transaction():
             self.con.register("ss_incoming", _arrow_batch(unique))
             try:
-                insert_images, find_todo = split_statements(read_sql("duckdb", "write_batch.sql"))
-                self.con.execute(insert_images, {"batch_id": batch.batch_id})
-                self.con.execute(find_todo, params)
-                self._score_table("ss_todo", model)
+                self.con.execute(read_sql("duckdb", "write_batch.sql"), {"batch_id": batch.batch_id})
+                self._score_table("ss_incoming", model)
                 self.con.execute(read_sql("duckdb", "store_predictions.sql"), params | {
-                    "scored_at": now_ms(), "batch_id": batch.batch_id,
+                    "scored_at": scored_at, "batch_id": batch.batch_id,
                 })
                 self._upsert_offsets(group, batch.offsets)
-                stored = self._arrow(read_sql("duckdb", "batch_predictions.sql"), params)
+                stored = self._arrow(read_sql("duckdb", "batch_predictions.sql"))
             finally:
                 self.con.unregister("ss_incoming")
         return ScoredBatch(
             image_ids=stored.column("image_id").to_pylist(),
             predicted=stored.column("predicted").to_numpy().astype(np.int64),
             probabilities=_probabilities(stored.column("probabilities")),
-            scored_at=stored.column("scored_at").to_numpy().astype(np.int64),
+            scored_at=np.full(stored.num_rows, scored_at, np.int64),
             model=model,
         )
 

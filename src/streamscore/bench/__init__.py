@@ -1,0 +1,1 @@
+"""`streamscore bench`: throughput and scoring benchmarks (figures go to the README)."""

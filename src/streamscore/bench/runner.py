@@ -1,0 +1,175 @@
+"""`streamscore bench`: one run, several measurements, one table and bench.json.
+
+1. in-database scoring vs the numpy reference (images/s, best of 3 on the test set);
+2. raw Kafka pass-through vs the full pipeline (consume → DB → score → predictions);
+3. latency (produced → scored) at half the pipeline's maximum rate.
+
+The pipeline runs against a fresh embedded broker unless --bootstrap is given.
+Each pipeline measurement starts its clock at the first batch, so group-join
+time is left out of both figures alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from streamscore.backends import ModelRef, open_backend
+from streamscore.backends.base import ScoredBatch
+from streamscore.bench.passthrough import passthrough_rate
+from streamscore.broker import EmbeddedBroker
+from streamscore.consumers.evaluator import read_predictions
+from streamscore.consumers.scorer import Scorer
+from streamscore.models import bundled_model
+from streamscore.producers.images import produce_images
+from streamscore.producers.models import publish_model
+from streamscore.shared.config import Settings
+from streamscore.shared.kafka import ensure_topics
+from streamscore.shared.mnist import MnistSplit, load_split
+
+
+def best_rate(action: Any, count: int, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        best = min(best, time.perf_counter() - started)
+    return count / best
+
+
+def scoring_rates(settings: Settings, backend_url: str, split: MnistSplit) -> dict[str, float]:
+    model = bundled_model(2)
+    numpy_rate = best_rate(lambda: model.forward(split.images), len(split))
+    with open_backend(backend_url, scorer=settings.duckdb_scorer) as backend:
+        backend.init_schema()
+        backend.install_model(model)
+        ref = ModelRef(model.name, model.version)
+        backend.score(split.images[:100], ref)  # warm caches (weights, UDF, plans)
+        db_rate = best_rate(lambda: backend.score(split.images, ref), len(split))
+    return {"numpy_images_per_s": numpy_rate, "in_db_images_per_s": db_rate, "ratio": db_rate / numpy_rate}
+
+
+@contextlib.contextmanager
+def kafka_for(settings: Settings, bootstrap: str | None, out: Path) -> Iterator[Settings]:
+    if bootstrap:
+        yield settings.with_overrides(kafka_bootstrap=bootstrap)
+        return
+    with EmbeddedBroker(log_path=out / "broker.log") as broker:
+        yield settings.with_overrides(kafka_bootstrap=broker.bootstrap)
+
+
+def pipeline_rate(settings: Settings, split: MnistSplit, images: int, rate: float | None = None) -> dict[str, float]:
+    """Run a Scorer over pre-produced images (or paced ones with ``rate``); images/s and latency."""
+    stop = threading.Event()
+    backend = open_backend(settings.backend_url, scorer=settings.duckdb_scorer)
+    stamps: list[tuple[float, int]] = []
+
+    def on_batch(batch: ScoredBatch) -> None:
+        stamps.append((time.monotonic(), len(batch.image_ids)))
+        if sum(n for _, n in stamps) >= images:
+            stop.set()
+
+    scorer = Scorer(settings, backend, stop=stop, on_batch=on_batch)
+    if rate is None:
+        produce_images(settings, split, limit=images)
+    thread = threading.Thread(target=scorer.run, daemon=True)
+    thread.start()
+    if rate is not None:
+        scorer.ready.wait(30)
+        produce_images(settings, split, limit=images, rate=rate)
+    thread.join(300)
+    stop.set()
+    result: dict[str, float] = {}
+    if len(stamps) > 1:
+        elapsed = stamps[-1][0] - stamps[0][0]
+        result["images_per_s"] = (sum(n for _, n in stamps) - stamps[0][1]) / elapsed
+    if rate is not None:
+        latency = read_predictions(settings, expect=images).latency_percentiles()
+        result |= {"p50_ms": latency.get("p50_ms", float("nan")), "p99_ms": latency.get("p99_ms", float("nan"))}
+    return result
+
+
+def fresh_settings(settings: Settings, backend_url: str, tag: str) -> Settings:
+    """Topics and group unique to one measurement, so measurements do not see each other's data."""
+    suffix = f"{tag}-{uuid.uuid4().hex[:6]}"
+    return settings.with_overrides(
+        images_topic=f"bench.images.{suffix}", predictions_topic=f"bench.predictions.{suffix}",
+        dlq_topic=f"bench.dlq.{suffix}", models_topic=f"bench.models.{suffix}",
+        group=f"bench-{suffix}", backend=backend_url,
+    )
+
+
+def scratch_backend_url(settings: Settings, out: Path, tag: str) -> str:
+    url = settings.backend_url
+    if url.startswith("duckdb:"):
+        path = (out / f"bench-{tag}.duckdb").resolve()
+        path.unlink(missing_ok=True)
+        return f"duckdb:///{path}"
+    return url
+
+
+def run_pipeline(settings: Settings, out: Path, images: int, split: MnistSplit, tag: str,
+                 rate: float | None = None) -> dict[str, float]:
+    run = fresh_settings(settings, scratch_backend_url(settings, out, tag), tag)
+    ensure_topics(run)
+    publish_model(run, bundled_model(2))
+    return pipeline_rate(run, split, images, rate)
+
+
+def run_bench(settings: Settings, *, images: int, bootstrap: str | None, skip_pipeline: bool, out: Path,
+              console: Console) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    split = load_split("test")
+    images = min(images, len(split))
+    results: dict[str, Any] = {"backend": open_backend(settings.backend_url).url.masked(), "images": images}
+    with console.status("in-database scoring vs numpy…"):
+        results["scoring"] = scoring_rates(settings, scratch_backend_url(settings, out, "scoring"), split)
+    if not skip_pipeline:
+        with kafka_for(settings, bootstrap, out) as kafka:
+            with console.status("raw Kafka pass-through…"):
+                source = fresh_settings(kafka, kafka.backend_url, "raw")
+                ensure_topics(source)
+                produce_images(source, split, limit=images)
+                raw = passthrough_rate(source, source.images_topic, images)
+            with console.status("full pipeline…"):
+                pipeline = run_pipeline(kafka, out, images, split, "pipeline")
+            half = pipeline.get("images_per_s", 0) / 2
+            with console.status(f"latency at half the max rate ({half:,.0f} images/s)…"):
+                paced = run_pipeline(kafka, out, min(images, max(1000, int(half * 8))), split, "latency", half)
+        results["passthrough_images_per_s"] = raw
+        results["pipeline"] = pipeline
+        results["pipeline_ratio"] = pipeline.get("images_per_s", 0) / raw if raw else None
+        results["latency_at_half_rate"] = paced | {"rate": half}
+    (out / "bench.json").write_text(json.dumps(results, indent=2, default=float))
+    console.print(bench_table(results))
+    return results
+
+
+def bench_table(results: dict[str, Any]) -> Table:
+    table = Table(title=f"streamscore bench — {results['backend']}, {results['images']:,} images")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    scoring = results["scoring"]
+    table.add_row("numpy reference scoring", f"{scoring['numpy_images_per_s']:,.0f} images/s")
+    table.add_row("in-database scoring", f"{scoring['in_db_images_per_s']:,.0f} images/s")
+    table.add_row("in-database ÷ numpy", f"{scoring['ratio']:.2f}×")
+    if "pipeline" in results:
+        table.add_row("raw Kafka pass-through", f"{results['passthrough_images_per_s']:,.0f} images/s")
+        table.add_row("full pipeline", f"{results['pipeline'].get('images_per_s', 0):,.0f} images/s")
+        ratio = results.get("pipeline_ratio")
+        table.add_row("pipeline ÷ pass-through", f"{ratio:.2f}×" if ratio else "n/a")
+        paced = results["latency_at_half_rate"]
+        table.add_row(f"latency p50 / p99 at {paced['rate']:,.0f} images/s",
+                      f"{paced.get('p50_ms', float('nan')):,.0f} / {paced.get('p99_ms', float('nan')):,.0f} ms")
+    return table
+
+
