@@ -26,10 +26,11 @@ from streamscore.producers.images import produce_images
 from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import ensure_topics, flush, make_producer
+from streamscore.shared.messages import Headers
 from streamscore.shared.mnist import load_split
 
 #: malformed messages mixed into the demo stream to show the dead-letter topic at work
-MALFORMED: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]] = [
+MALFORMED: list[tuple[bytes | None, bytes | None, Headers]] = [
     (b"demo-short", bytes(783), []),
     (b"demo-tombstone", None, []),
     (b"demo-label", bytes(784), [("label", b"12")]),

@@ -26,8 +26,8 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     handler: logging.Handler
     if json_lines:
         handler = logging.StreamHandler(sys.stderr)

@@ -68,11 +68,14 @@ def running(scorer: Scorer) -> Iterator[list[BaseException]]:
         thread.join(30)
 
 
-def read_topic(settings: Settings, topic: str, expect: int, timeout: float = 30) -> list[tuple[bytes | None, dict[str, bytes]]]:
+Received = list[tuple[bytes | None, dict[str, bytes]]]
+
+
+def read_topic(settings: Settings, topic: str, expect: int, timeout: float = 30) -> Received:
     consumer = make_consumer(settings, f"{settings.group}.reader")
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    found: list[tuple[bytes | None, dict[str, bytes]]] = []
+    found: Received = []
     deadline = time.monotonic() + timeout
     while len(found) < expect and time.monotonic() < deadline:
         for message in consumer.consume(100, 0.2):

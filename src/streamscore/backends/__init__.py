@@ -57,4 +57,4 @@ def resolve_backend(scheme: str) -> type[Backend]:
 def open_backend(url: str, **options: object) -> Backend:
     """A backend (not yet connected) for a URL such as duckdb:///scores.db."""
     parsed = BackendURL.parse(url)
-    return resolve_backend(parsed.scheme)(parsed, **options)  # type: ignore[call-arg]
+    return resolve_backend(parsed.scheme)(parsed, **options)

@@ -199,16 +199,19 @@ class DuckDBBackend(Backend):
         unique = batch.subset(rows) if len(rows) < len(batch) else batch
         params = {"name": model.name, "version": model.version}
         scored_at = now_ms()
-        with self.translate_errors(f"writing batch {batch.batch_id}"), self._transaction():
+        # register/unregister outside the transaction: in an aborted one unregister fails and
+        # would hide the real error (a rejected row would surface as a retriable TransactionException)
+        with self.translate_errors(f"writing batch {batch.batch_id}"):
             self.con.register("ss_incoming", _arrow_batch(unique))
             try:
-                self.con.execute(read_sql("duckdb", "write_batch.sql"), {"batch_id": batch.batch_id})
-                self._score_table("ss_incoming", model)
-                self.con.execute(read_sql("duckdb", "store_predictions.sql"), params | {
-                    "scored_at": scored_at, "batch_id": batch.batch_id,
-                })
-                self._upsert_offsets(group, batch.offsets)
-                stored = self._arrow(read_sql("duckdb", "batch_predictions.sql"))
+                with self._transaction():
+                    self.con.execute(read_sql("duckdb", "write_batch.sql"), {"batch_id": batch.batch_id})
+                    self._score_table("ss_incoming", model)
+                    self.con.execute(read_sql("duckdb", "store_predictions.sql"), params | {
+                        "scored_at": scored_at, "batch_id": batch.batch_id,
+                    })
+                    self._upsert_offsets(group, batch.offsets)
+                    stored = self._arrow(read_sql("duckdb", "batch_predictions.sql"))
             finally:
                 self.con.unregister("ss_incoming")
         return ScoredBatch(
@@ -224,11 +227,12 @@ class DuckDBBackend(Backend):
             "image_id": pa.array(np.arange(len(pixels))).cast(pa.string()),
             "pixels": pa.FixedSizeListArray.from_arrays(pa.array(pixels.reshape(-1), pa.uint8()), 784),
         })
-        with self.translate_errors(f"scoring with {model}"), self._transaction(commit=False):
+        with self.translate_errors(f"scoring with {model}"):
             self.con.register("ss_pixels", table)
             try:
-                self._score_table("ss_pixels", model)
-                result = self._arrow("SELECT probabilities FROM ss_scores ORDER BY image_id::BIGINT")
+                with self._transaction(commit=False):
+                    self._score_table("ss_pixels", model)
+                    result = self._arrow("SELECT probabilities FROM ss_scores ORDER BY image_id::BIGINT")
             finally:
                 self.con.unregister("ss_pixels")
         return _probabilities(result.column("probabilities"))
@@ -246,7 +250,7 @@ def _probabilities(column: pa.ChunkedArray) -> npt.NDArray[np.float32]:
     """An Arrow FLOAT[10] column as an (n, 10) float32 matrix, without a Python loop."""
     if len(column) == 0:
         return np.zeros((0, 10), np.float32)
-    flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    flat: npt.NDArray[np.float32] = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
     return flat.astype(np.float32, copy=False).reshape(-1, 10)
 
 

@@ -51,9 +51,9 @@ def register_udf(con: duckdb.DuckDBPyConnection, lookup: ModelLookup) -> None:
         probabilities = model.forward(x)
         return pa.FixedSizeListArray.from_arrays(pa.array(probabilities.reshape(-1), pa.float32()), 10)
 
-    con.create_function(
+    con.create_function(  # type: ignore[call-overload]
         UDF_NAME,
-        forward,  # type: ignore[arg-type]
+        forward,
         [duckdb.sqltype("UTINYINT[784]"), duckdb.sqltype("VARCHAR"), duckdb.sqltype("INTEGER")],
         duckdb.sqltype("FLOAT[10]"),
         type="arrow",

@@ -13,6 +13,7 @@ from confluent_kafka import TopicPartition
 
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import flush, make_consumer, make_producer
+from streamscore.shared.messages import position
 
 
 def passthrough_rate(settings: Settings, source_topic: str, images: int) -> float:
@@ -41,9 +42,8 @@ def passthrough_rate(settings: Settings, source_topic: str, images: int) -> floa
                     except BufferError:
                         producer.poll(0.05)
             flush(producer)
-            last = messages[-1]
-            consumer.commit(offsets=[TopicPartition(last.topic(), last.partition(), last.offset() + 1)],
-                            asynchronous=False)
+            topic, partition, offset = position(messages[-1])
+            consumer.commit(offsets=[TopicPartition(topic, partition, offset + 1)], asynchronous=False)
             seen += len(messages)
         elapsed = time.monotonic() - (first or time.monotonic())
     finally:

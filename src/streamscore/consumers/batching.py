@@ -10,7 +10,7 @@ from confluent_kafka import Message
 
 from streamscore.backends.base import ImageBatch, SourceOffset, TopicPartitionKey
 from streamscore.errors import MessageError
-from streamscore.shared.messages import decode_image
+from streamscore.shared.messages import decode_image, position
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,8 @@ class Rejected:
 def next_offsets(messages: list[Message]) -> dict[TopicPartitionKey, int]:
     offsets: dict[TopicPartitionKey, int] = {}
     for message in messages:
-        key = (message.topic(), message.partition())
-        offsets[key] = max(offsets.get(key, 0), message.offset() + 1)
+        topic, partition, offset = position(message)
+        offsets[(topic, partition)] = max(offsets.get((topic, partition), 0), offset + 1)
     return offsets
 
 
@@ -49,7 +49,7 @@ def build_batch(messages: list[Message]) -> tuple[ImageBatch, list[Rejected]]:
         pixels.append(image.pixels)
         labels.append(-1 if image.label is None else image.label)
         produced.append(image.produced_at)
-        sources.append(SourceOffset(message.topic(), message.partition(), message.offset()))
+        sources.append(SourceOffset(*position(message)))
     batch = ImageBatch(
         batch_id=uuid.uuid4().hex,
         image_ids=ids,

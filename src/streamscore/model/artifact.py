@@ -116,7 +116,8 @@ class ModelArtifact:
             input_scale = float(manifest.get("input_scale", 1 / 255))
         except (ValueError, KeyError, TypeError) as exc:
             raise ArtifactError(f"manifest is invalid: {exc!r}", reason="bad-manifest") from None
-        weights, biases = [], []
+        weights: list[F32] = []
+        biases: list[F32] = []
         while f"weights_{len(weights)}" in arrays:
             index = len(weights)
             if f"biases_{index}" not in arrays:

@@ -16,12 +16,14 @@ F32 = npt.NDArray[np.float32]
 def _sigmoid(z: F32) -> F32:
     # exp of a large negative z overflows to inf and 1/inf = 0: the right limit, no warning needed.
     with np.errstate(over="ignore"):
-        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+        result: F32 = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+    return result
 
 
 def _softmax(z: F32) -> F32:
     shifted = np.exp(z - z.max(axis=1, keepdims=True))
-    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+    result: F32 = (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+    return result
 
 
 ACTIVATIONS: dict[str, Callable[[F32], F32]] = {
@@ -41,11 +43,12 @@ def forward(
     input_scale: float,
 ) -> F32:
     """Class probabilities (n, outputs) for uint8 pixels (n, 784), in float32."""
-    x = pixels.astype(np.float32) * np.float32(input_scale)
+    x: F32 = pixels.astype(np.float32) * np.float32(input_scale)
     for w, b, act in zip(weights, biases, activations, strict=True):
         x = ACTIVATIONS[act](x @ w + b)
     return x
 
 
 def predict(probabilities: F32) -> npt.NDArray[np.int64]:
-    return np.argmax(probabilities, axis=1)
+    digits: npt.NDArray[np.int64] = np.argmax(probabilities, axis=1)
+    return digits

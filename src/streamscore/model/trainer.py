@@ -71,7 +71,7 @@ def train(
     epochs, remainder = divmod(config.steps, steps_per_epoch)
     done = 0
 
-    class Progress(keras.callbacks.Callback):  # type: ignore[misc]
+    class Progress(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             nonlocal done
             done += 1

@@ -12,22 +12,36 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from confluent_kafka import Message
+
 from streamscore.errors import MessageError
 
 IMAGE_BYTES = 784
 IMAGE_CONTENT_TYPE = "application/x-mnist-u8"
 MAX_KEY_BYTES = 128
 
-Headers = list[tuple[str, bytes]]
+#: headers as confluent-kafka takes them (we always send bytes values)
+Headers = list[tuple[str, str | bytes | None]]
+#: headers as confluent-kafka returns them
+ReceivedHeaders = Sequence[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None] | None
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def headers_to_dict(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, bytes]:
-    """Kafka headers as a dict (the last value wins for a repeated name; None becomes b'')."""
-    return {name: (value or b"") for name, value in (headers or [])}
+def headers_to_dict(headers: ReceivedHeaders) -> dict[str, bytes]:
+    """Kafka headers as a dict of bytes (the last value wins for a repeated name; None becomes b'')."""
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or [])
+    return {name: value.encode() if isinstance(value, str) else (value or b"") for name, value in pairs}
+
+
+def position(message: Message) -> tuple[str, int, int]:
+    """(topic, partition, offset) of a consumed message (always set for messages without error)."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise MessageError("message has no topic/partition/offset", reason="no-position")
+    return topic, partition, offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +69,7 @@ def encode_image(
     return image_id.encode(), pixels, headers
 
 
-def decode_image(
-    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None
-) -> ImageMessage:
+def decode_image(key: bytes | None, value: bytes | None, headers: ReceivedHeaders) -> ImageMessage:
     """Validate and decode an images-topic message; raise MessageError with a DLQ reason code."""
     if value is None:
         raise MessageError("tombstone (null value) on the images topic", reason="tombstone")

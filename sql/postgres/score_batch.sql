@@ -1,0 +1,75 @@
+-- streamscore_score_batch: the forward pass of one model version over a whole batch, in PL/Python.
+-- One call scores every image it is given (the caller wraps it in INSERT … SELECT). It mirrors
+-- streamscore.model.reference.forward line by line:
+--     x = pixels * input_scale;  for each layer: x = act(x @ W + b)
+-- The weights are read from model_layers once per (name, version) and kept in the session (SD);
+-- the model's sha256 is re-read on every call (one indexed row), so a reinstalled version is
+-- reloaded. Errors: SQLSTATE P0002 when the model is not installed, 22023 for a malformed image.
+-- SET search_path FROM CURRENT pins the tables of the schema the function was created in.
+CREATE OR REPLACE FUNCTION streamscore_score_batch(
+    image_ids text[], pixels bytea[], model_name text, model_version integer
+) RETURNS TABLE (image_id text, predicted smallint, probabilities real[])
+LANGUAGE plpython3u STABLE STRICT
+SET search_path FROM CURRENT
+AS $$
+import numpy as np
+
+if "head" not in SD:
+    SD["head"] = plpy.prepare(
+        "SELECT sha256, activations, input_scale FROM models WHERE name = $1 AND version = $2",
+        ["text", "integer"])
+    SD["layers"] = plpy.prepare(
+        "SELECT inputs, outputs, weights, biases FROM model_layers "
+        "WHERE name = $1 AND version = $2 ORDER BY layer", ["text", "integer"])
+    SD["models"] = {}
+
+def sigmoid(z):
+    with np.errstate(over="ignore"):
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+def softmax(z):
+    shifted = np.exp(z - z.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+ACTIVATIONS = {
+    "sigmoid": sigmoid,
+    "relu": lambda z: np.maximum(z, np.float32(0)),
+    "tanh": lambda z: np.tanh(z).astype(np.float32),
+    "softmax": softmax,
+    "identity": lambda z: z,
+}
+
+head = plpy.execute(SD["head"], [model_name, model_version])
+if not head:
+    plpy.error("model %s:v%d is not installed in this schema" % (model_name, model_version),
+               sqlstate="P0002")
+sha256 = head[0]["sha256"]
+key = (model_name, model_version)
+model = SD["models"].get(key)
+if model is None or model["sha256"] != sha256:
+    layers = [
+        (np.asarray(row["weights"], np.float32).reshape(row["inputs"], row["outputs"]),
+         np.asarray(row["biases"], np.float32))
+        for row in plpy.execute(SD["layers"], [model_name, model_version])
+    ]
+    model = {"sha256": sha256, "layers": layers, "activations": list(head[0]["activations"]),
+             "input_scale": np.float32(head[0]["input_scale"])}
+    while len(SD["models"]) >= 4:  # champion, shadow and the next version are enough
+        SD["models"].pop(next(iter(SD["models"])))
+    SD["models"][key] = model
+
+if len(image_ids) != len(pixels):
+    plpy.error("%d image ids for %d images" % (len(image_ids), len(pixels)), sqlstate="22023")
+if not image_ids:
+    return []
+bad = [i for i, p in enumerate(pixels) if p is None or len(p) != 784]
+if bad:
+    plpy.error("image %s does not have 784 pixels" % image_ids[bad[0]], sqlstate="22023")
+
+x = np.frombuffer(b"".join(pixels), dtype=np.uint8).reshape(-1, 784).astype(np.float32)
+x = x * model["input_scale"]
+for (w, b), activation in zip(model["layers"], model["activations"]):
+    x = ACTIVATIONS[activation](x @ w + b)
+predicted = np.argmax(x, axis=1)
+return zip(image_ids, predicted.tolist(), x.tolist())
+$$;

@@ -1,0 +1,6 @@
+-- Next offset per (topic, partition) of one consumer group, one statement for the whole batch.
+INSERT INTO consumer_offsets (group_id, topic, "partition", next_offset, updated_at)
+SELECT %(group_id)s, t.topic, t.part, t.next_offset, now()
+FROM unnest(%(topics)s::text[], %(partitions)s::integer[], %(offsets)s::bigint[]) AS t (topic, part, next_offset)
+ON CONFLICT (group_id, topic, "partition")
+DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at;

@@ -1,0 +1,242 @@
+"""PostgreSQL backend: psycopg 3, COPY-binary ingest, scoring in PL/Python next to the data.
+
+URL: ``postgresql://user[:password]@host[:port]/database[?option=value…]`` (``postgres://``
+too). Options read here: ``schema`` (tables, function and search_path live there; created by
+``init_schema``; default: the server's search_path) and ``role`` ("champion" or "shadow",
+written into predictions). Every other query option goes to libpq (``sslmode``,
+``connect_timeout`` (default 10 s), ``options``, ``application_name``…); a password may come
+from the URL or libpq's own PGPASSWORD/.pgpass, and is never logged. Constructor keywords
+``schema`` and ``role`` do the same; other keywords (e.g. the DuckDB ``scorer``) are ignored.
+
+One batch is one transaction (``sql/postgres/write_batch.sql``):
+
+1. COPY the batch's distinct images (FORMAT BINARY) into the session's temp table ss_incoming;
+2. INSERT … SELECT … ON CONFLICT DO NOTHING into images (replays are absorbed);
+3. INSERT … SELECT the predictions from ONE call of the PL/Python function
+   ``streamscore_score_batch`` over the batch's not-yet-scored images (it caches the weights
+   per model version in its session dictionary);
+4. upsert the batch's next offsets per (topic, partition);
+5. SELECT the batch's predictions back, then COMMIT.
+
+``init_schema`` runs ``sql/postgres/schema.sql`` and (when its file changed) the function file
+in one transaction under ``pg_advisory_xact_lock``, so N consumers starting together do not
+collide. See docs/postgres.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+from psycopg.types.json import Jsonb
+
+from streamscore.backends import postgres_errors
+from streamscore.backends import postgres_sql as q
+from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey, describe
+from streamscore.backends.url import BackendURL
+from streamscore.errors import ArtifactError, BackendError, ConfigError, StreamscoreError
+from streamscore.model.artifact import OUTPUTS, ModelArtifact
+from streamscore.shared.messages import now_ms
+
+log = logging.getLogger(__name__)
+
+ROLES = ("champion", "shadow")
+
+
+class PostgresBackend(Backend):
+    """Images, predictions and offsets in PostgreSQL tables; scoring in PL/Python (numpy)."""
+
+    schemes: ClassVar[tuple[str, ...]] = ("postgresql", "postgres")
+    name: ClassVar[str] = "postgres"
+    extra: ClassVar[str] = "postgres"
+    transactional: ClassVar[bool] = True
+    concurrent_writers: ClassVar[bool] = True
+    # classes alone do not tell a deadlock from a syntax error: classify() below uses SQLSTATEs
+    retriable_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        psycopg.OperationalError, psycopg.InterfaceError,
+    )
+    data_errors: ClassVar[tuple[type[BaseException], ...]] = (psycopg.DataError, psycopg.IntegrityError)
+
+    def __init__(
+        self, url: BackendURL, *, schema: str | None = None, role: str | None = None, **_options: object
+    ) -> None:
+        super().__init__(url)
+        self.schema = url.options.get("schema") or schema or None
+        self.role = url.options.get("role") or role or "champion"
+        if self.role not in ROLES:
+            raise ConfigError(f"role {self.role!r} is not one of {ROLES}")
+        self._conn: psycopg.Connection[Any] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def connect(self) -> None:
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            return
+        self.close()
+        with self.translate_errors(f"connecting to {self.url.masked()}"):
+            conn = psycopg.connect(q.conninfo(self.url), autocommit=True)
+            try:
+                if self.schema:
+                    conn.execute(q.set_search_path(self.schema))
+                conn.execute(q.statement("staging.sql"))
+            except BaseException:
+                conn.close()
+                raise
+        self._conn = conn
+        log.info("connected to %s", self.url.masked())
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        """The open connection; reopened here after it was lost."""
+        self.connect()
+        if self._conn is None:  # connect() sets it or raises; this keeps the type exact
+            raise BackendError(f"no connection to {self.url.masked()}")
+        return self._conn
+
+    # -- errors ----------------------------------------------------------------------------
+    def classify(self, exc: BaseException) -> postgres_errors.Kind:
+        return postgres_errors.classify(exc)
+
+    @contextlib.contextmanager
+    def translate_errors(self, action: str) -> Iterator[None]:
+        """Map driver errors by SQLSTATE (postgres_errors); drop a lost connection so retries reconnect."""
+        try:
+            yield
+        except StreamscoreError:
+            raise
+        except psycopg.Error as exc:
+            if self._conn is not None and (self._conn.broken or self._conn.closed):
+                self.close()
+            raise postgres_errors.translate(exc, action, self.url.password) from exc
+        except Exception as exc:
+            raise BackendError(f"postgres failed while {action}: {describe(exc)}") from exc
+
+    # -- schema ----------------------------------------------------------------------------
+    def init_schema(self) -> None:
+        with self.translate_errors("creating the schema"):
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": q.SCHEMA_LOCK_KEY})
+                if self.schema:
+                    cursor.execute(q.SELECT_SCHEMA_EXISTS, {"schema": self.schema})
+                    if cursor.fetchone() is None:
+                        cursor.execute(q.create_schema(self.schema))
+                for statement in q.statements(q.SCHEMA_FILE):
+                    cursor.execute(statement)
+                self._install_function(cursor)
+
+    def _install_function(self, cursor: psycopg.Cursor[Any]) -> None:
+        """CREATE OR REPLACE the PL/Python scorer only when its file changed (or it is missing)."""
+        digest = q.function_digest()
+        cursor.execute(q.SELECT_OBJECT_DIGEST, {"name": q.FUNCTION_NAME, "signature": q.FUNCTION_SIGNATURE})
+        row = cursor.fetchone()
+        if row is not None and row[0] == digest:
+            return
+        cursor.execute(q.statement(q.FUNCTION_FILE))
+        cursor.execute(q.UPSERT_OBJECT_DIGEST, {"name": q.FUNCTION_NAME, "sha256": digest})
+        log.info("installed function %s (sha256 %s)", q.FUNCTION_NAME, digest[:12])
+
+    # -- offsets ---------------------------------------------------------------------------
+    def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
+        with self.translate_errors("reading stored offsets"):
+            rows = self._connection().execute(q.SELECT_OFFSETS, {"group_id": group, "topic": topic}).fetchall()
+        return {int(partition): int(offset) for partition, offset in rows}
+
+    def store_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
+        if not offsets:
+            return
+        with self.translate_errors("storing offsets"):
+            conn = self._connection()
+            with conn.transaction():
+                conn.execute(q.statement("upsert_offsets.sql"), q.offset_params(group, offsets))
+
+    # -- models ----------------------------------------------------------------------------
+    def install_model(self, artifact: ModelArtifact) -> None:
+        insert_model, insert_layer, select_digest, *_ = q.statements("models.sql")
+        head, layers = q.model_params(artifact)
+        ref = ModelRef(artifact.name, artifact.version)
+        with self.translate_errors(f"installing model {ref}"):
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.execute(select_digest, head)
+                existing = cursor.fetchone()
+                if existing is not None:
+                    if existing[0] != artifact.sha256:
+                        raise ArtifactError(
+                            f"{ref} is already installed with different weights", reason="version-conflict"
+                        )
+                    return
+                cursor.execute(insert_model, head | {"manifest": Jsonb(head["manifest"])})
+                cursor.executemany(insert_layer, layers)
+        log.info("installed model %s (%d layers)", ref, len(layers))
+
+    def installed_versions(self, name: str) -> list[int]:
+        select_versions = q.statements("models.sql")[3]
+        with self.translate_errors(f"listing versions of model {name}"):
+            rows = self._connection().execute(select_versions, {"name": name}).fetchall()
+        return [int(version) for (version,) in rows]
+
+    def load_model(self, ref: ModelRef) -> ModelArtifact:
+        *_, select_head, select_layers = q.statements("models.sql")
+        params = {"name": ref.name, "version": ref.version}
+        with self.translate_errors(f"loading model {ref}"):
+            conn = self._connection()
+            head = conn.execute(select_head, params).fetchone()
+            if head is None:
+                raise ArtifactError(f"model {ref} is not installed in this database", reason="not-installed")
+            layers = conn.execute(select_layers, params).fetchall()
+        return q.artifact_from_rows(ref, head, layers)
+
+    # -- scoring ---------------------------------------------------------------------------
+    def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
+        rows = batch.unique_rows()  # a repeated id is stored (and scored) once, first occurrence wins
+        unique = batch.subset(rows) if len(rows) < len(batch) else batch
+        insert_images, store_predictions, select_predictions = q.statements("write_batch.sql")
+        params = {
+            "batch_id": batch.batch_id, "name": model.name, "version": model.version,
+            "role": self.role, "scored_at": now_ms(),
+        }
+        with self.translate_errors(f"writing batch {batch.batch_id}"):
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cursor:
+                self._copy_staging(cursor, unique)
+                cursor.execute(insert_images, params)
+                cursor.execute(store_predictions, params)
+                if batch.offsets:
+                    cursor.execute(q.statement("upsert_offsets.sql"), q.offset_params(group, batch.offsets))
+                cursor.execute(select_predictions, params)
+                stored = cursor.fetchall()
+        return q.scored_batch(stored, model)
+
+    def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
+        """Probabilities from the PL/Python function; the transaction is rolled back."""
+        if len(pixels) == 0:
+            return np.zeros((0, OUTPUTS), np.float32)
+        params = {
+            "image_ids": [str(i) for i in range(len(pixels))],
+            "pixels": [row.tobytes() for row in np.ascontiguousarray(pixels, np.uint8)],
+            "name": model.name, "version": model.version,
+        }
+        with self.translate_errors(f"scoring {len(pixels)} images with {model}"):
+            conn = self._connection()
+            with conn.transaction(force_rollback=True), conn.cursor() as cursor:
+                cursor.execute(q.statement("score.sql"), params)
+                rows = cursor.fetchall()
+        rows.sort(key=lambda row: int(row[0]))
+        return q.probabilities([row[1] for row in rows])
+
+    @staticmethod
+    def _copy_staging(cursor: psycopg.Cursor[Any], batch: ImageBatch) -> None:
+        with cursor.copy(q.COPY_STAGING) as copy:
+            copy.set_types(list(q.STAGING_TYPES))
+            for row in q.staging_rows(batch):
+                copy.write_row(row)

@@ -1,0 +1,111 @@
+"""Classify psycopg errors as retriable, data or fatal, by SQLSTATE.
+
+* retriable (:class:`BackendUnavailable`): a lost or refused connection
+  (``psycopg.OperationalError`` without a SQLSTATE, class 08), serialization
+  failure and deadlock (40001, 40P01), lock not available (55P03), a server
+  shutting down or starting (57P01, 57P02, 57P03) and insufficient resources
+  (class 53: too many connections 53300, disk full, out of memory);
+* data (:class:`BackendDataError`): class 22 (data exception) and class 23
+  (integrity: check, not-null, foreign key); the message carries the SQLSTATE;
+* fatal (:class:`BackendError`): everything else, e.g. 42P01 (undefined table),
+  42501 (insufficient privilege), 28P01 (bad password); for the usual set-up
+  mistakes the message names the fix.
+
+Messages never hold the password: the URL is shown masked and the password text is
+scrubbed from driver messages too (libpq echoes parts of a bad conninfo).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import psycopg
+
+from streamscore.backends.base import describe
+from streamscore.errors import BackendDataError, BackendError, BackendUnavailable
+
+Kind = Literal["retriable", "data", "fatal"]
+
+RETRIABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57P01", "57P02", "57P03"})
+RETRIABLE_CLASSES = frozenset({"08", "53"})
+DATA_CLASSES = frozenset({"22", "23"})
+
+INIT_HINT = "run `streamscore db init --backend postgresql://…` (consumers also do it at start)"
+
+#: what to do about common fatal errors (shown after the driver's message)
+FIXES: dict[str, str] = {
+    "42P01": f"the streamscore tables are missing: {INIT_HINT}",
+    "42883": f"function streamscore_score_batch is missing: {INIT_HINT}",
+    "42501": "insufficient privilege: the user needs CREATE on the schema; CREATE EXTENSION plpython3u "
+             "and CREATE FUNCTION in PL/Python need a superuser once (run `streamscore db init` as one, "
+             "see docs/postgres.md)",
+    "58P01": "PL/Python is not installed on the server: apt-get install postgresql-plpython3-<major> "
+             "python3-numpy, then restart the cluster (scripts/ci-postgres.sh does both)",
+    "0A000": "PL/Python is not available: install postgresql-plpython3-<major> (scripts/ci-postgres.sh)",
+    "38000": "the PL/Python scorer failed: is python3-numpy installed for the server's Python? "
+             "(scripts/ci-postgres.sh)",
+    "P0002": "the model is not installed in this schema: install_model() it first",
+    "28P01": "password authentication failed: check the user and password of the backend URL",
+    "28000": "the server refused this user: check the user in the backend URL and pg_hba.conf",
+    "3D000": "the database does not exist: create it (CREATE DATABASE) or fix the URL",
+}
+
+#: connection failures reported by libpq before any SQLSTATE exists: message fragment → SQLSTATE
+CONNECT_FAILURES: dict[str, str] = {
+    "password authentication failed": "28P01",
+    "no password supplied": "28P01",
+    "no pg_hba.conf entry": "28000",
+    "role \"": "28000",  # role "x" does not exist
+    "database \"": "3D000",  # database "x" does not exist
+}
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver error, or the one implied by a libpq connection failure."""
+    state = getattr(exc, "sqlstate", None)
+    if isinstance(state, str) and state:
+        return state
+    if isinstance(exc, psycopg.OperationalError):
+        text = str(exc)
+        if "FATAL:" in text:
+            for fragment, implied in CONNECT_FAILURES.items():
+                if fragment in text:
+                    return implied
+    return None
+
+
+def classify(exc: BaseException) -> Kind:
+    """Retriable, data or fatal (see the module docstring)."""
+    if not isinstance(exc, psycopg.Error):
+        return "fatal"
+    state = sqlstate(exc)
+    if state is None:
+        # no SQLSTATE: libpq lost or could not open the connection
+        return "retriable" if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) else "fatal"
+    if state in RETRIABLE_SQLSTATES or state[:2] in RETRIABLE_CLASSES:
+        return "retriable"
+    if state[:2] in DATA_CLASSES:
+        return "data"
+    return "fatal"
+
+
+def retry_delay(exc: BaseException) -> float:
+    """Seconds before a retry: short after a deadlock or serialization failure."""
+    return 0.2 if sqlstate(exc) in ("40001", "40P01", "55P03") else 1.0
+
+
+def translate(exc: BaseException, action: str, secret: str | None) -> BackendError:
+    """The streamscore error for a driver error (raise it ``from exc``), without the password."""
+    kind = classify(exc)
+    detail = describe(exc)
+    state = sqlstate(exc)
+    if state and not getattr(exc, "sqlstate", None):
+        detail = f"[{state}] {detail}"
+    if secret:
+        detail = detail.replace(secret, "***")
+    if kind == "retriable":
+        return BackendUnavailable(f"postgres unavailable while {action}: {detail}", retry_after=retry_delay(exc))
+    if kind == "data":
+        return BackendDataError(f"postgres rejected the data while {action}: {detail}")
+    fix = FIXES.get(state or "")
+    return BackendError(f"postgres failed while {action}: {detail}" + (f" — {fix}" if fix else ""))

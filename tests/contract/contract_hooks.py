@@ -1,0 +1,146 @@
+"""Engine-specific hooks of the contract suite (a plain module; the fixtures are in conftest.py).
+
+DuckDB always runs (a file in tmp_path); PostgreSQL when a server answers
+(``STREAMSCORE_TEST_POSTGRES_URL``, tests/postgres_fixtures.py); Oracle and Kinetica when
+``STREAMSCORE_TEST_ORACLE_DSN`` / ``STREAMSCORE_TEST_KINETICA_URL`` are set. Every test uses
+its own image-id prefix, model name and consumer group (``Scope``), so engines that share one
+schema between tests (Oracle) keep tests apart too.
+
+Hooks per engine: ``forbid_label`` adds a CHECK (label <> 7) to the images table, so that a
+batch holding a 7 is rejected by the database itself; ``count`` counts stored rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kinetica_fixtures import ENV as KINETICA_ENV
+from kinetica_fixtures import kinetica_test_url
+from oracle_fixtures import ENV as ORACLE_ENV
+from oracle_fixtures import oracle_test_url
+from postgres_fixtures import postgres_schema_url
+from streamscore.backends import Backend, ModelRef
+from streamscore.backends.sqlfiles import read_sql, split_statements
+from streamscore.model.artifact import ModelArtifact
+from streamscore.models import bundled_model
+
+ENGINES = [
+    pytest.param("duckdb", id="duckdb"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    pytest.param("oracle", id="oracle", marks=pytest.mark.oracle),
+    pytest.param("kinetica", id="kinetica", marks=pytest.mark.kinetica),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """Names private to one test: image ids, model name, consumer group, topic."""
+
+    tag: str
+
+    @property
+    def model_name(self) -> str:
+        return f"mlp_{self.tag}"
+
+    @property
+    def group(self) -> str:
+        return f"group-{self.tag}"
+
+    @property
+    def topic(self) -> str:
+        return f"images-{self.tag}"
+
+    def image_id(self, index: int) -> str:
+        return f"{self.tag}-{index:05d}"
+
+    def model(self, version: int) -> ModelArtifact:
+        """A shipped model (mlp-v1, mlp-v2) under this test's model name."""
+        return dataclasses.replace(bundled_model(version), name=self.model_name)
+
+    def ref(self, version: int) -> ModelRef:
+        return ModelRef(self.model_name, version)
+
+
+@contextlib.contextmanager
+def engine_url(engine: str, tmp_path: Path) -> Iterator[str]:
+    if engine == "duckdb":
+        yield f"duckdb:///{tmp_path / 'contract.db'}"
+    elif engine == "postgres":
+        with postgres_schema_url() as postgres:
+            yield postgres
+    elif engine == "oracle":
+        oracle = oracle_test_url()
+        if oracle is None:
+            pytest.skip(f"Oracle not configured: set {ORACLE_ENV}=oracle://user:password@host:1521/FREEPDB1")
+        yield oracle
+    else:
+        kinetica = kinetica_test_url()
+        if kinetica is None:
+            pytest.skip(f"Kinetica not configured: set {KINETICA_ENV}=kinetica://user:password@host:9191")
+        separator = "&" if "?" in kinetica else "?"
+        yield f"{kinetica}{separator}schema=sst_{secrets.token_hex(5)}"
+
+
+def _sql(backend: Backend, statement: str, params: list[Any]) -> list[Any]:
+    """Run one statement on the backend's own connection (for test set-up and counting only)."""
+    if backend.name == "duckdb":
+        return list(backend.con.execute(statement, params).fetchall())  # type: ignore[attr-defined]
+    if backend.name == "postgres":
+        cursor = backend._connection().execute(statement.replace("?", "%s"), params)  # type: ignore[attr-defined]
+        return list(cursor.fetchall()) if cursor.description else []
+    if backend.name == "oracle":
+        with backend._connection().cursor() as cursor:  # type: ignore[attr-defined]
+            cursor.execute(re.sub(r"\?", lambda _: ":1", statement), params)
+            return list(cursor.fetchall()) if cursor.description else []
+    pytest.skip(f"the contract suite has no SQL hook for {backend.name}")
+
+
+TABLES = {
+    "duckdb": {"images": "images", "predictions": "predictions"},
+    "postgres": {"images": "images", "predictions": "predictions"},
+    "oracle": {"images": "mnist_images", "predictions": "mnist_predictions"},
+}
+
+
+def count(backend: Backend, table: str, scope: Scope) -> int:
+    """Rows of ``images`` or ``predictions`` whose image id belongs to this test."""
+    names = TABLES.get(backend.name)
+    if names is None:
+        pytest.skip(f"the contract suite cannot count rows in {backend.name}")
+    (row,) = _sql(backend, f"SELECT count(*) FROM {names[table]} WHERE image_id LIKE ?", [f"{scope.tag}-%"])
+    return int(row[0])
+
+
+@contextlib.contextmanager
+def forbid_label(backend: Backend, label: int) -> Iterator[None]:
+    """A CHECK constraint rejecting ``label`` on the images table, for the duration of the block."""
+    if not backend.transactional:
+        pytest.skip(f"{backend.name} has no multi-statement transactions: nothing to roll back")
+    if backend.name == "duckdb":
+        # enter this block before any image is written: DuckDB cannot ALTER TABLE … ADD CHECK,
+        # so the (still empty) images table is recreated with the check
+        create_images = split_statements(read_sql("duckdb", "schema.sql"))[0]
+        body = create_images.rstrip().removesuffix(")")
+        backend.con.execute("DROP TABLE images")  # type: ignore[attr-defined]
+        backend.con.execute(f"{body}, CHECK (label <> {int(label)}))")  # type: ignore[attr-defined]
+        yield
+    elif backend.name == "postgres":
+        _sql(backend, f"ALTER TABLE images ADD CONSTRAINT ss_forbid_label CHECK (label <> {int(label)})", [])
+        yield
+    elif backend.name == "oracle":
+        name = f"ss_forbid_{secrets.token_hex(4)}"
+        _sql(backend, f"ALTER TABLE mnist_images ADD CONSTRAINT {name} CHECK (label <> {int(label)}) NOVALIDATE", [])
+        try:
+            yield
+        finally:
+            _sql(backend, f"ALTER TABLE mnist_images DROP CONSTRAINT {name}", [])
+    else:
+        pytest.skip(f"the contract suite cannot add a constraint in {backend.name}")

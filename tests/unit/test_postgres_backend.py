@@ -1,0 +1,80 @@
+"""The PostgreSQL backend without a server: registry, missing driver, error mapping, URLs."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from streamscore.backends import open_backend, resolve_backend
+from streamscore.backends import postgres_errors as pe
+from streamscore.backends.postgres_sql import conninfo
+from streamscore.backends.url import BackendURL
+from streamscore.errors import BackendDataError, BackendError, BackendUnavailable, MissingDependencyError
+
+
+@pytest.fixture
+def fresh_registry() -> Iterator[None]:
+    resolve_backend.cache_clear()
+    yield
+    resolve_backend.cache_clear()
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_schemes_resolve_to_the_postgres_backend(scheme: str) -> None:
+    assert resolve_backend(scheme).__name__ == "PostgresBackend"
+
+
+def test_a_missing_driver_names_the_pip_extra(monkeypatch: pytest.MonkeyPatch, fresh_registry: None) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # "import psycopg" now fails as if not installed
+    monkeypatch.delitem(sys.modules, "streamscore.backends.postgres", raising=False)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'streamscore\[postgres\]'"):
+        open_backend("postgresql://user@localhost/db")
+
+
+def error(sqlstate: str) -> psycopg.Error:
+    return psycopg.errors.lookup(sqlstate)("boom")
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "kind"),
+    [
+        ("08006", "retriable"), ("40001", "retriable"), ("40P01", "retriable"), ("57P01", "retriable"),
+        ("57P03", "retriable"), ("53300", "retriable"), ("22003", "data"), ("23514", "data"),
+        ("23502", "data"), ("23503", "data"), ("42P01", "fatal"), ("42501", "fatal"), ("42601", "fatal"),
+    ],
+)
+def test_sqlstates_are_classified(sqlstate: str, kind: str) -> None:
+    assert pe.classify(error(sqlstate)) == kind
+
+
+def test_translated_errors_carry_the_sqlstate_and_the_fix() -> None:
+    data = pe.translate(error("23514"), "writing batch b", None)
+    assert isinstance(data, BackendDataError) and "[23514]" in str(data)
+    fatal = pe.translate(error("42501"), "creating the schema", None)
+    assert type(fatal) is BackendError and "superuser" in str(fatal)
+    retry = pe.translate(error("40P01"), "writing batch b", None)
+    assert isinstance(retry, BackendUnavailable) and retry.retry_after < 1
+
+
+def test_connection_failures_without_sqlstate() -> None:
+    refused = psycopg.OperationalError("connection failed: Connection refused")
+    assert pe.classify(refused) == "retriable"
+    no_role = psycopg.OperationalError('connection failed: FATAL:  role "x" does not exist')
+    assert pe.classify(no_role) == "fatal" and pe.sqlstate(no_role) == "28000"
+
+
+def test_the_password_is_scrubbed_from_driver_messages() -> None:
+    leaked = psycopg.OperationalError("connection failed: password=hunter2 is not accepted")
+    assert "hunter2" not in str(pe.translate(leaked, "connecting", "hunter2"))
+
+
+def test_conninfo_passes_libpq_options_and_keeps_our_own() -> None:
+    url = BackendURL.parse("postgresql://u:p%40ss@db.example:5433/scores?schema=s1&sslmode=require&role=shadow")
+    text = conninfo(url)
+    assert "sslmode=require" in text and "port=5433" in text and "dbname=scores" in text
+    assert "schema" not in text and "role" not in text and "connect_timeout=10" in text
+    assert "p@ss" in text  # the password reaches libpq unescaped …
+    assert "p@ss" not in repr(open_backend(url.raw))  # … and never a repr
