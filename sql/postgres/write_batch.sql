@@ -9,29 +9,25 @@ FROM ss_incoming
 ORDER BY image_id
 ON CONFLICT (image_id) DO NOTHING;
 
--- 2. the batch's images this version has not scored yet, scored by ONE call of the PL/Python
---    function (pixels come from images: a replayed id keeps its first-written pixels)
-WITH todo AS MATERIALIZED (
-    SELECT i.image_id, i.pixels
-    FROM images AS i
-    JOIN ss_incoming AS s ON s.image_id = i.image_id
-    WHERE NOT EXISTS (
-        SELECT 1 FROM predictions AS p
-        WHERE p.image_id = i.image_id AND p.model_name = %(name)s
-          AND p.model_version = %(version)s::integer AND p.role = %(role)s)
+-- 2. one call of the PL/Python function scores the whole batch as received; the predictions go
+--    in idempotently (a replayed image keeps its first prediction: same model, same digit), and
+--    the statement returns the batch's scores. Scoring the batch relation, rather than looking
+--    up which images still need scores, keeps the cost of a batch independent of table size
+--    (an anti-join against a growing predictions table was planned as a nested loop).
+WITH scored AS MATERIALIZED (
+    SELECT s.image_id, s.predicted, s.probabilities
+    FROM streamscore_score_batch(
+        ARRAY(SELECT image_id FROM ss_incoming ORDER BY image_id),
+        ARRAY(SELECT pixels FROM ss_incoming ORDER BY image_id),
+        %(name)s, %(version)s::integer) AS s
+), stored AS (
+    INSERT INTO predictions (image_id, model_name, model_version, role, predicted, probabilities, scored_at,
+                             batch_id)
+    SELECT image_id, %(name)s, %(version)s::integer, %(role)s, predicted, probabilities,
+           %(scored_at)s::bigint, %(batch_id)s
+    FROM scored
+    ON CONFLICT DO NOTHING
 )
-INSERT INTO predictions (image_id, model_name, model_version, role, predicted, probabilities, scored_at, batch_id)
-SELECT s.image_id, %(name)s, %(version)s::integer, %(role)s, s.predicted, s.probabilities,
-       %(scored_at)s::bigint, %(batch_id)s
-FROM streamscore_score_batch(
-    ARRAY(SELECT image_id FROM todo ORDER BY image_id),
-    ARRAY(SELECT pixels FROM todo ORDER BY image_id),
-    %(name)s, %(version)s::integer) AS s
-ON CONFLICT DO NOTHING;
-
--- 3. what the database holds for the batch: one row per distinct image id, in byte order
-SELECT p.image_id, p.predicted, p.probabilities, p.scored_at
-FROM predictions AS p
-JOIN ss_incoming AS s ON s.image_id = p.image_id
-WHERE p.model_name = %(name)s AND p.model_version = %(version)s::integer AND p.role = %(role)s
-ORDER BY p.image_id COLLATE "C";
+SELECT image_id, predicted, probabilities, %(scored_at)s::bigint
+FROM scored
+ORDER BY image_id COLLATE "C";

@@ -102,7 +102,11 @@ class ImageBatch:
 
 @dataclass(frozen=True)
 class ScoredBatch:
-    """What the database holds for a batch after commit: one row per distinct image id."""
+    """The scores of a committed batch: one row per distinct image id.
+
+    The scores are those the database computed for this batch with ``model``; a replayed image
+    keeps its first stored row (same model, same digit), ``scored_at`` is this pass's time.
+    """
 
     image_ids: list[str]
     predicted: npt.NDArray[np.int64]

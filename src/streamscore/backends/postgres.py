@@ -200,7 +200,7 @@ class PostgresBackend(Backend):
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
         rows = batch.unique_rows()  # a repeated id is stored (and scored) once, first occurrence wins
         unique = batch.subset(rows) if len(rows) < len(batch) else batch
-        insert_images, store_predictions, select_predictions = q.statements("write_batch.sql")
+        insert_images, score_and_store = q.statements("write_batch.sql")
         params = {
             "batch_id": batch.batch_id, "name": model.name, "version": model.version,
             "role": self.role, "scored_at": now_ms(),
@@ -210,11 +210,10 @@ class PostgresBackend(Backend):
             with conn.transaction(), conn.cursor() as cursor:
                 self._copy_staging(cursor, unique)
                 cursor.execute(insert_images, params)
-                cursor.execute(store_predictions, params)
+                cursor.execute(score_and_store, params)
+                stored = cursor.fetchall()
                 if batch.offsets:
                     cursor.execute(q.statement("upsert_offsets.sql"), q.offset_params(group, batch.offsets))
-                cursor.execute(select_predictions, params)
-                stored = cursor.fetchall()
         return q.scored_batch(stored, model)
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:

@@ -48,6 +48,7 @@ def make_consumer(settings: Settings, group: str, **overrides: Any) -> Consumer:
         "heartbeat.interval.ms": max(500, settings.session_timeout_ms // 6),
         "max.poll.interval.ms": settings.max_poll_interval_ms,
         "partition.assignment.strategy": "cooperative-sticky",
+        "fetch.wait.max.ms": 20,
     }
     return Consumer(config | overrides)
 
