@@ -31,7 +31,8 @@ console = Console()
 err_console = Console(stderr=True)
 log = logging.getLogger("streamscore")
 
-Bootstrap = Annotated[str | None, typer.Option("--bootstrap", help="Kafka bootstrap servers [STREAMSCORE_KAFKA_BOOTSTRAP]")]
+Bootstrap = Annotated[str | None, typer.Option(
+    "--bootstrap", help="Kafka bootstrap servers [STREAMSCORE_KAFKA_BOOTSTRAP]")]
 BackendOpt = Annotated[str | None, typer.Option(
     "--backend", help="duckdb:///path.db | postgresql://… | oracle://… | kinetica://… [STREAMSCORE_BACKEND]")]
 Group = Annotated[str | None, typer.Option("--group", help="consumer group [STREAMSCORE_GROUP]")]
@@ -134,6 +135,11 @@ def consume(
     linger_ms: Annotated[int | None, typer.Option(help="longest wait for a batch to fill (default 50)")] = None,
     log_json: LogJson = False,
     verbose: Verbose = False,
+    workers: Annotated[int, typer.Option(
+        help="consumer processes of the group on this machine (PostgreSQL; DuckDB takes one)")] = 1,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Prometheus /metrics and /healthz port, 0 = off; worker i uses port+i [STREAMSCORE_METRICS_PORT]")] = None,
+    metrics_host: Annotated[str, typer.Option(help="address the metrics endpoint listens on")] = "0.0.0.0",
 ) -> None:
     """Consume images, store and score them in the database, publish predictions."""
     from streamscore.backends import open_backend
@@ -141,12 +147,40 @@ def consume(
     from streamscore.shared.kafka import ensure_topics
 
     settings = settings_from(log_json, verbose, backend=backend, kafka_bootstrap=bootstrap, group=group,
-                             batch_size=batch_size, linger_ms=linger_ms)
+                             batch_size=batch_size, linger_ms=linger_ms, metrics_port=metrics_port)
     ensure_topics(settings)
+    if workers != 1:
+        from streamscore.consumers.workers import run_workers
+
+        extra = ["--metrics-host", metrics_host] + (["--verbose"] if verbose else [])
+        raise typer.Exit(run_workers(settings, workers, extra))
     database = open_backend(settings.backend_url, scorer=settings.duckdb_scorer)
     log.info("consuming %s as group %s into %s", settings.images_topic, settings.group, database.url.masked())
-    stats = Scorer(settings, database, stop=stop_on_signals()).run()
+    stats = Scorer(settings, database, stop=stop_on_signals(), metrics_host=metrics_host).run()
     console.print(f"consumed {stats.consumed:,}, scored {stats.scored:,}, dead-lettered {stats.dead_lettered:,}")
+
+
+@app.command()
+def status(
+    backend: BackendOpt = None,
+    bootstrap: Bootstrap = None,
+    group: Group = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    no_database: Annotated[bool, typer.Option(help="do not open the database (stored offsets, models)")] = False,
+) -> None:
+    """Lag per partition, model versions and dead-letter count of a consumer group."""
+    import json
+
+    from streamscore.ops.status import collect_status, status_table
+
+    settings = settings_from(backend=backend, kafka_bootstrap=bootstrap, group=group)
+    # a database held open by a DuckDB consumer is locked: skip it rather than wait
+    report = collect_status(settings, None if no_database else settings.backend_url,
+                            embedded=settings.kafka_bootstrap.startswith("127.0.0.1"))
+    if as_json:
+        console.print_json(json.dumps(report.to_json()))
+    else:
+        console.print(status_table(report))
 
 
 @app.command("publish-model")
@@ -195,7 +229,8 @@ def evaluation_table(evaluation: Any) -> Table:
         table.add_column(column, justify="right")
     for report in evaluation.versions():
         accuracy = f"{report.accuracy:.4f}" if report.accuracy is not None else "n/a"
-        table.add_row(str(report.version), f"{report.scored:,}", f"{report.labelled:,}", f"{report.correct:,}", accuracy)
+        counts = (f"{report.scored:,}", f"{report.labelled:,}", f"{report.correct:,}")
+        table.add_row(str(report.version), *counts, accuracy)
     latency = evaluation.latency_percentiles()
     if latency:
         table.caption = "latency " + ", ".join(f"{k.removesuffix('_ms')} {v:,.0f} ms" for k, v in latency.items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ def test_scorer_agrees_with_reference(scorer: str, tmp_path: Path, test_split: M
 def test_sql_scorer_handles_every_activation(tmp_path: Path, test_split: MnistSplit) -> None:
     rng = np.random.default_rng(3)
     sizes = [784, 32, 24, 16, 12, 10]
-    weights = [rng.normal(0, 0.1, (a, b)).astype(np.float32) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    weights = [rng.normal(0, 0.1, (a, b)).astype(np.float32) for a, b in itertools.pairwise(sizes)]
     biases = [rng.normal(0, 0.1, b).astype(np.float32) for b in sizes[1:]]
     model = build_artifact("deep", 1, weights, biases, ["relu", "tanh", "identity", "sigmoid", "softmax"])
     with open_backend(f"duckdb:///{tmp_path}/d.duckdb?scorer=sql") as backend:

@@ -1,0 +1,1 @@
+"""Operational views of a running deployment (``streamscore status``)."""

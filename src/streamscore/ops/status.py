@@ -1,0 +1,172 @@
+"""`streamscore status`: lag per partition, model versions, dead letters, group members.
+
+Lag is the high watermark minus the group's committed offset. On the embedded
+broker (Tansu) the high watermark can be too low (DESIGN.md), so its lag figures
+are approximate there and say so. The DLQ count is made by reading the topic and
+counting distinct source offsets, never from watermarks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from streamscore.errors import BackendError
+from streamscore.shared.config import Settings
+from streamscore.shared.kafka import base_config, make_consumer
+from streamscore.shared.messages import headers_to_dict
+
+
+@dataclass
+class PartitionStatus:
+    partition: int
+    committed: int | None
+    stored: int | None
+    high: int | None
+    lag: int | None
+
+
+@dataclass
+class Status:
+    group: str
+    topic: str
+    partitions: list[PartitionStatus] = field(default_factory=list)
+    members: int | None = None
+    group_state: str | None = None
+    published_versions: list[int] = field(default_factory=list)
+    installed_versions: list[int] | None = None
+    database_error: str | None = None
+    dead_letters: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    approximate_lag: bool = True
+
+    @property
+    def total_lag(self) -> int:
+        return sum(p.lag or 0 for p in self.partitions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "group": self.group, "topic": self.topic, "members": self.members, "group_state": self.group_state,
+            "partitions": [vars(p) for p in self.partitions], "total_lag": self.total_lag,
+            "lag_is_approximate": self.approximate_lag,
+            "published_model_versions": self.published_versions, "installed_model_versions": self.installed_versions,
+            "database_error": self.database_error, "dead_letters": self.dead_letters,
+            "dead_letter_reasons": self.dead_letter_reasons,
+        }
+
+
+def _read_all(settings: Settings, topic: str, idle_s: float) -> list[Any]:
+    """Every message of a topic, read from the beginning until nothing arrives for ``idle_s``."""
+    consumer = make_consumer(settings, f"{settings.group}.status.{uuid.uuid4().hex[:8]}")
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or not metadata.partitions:
+            return []
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
+        messages: list[Any] = []
+        while True:
+            batch = consumer.consume(1000, idle_s)
+            if not batch:
+                return messages
+            messages.extend(m for m in batch if not m.error())
+    finally:
+        consumer.close()
+
+
+def collect_status(settings: Settings, backend_url: str | None = None, idle_s: float = 1.0,
+                   embedded: bool = True) -> Status:
+    """Ask Kafka (and the database, when a backend URL is given) where the scorers stand."""
+    status = Status(settings.group, settings.images_topic, approximate_lag=embedded)
+    stored: dict[int, int] = {}
+    if backend_url:
+        from streamscore.backends import open_backend
+
+        try:
+            with open_backend(backend_url, scorer=settings.duckdb_scorer) as database:
+                stored = database.stored_offsets(settings.group, settings.images_topic)
+                status.installed_versions = database.installed_versions(settings.model_name)
+        except BackendError as exc:
+            status.database_error = exc.message
+    consumer = make_consumer(settings, settings.group)  # never subscribes: reads the group's commits only
+    try:
+        metadata = consumer.list_topics(settings.images_topic, timeout=10).topics.get(settings.images_topic)
+        numbers = sorted(metadata.partitions) if metadata is not None and metadata.partitions else []
+        committed = consumer.committed([TopicPartition(settings.images_topic, p) for p in numbers], timeout=10)
+        for tp in committed:
+            partition = int(tp.partition)
+            offset = tp.offset if tp.offset is not None and tp.offset >= 0 else None
+            try:
+                low, high = consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            except KafkaException:
+                low, high = None, None
+            start = offset if offset is not None else low
+            lag = max(0, high - start) if high is not None and start is not None else None
+            status.partitions.append(PartitionStatus(partition, offset, stored.get(partition), high, lag))
+    finally:
+        consumer.close()
+    try:
+        admin = AdminClient(base_config(settings))
+        group = admin.describe_consumer_groups([settings.group])[settings.group].result(timeout=10)
+        status.group_state = str(getattr(group.state, "name", group.state))
+        # the embedded broker answers STABLE with no members: unknown, not zero
+        status.members = len(group.members) if group.members or status.group_state != "STABLE" else None
+    except Exception:  # groups that never joined, brokers without the API: leave it blank
+        status.members = None
+    for message in _read_all(settings, settings.models_topic, idle_s):
+        if (message.key() or b"").decode("utf-8", "replace") != settings.model_name:
+            continue
+        try:
+            version = int(headers_to_dict(message.headers()).get("model-version", b"").decode())
+        except ValueError:
+            continue
+        if version not in status.published_versions:
+            status.published_versions.append(version)
+    status.published_versions.sort()
+    sources: set[tuple[bytes, bytes, bytes]] = set()
+    for message in _read_all(settings, settings.dlq_topic, idle_s):
+        headers = headers_to_dict(message.headers())
+        source = (headers.get("source.topic", b""), headers.get("source.partition", b""),
+                  headers.get("source.offset", b""))
+        if source in sources:
+            continue  # re-sent after a crash (the DLQ is at-least-once, like the predictions)
+        sources.add(source)
+        reason = headers.get("error.reason", b"?").decode("utf-8", "replace")
+        status.dead_letter_reasons[reason] = status.dead_letter_reasons.get(reason, 0) + 1
+    status.dead_letters = len(sources)
+    return status
+
+
+def status_table(status: Status) -> Any:
+    """The status as a rich Table (lag per partition; the caption holds models and the DLQ)."""
+    from rich.table import Table
+
+    note = " (approximate on the embedded broker)" if status.approximate_lag else ""
+    members = "?" if status.members is None else str(status.members)
+    table = Table(title=f"group {status.group} on {status.topic}: {members} member(s), "
+                        f"{status.group_state or 'state unknown'}")
+    for column in ("partition", "committed (Kafka)", "stored (DB)", "high watermark", f"lag{note}"):
+        table.add_column(column, justify="right")
+
+    def show(value: int | None) -> str:
+        return "-" if value is None else f"{value:,}"
+
+    for p in status.partitions:
+        table.add_row(str(p.partition), show(p.committed), show(p.stored), show(p.high), show(p.lag))
+    if status.database_error:
+        installed = f"database unavailable: {status.database_error}"
+    elif status.installed_versions is None:
+        installed = "not read"
+    else:
+        installed = ", ".join(f"v{v}" for v in status.installed_versions) or "none"
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(status.dead_letter_reasons.items()))
+    table.caption = (
+        f"total lag {status.total_lag:,}{note}\n"
+        f"models on the topic: {', '.join(f'v{v}' for v in status.published_versions) or 'none'}; "
+        f"installed in the database: {installed} (the newest serves)\n"
+        f"dead letters: {status.dead_letters:,}" + (f" ({reasons})" if reasons else "")
+    )
+    return table

@@ -1,0 +1,106 @@
+"""The public commands, run as a user would: separate processes against the embedded broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from streamscore.models import bundled_path
+from streamscore.shared.config import Settings
+
+pytestmark = pytest.mark.slow
+
+
+def cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "streamscore.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    return os.environ | {
+        "STREAMSCORE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "STREAMSCORE_IMAGES_TOPIC": settings.images_topic,
+        "STREAMSCORE_PREDICTIONS_TOPIC": settings.predictions_topic,
+        "STREAMSCORE_MODELS_TOPIC": settings.models_topic,
+        "STREAMSCORE_DLQ_TOPIC": settings.dlq_topic,
+        "STREAMSCORE_GROUP": settings.group,
+        "STREAMSCORE_PARTITIONS": "2",
+        "COLUMNS": "200",
+    }
+
+
+def test_help_names_every_command() -> None:
+    result = cli("--help", env=dict(os.environ, COLUMNS="200"))
+    assert result.returncode == 0
+    for command in ("demo", "broker", "produce", "consume", "publish-model", "evaluate", "train", "bench", "db",
+                    "status"):
+        assert command in result.stdout
+
+
+def test_produce_consume_evaluate(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_settings()
+    env = environment(settings)
+    database = tmp_path / "cli.duckdb"
+    published = cli("publish-model", str(bundled_path(2)), env=env)
+    assert published.returncode == 0, published.stderr
+    assert "published mlp v2" in published.stdout
+
+    produced = cli("produce", "--limit", "400", "--rate", "2000", env=env)
+    assert produced.returncode == 0, produced.stderr
+    assert "delivered 400" in produced.stdout
+
+    consumer = subprocess.Popen(
+        [sys.executable, "-m", "streamscore.cli", "consume", "--backend", f"duckdb:///{database}",
+         "--batch-size", "100"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        evaluation = cli("evaluate", "--expect", "400", "--out", str(tmp_path / "report"), env=env, timeout=90)
+        assert evaluation.returncode == 0, evaluation.stderr
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        out, err = consumer.communicate(timeout=30)
+    assert consumer.returncode == 0, err
+    assert "scored 400" in out
+
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["images"] == 400
+    assert [v["model_version"] for v in report["versions"]] == [2]
+    assert report["versions"][0]["accuracy"] > 0.95
+    assert (tmp_path / "report" / "confusion.png").stat().st_size > 10_000
+    with duckdb.connect(str(database), read_only=True) as db:
+        assert db.execute("SELECT count(*) FROM predictions").fetchall() == [(400,)]
+
+
+def test_bad_backend_url_is_a_clear_error(make_settings: Callable[..., Settings]) -> None:
+    result = cli("db", "init", "--backend", "postgress://x@localhost/db", env=environment(make_settings()))
+    assert result.returncode == 2
+    assert "Did you mean 'postgres'" in result.stderr or "Did you mean 'postgresql'" in result.stderr
+
+
+def test_missing_tensorflow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamscore.errors import MissingDependencyError
+    from streamscore.model.trainer import import_tensorflow
+
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'streamscore\[train\]'"):
+        import_tensorflow()
+
+
+def test_stop_is_graceful_while_waiting(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    env = environment(make_settings())
+    consumer = subprocess.Popen(
+        [sys.executable, "-m", "streamscore.cli", "consume", "--backend", f"duckdb:///{tmp_path}/w.duckdb"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    consumer.send_signal(signal.SIGINT)
+    out, err = consumer.communicate(timeout=30)
+    assert consumer.returncode == 0, err
+    assert "scored 0" in out
