@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,15 @@ from streamscore.shared.mnist import MnistSplit, load_split
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """STREAMSCORE_MNIST_DIR, else ../shared/data/mnist of the checkout."""
-    folder = Path(os.environ.get("STREAMSCORE_MNIST_DIR") or default_mnist_dir())
-    if not (folder / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"MNIST files not found in {folder}; set STREAMSCORE_MNIST_DIR")
-    return folder
+    """STREAMSCORE_MNIST_DIR, else ../shared/data/mnist of the checkout, else the package's copy.
+
+    The package bundles the canonical test split (same checksums), so the tests run in any clone.
+    """
+    for folder in (os.environ.get("STREAMSCORE_MNIST_DIR"), default_mnist_dir(),
+                   resources.files("streamscore") / "data"):
+        if folder and (Path(str(folder)) / "t10k-images-idx3-ubyte.gz").exists():
+            return Path(str(folder))
+    pytest.skip("MNIST test files not found; set STREAMSCORE_MNIST_DIR")
 
 
 @pytest.fixture(scope="session")
