@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 #: test-only crash points (STREAMSCORE_FAULT_POINT); the process exits at once, like SIGKILL
 FAULT_ENV = "STREAMSCORE_FAULT_POINT"
 
+#: a batch closes early when no message arrived for this long (nothing is queued)
+IDLE_GAP_S = 0.005
+
 
 @dataclass
 class ScorerStats:
@@ -262,6 +265,12 @@ class Scorer:
 
     # -- one batch ---------------------------------------------------------------------------
     def _collect(self) -> list[Message]:
+        """One batch: up to ``batch_size`` messages.
+
+        The batch closes when it is full, when ``linger_ms`` has passed since its first message,
+        or when nothing more has arrived for ``IDLE_GAP_S``: under load batches fill up, and at
+        low rates an image does not wait for company that is not coming (docs/decisions.md).
+        """
         self._pending = []
         limit = self.settings.batch_size
         deadline: float | None = None
@@ -271,7 +280,10 @@ class Scorer:
                 first = self.consumer.poll(0.25)
                 arrived = [first] if first is not None else []
             else:
-                arrived = self.consumer.consume(limit - len(self._pending), max(0.0, deadline - time.monotonic()))
+                left = deadline - time.monotonic()
+                arrived = self.consumer.consume(limit - len(self._pending), max(0.0, min(left, IDLE_GAP_S)))
+                if not arrived:
+                    break
             for message in arrived:
                 if message.error():
                     log.warning("images topic: %s", message.error())
