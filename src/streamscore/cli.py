@@ -302,13 +302,16 @@ def bench(
     bootstrap: Annotated[str | None, typer.Option(
         "--bootstrap", help="use this Kafka instead of a fresh embedded broker")] = None,
     skip_pipeline: Annotated[bool, typer.Option(help="only the in-database scoring figures")] = False,
+    processes: Annotated[bool, typer.Option(
+        help="also run consumer processes: 1 vs 2 (PostgreSQL) and recovery after SIGKILL")] = True,
     out: Annotated[Path, typer.Option(help="folder for bench.json and scratch databases")] = Path("out/bench"),
 ) -> None:
     """Measure pass-through vs pipeline throughput and in-DB scoring vs numpy."""
     from streamscore.bench.runner import run_bench
 
     settings = settings_from(backend=backend)
-    run_bench(settings, images=images, bootstrap=bootstrap, skip_pipeline=skip_pipeline, out=out, console=console)
+    run_bench(settings, images=images, bootstrap=bootstrap, skip_pipeline=skip_pipeline, out=out, console=console,
+              processes=processes and not skip_pipeline)
 
 
 def main() -> None:

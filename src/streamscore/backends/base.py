@@ -189,20 +189,28 @@ class Backend(ABC):
             return "retriable"
         return "fatal"
 
+    def translate(self, exc: Exception, action: str) -> StreamscoreError:
+        """The streamscore error for a driver exception; override for richer messages (fixes, codes)."""
+        kind = self.classify(exc)
+        if kind == "data":
+            return BackendDataError(f"{self.name} rejected the data while {action}: {describe(exc)}")
+        if kind == "retriable":
+            return BackendUnavailable(f"{self.name} unavailable while {action}: {describe(exc)}")
+        return BackendError(f"{self.name} failed while {action}: {describe(exc)}")
+
+    def discard_broken_connection(self, exc: Exception) -> None:  # noqa: B027 - optional hook
+        """Close the connection when ``exc`` left it unusable, so that the next call reconnects."""
+
     @contextlib.contextmanager
     def translate_errors(self, action: str) -> Iterator[None]:
-        """Map driver exceptions onto the streamscore tree using :meth:`classify`."""
+        """Map driver exceptions onto the streamscore tree (see :meth:`translate`)."""
         try:
             yield
         except StreamscoreError:
             raise
         except Exception as exc:
-            kind = self.classify(exc)
-            if kind == "data":
-                raise BackendDataError(f"{self.name} rejected the data while {action}: {describe(exc)}") from exc
-            if kind == "retriable":
-                raise BackendUnavailable(f"{self.name} unavailable while {action}: {describe(exc)}") from exc
-            raise BackendError(f"{self.name} failed while {action}: {describe(exc)}") from exc
+            self.discard_broken_connection(exc)
+            raise self.translate(exc, action) from exc
 
     def __enter__(self) -> Backend:
         self.connect()

@@ -26,11 +26,10 @@ with the same values, so the database converges.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gpudb
@@ -208,21 +207,13 @@ class KineticaBackend(Backend):
         return np.asarray([staged[f"{scratch}/{i}"] for i in range(len(records))], np.float32)
 
     # -- errors ----------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def translate_errors(self, action: str) -> Iterator[None]:
+    def translate(self, exc: Exception, action: str) -> StreamscoreError:
         """gpudb errors → streamscore: connection failures are retriable, the rest fatal."""
-        try:
-            yield
-        except StreamscoreError:
-            raise
-        except Exception as exc:
-            if connection_failure(exc):
-                raise BackendUnavailable(f"kinetica unavailable while {action}: {describe(exc)}",
-                                         retry_after=2.0) from exc
-            if isinstance(exc, gpudb.GPUdbUnauthorizedAccessException):
-                raise BackendError(f"kinetica refused the credentials of {self.url.masked()}",
-                                   reason="backend-auth") from exc
-            raise BackendError(f"kinetica failed while {action}: {describe(exc)}") from exc
+        if connection_failure(exc):
+            return BackendUnavailable(f"kinetica unavailable while {action}: {describe(exc)}", retry_after=2.0)
+        if isinstance(exc, gpudb.GPUdbUnauthorizedAccessException):
+            return BackendError(f"kinetica refused the credentials of {self.url.masked()}", reason="backend-auth")
+        return BackendError(f"kinetica failed while {action}: {describe(exc)}")
 
     # -- helpers ---------------------------------------------------------------------------
     def _score(self, table: str, batch_id: str, model: ModelRef, *, expected: int) -> None:

@@ -28,7 +28,6 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -42,7 +41,6 @@ from streamscore.backends.base import (
     ModelRef,
     ScoredBatch,
     TopicPartitionKey,
-    describe,
 )
 from streamscore.backends.sqlfiles import read_sql, split_statements
 from streamscore.backends.url import BackendURL
@@ -131,19 +129,15 @@ class OracleBackend(Backend):
             except oracledb.Error:
                 self.close()  # the session is gone; the next call reconnects
 
-    @contextlib.contextmanager
-    def translate_errors(self, action: str) -> Iterator[None]:
-        """Map driver errors by code (oracle_errors); drop dead sessions so the retry reconnects."""
-        try:
-            yield
-        except StreamscoreError:
-            raise
-        except oracledb.Error as exc:
-            if oracle_errors.is_dead_session(exc):
-                self.close()
-            raise oracle_errors.translate(exc, action) from exc
-        except Exception as exc:
-            raise BackendError(f"oracle failed while {action}: {describe(exc)}") from exc
+    def translate(self, exc: Exception, action: str) -> StreamscoreError:
+        """By ORA/DPY code (oracle_errors): the classes alone do not tell a deadlock from a typo."""
+        if isinstance(exc, oracledb.Error):
+            return oracle_errors.translate(exc, action)
+        return super().translate(exc, action)
+
+    def discard_broken_connection(self, exc: Exception) -> None:
+        if isinstance(exc, oracledb.Error) and oracle_errors.is_dead_session(exc):
+            self.close()
 
     # -- schema ----------------------------------------------------------------------------
     def init_schema(self) -> None:

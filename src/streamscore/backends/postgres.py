@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -37,7 +36,7 @@ from psycopg.types.json import Jsonb
 
 from streamscore.backends import postgres_errors
 from streamscore.backends import postgres_sql as q
-from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey, describe
+from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
 from streamscore.backends.url import BackendURL
 from streamscore.errors import ArtifactError, BackendError, ConfigError, StreamscoreError
 from streamscore.model.artifact import OUTPUTS, ModelArtifact
@@ -106,19 +105,15 @@ class PostgresBackend(Backend):
     def classify(self, exc: BaseException) -> postgres_errors.Kind:
         return postgres_errors.classify(exc)
 
-    @contextlib.contextmanager
-    def translate_errors(self, action: str) -> Iterator[None]:
-        """Map driver errors by SQLSTATE (postgres_errors); drop a lost connection so retries reconnect."""
-        try:
-            yield
-        except StreamscoreError:
-            raise
-        except psycopg.Error as exc:
-            if self._conn is not None and (self._conn.broken or self._conn.closed):
-                self.close()
-            raise postgres_errors.translate(exc, action, self.url.password) from exc
-        except Exception as exc:
-            raise BackendError(f"postgres failed while {action}: {describe(exc)}") from exc
+    def translate(self, exc: Exception, action: str) -> StreamscoreError:
+        """By SQLSTATE (postgres_errors), with the password scrubbed from driver messages."""
+        if isinstance(exc, psycopg.Error):
+            return postgres_errors.translate(exc, action, self.url.password)
+        return super().translate(exc, action)
+
+    def discard_broken_connection(self, exc: Exception) -> None:
+        if self._conn is not None and (self._conn.broken or self._conn.closed):
+            self.close()
 
     # -- schema ----------------------------------------------------------------------------
     def init_schema(self) -> None:

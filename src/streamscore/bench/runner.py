@@ -163,7 +163,7 @@ def run_pipeline(settings: Settings, out: Path, images: int, split: MnistSplit, 
 
 
 def run_bench(settings: Settings, *, images: int, bootstrap: str | None, skip_pipeline: bool, out: Path,
-              console: Console) -> dict[str, Any]:
+              console: Console, processes: bool = True) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     split = load_split("test")
     images = min(images, len(split))
@@ -191,6 +191,17 @@ def run_bench(settings: Settings, *, images: int, bootstrap: str | None, skip_pi
         results["pipeline"] = pipeline
         results["pipeline_ratio"] = pipeline.get("images_per_s", 0) / raw if raw else None
         results["latency_at_half_rate"] = paced | {"rate": half}
+    if processes:
+        from streamscore.bench.scaleout import recovery_benchmark, scaleout_benchmark
+
+        backend_class = type(open_backend(settings.backend_url))
+        if backend_class.concurrent_writers:
+            with console.status("1 vs 2 consumer processes…"):
+                results["scaleout"] = scaleout_benchmark(
+                    settings, scratch_backend_url(settings, out, "scaleout"), images, bootstrap=bootstrap)
+        with console.status("recovery after SIGKILL…"):
+            results["recovery"] = recovery_benchmark(
+                settings, scratch_backend_url(settings, out, "recovery"), bootstrap=bootstrap)
     drop_scratch_schemas()
     (out / "bench.json").write_text(json.dumps(results, indent=2, default=float))
     console.print(bench_table(results))
@@ -219,6 +230,16 @@ def bench_table(results: dict[str, Any]) -> Table:
         paced = results["latency_at_half_rate"]
         table.add_row(f"latency p50 / p99 at {paced['rate']:,.0f} images/s",
                       f"{paced.get('p50_ms', float('nan')):,.0f} / {paced.get('p99_ms', float('nan')):,.0f} ms")
+    scaleout = results.get("scaleout")
+    if scaleout and "speedup_2_vs_1" in scaleout:
+        runs = scaleout["runs"]
+        table.add_row("1 consumer process", f"{runs['1']['images_per_s']:,.0f} images/s")
+        table.add_row("2 consumer processes", f"{runs['2']['images_per_s']:,.0f} images/s "
+                      f"({scaleout['speedup_2_vs_1']:.2f}×)")
+    recovery = results.get("recovery")
+    if recovery:
+        table.add_row("recovery after SIGKILL (restart → first new prediction)",
+                      f"{recovery.get('restart_to_first_prediction_s', float('nan')):.1f} s")
     return table
 
 
