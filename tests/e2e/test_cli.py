@@ -78,6 +78,17 @@ def test_produce_consume_evaluate(make_settings: Callable[..., Settings], tmp_pa
     with duckdb.connect(str(database), read_only=True) as db:
         assert db.execute("SELECT count(*) FROM predictions").fetchall() == [(400,)]
 
+    status = cli("status", "--json", "--backend", f"duckdb:///{database}", env=env)
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["installed_model_versions"] == [2] and report["published_model_versions"] == [2]
+    assert report["dead_letters"] == 0
+    partitions = report["partitions"]
+    assert len(partitions) == 2
+    committed = sum(p["committed"] for p in partitions)
+    stored = sum(p["stored"] for p in partitions)
+    assert committed == stored == 400, "Kafka and the database agree that all 400 images are done"
+
 
 def test_bad_backend_url_is_a_clear_error(make_settings: Callable[..., Settings]) -> None:
     result = cli("db", "init", "--backend", "postgress://x@localhost/db", env=environment(make_settings()))

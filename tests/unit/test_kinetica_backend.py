@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 import re
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 from streamscore.backends import BackendURL, ImageBatch, ModelRef, SourceOffset, resolve_backend
 from streamscore.backends import kinetica_procs as procs
 from streamscore.backends import kinetica_tables as tables
-from streamscore.backends.kinetica import KineticaBackend, connection_failure
+from streamscore.backends.kinetica import KineticaBackend, _scored_batch, connection_failure
 from streamscore.errors import BackendDataError, BackendError, BackendUnavailable, ConfigError
 from streamscore.model.artifact import build_artifact
 
@@ -263,3 +265,60 @@ def test_server_error_status_is_raised() -> None:
 
 def test_model_ref_is_what_predictions_name() -> None:
     assert str(ModelRef("mlp", 3)) == "mlp:v3"
+
+
+# -- SQL execution and row handling (no server) ------------------------------------------------
+def offline_gpudb(calls: list[tuple[str, dict[str, str]]]) -> Any:
+    """A real gpudb.GPUdb whose HTTP endpoint is replaced: GPUdb.execute() runs unchanged."""
+    db = object.__new__(gpudb.GPUdb)
+
+    def execute_sql(statement: str, options: dict[str, str], **_: Any) -> dict[str, Any]:
+        calls.append((statement, dict(options)))
+        return {"status_info": OK, "count_affected": 0}
+
+    db.execute_sql = execute_sql  # type: ignore[method-assign]
+    return db
+
+
+def test_binds_of_one_statement_never_reach_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GPUdb.execute() stores "query_parameters" in the sql_opts dict it gets; its default is
+    # one shared {} -- so the backend must pass a fresh dict every time.
+    defaults = gpudb.GPUdb.execute.__defaults__
+    calls: list[tuple[str, dict[str, str]]] = []
+    b = backend("kinetica://h")
+    b._db = offline_gpudb(calls)
+    monkeypatch.setattr(procs, "register", lambda db, filename, mode: "p")
+    b.init_schema()
+    b.init_schema()  # the second run's DDL comes after the first run's purge binds
+    ddl = [opts for sql, opts in calls if "prediction_stage WHERE" not in sql]
+    purges = [opts for sql, opts in calls if "prediction_stage WHERE" in sql]
+    assert len(ddl) == 18 and all("query_parameters" not in opts for opts in ddl)
+    assert len(purges) == 2 and all(len(json.loads(o["query_parameters"])) == 1 for o in purges)
+    assert gpudb.GPUdb.execute.__defaults__ == defaults and defaults is not None and defaults[1] == {}
+
+
+def test_purge_compares_epoch_milliseconds() -> None:
+    assert "LONG(scored_at) < $1" in tables.sql("purge_stage", "s")
+
+
+def test_a_failed_upsert_drops_the_cached_ingestor() -> None:
+    class FailingTable:
+        def insert_records(self, records: Any, options: dict[str, str]) -> None:
+            assert options == {"update_on_existing_pk": "true"}
+
+        def flush_data_to_server(self) -> None:
+            raise gpudb.GPUdbException("Connection refused by worker")
+
+    b = backend("kinetica://h")
+    b._tables["images"] = FailingTable()
+    with pytest.raises(gpudb.GPUdbException):
+        b._upsert("images", [["a"]])
+    assert "images" not in b._tables
+
+
+@pytest.mark.parametrize("scored_at", [1_500, datetime.datetime(1970, 1, 1, 0, 0, 1, 500_000)])
+def test_scored_batch_reads_timestamps_as_epoch_ms(scored_at: Any) -> None:
+    row = ["a", 3, *([0.1] * 10), scored_at]
+    scored = _scored_batch(["a"], [row], ModelRef("mlp", 1))
+    assert scored.scored_at.tolist() == [1_500] and scored.predicted.tolist() == [3]
+    assert scored.probabilities.shape == (1, 10)

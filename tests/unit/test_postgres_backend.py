@@ -64,6 +64,11 @@ def test_connection_failures_without_sqlstate() -> None:
     assert pe.classify(refused) == "retriable"
     no_role = psycopg.OperationalError('connection failed: FATAL:  role "x" does not exist')
     assert pe.classify(no_role) == "fatal" and pe.sqlstate(no_role) == "28000"
+    no_database = psycopg.OperationalError('connection failed: FATAL:  database "scores" does not exist')
+    assert pe.classify(no_database) == "fatal" and pe.sqlstate(no_database) == "3D000"
+    restarting = psycopg.OperationalError(
+        'connection failed: FATAL:  database "scores" is not currently accepting connections')
+    assert pe.classify(restarting) == "retriable"
 
 
 def test_the_password_is_scrubbed_from_driver_messages() -> None:

@@ -26,6 +26,7 @@ with the same values, so the database converges.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 import uuid
@@ -138,7 +139,7 @@ class KineticaBackend(Backend):
     def init_schema(self) -> None:
         with self.translate_errors("creating the schema"):
             for statement in tables.schema_statements(self.schema):
-                self.db.execute(statement)
+                self._execute(statement, [])
             self._execute_sql("purge_stage", [int(time.time() * 1000) - STAGE_RETENTION_MS])
             self._procs["infer"] = procs.register(self.db, procs.INFER_UDF, "distributed")
 
@@ -249,19 +250,40 @@ class KineticaBackend(Backend):
         if not records:
             return
         table = self._table(name)
-        table.insert_records([list(r) for r in records], options={"update_on_existing_pk": "true"})
-        table.flush_data_to_server()
+        try:
+            table.insert_records([list(r) for r in records], options={"update_on_existing_pk": "true"})
+            table.flush_data_to_server()
+        except BaseException:
+            # a failed flush leaves the other workers' queues filled: never send those
+            # leftovers with a later call, start over with a fresh ingestor
+            self._tables.pop(name, None)
+            raise
 
     def _query(self, name: str, params: list[Any]) -> list[list[Any]]:
         with self.db.query(tables.sql(name, self.schema), sql_params=list(params)) as rows:
             return [list(row) for row in rows]
 
     def _execute_sql(self, name: str, params: list[Any]) -> int:
-        return int(self.db.execute(tables.sql(name, self.schema), sql_params=list(params)))
+        return self._execute(tables.sql(name, self.schema), params)
+
+    def _execute(self, statement: str, params: list[Any]) -> int:
+        # Always a fresh sql_opts: GPUdb.execute() writes "query_parameters" into the
+        # dict it is given, and its default is one shared mutable {} -- a later call
+        # without parameters would send the previous call's binds with it.
+        return int(self.db.execute(statement, sql_params=list(params), sql_opts={}))
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _epoch_ms(value: Any) -> int:
+    """A TIMESTAMP read through SQL: epoch ms (an int), or a datetime if the client converts it."""
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return round(value.timestamp() * 1000)
+    return int(value)
 
 
 def _scored_batch(image_ids: list[str], stored: list[list[Any]], model: ModelRef) -> ScoredBatch:
@@ -278,6 +300,6 @@ def _scored_batch(image_ids: list[str], stored: list[list[Any]], model: ModelRef
         image_ids=image_ids,
         predicted=np.asarray([int(r[1]) for r in rows], np.int64),
         probabilities=np.asarray([r[2:12] for r in rows], np.float32).reshape(-1, tables.CLASSES),
-        scored_at=np.asarray([int(r[12]) for r in rows], np.int64),
+        scored_at=np.asarray([_epoch_ms(r[12]) for r in rows], np.int64),
         model=model,
     )

@@ -56,7 +56,9 @@ CONNECT_FAILURES: dict[str, str] = {
     "no password supplied": "28P01",
     "no pg_hba.conf entry": "28000",
     "role \"": "28000",  # role "x" does not exist
-    "database \"": "3D000",  # database "x" does not exist
+    # database "x" does not exist; but 'database "x" is not currently accepting connections'
+    # (55000, e.g. during a restart) must stay retriable, so the whole phrase is matched
+    "\" does not exist": "3D000",
 }
 
 
