@@ -18,6 +18,12 @@
 -- (or put the password in STREAMSCORE_ORACLE_PASSWORD); it creates the tables and
 -- the package on start-up (sql/oracle/schema.sql, sql/oracle/mnist_scorer.sql).
 
+-- VERIFY OFF: otherwise SQL*Plus echoes each substituted line ("old 1: ... new 1: ..."),
+-- which would print the password in clear on the terminal and in any spool file.
+-- WHENEVER SQLERROR: stop at the first failure instead of granting to a half-made user.
+SET VERIFY OFF
+WHENEVER SQLERROR EXIT FAILURE
+
 DEFINE app_user = streamscore
 ACCEPT app_password CHAR PROMPT 'Password for the new streamscore user: ' HIDE
 

@@ -196,10 +196,12 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
 
   -- exp(v) for v <= 0 (softmax), in double precision; below -80 it returns 0
   -- (e^-80 = 1.8e-35, nothing next to the 1 the maximum contributes to the sum).
+  -- Literals in the loops below are typed (0f, 80d...): a NUMBER literal next to a
+  -- BINARY_FLOAT/DOUBLE operand is a conversion the compiler may leave in the loop.
   FUNCTION exp_clamped(p_value BINARY_DOUBLE) RETURN BINARY_DOUBLE IS
   BEGIN
-    IF p_value < -80 THEN
-      RETURN 0;
+    IF p_value < -80d THEN
+      RETURN 0d;
     END IF;
     RETURN EXP(p_value);
   END exp_clamped;
@@ -217,28 +219,28 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
         NULL;                                        -- reference: lambda z: z
       WHEN 'relu' THEN
         FOR i IN 1 .. p_rows * p_cols LOOP           -- reference: np.maximum(z, 0)
-          IF z(i) < 0 THEN
-            z(i) := 0;
+          IF z(i) < 0f THEN
+            z(i) := 0f;
           END IF;
         END LOOP;
       WHEN 'sigmoid' THEN
         FOR i IN 1 .. p_rows * p_cols LOOP           -- reference: 1.0 / (1.0 + np.exp(-z))
-          IF z(i) < -80 THEN
-            z(i) := 0;                               -- numpy: exp(-z) -> inf, 1 / inf = 0
-          ELSIF z(i) > 80 THEN
-            z(i) := 1;                               -- 1 - 1.8e-35 is 1 in float32
+          IF z(i) < -80f THEN
+            z(i) := 0f;                              -- numpy: < 1.8e-35 (0 below -88.7)
+          ELSIF z(i) > 80f THEN
+            z(i) := 1f;                              -- 1 - 1.8e-35 is 1 in float32
           ELSE
-            z(i) := 1 / (1 + EXP(-TO_BINARY_DOUBLE(z(i))));
+            z(i) := 1d / (1d + EXP(-TO_BINARY_DOUBLE(z(i))));
           END IF;
         END LOOP;
       WHEN 'tanh' THEN
         FOR i IN 1 .. p_rows * p_cols LOOP           -- reference: np.tanh(z)
-          IF z(i) > 20 THEN
-            z(i) := 1;                               -- tanh(20) is 1 in float32
-          ELSIF z(i) < -20 THEN
-            z(i) := -1;
+          IF z(i) > 20f THEN
+            z(i) := 1f;                              -- tanh(20) is 1 in float32
+          ELSIF z(i) < -20f THEN
+            z(i) := -1f;
           ELSE
-            z(i) := 1 - 2 / (EXP(2 * TO_BINARY_DOUBLE(z(i))) + 1);
+            z(i) := 1d - 2d / (EXP(2d * TO_BINARY_DOUBLE(z(i))) + 1d);
           END IF;
         END LOOP;
       WHEN 'softmax' THEN
@@ -250,7 +252,7 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
               l_max := z(l_base + k);
             END IF;
           END LOOP;
-          l_sum := 0;
+          l_sum := 0d;
           FOR k IN 1 .. p_rows LOOP                  -- reference: shifted = np.exp(z - max)
             z(l_base + k) := exp_clamped(z(l_base + k) - l_max);
             l_sum := l_sum + z(l_base + k);          -- reference: shifted.sum(axis=1)

@@ -48,6 +48,7 @@ class DemoResult:
     evaluation: Evaluation
     png: Path
     report: Path
+    rate: float | None
 
 
 def _send_malformed(producer: Producer, topic: str) -> None:
@@ -96,8 +97,11 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
 
             def run_producer() -> None:
                 try:
-                    produce_images(settings, split, limit=total, rate=rate, stop=stop, progress=on_progress)
-                    _send_malformed(make_producer(settings), settings.images_topic)
+                    # the malformed messages go first: they also warm up the idempotent producer
+                    producer = make_producer(settings)
+                    _send_malformed(producer, settings.images_topic)
+                    produce_images(settings, split, limit=total, rate=rate, stop=stop, progress=on_progress,
+                                   producer=producer)
                 except BaseException as exc:
                     failures.append(exc)
                     stop.set()
@@ -112,9 +116,9 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
                 progress.update(score_task, completed=scored,
                                 description=f"scored in DuckDB (v{scorer.stats.model_version or '-'})")
                 if not swapped and produced[0] >= total // 2:
-                    publish_model(settings, v2)
-                    progress.console.print(f"published model v2 to {settings.models_topic} after "
+                    progress.console.print(f"publishing model v2 to {settings.models_topic} after "
                                            f"{produced[0]:,} images were produced")
+                    publish_model(settings, v2)
                     swapped = True
                 if scored >= total and scorer.stats.dead_lettered >= len(MALFORMED):
                     break
@@ -129,7 +133,8 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
         with console.status("reading the evaluation topic…"):
             evaluation = read_predictions(settings, expect=total)
         png, report = write_reports(evaluation, out_dir)
-    return DemoResult(produced[0], scorer.stats.scored, scorer.stats.dead_lettered, elapsed, evaluation, png, report)
+    return DemoResult(produced[0], scorer.stats.scored, scorer.stats.dead_lettered, elapsed, evaluation, png, report,
+                      rate)
 
 
 def summary_table(result: DemoResult) -> Table:
@@ -145,7 +150,11 @@ def summary_table(result: DemoResult) -> Table:
     for name, value in result.evaluation.latency_percentiles().items():
         if name != "max_ms":
             table.add_row(f"latency {name.removesuffix('_ms')}", f"{value:,.0f} ms")
-    table.add_row("throughput", f"{len(result.evaluation.image_ids()) / result.seconds:,.0f} images/s (wall clock)")
+    scoring_rate = result.evaluation.throughput()
+    if scoring_rate is not None:
+        paced = f"; producer paced at {result.rate:,.0f}/s" if result.rate else ""
+        table.add_row("throughput", f"{scoring_rate:,.0f} images/s (first → last prediction{paced})")
+    table.add_row("wall clock", f"{result.seconds:,.1f} s (including broker start and group join)")
     table.add_row("confusion matrix", str(result.png))
     table.add_row("JSON report", str(result.report))
     return table

@@ -262,6 +262,92 @@ def test_create_user_script_is_least_privilege() -> None:
     assert "QUOTA 2G ON users" in code
 
 
+def test_create_user_script_does_not_echo_the_password() -> None:
+    text = read_sql("oracle", "00_create_user.sql")
+    # with VERIFY ON (the default) SQL*Plus prints each line before/after substitution,
+    # i.e. the password in clear text
+    assert text.index("SET VERIFY OFF") < text.index("ACCEPT app_password")
+
+
+#: Oracle SQL reserved words (V$RESERVED_WORDS.RESERVED = 'Y'; SQL Language Reference,
+#: "Oracle SQL Reserved Words"). As a bind name they fail with ORA-01745, as a column
+#: name with ORA-00904. Plus keywords that are unsafe or confusing as bind names
+#: (OFFSET, PARTITION, ROLE, TYPE, ...), which the project avoids altogether.
+_RESERVED_TEXT = """
+ACCESS ADD ALL ALTER AND ANY AS ASC AUDIT BETWEEN BY CHAR CHECK CLUSTER COLUMN COLUMN_VALUE
+COMMENT COMPRESS CONNECT CREATE CURRENT DATE DECIMAL DEFAULT DELETE DESC DISTINCT DROP ELSE
+EXCLUSIVE EXISTS FILE FLOAT FOR FROM GRANT GROUP HAVING IDENTIFIED IMMEDIATE IN INCREMENT
+INDEX INITIAL INSERT INTEGER INTERSECT INTO IS LEVEL LIKE LOCK LONG MAXEXTENTS MINUS MLSLABEL
+MODE MODIFY NESTED_TABLE_ID NOAUDIT NOCOMPRESS NOT NOWAIT NULL NUMBER OF OFFLINE ON ONLINE
+OPTION OR ORDER PCTFREE PRIOR PRIVILEGES PUBLIC RAW RENAME RESOURCE REVOKE ROW ROWID ROWNUM
+ROWS SELECT SESSION SET SHARE SIZE SMALLINT START SUCCESSFUL SYNONYM SYSDATE TABLE THEN TO
+TRIGGER UID UNION UNIQUE UPDATE USER VALIDATE VALUES VARCHAR VARCHAR2 VIEW WHENEVER WHERE WITH
+"""
+ORACLE_RESERVED = frozenset(_RESERVED_TEXT.split())
+UNSAFE_BIND_NAMES = ORACLE_RESERVED | {
+    "BEGIN", "END", "OFFSET", "PARTITION", "ROLE", "TYPE", "KEY", "LIMIT", "FETCH", "SEQUENCE",
+    "TIMESTAMP", "INTERVAL", "DAY", "YEAR", "MONTH", "HOUR", "MINUTE", "SECOND", "VALUE",
+}
+
+
+def bind_names(sql: str) -> list[str]:
+    """Bind names as python-oracledb's thin parser finds them: not in '...' strings,
+    "..." identifiers or comments, a colon followed by a name or digits (not ':=')."""
+    names: list[str] = []
+    scrubbed = re.sub(r"'[^']*'|\"[^\"]*\"|--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S)
+    for match in re.finditer(r":\s*([A-Za-z][A-Za-z0-9_$#]*|[0-9]+)", scrubbed):
+        names.append(match.group(1).upper())
+    return names
+
+
+def oracle_statements() -> list[tuple[str, str]]:
+    """(where, text) of every statement the backend sends: oracle_sql constants and sql/oracle."""
+    found = [
+        (name, text) for name in dir(oracle_sql)
+        if name.isupper() and isinstance(text := getattr(oracle_sql, name), str)
+        and re.match(r"\s*(SELECT|MERGE|INSERT|UPDATE|DELETE|BEGIN)", text)
+    ]
+    for file in ("schema.sql", oracle_sql.PACKAGE_FILE):
+        found += [(file, text) for text in split_statements(read_sql("oracle", file))]
+    return found
+
+
+def test_bind_names_are_not_reserved_words() -> None:
+    statements = oracle_statements()
+    assert any(where == "MERGE_IMAGE" for where, _ in statements)
+    for where, text in statements:
+        names = bind_names(text)
+        if re.match(r"\s*CREATE", text, re.I):
+            # DDL and PL/SQL units take no binds; a ':name' in a unit is PLS-00049
+            assert names == [], (where, names)
+            continue
+        unsafe = sorted(set(names) & UNSAFE_BIND_NAMES)
+        assert not unsafe, (where, unsafe)
+    assert bind_names("SELECT :size, :1, ':x', \":y\" FROM t -- :z\n WHERE a := 1") == ["SIZE", "1"]
+
+
+def test_column_names_are_not_reserved_words() -> None:
+    for statement in split_statements(read_sql("oracle", "schema.sql")):
+        if not statement.upper().startswith("CREATE TABLE"):
+            continue
+        body = statement[statement.index("(") + 1:]
+        for line in body.splitlines():
+            words = line.split()
+            if not words or words[0].upper() in ("CONSTRAINT", "REFERENCES", "CHECK", ")"):
+                continue
+            assert words[0].upper() not in ORACLE_RESERVED, (statement.split()[2], words[0])
+
+
+def test_package_declares_nothing_after_its_first_subprogram_body() -> None:
+    """PLS-00103: in a declare section, items (types, variables, cursors) come before bodies."""
+    _spec, body = split_statements(read_sql("oracle", oracle_sql.PACKAGE_FILE))
+    top_level = [line for line in body.splitlines() if re.match(r"^  \S", line)]
+    first_body = next(i for i, line in enumerate(top_level)
+                      if re.match(r"^  (FUNCTION|PROCEDURE)\b", line))
+    for line in top_level[first_body:]:
+        assert not re.match(r"^  (TYPE|g_|c_|CURSOR)\b", line), line
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 
@@ -463,7 +549,11 @@ class FakeCursor:
         target = sql.split()[2]
         self.conn.log.append(("executemany", target, batcherrors))
         self.conn.binds[target] = params
-        self.batch_errors = self.conn.batch_errors.pop(target, [])
+        self.conn.bind_history.setdefault(target, []).append(params)
+        if target in self.conn.sticky_batch_errors:
+            self.batch_errors = self.conn.batch_errors.get(target, [])
+        else:
+            self.batch_errors = self.conn.batch_errors.pop(target, [])
 
     def getbatcherrors(self) -> list[Any]:
         return self.batch_errors
@@ -486,6 +576,8 @@ class FakeConnection:
         self.results: dict[str, list[tuple[Any, ...]]] = {}
         self.fail_on: dict[str, BaseException] = {}
         self.batch_errors: dict[str, list[Any]] = {}
+        self.sticky_batch_errors: set[str] = set()  # same errors on every executemany
+        self.bind_history: dict[str, list[Any]] = {}
         self.callproc_errors: list[BaseException] = []
         self.binds: dict[str, Any] = {}
         self.call_timeout = 0
@@ -533,6 +625,7 @@ def test_write_batch_order_and_duplicates(fake: tuple[OracleBackend, FakeConnect
     scored = backend.write_batch(make_batch(["a", "b", "a"]), ModelRef("mlp", 2), "group-1")
     assert [entry[0:2] for entry in conn.log if entry[0] != "setinputsizes"] == [
         ("executemany", "mnist_images"),
+        ("executemany", "mnist_images"),  # the ORA-00001 row again, to move it to this batch
         ("executemany", "consumer_offsets"),
         ("callproc", "mnist_scorer.score_batch"),
         ("execute", "SELECT p.image_id, p.predicted,"),
@@ -540,7 +633,11 @@ def test_write_batch_order_and_duplicates(fake: tuple[OracleBackend, FakeConnect
         ("commit",),
     ]
     assert ("executemany", "mnist_images", True) in conn.log  # batcherrors on
-    assert [bind[0] for bind in conn.binds["mnist_images"]] == ["a", "b"]  # duplicate once
+    first, again = conn.bind_history["mnist_images"]
+    assert [bind[0] for bind in first] == ["a", "b"]  # duplicate once
+    assert again == [first[1]]  # only the row that raced another writer
+    # label types are set before each executemany (input sizes may last one execution)
+    assert conn.log.count(("setinputsizes", 5)) == 2
     assert conn.binds["consumer_offsets"] == [
         ("group-1", "mnist.images", 0, 200), ("group-1", "mnist.images", 1, 201),
     ]
@@ -559,6 +656,34 @@ def test_write_batch_rejected_rows_roll_back(fake: tuple[OracleBackend, FakeConn
         backend.write_batch(make_batch(["a", "b"]), ModelRef("mlp", 1), "g")
     assert conn.log[-1] == ("rollback",)
     assert ("commit",) not in conn.log
+
+
+def test_image_id_collisions_that_never_settle_are_retriable(
+    fake: tuple[OracleBackend, FakeConnection],
+) -> None:
+    backend, conn = fake
+    conn.batch_errors["mnist_images"] = [ora(1, "unique constraint violated", offset=0)]
+    conn.sticky_batch_errors.add("mnist_images")
+    with pytest.raises(BackendUnavailable, match="colliding"):
+        backend.write_batch(make_batch(["a"]), ModelRef("mlp", 1), "g")
+    assert len(conn.bind_history["mnist_images"]) == 3
+    assert conn.log[-1] == ("rollback",) and ("commit",) not in conn.log
+
+
+def test_shadow_never_writes_active_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = FakeConnection()
+    monkeypatch.setattr(oracledb, "connect", lambda **kwargs: conn)
+    backend = OracleBackend(BackendURL.parse("oracle://app:pw@db:1521/FREEPDB1"), role="shadow")
+    conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a"])
+    backend.write_batch(make_batch(["a"]), ModelRef("mlp", 7), "g")
+    assert ("execute", "MERGE INTO active_models") not in conn.log
+    assert conn.log[-1] == ("commit",)
+
+
+def test_compile_error_query_ignores_warnings() -> None:
+    # PLW- warnings (PLSQL_WARNINGS enabled by a DBA) sit in user_errors too, with
+    # attribute 'WARNING', for a package that is VALID: they must not fail the install
+    assert "attribute = 'ERROR'" in oracle_sql.SELECT_COMPILE_ERRORS
 
 
 def test_write_batch_retries_scorer_once_after_recompile(

@@ -281,8 +281,9 @@ def _epoch_ms(value: Any) -> int:
     """A TIMESTAMP read through SQL: epoch ms (an int), or a datetime if the client converts it."""
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.timezone.utc)
-        return round(value.timestamp() * 1000)
+            value = value.replace(tzinfo=datetime.UTC)
+        seconds: float = value.timestamp()
+        return round(seconds * 1000)
     return int(value)
 
 

@@ -11,8 +11,9 @@ Constructor options: ``role`` ("champion" or "shadow", written into predictions)
 One batch is one transaction (DDL never runs inside it):
 
 1. MERGE the images with ``executemany(batcherrors=True)``: a replayed id is kept
-   as first written (ORA-00001 from a racing writer is absorbed too); any other
-   row error rolls back and raises BackendDataError naming the ORA code;
+   as first written and moved to this batch; rows that hit ORA-00001 (a racing
+   writer committed the id first) are merged again, which moves them the same way;
+   any other row error rolls back and raises BackendDataError naming the ORA code;
 2. MERGE the batch's next offsets per (topic, partition);
 3. call ``mnist_scorer.score_batch`` once: it scores every image of the batch in
    the database (UTL_NLA.BLAS_GEMM per layer) and inserts the predictions;
@@ -48,6 +49,7 @@ from streamscore.errors import (
     ArtifactError,
     BackendDataError,
     BackendError,
+    BackendUnavailable,
     ConfigError,
     StreamscoreError,
 )
@@ -284,27 +286,44 @@ class OracleBackend(Backend):
         return oracle_sql.scored_batch(batch.image_ids, fetched, model).probabilities
 
     def _activate(self, cursor: oracledb.Cursor, model: ModelRef) -> bool:
-        """Record the serving version in active_models when it changed (same transaction)."""
-        if self._active.get(model.name) == model.version:
+        """Record the serving version in active_models when it changed (same transaction).
+
+        Only the champion does: a shadow consumer scoring a candidate version must not
+        flip the row that names the version being served (score_batch's NULL default).
+        """
+        if self.role != "champion" or self._active.get(model.name) == model.version:
             return False
         cursor.execute(oracle_sql.MERGE_ACTIVE, [model.name, model.version])
         return True
 
     def _merge_images(self, cursor: oracledb.Cursor, binds: list[oracle_sql.ImageBind]) -> None:
-        if not binds:
-            return
-        # label is often NULL for a whole batch: type it, or it would bind as a string
-        cursor.setinputsizes(None, None, oracledb.DB_TYPE_NUMBER, oracledb.DB_TYPE_NUMBER, None)
-        cursor.executemany(oracle_sql.MERGE_IMAGE, binds, batcherrors=True)
-        # ORA-00001: another session inserted the same id first; its row is kept
-        rejected = [error for error in cursor.getbatcherrors() if error.code != 1]
-        if rejected:
-            first = rejected[0]
-            message = str(first.message).splitlines()[0]
-            raise BackendDataError(
-                f"oracle rejected {len(rejected)} of {len(binds)} images, first "
-                f"{binds[first.offset][0]!r}: [{first.full_code}] {message}"
-            )
+        pending = binds
+        for _attempt in range(3):
+            if not pending:
+                return
+            # label is often NULL for a whole batch: type it, or it would bind as a string
+            # (set before every executemany, in case input sizes last a single execution)
+            cursor.setinputsizes(None, None, oracledb.DB_TYPE_NUMBER, oracledb.DB_TYPE_NUMBER, None)
+            cursor.executemany(oracle_sql.MERGE_IMAGE, pending, batcherrors=True)
+            errors = cursor.getbatcherrors()
+            rejected = [error for error in errors if error.code != 1]
+            if rejected:
+                first = rejected[0]
+                message = str(first.message).splitlines()[0]
+                raise BackendDataError(
+                    f"oracle rejected {len(rejected)} of {len(pending)} images, first "
+                    f"{pending[first.offset][0]!r}: [{first.full_code}] {message}"
+                )
+            # ORA-00001: another session inserted the same id and committed while this MERGE
+            # waited on its index entry. Its row (pixels) is kept, but the row was skipped here,
+            # so its batch_id still names the other batch: score_batch would not see it and
+            # SELECT_PREDICTIONS would not return it. MERGE those rows again: now they match,
+            # and only batch_id moves to this batch, as for any replay.
+            pending = [pending[error.offset] for error in errors]
+        raise BackendUnavailable(
+            f"oracle: {len(pending)} image id(s) kept colliding with concurrent writers, "
+            f"e.g. {pending[0][0]!r}", retry_after=0.5,
+        )
 
     def _score_and_fetch(
         self, cursor: oracledb.Cursor, batch_id: str, model: ModelRef

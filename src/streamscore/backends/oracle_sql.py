@@ -179,9 +179,11 @@ SELECT (SELECT source_sha256 FROM schema_objects WHERE object_name = :1),
          WHERE object_name = :2 AND object_type IN ('PACKAGE', 'PACKAGE BODY') AND status = 'VALID')
   FROM dual"""
 
+#: errors only: with PLSQL_WARNINGS enabled (a DBA's ALTER SYSTEM), user_errors also holds
+#: PLW- warnings of a package that compiled VALID, which must not stop the install
 SELECT_COMPILE_ERRORS = """
 SELECT type, line, position, text FROM user_errors
- WHERE name = :1 ORDER BY type, sequence"""
+ WHERE name = :1 AND attribute = 'ERROR' ORDER BY type, sequence"""
 
 MERGE_PACKAGE_DIGEST = """
 MERGE INTO schema_objects t

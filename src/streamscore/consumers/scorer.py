@@ -229,8 +229,12 @@ class Scorer:
                 flush(self._producer, 10)
             except Exception as exc:
                 log.warning("on shutdown: %s", exc)
+        # drop the clients: a producer kept alive after its broker is gone logs reconnect attempts
+        self._producer = None
+        self._publisher = None
         if self._consumer is not None:
             self._consumer.close()
+            self._consumer = None
         self.watcher.close()
         self.backend.close()
         if self.metrics_server is not None:
