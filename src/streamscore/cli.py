@@ -113,7 +113,7 @@ def produce(
     settings = settings_from(log_json, kafka_bootstrap=bootstrap)
     data = load_for(split, settings.mnist_dir)  # type: ignore[arg-type]
     ensure_topics(settings)
-    total = None if loop and limit is None else min(limit or len(data), len(data) if not loop else limit or 0)
+    total = limit if loop else min(limit or len(data), len(data))
     stop = stop_on_signals()
     with Progress(console=err_console) as progress:
         task = progress.add_task(f"→ {settings.images_topic}", total=total)
@@ -216,11 +216,31 @@ def evaluate(
 
     settings = settings_from(kafka_bootstrap=bootstrap)
     stop = stop_on_signals()
-    with err_console.status(f"reading {settings.predictions_topic}…"):
-        evaluation = read_predictions(settings, follow=follow, expect=expect, idle_timeout=idle, stop=stop)
+    if follow:
+        evaluation = follow_predictions(settings, stop)
+    else:
+        with err_console.status(f"reading {settings.predictions_topic}…"):
+            evaluation = read_predictions(settings, expect=expect, idle_timeout=idle, stop=stop)
     png, report = write_reports(evaluation, out)
     console.print(evaluation_table(evaluation))
     console.print(f"confusion matrix: {png}\nJSON report: {report}")
+
+
+def follow_predictions(settings: Settings, stop: threading.Event) -> Any:
+    """Read the evaluation topic live, redrawing the table every second until Ctrl-C."""
+    from rich.live import Live
+
+    from streamscore.consumers.evaluator import Evaluation, read_predictions
+
+    evaluation = Evaluation()
+    reader = threading.Thread(target=read_predictions, daemon=True,
+                              kwargs={"settings": settings, "follow": True, "stop": stop, "evaluation": evaluation})
+    reader.start()
+    with Live(evaluation_table(evaluation), console=console, refresh_per_second=2) as live:
+        while not stop.wait(1.0):
+            live.update(evaluation_table(evaluation))
+    reader.join(10)
+    return evaluation
 
 
 def evaluation_table(evaluation: Any) -> Table:

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from streamscore.consumers.evaluator import read_predictions
 from streamscore.models import bundled_path
 from streamscore.shared.config import Settings
 
@@ -115,3 +116,29 @@ def test_stop_is_graceful_while_waiting(make_settings: Callable[..., Settings], 
     out, err = consumer.communicate(timeout=30)
     assert consumer.returncode == 0, err
     assert "scored 0" in out
+
+
+def test_evaluate_follow_shows_live_table_and_stops_on_sigint(make_settings: Callable[..., Settings],
+                                                             tmp_path: Path) -> None:
+    settings = make_settings()
+    env = environment(settings)
+    assert cli("publish-model", str(bundled_path(1)), env=env).returncode == 0
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "streamscore.cli", "evaluate", "--follow", "--out", str(tmp_path / "live")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert cli("produce", "--limit", "200", env=env).returncode == 0
+    consumer = subprocess.Popen(
+        [sys.executable, "-m", "streamscore.cli", "consume", "--backend", f"duckdb:///{tmp_path}/f.duckdb"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert len(read_predictions(settings, expect=200).image_ids()) == 200
+        time.sleep(1.5)  # the follower redraws every second; let it see the last ones
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        consumer.communicate(timeout=30)
+        follower.send_signal(signal.SIGINT)
+        out, err = follower.communicate(timeout=30)
+    assert follower.returncode == 0, err
+    report = json.loads((tmp_path / "live" / "report.json").read_text())
+    assert report["images"] == 200
+    assert "accuracy per model version" in out

@@ -60,7 +60,7 @@ class Evaluation:
 
     def versions(self) -> list[VersionReport]:
         reports: dict[int, VersionReport] = {}
-        for prediction in self.predictions.values():
+        for prediction in list(self.predictions.values()):  # a copy: `evaluate --follow` reads while it fills
             report = reports.setdefault(prediction.model_version, VersionReport(
                 prediction.model_version, 0, 0, 0, [[0] * 10 for _ in range(10)]))
             report.scored += 1
@@ -71,7 +71,7 @@ class Evaluation:
         return [reports[v] for v in sorted(reports)]
 
     def latencies_ms(self) -> np.ndarray[Any, np.dtype[np.int64]]:
-        values = [p.scored_at - p.produced_at for p in self.predictions.values() if p.produced_at > 0]
+        values = [p.scored_at - p.produced_at for p in list(self.predictions.values()) if p.produced_at > 0]
         return np.asarray(values, np.int64)
 
     def latency_percentiles(self) -> dict[str, float]:
@@ -112,9 +112,13 @@ def read_predictions(
     expect: int | None = None,
     stop: threading.Event | None = None,
     on_new: Callable[[Prediction], None] | None = None,
+    evaluation: Evaluation | None = None,
 ) -> Evaluation:
-    """Read the topic from the beginning until ``expect`` distinct images, idle, or stop."""
-    evaluation = Evaluation()
+    """Read the topic from the beginning until ``expect`` distinct images, idle, or stop.
+
+    Pass ``evaluation`` to watch it fill from another thread (``evaluate --follow``).
+    """
+    evaluation = evaluation if evaluation is not None else Evaluation()
     consumer = make_consumer(settings, f"{settings.group}.evaluator.{uuid.uuid4().hex[:8]}")
     try:
         topic = consumer.list_topics(settings.predictions_topic, timeout=10).topics.get(settings.predictions_topic)
