@@ -191,3 +191,18 @@ def test_replay_adds_no_rows_and_reemits(make_settings: Callable[..., Settings],
     assert db.execute("SELECT count(*), count(DISTINCT image_id) FROM predictions").fetchall() == [(300, 300)]
     assert db.execute("SELECT count(*) FROM images").fetchall() == [(300,)]
     db.close()
+
+
+def test_signed_models_only_when_a_key_is_set(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(signing_key="team-secret")
+    ensure_topics(settings)
+    publish_model(settings.model_copy(update={"signing_key": None}), bundled_model(1))  # unsigned
+    publish_model(settings.with_overrides(signing_key="wrong-key"), bundled_model(2).with_version(2))
+    scorer = Scorer(settings, open_backend(settings.backend_url))
+    with running(scorer) as errors:
+        wait_until(lambda: len(scorer.watcher.rejected) >= 2, 30, "both bad artifacts to be rejected")
+        assert scorer.watcher.current is None
+        publish_model(settings, bundled_model(2).with_version(3))
+        wait_until(lambda: scorer.stats.model_version == 3, 30, "the signed model")
+    assert not errors
+    assert [r.reason for r in scorer.watcher.rejected] == ["bad-signature", "bad-signature"]
