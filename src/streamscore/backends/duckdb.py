@@ -224,6 +224,7 @@ class DuckDBBackend(Backend):
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         table = pa.table({
+            "position": pa.array(np.arange(len(pixels))),
             "image_id": pa.array(np.arange(len(pixels))).cast(pa.string()),
             "pixels": pa.FixedSizeListArray.from_arrays(pa.array(pixels.reshape(-1), pa.uint8()), 784),
         })
@@ -231,8 +232,13 @@ class DuckDBBackend(Backend):
             self.con.register("ss_pixels", table)
             try:
                 with self._transaction(commit=False):
-                    self._score_table("ss_pixels", model)
-                    result = self._arrow("SELECT probabilities FROM ss_scores ORDER BY image_id::BIGINT")
+                    if self.scorer == "udf":
+                        self._model(model)  # load the weights before the query runs the UDF
+                        result = self._arrow(read_sql("duckdb", "score_udf.sql"),
+                                             {"name": model.name, "version": model.version})
+                    else:
+                        self._score_table("ss_pixels", model)
+                        result = self._arrow("SELECT probabilities FROM ss_scores ORDER BY image_id::BIGINT")
             finally:
                 self.con.unregister("ss_pixels")
         return _probabilities(result.column("probabilities"))

@@ -1,0 +1,5 @@
+-- Score pixels without storing anything (canary checks, agreement checks, bench): the vectorized
+-- UDF over ss_pixels (position = row number), in input order.
+SELECT streamscore_forward(pixels, $name, $version) AS probabilities
+FROM ss_pixels
+ORDER BY position
