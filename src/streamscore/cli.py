@@ -53,7 +53,8 @@ def stop_on_signals() -> threading.Event:
     def handler(signum: int, _frame: object) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
-        log.info("%s received: finishing the current batch, then stopping", signal.Signals(signum).name)
+        log.info("%s received: finishing what is in hand, then stopping (again to force)",
+                 signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGINT, handler)
