@@ -267,11 +267,16 @@ def train(
     learning_rate: Annotated[float, typer.Option(help="SGD learning rate")] = 0.5,
     hidden: Annotated[str, typer.Option(help="hidden layer sizes, comma separated")] = "100",
     seed: Annotated[int, typer.Option(help="random seed")] = 2016,
-    publish: Annotated[bool, typer.Option(help="publish the artifact to the models topic")] = False,
+    publish: Annotated[bool, typer.Option(
+        help="publish the artifact to the models topic (always with --backend kinetica://…)")] = False,
     backend: BackendOpt = None,
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Train the seed network (784-100-10, sigmoid, softmax, SGD 0.5) with TensorFlow."""
+    """Train the seed network (784-100-10, sigmoid, softmax, SGD 0.5) with TensorFlow.
+
+    With --backend kinetica://… the training runs inside Kinetica (a numpy UDF over the
+    training-images table) and the new model is published to the models topic.
+    """
     from rich.progress import Progress
 
     from streamscore.model.trainer import TrainConfig
@@ -281,12 +286,16 @@ def train(
     settings = settings_from(kafka_bootstrap=bootstrap, backend=backend)
     sizes = tuple(int(h) for h in hidden.split(",") if h.strip())
     config = TrainConfig(settings.model_name, version, sizes, "sigmoid", steps, batch, learning_rate, seed)
-    if backend is not None and backend.startswith("kinetica"):
+    trained_in_kinetica = backend is not None and backend.startswith("kinetica")
+    if trained_in_kinetica:
         from streamscore.backends import open_backend
         from streamscore.backends.kinetica_train import train_in_database
 
-        with open_backend(backend) as database:
-            artifact = train_in_database(database, steps=steps, version=version)  # type: ignore[arg-type]
+        with open_backend(settings.backend_url) as database:
+            artifact = train_in_database(
+                database, steps=steps, version=version, name=settings.model_name,  # type: ignore[arg-type]
+                hidden=sizes, batch_size=batch, learning_rate=learning_rate, seed=seed,
+                mnist_dir=settings.mnist_dir)
     else:
         train_split, test_split = load_split("train", settings.mnist_dir), load_split("test", settings.mnist_dir)
         with Progress(console=err_console) as progress:
@@ -296,7 +305,7 @@ def train(
     artifact.save(out)
     console.print(f"wrote {out}: {artifact.name} v{artifact.version}, test accuracy "
                   f"{artifact.manifest['metrics'].get('test_accuracy')}")
-    if publish:
+    if publish or trained_in_kinetica:  # a model trained in the database goes to every consumer
         from streamscore.producers.models import publish_model
         from streamscore.shared.kafka import ensure_topics
 
