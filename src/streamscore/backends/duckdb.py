@@ -27,6 +27,7 @@ from streamscore.backends.base import (
 from streamscore.backends.duckdb_scoring import (
     layers_from_rows,
     model_rows,
+    raw_column,
     register_udf,
     score_with_sql,
     score_with_udf,
@@ -45,6 +46,7 @@ def _arrow_batch(batch: ImageBatch) -> pa.Table:
     return pa.table({
         "image_id": pa.array(batch.image_ids, pa.string()),
         "pixels": pa.FixedSizeListArray.from_arrays(pa.array(batch.pixels.reshape(-1), pa.uint8()), 784),
+        "raw": raw_column(batch.pixels),
         "label": pa.array(labels, pa.int8(), mask=labels < 0),
         "produced_at": pa.array(batch.produced_at, pa.int64()),
         "src_topic": pa.array([s.topic for s in batch.sources], pa.string()),
@@ -227,6 +229,7 @@ class DuckDBBackend(Backend):
             "position": pa.array(np.arange(len(pixels))),
             "image_id": pa.array(np.arange(len(pixels))).cast(pa.string()),
             "pixels": pa.FixedSizeListArray.from_arrays(pa.array(pixels.reshape(-1), pa.uint8()), 784),
+            "raw": raw_column(pixels),
         })
         with self.translate_errors(f"scoring with {model}"):
             self.con.register("ss_pixels", table)

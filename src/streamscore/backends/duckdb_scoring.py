@@ -39,32 +39,53 @@ ModelLookup = Callable[[ModelRef], ModelArtifact]
 
 
 def register_udf(con: duckdb.DuckDBPyConnection, lookup: ModelLookup) -> None:
-    """Register ``streamscore_forward(pixels, name, version) -> FLOAT[10]`` on the connection."""
+    """Register ``streamscore_forward(raw, name, version) -> FLOAT[10]`` on the connection.
 
-    def forward(pixels: Any, name: Any, version: Any) -> pa.Array:
-        arrays = [pixels, name, version]
-        pix, names, versions = (a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays)
-        if len(pix) == 0:
+    ``raw`` is the image's 784 bytes as a BLOB (the wire value): DuckDB hands it over as one
+    Arrow buffer, so the UDF reads the pixels without a per-element conversion.
+    """
+
+    def forward(raw: Any, name: Any, version: Any) -> pa.Array:
+        arrays = [raw, name, version]
+        blobs, names, versions = (a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays)
+        if len(blobs) == 0:
             return pa.FixedSizeListArray.from_arrays(pa.array([], pa.float32()), 10)
         model = lookup(ModelRef(str(names[0].as_py()), int(versions[0].as_py())))
-        x = pix.flatten().to_numpy(zero_copy_only=False).reshape(-1, 784)
+        x = pixels_of(blobs)
         probabilities = model.forward(x)
         return pa.FixedSizeListArray.from_arrays(pa.array(probabilities.reshape(-1), pa.float32()), 10)
 
     con.create_function(  # type: ignore[call-overload]
         UDF_NAME,
         forward,
-        [duckdb.sqltype("UTINYINT[784]"), duckdb.sqltype("VARCHAR"), duckdb.sqltype("INTEGER")],
+        [duckdb.sqltype("BLOB"), duckdb.sqltype("VARCHAR"), duckdb.sqltype("INTEGER")],
         duckdb.sqltype("FLOAT[10]"),
         type="arrow",
         side_effects=False,
     )
 
 
+def pixels_of(blobs: pa.Array) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """(n, 784) uint8 view of an Arrow binary array whose values are all 784 bytes long."""
+    offsets = np.frombuffer(blobs.buffers()[1], np.int32 if blobs.type == pa.binary() else np.int64,
+                            count=len(blobs) + 1, offset=blobs.offset * (4 if blobs.type == pa.binary() else 8))
+    if not (np.diff(offsets) == 784).all():
+        raise ValueError("every image must be exactly 784 bytes")
+    data = np.frombuffer(blobs.buffers()[2], np.uint8, count=len(blobs) * 784, offset=int(offsets[0]))
+    return data.reshape(-1, 784)
+
+
+def raw_column(pixels: np.ndarray[Any, np.dtype[np.uint8]]) -> pa.Array:
+    """The BLOB column of (n, 784) pixels, built over the numpy buffer without a copy per image."""
+    contiguous = np.ascontiguousarray(pixels, np.uint8)
+    offsets = np.arange(0, 784 * (len(contiguous) + 1), 784, dtype=np.int32)
+    return pa.Array.from_buffers(pa.binary(), len(contiguous), [None, pa.py_buffer(offsets), pa.py_buffer(contiguous)])
+
+
 def score_with_udf(con: duckdb.DuckDBPyConnection, source: str, model: ModelRef) -> None:
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE ss_scores AS "
-        f"SELECT image_id, {UDF_NAME}(pixels, $name, $version) AS probabilities FROM {source}",
+        f"SELECT image_id, {UDF_NAME}(raw, $name, $version) AS probabilities FROM {source}",
         {"name": model.name, "version": model.version},
     )
 
