@@ -420,9 +420,9 @@ def reset_group(settings: Settings, partitions: int) -> None:
     from confluent_kafka import ConsumerGroupTopicPartitions
     from confluent_kafka.admin import AdminClient
 
-    from streamscore.shared.kafka import base_config
+    from streamscore.shared.kafka import client_config
 
-    admin = AdminClient(base_config(settings))
+    admin = AdminClient(client_config(settings))
     request = ConsumerGroupTopicPartitions(
         settings.group, [TopicPartition(settings.images_topic, p, 0) for p in range(partitions)])
     for future in admin.alter_consumer_group_offsets([request]).values():

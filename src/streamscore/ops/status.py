@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient
 
 from streamscore.errors import BackendError
 from streamscore.shared.config import Settings
-from streamscore.shared.kafka import base_config, make_consumer
+from streamscore.shared.kafka import client_config, make_consumer
 from streamscore.shared.messages import headers_to_dict
 
 
@@ -109,7 +109,7 @@ def collect_status(settings: Settings, backend_url: str | None = None, idle_s: f
     finally:
         consumer.close()
     try:
-        admin = AdminClient(base_config(settings))
+        admin = AdminClient(client_config(settings))
         group = admin.describe_consumer_groups([settings.group])[settings.group].result(timeout=10)
         status.group_state = str(getattr(group.state, "name", group.state))
         # the embedded broker answers STABLE with no members: unknown, not zero

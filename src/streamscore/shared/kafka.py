@@ -15,42 +15,48 @@ from streamscore.shared.config import Settings
 log = logging.getLogger(__name__)
 
 
-def base_config(settings: Settings) -> dict[str, Any]:
-    return {
+def client_config(settings: Settings, tuning: dict[str, Any] | None = None, required: dict[str, Any] | None = None,
+                  overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Our tuning < STREAMSCORE_KAFKA_CONFIG < what correctness needs < the caller's overrides."""
+    defaults = {
         "bootstrap.servers": settings.kafka_bootstrap,
         # idle connections closed by the broker are normal, not worth a log line
         "log.connection.close": False,
-    } | settings.extra_kafka_config()
+    }
+    return defaults | (tuning or {}) | settings.extra_kafka_config() | (required or {}) | (overrides or {})
 
 
 def make_producer(settings: Settings, **overrides: Any) -> Producer:
-    config = base_config(settings) | {
-        # exactly one copy per send even when librdkafka retries (acks=all, ordered)
-        "enable.idempotence": True,
+    tuning = {
         # small batches, sent soon: latency matters more than the last bit of throughput
         "linger.ms": 5,
         "compression.type": "none",
         # messages beyond ~1 MB are refused by the embedded broker anyway
         "message.max.bytes": 1_000_000,
     }
-    return Producer(config | overrides)
+    # exactly one copy per send even when librdkafka retries (acks=all, ordered)
+    required = {"enable.idempotence": True}
+    return Producer(client_config(settings, tuning, required, overrides))
 
 
 def make_consumer(settings: Settings, group: str, **overrides: Any) -> Consumer:
-    config = base_config(settings) | {
-        "group.id": group,
-        # offsets are committed by hand, after the database commit
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
+    tuning = {
         "auto.offset.reset": "earliest",
         # the embedded broker's group join waits about half the session timeout
         "session.timeout.ms": settings.session_timeout_ms,
         "heartbeat.interval.ms": max(500, settings.session_timeout_ms // 6),
         "max.poll.interval.ms": settings.max_poll_interval_ms,
         "partition.assignment.strategy": "cooperative-sticky",
+        # the embedded broker holds a fetch for the whole wait when little is queued
         "fetch.wait.max.ms": 20,
     }
-    return Consumer(config | overrides)
+    required = {
+        "group.id": group,
+        # offsets are committed by hand, after the database commit
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+    }
+    return Consumer(client_config(settings, tuning, required, overrides))
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
@@ -65,7 +71,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[str]:
     """Create the four topics if missing; return the names that were created."""
-    admin = AdminClient(base_config(settings))
+    admin = AdminClient(client_config(settings))
     deadline = time.monotonic() + timeout
     while True:
         try:
