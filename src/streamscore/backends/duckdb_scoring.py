@@ -20,20 +20,13 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from streamscore.backends.activations_sql import ACTIVATION_SQL
 from streamscore.backends.base import ModelRef
 from streamscore.backends.sqlfiles import read_sql, split_statements
 from streamscore.model.artifact import ModelArtifact
 
 UDF_NAME = "streamscore_forward"
 
-#: activation → SQL expression over z (pre-activation), zsoft (softmax of z within the image)
-ACTIVATION_SQL = {
-    "sigmoid": "CASE WHEN z >= 0 THEN 1 / (1 + exp(-z)) ELSE exp(z) / (1 + exp(z)) END",
-    "relu": "greatest(z, 0)",
-    "tanh": "tanh(z)",
-    "identity": "z",
-    "softmax": "zsoft",
-}
 
 ModelLookup = Callable[[ModelRef], ModelArtifact]
 

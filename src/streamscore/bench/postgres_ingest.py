@@ -24,6 +24,7 @@ import numpy.typing as npt
 from psycopg import sql
 
 from streamscore.backends import postgres_sql as q
+from streamscore.backends.activations_sql import ACTIVATION_SQL
 from streamscore.backends.base import ImageBatch, ModelRef, SourceOffset
 from streamscore.backends.postgres import PostgresBackend
 from streamscore.backends.sqlfiles import read_sql, split_statements
@@ -34,14 +35,6 @@ from streamscore.shared.mnist import load_split
 
 TOPIC = "bench.images"
 
-#: activation → SQL over z (pre-activation) and zsoft (softmax of z per image); a fixed list
-ACTIVATION_SQL = {
-    "sigmoid": "CASE WHEN z >= 0 THEN 1 / (1 + exp(-z)) ELSE exp(z) / (1 + exp(z)) END",
-    "relu": "greatest(z, 0)",
-    "tanh": "tanh(z)",
-    "identity": "z",
-    "softmax": "zsoft",
-}
 
 INSERT_ONE = (
     "INSERT INTO images (image_id, pixels, label, produced_at, src_topic, src_partition, src_offset, batch_id) "
