@@ -85,10 +85,10 @@ def broker(
     from streamscore.broker import EmbeddedBroker
 
     settings_from()
+    stop = stop_on_signals()
     with EmbeddedBroker(port=port or None) as running:
         console.print(f"embedded broker listening; bootstrap: [bold]{running.bootstrap}[/]")
         console.print(f"export STREAMSCORE_KAFKA_BOOTSTRAP={running.bootstrap}   (Ctrl-C stops it)")
-        stop = stop_on_signals()
         while not stop.wait(0.5):
             pass
 

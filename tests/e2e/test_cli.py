@@ -142,3 +142,32 @@ def test_evaluate_follow_shows_live_table_and_stops_on_sigint(make_settings: Cal
     report = json.loads((tmp_path / "live" / "report.json").read_text())
     assert report["images"] == 200
     assert "accuracy per model version" in out
+
+
+def test_broker_prints_its_bootstrap_and_stops_on_sigterm() -> None:
+    broker = subprocess.Popen([sys.executable, "-m", "streamscore.cli", "broker", "--port", "0"],
+                              env=dict(os.environ, COLUMNS="200"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        line = broker.stdout.readline() if broker.stdout else ""
+        assert "bootstrap: 127.0.0.1:" in line
+    finally:
+        broker.send_signal(signal.SIGTERM)
+        broker.communicate(timeout=30)
+    assert broker.returncode == 0
+
+
+@pytest.mark.tensorflow
+def test_train_writes_a_verified_artifact(mnist_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow", reason="TensorFlow not installed: pip install 'streamscore[train]'")
+    if not (mnist_dir / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"no MNIST training set in {mnist_dir}; set STREAMSCORE_MNIST_DIR")
+    out = tmp_path / "m.npz"
+    result = cli("train", "--version", "7", "--steps", "200", "--out", str(out),
+                 env=dict(os.environ, STREAMSCORE_MNIST_DIR=str(mnist_dir)), timeout=300)
+    assert result.returncode == 0, result.stderr
+    from streamscore.model.artifact import load_artifact
+
+    artifact = load_artifact(out)
+    assert artifact.version == 7 and artifact.layer_sizes == [784, 100, 10]
+    assert artifact.manifest["metrics"]["test_accuracy"] > 0.8
