@@ -158,14 +158,17 @@ def test_broker_prints_its_bootstrap_and_stops_on_sigterm() -> None:
 
 
 @pytest.mark.tensorflow
-def test_train_writes_a_verified_artifact(mnist_dir: Path, tmp_path: Path) -> None:
+def test_train_writes_and_publishes_a_verified_artifact(mnist_dir: Path, tmp_path: Path,
+                                                        make_settings: Callable[..., Settings]) -> None:
     pytest.importorskip("tensorflow", reason="TensorFlow not installed: pip install 'streamscore[train]'")
     if not (mnist_dir / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"no MNIST training set in {mnist_dir}; set STREAMSCORE_MNIST_DIR")
     out = tmp_path / "m.npz"
-    result = cli("train", "--version", "7", "--steps", "200", "--out", str(out),
-                 env=dict(os.environ, STREAMSCORE_MNIST_DIR=str(mnist_dir)), timeout=300)
+    env = environment(make_settings()) | {"STREAMSCORE_MNIST_DIR": str(mnist_dir)}
+    result = cli("train", "--version", "7", "--steps", "200", "--out", str(out), "--publish", env=env, timeout=300)
     assert result.returncode == 0, result.stderr
+    status = cli("status", "--json", "--no-database", env=env)
+    assert json.loads(status.stdout)["published_model_versions"] == [7]
     from streamscore.model.artifact import load_artifact
 
     artifact = load_artifact(out)
