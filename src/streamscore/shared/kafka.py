@@ -13,6 +13,7 @@ from streamscore.errors import KafkaError
 from streamscore.shared.config import Settings
 
 log = logging.getLogger(__name__)
+librdkafka_log = logging.getLogger("streamscore.librdkafka")
 
 
 def client_config(settings: Settings, tuning: dict[str, Any] | None = None, required: dict[str, Any] | None = None,
@@ -22,6 +23,8 @@ def client_config(settings: Settings, tuning: dict[str, Any] | None = None, requ
         "bootstrap.servers": settings.kafka_bootstrap,
         # idle connections closed by the broker are normal, not worth a log line
         "log.connection.close": False,
+        # librdkafka's own log lines go through Python logging (same format, --log-json works)
+        "logger": librdkafka_log,
     }
     return defaults | (tuning or {}) | settings.extra_kafka_config() | (required or {}) | (overrides or {})
 
