@@ -70,7 +70,8 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
         console.print(f"embedded broker on [bold]{broker.bootstrap}[/]; DuckDB at [bold]{db_path}[/]")
         ensure_topics(settings)
         v1, v2 = bundled_model(1), bundled_model(2)
-        publish_model(settings, v1)
+        model_producer = make_producer(settings)  # warmed up by v1, so v2 lands when it is sent
+        publish_model(settings, v1, producer=model_producer)
         stop = threading.Event()
         scorer = Scorer(settings, open_backend(settings.backend_url, scorer=settings.duckdb_scorer), stop=stop)
         failures: list[BaseException] = []
@@ -118,7 +119,7 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
                 if not swapped and produced[0] >= total // 2:
                     progress.console.print(f"publishing model v2 to {settings.models_topic} after "
                                            f"{produced[0]:,} images were produced")
-                    publish_model(settings, v2)
+                    publish_model(settings, v2, producer=model_producer)
                     swapped = True
                 if scored >= total and scorer.stats.dead_lettered >= len(MALFORMED):
                     break
