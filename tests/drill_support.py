@@ -39,7 +39,7 @@ from streamscore.models import bundled_model
 from streamscore.producers.images import produce_images
 from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
-from streamscore.shared.kafka import ensure_topics, flush, make_consumer, make_producer
+from streamscore.shared.kafka import assign_from_beginning, ensure_topics, flush, make_consumer, make_producer
 from streamscore.shared.messages import headers_to_dict
 from streamscore.shared.mnist import MnistSplit
 
@@ -115,8 +115,7 @@ class TopicWatcher(threading.Thread):
     def run(self) -> None:
         consumer = make_consumer(self.settings, f"drill-watch-{uuid.uuid4().hex[:8]}")
         try:
-            metadata = consumer.list_topics(self.topic, timeout=10).topics[self.topic]
-            consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
+            assign_from_beginning(consumer, self.topic)
             while not self._halt.is_set():
                 for message in consumer.consume(500, 0.2):
                     if message.error():

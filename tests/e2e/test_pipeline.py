@@ -13,7 +13,6 @@ from contextlib import contextmanager
 import duckdb
 import numpy as np
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from streamscore.backends import open_backend
 from streamscore.consumers.evaluator import read_predictions
@@ -22,7 +21,7 @@ from streamscore.models import bundled_model
 from streamscore.producers.images import produce_images
 from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
-from streamscore.shared.kafka import ensure_topics, flush, make_consumer, make_producer
+from streamscore.shared.kafka import assign_from_beginning, ensure_topics, flush, make_consumer, make_producer
 from streamscore.shared.messages import headers_to_dict
 from streamscore.shared.mnist import MnistSplit
 
@@ -73,8 +72,7 @@ Received = list[tuple[bytes | None, dict[str, bytes]]]
 
 def read_topic(settings: Settings, topic: str, expect: int, timeout: float = 30) -> Received:
     consumer = make_consumer(settings, f"{settings.group}.reader")
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    assign_from_beginning(consumer, topic)
     found: Received = []
     deadline = time.monotonic() + timeout
     while len(found) < expect and time.monotonic() < deadline:

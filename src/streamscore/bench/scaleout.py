@@ -31,14 +31,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
 from streamscore.broker import EmbeddedBroker
 from streamscore.consumers.workers import check_scale_out, worker_env
 from streamscore.models import bundled_model
 from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
-from streamscore.shared.kafka import ensure_topics, flush, make_consumer, make_producer
+from streamscore.shared.kafka import assign_from_beginning, ensure_topics, flush, make_consumer, make_producer
 from streamscore.shared.messages import Prediction, encode_image, now_ms
 from streamscore.shared.mnist import load_split
 
@@ -153,7 +151,7 @@ def _predictions(settings: Settings, until: Any, timeout: float) -> dict[str, Pr
     consumer = make_consumer(settings, f"bench-reader-{uuid.uuid4().hex[:8]}")
     seen: dict[str, Prediction] = {}
     try:
-        consumer.assign([TopicPartition(settings.predictions_topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+        assign_from_beginning(consumer, settings.predictions_topic)
         deadline = time.monotonic() + timeout
         while not until(seen):
             if time.monotonic() > deadline:

@@ -12,17 +12,15 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from streamscore.errors import MessageError
 from streamscore.shared.config import Settings
-from streamscore.shared.kafka import make_consumer
+from streamscore.shared.kafka import assign_from_beginning, make_consumer
 from streamscore.shared.messages import Prediction
 
 log = logging.getLogger(__name__)
@@ -111,7 +109,6 @@ def read_predictions(
     idle_timeout: float = 3.0,
     expect: int | None = None,
     stop: threading.Event | None = None,
-    on_new: Callable[[Prediction], None] | None = None,
     evaluation: Evaluation | None = None,
 ) -> Evaluation:
     """Read the topic from the beginning until ``expect`` distinct images, idle, or stop.
@@ -121,9 +118,7 @@ def read_predictions(
     evaluation = evaluation if evaluation is not None else Evaluation()
     consumer = make_consumer(settings, f"{settings.group}.evaluator.{uuid.uuid4().hex[:8]}")
     try:
-        topic = consumer.list_topics(settings.predictions_topic, timeout=10).topics.get(settings.predictions_topic)
-        partitions = list(topic.partitions) if topic is not None and topic.partitions else [0]
-        consumer.assign([TopicPartition(settings.predictions_topic, p, OFFSET_BEGINNING) for p in partitions])
+        assign_from_beginning(consumer, settings.predictions_topic)
         last = time.monotonic()
         seen_ids: set[str] = set()
         while not (stop is not None and stop.is_set()):
@@ -138,8 +133,6 @@ def read_predictions(
                     continue
                 if evaluation.add(prediction):
                     seen_ids.add(prediction.image_id)
-                    if on_new is not None:
-                        on_new(prediction)
             if messages:
                 last = time.monotonic()
             if expect is not None and len(seen_ids) >= expect and not follow:

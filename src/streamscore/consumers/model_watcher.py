@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, Message
 
 from streamscore.backends.base import Backend, ModelRef
 from streamscore.errors import ArtifactError, BackendError
@@ -25,7 +25,7 @@ from streamscore.model.artifact import ModelArtifact
 from streamscore.model.reference import predict
 from streamscore.model.signing import verify
 from streamscore.shared.config import Settings
-from streamscore.shared.kafka import make_consumer
+from streamscore.shared.kafka import assign_from_beginning, make_consumer
 from streamscore.shared.messages import headers_to_dict
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,7 @@ class ModelWatcher:
             self.settings, f"{self.settings.group}.models.{uuid.uuid4().hex[:8]}",
             **{"partition.assignment.strategy": "range", "fetch.wait.max.ms": 100},
         )
-        metadata = consumer.list_topics(self.settings.models_topic, timeout=10)
-        topic = metadata.topics.get(self.settings.models_topic)
-        partitions = list(topic.partitions) if topic is not None and topic.partitions else [0]
-        consumer.assign([TopicPartition(self.settings.models_topic, p, OFFSET_BEGINNING) for p in partitions])
+        assign_from_beginning(consumer, self.settings.models_topic)
         self._consumer = consumer
         return consumer
 

@@ -12,12 +12,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streamscore.errors import BackendError
 from streamscore.shared.config import Settings
-from streamscore.shared.kafka import client_config, make_consumer
+from streamscore.shared.kafka import assign_from_beginning, client_config, make_consumer
 from streamscore.shared.messages import headers_to_dict
 
 
@@ -63,10 +63,8 @@ def _read_all(settings: Settings, topic: str, idle_s: float) -> list[Any]:
     """Every message of a topic, read from the beginning until nothing arrives for ``idle_s``."""
     consumer = make_consumer(settings, f"{settings.group}.status.{uuid.uuid4().hex[:8]}")
     try:
-        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is None or not metadata.partitions:
+        if not assign_from_beginning(consumer, topic):
             return []
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
         messages: list[Any] = []
         while True:
             batch = consumer.consume(1000, idle_s)

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streamscore.errors import KafkaError
@@ -60,6 +60,18 @@ def make_consumer(settings: Settings, group: str, **overrides: Any) -> Consumer:
         "enable.auto.offset.store": False,
     }
     return Consumer(client_config(settings, tuning, required, overrides))
+
+
+def assign_from_beginning(consumer: Consumer, topic: str) -> int:
+    """Assign every partition of ``topic`` from offset 0 (readers that see the whole topic).
+
+    Returns how many partitions the topic has; 0 when it does not exist (partition 0 is
+    assigned then, so a topic created later is still read).
+    """
+    metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    partitions = list(metadata.partitions) if metadata is not None and metadata.partitions else []
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions or [0]])
+    return len(partitions)
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
