@@ -36,3 +36,6 @@ class Backoff:
         delay = self.base() * self.rng.uniform(1 - self.jitter, 1 + self.jitter)
         self.attempts += 1
         return min(delay, self.cap * (1 + self.jitter))
+
+    def reset(self) -> None:
+        self.attempts = 0
