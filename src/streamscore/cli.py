@@ -143,7 +143,7 @@ def consume(
     metrics_host: Annotated[str, typer.Option(help="address the metrics endpoint listens on")] = "0.0.0.0",
 ) -> None:
     """Consume images, store and score them in the database, publish predictions."""
-    from streamscore.backends import open_backend
+    from streamscore.backends import open_configured_backend
     from streamscore.consumers.scorer import Scorer
     from streamscore.shared.kafka import ensure_topics
 
@@ -155,7 +155,7 @@ def consume(
 
         extra = ["--metrics-host", metrics_host] + (["--verbose"] if verbose else [])
         raise typer.Exit(run_workers(settings, workers, extra))
-    database = open_backend(settings.backend_url, scorer=settings.duckdb_scorer)
+    database = open_configured_backend(settings)
     log.info("consuming %s as group %s into %s", settings.images_topic, settings.group, database.url.masked())
     stats = Scorer(settings, database, stop=stop_on_signals(), metrics_host=metrics_host).run()
     console.print(f"consumed {stats.consumed:,}, scored {stats.scored:,}, dead-lettered {stats.dead_lettered:,}")
@@ -317,10 +317,10 @@ def train(
 @db_app.command("init")
 def db_init(backend: BackendOpt = None) -> None:
     """Create the schema (tables, in-database code) if missing; safe to run twice."""
-    from streamscore.backends import open_backend
+    from streamscore.backends import open_configured_backend
 
     settings = settings_from(backend=backend)
-    with open_backend(settings.backend_url, scorer=settings.duckdb_scorer) as database:
+    with open_configured_backend(settings) as database:
         database.init_schema()
         console.print(f"schema ready in {database.url.masked()}")
 

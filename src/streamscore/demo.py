@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from streamscore.backends import open_backend
+from streamscore.backends import open_configured_backend
 from streamscore.broker import EmbeddedBroker
 from streamscore.consumers.evaluator import Evaluation, read_predictions, write_reports
 from streamscore.consumers.scorer import Scorer
@@ -73,7 +73,7 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
         model_producer = make_producer(settings)  # warmed up by v1, so v2 lands when it is sent
         publish_model(settings, v1, producer=model_producer)
         stop = threading.Event()
-        scorer = Scorer(settings, open_backend(settings.backend_url, scorer=settings.duckdb_scorer), stop=stop)
+        scorer = Scorer(settings, open_configured_backend(settings), stop=stop)
         failures: list[BaseException] = []
 
         def run_scorer() -> None:

@@ -119,6 +119,16 @@ def count(backend: Backend, table: str, scope: Scope) -> int:
     return int(row[0])
 
 
+def stored_roles(backend: Backend, scope: Scope) -> list[tuple[str, str]]:
+    """(image id, role) of the stored predictions of this test's images, sorted."""
+    names = TABLES.get(backend.name)
+    if names is None:
+        pytest.skip(f"the contract suite cannot read predictions in {backend.name}")
+    rows = _sql(backend, f"SELECT image_id, role FROM {names['predictions']} WHERE image_id LIKE ?",
+                [f"{scope.tag}-%"])
+    return sorted((str(image_id), str(role)) for image_id, role in rows)
+
+
 @contextlib.contextmanager
 def forbid_label(backend: Backend, label: int) -> Iterator[None]:
     """A CHECK constraint rejecting ``label`` on the images table, for the duration of the block."""

@@ -12,7 +12,7 @@ import pytest
 from postgres_fixtures import postgres_test_url, postgres_url, skip_unless_postgres
 from streamscore.backends import ImageBatch, ModelRef, SourceOffset, open_backend
 from streamscore.backends.postgres import PostgresBackend
-from streamscore.errors import BackendDataError, BackendError, BackendUnavailable
+from streamscore.errors import ArtifactError, BackendDataError, BackendError, BackendUnavailable
 from streamscore.models import bundled_model
 
 pytestmark = pytest.mark.postgres
@@ -55,9 +55,10 @@ def test_a_data_error_carries_the_sqlstate(backend: PostgresBackend) -> None:
 
 def test_an_unknown_model_is_fatal(backend: PostgresBackend) -> None:
     backend.init_schema()
-    with pytest.raises(BackendError) as failure:
+    with pytest.raises(ArtifactError) as failure:
         backend.write_batch(one_image_batch("x-1"), ModelRef("mlp", 99), "g")
     assert "[P0002]" in str(failure.value) and not failure.value.retriable
+    assert failure.value.reason == "not-installed"
 
 
 def test_a_lost_connection_is_retriable_and_connect_reopens(backend: PostgresBackend, postgres_url: str) -> None:
@@ -104,10 +105,10 @@ def test_an_auth_failure_never_shows_the_password() -> None:
     assert not failure.value.retriable  # a wrong user or password does not heal by waiting
 
 
-def test_role_option_and_schema_isolation(postgres_url: str) -> None:
-    with open_backend(postgres_url + "&role=shadow") as shadow:
+def test_model_role_and_schema_isolation(postgres_url: str) -> None:
+    with open_backend(postgres_url) as shadow:
         shadow.init_schema()
         shadow.install_model(bundled_model(2))
-        scored = shadow.write_batch(one_image_batch("s-1"), ModelRef("mlp", 2), "g")
+        scored = shadow.write_batch(one_image_batch("s-1"), ModelRef("mlp", 2, "shadow"), "g")
         row = shadow._connection().execute("SELECT role FROM predictions").fetchone()  # type: ignore[attr-defined]
     assert scored.image_ids == ["s-1"] and row == ("shadow",)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
+import dataclasses
 import json
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import gpudb
 import numpy as np
@@ -15,12 +15,12 @@ from streamscore.backends import BackendURL, ImageBatch, ModelRef, SourceOffset,
 from streamscore.backends import kinetica_procs as procs
 from streamscore.backends import kinetica_tables as tables
 from streamscore.backends.kinetica import KineticaBackend, _scored_batch, connection_failure
-from streamscore.errors import BackendDataError, BackendError, BackendUnavailable, ConfigError
+from streamscore.errors import ArtifactError, BackendDataError, BackendError, BackendUnavailable, ConfigError
 from streamscore.model.artifact import build_artifact
 
 
 def backend(url: str) -> KineticaBackend:
-    return KineticaBackend(BackendURL.parse(url), batch_size=10, unknown_option=True)
+    return KineticaBackend(BackendURL.parse(url))
 
 
 def test_registry_and_url_options() -> None:
@@ -33,7 +33,8 @@ def test_registry_and_url_options() -> None:
     assert KineticaBackend.transactional is False and KineticaBackend.name == "kinetica"
 
 
-@pytest.mark.parametrize("url", ["kinetica://h?schema=a;drop", "kinetica://h?udf_timeout=soon"])
+@pytest.mark.parametrize("url", ["kinetica://h?schema=a;drop", "kinetica://h?udf_timeout=soon",
+                                 "kinetica://h?role=shadow", "kinetica://h?batch_size=10"])
 def test_bad_url_options_are_config_errors(url: str) -> None:
     with pytest.raises(ConfigError):
         backend(url)
@@ -316,9 +317,72 @@ def test_a_failed_upsert_drops_the_cached_ingestor() -> None:
     assert "images" not in b._tables
 
 
-@pytest.mark.parametrize("scored_at", [1_500, datetime.datetime(1970, 1, 1, 0, 0, 1, 500_000)])
-def test_scored_batch_reads_timestamps_as_epoch_ms(scored_at: Any) -> None:
-    row = ["a", 3, *([0.1] * 10), scored_at]
-    scored = _scored_batch(["a"], [row], ModelRef("mlp", 1))
+def test_scored_batch_reports_this_pass_time_and_retries_missing_rows() -> None:
+    row = ["a", 3, *([0.1] * 10)]
+    scored = _scored_batch(["a"], [row], ModelRef("mlp", 1, "shadow"), 1_500)
     assert scored.scored_at.tolist() == [1_500] and scored.predicted.tolist() == [3]
-    assert scored.probabilities.shape == (1, 10)
+    assert scored.probabilities.shape == (1, 10) and scored.model.role == "shadow"
+    with pytest.raises(BackendUnavailable) as missing:
+        _scored_batch(["a", "b"], [row], ModelRef("mlp", 1), 1_500)
+    assert missing.value.reason == "predictions-missing"
+
+
+class InMemoryKinetica(KineticaBackend):
+    """The backend with its own row seams (_query, _upsert, _execute_sql, _score) kept in dicts."""
+
+    def __init__(self) -> None:
+        super().__init__(BackendURL.parse("kinetica://h"))
+        self._db = object()
+        self.rows: dict[str, dict[tuple[Any, ...], list[Any]]] = {}
+        self.scored: list[tuple[str, ModelRef]] = []
+
+    KEYS: ClassVar[dict[str, int]] = {"models": 2, "model_layers": 3, "consumer_offsets": 3, "images": 1}
+
+    def _upsert(self, name: str, records: Any) -> None:
+        table = self.rows.setdefault(name, {})
+        for record in records:
+            table[tuple(record[: self.KEYS[name]])] = list(record)
+
+    def _query(self, name: str, params: list[Any]) -> list[list[Any]]:
+        if name == "select_model":
+            row = self.rows.get("models", {}).get(tuple(params))
+            return [] if row is None else [[row[2], row[3], row[4], row[5], row[6]]]
+        if name == "stored_offsets":
+            return [[r[2], r[3]] for r in self.rows.get("consumer_offsets", {}).values() if r[:2] == params]
+        if name == "installed_versions":
+            return sorted([[r[1]] for r in self.rows.get("models", {}).values() if r[0] == params[0]])
+        if name == "select_predictions":
+            batch = [r for r in self.rows.get("images", {}).values() if r[4] == params[0]]
+            return [[r[0], 1, *([0.1] * 10)] for r in batch]
+        raise AssertionError(name)
+
+    def _execute_sql(self, name: str, params: list[Any]) -> int:
+        return 0
+
+    def _score(self, table: str, batch_id: str, model: ModelRef, *, expected: int) -> None:
+        self.scored.append((batch_id, model))
+
+
+def test_offsets_never_move_backwards() -> None:
+    b = InMemoryKinetica()
+    b.store_offsets("g", {("t", 0): 50, ("t", 1): 5})
+    b.store_offsets("g", {("t", 0): 10, ("t", 1): 6})
+    assert b.stored_offsets("g", "t") == {0: 50, 1: 6}
+
+
+def test_install_refuses_other_weights_and_scoring_needs_the_version() -> None:
+    b = InMemoryKinetica()
+    first = build_artifact("mlp", 1, [np.ones((784, 10), np.float32)], [np.zeros(10, np.float32)], ["softmax"])
+    other = build_artifact("mlp", 1, [np.full((784, 10), 2, np.float32)], [np.zeros(10, np.float32)], ["softmax"])
+    b.install_model(first)
+    b.install_model(first)
+    with pytest.raises(ArtifactError) as conflict:
+        b.install_model(other)
+    assert conflict.value.reason == "version-conflict"
+    with pytest.raises(ArtifactError) as absent:
+        b.write_batch(make_batch(), ModelRef("mlp", 2), "g")
+    assert absent.value.reason == "not-installed" and b.scored == [] and "images" not in b.rows
+    scored = b.write_batch(make_batch(), ModelRef("mlp", 1, "shadow"), "g")
+    assert b.scored == [("batch-1", ModelRef("mlp", 1, "shadow"))] and scored.model.role == "shadow"
+    with pytest.raises(ArtifactError, match="1 to 64"):
+        b.install_model(dataclasses.replace(first, name="x" * 65))

@@ -8,6 +8,7 @@ are the driver's own.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -137,15 +138,15 @@ def test_password_from_url_then_env() -> None:
         oracle_sql.resolve_password(BackendURL.parse("oracle://a@h/s"), {})
 
 
-def test_registry_builds_backend_and_ignores_unknown_options() -> None:
-    backend = open_backend("oracle://app:hunter2@db:1521/FREEPDB1", batch_size=500, role="shadow")
+def test_registry_builds_backend_and_refuses_unknown_options() -> None:
+    backend = open_backend("oracle://app:hunter2@db:1521/FREEPDB1", defaults={"scorer": "sql"})
     assert isinstance(backend, OracleBackend)
-    assert (backend.name, backend.extra, backend.schemes, backend.role) == (
-        "oracle", "oracle", ("oracle",), "shadow",
-    )
+    assert (backend.name, backend.extra, backend.schemes) == ("oracle", "oracle", ("oracle",))
     assert "hunter2" not in repr(backend)
-    with pytest.raises(ConfigError, match="role"):
-        OracleBackend(BackendURL.parse("oracle://a@h/s"), role="referee")
+    with pytest.raises(ConfigError, match=r"role.*valid options for oracle: call_timeout"):
+        open_backend("oracle://a@h/s?role=shadow")
+    with pytest.raises(TypeError):
+        OracleBackend(BackendURL.parse("oracle://a@h/s"), role="shadow")  # type: ignore[call-arg]
 
 
 def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,13 +199,15 @@ def test_scored_batch_orders_rows_and_reads_float32_exactly() -> None:
     probs = np.random.default_rng(1).random((3, 10)).astype(np.float32)
     rows = [("c", 2, probs[2].astype("<f4").tobytes(), 30), ("a", 0, probs[0].tobytes(), 10),
             ("b", 1, probs[1].tobytes(), 20)]
-    scored = oracle_sql.scored_batch(["a", "b", "c"], rows, ModelRef("mlp", 3))
+    scored = oracle_sql.scored_batch(["a", "b", "c"], rows, ModelRef("mlp", 3), 99)
     assert scored.predicted.tolist() == [0, 1, 2]
-    assert scored.scored_at.tolist() == [10, 20, 30]
+    assert scored.scored_at.tolist() == [99, 99, 99]  # this pass's time, not the stored one
     assert scored.probabilities.dtype == np.float32
     assert np.array_equal(scored.probabilities, probs)
-    with pytest.raises(BackendError, match="without a mlp:v3 prediction"):
-        oracle_sql.scored_batch(["a", "z"], rows, ModelRef("mlp", 3))
+    # a row taken over by another consumer: retried, never dropped
+    with pytest.raises(BackendUnavailable, match="no mlp:v3 champion prediction") as failure:
+        oracle_sql.scored_batch(["a", "z"], rows, ModelRef("mlp", 3), 99)
+    assert failure.value.reason == "predictions-missing"
 
 
 # -- SQL files --------------------------------------------------------------------------------
@@ -560,6 +563,7 @@ class FakeCursor:
 
     def callproc(self, name: str, params: list[Any]) -> None:
         self.conn.log.append(("callproc", name))
+        self.conn.proc_args.append(list(params))
         if self.conn.callproc_errors:
             raise self.conn.callproc_errors.pop(0)
 
@@ -579,6 +583,7 @@ class FakeConnection:
         self.sticky_batch_errors: set[str] = set()  # same errors on every executemany
         self.bind_history: dict[str, list[Any]] = {}
         self.callproc_errors: list[BaseException] = []
+        self.proc_args: list[list[Any]] = []
         self.binds: dict[str, Any] = {}
         self.call_timeout = 0
         self.module = ""
@@ -673,11 +678,34 @@ def test_image_id_collisions_that_never_settle_are_retriable(
 def test_shadow_never_writes_active_models(monkeypatch: pytest.MonkeyPatch) -> None:
     conn = FakeConnection()
     monkeypatch.setattr(oracledb, "connect", lambda **kwargs: conn)
-    backend = OracleBackend(BackendURL.parse("oracle://app:pw@db:1521/FREEPDB1"), role="shadow")
+    backend = OracleBackend(BackendURL.parse("oracle://app:pw@db:1521/FREEPDB1"))
     conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a"])
-    backend.write_batch(make_batch(["a"]), ModelRef("mlp", 7), "g")
+    scored = backend.write_batch(make_batch(["a"]), ModelRef("mlp", 7, "shadow"), "g")
     assert ("execute", "MERGE INTO active_models") not in conn.log
     assert conn.log[-1] == ("commit",)
+    assert scored.model.role == "shadow"
+    assert [e for e in conn.log if e[0] == "callproc"] == [("callproc", "mnist_scorer.score_batch")]
+    assert conn.proc_args[-1][-1] == "shadow"  # the role reaches the scorer (and the rows)
+
+
+def test_scoring_a_model_that_is_not_installed(fake: tuple[OracleBackend, FakeConnection]) -> None:
+    backend, conn = fake
+    conn.callproc_errors = [ora_exception(20001, "model mlp:9 is not installed")]
+    with pytest.raises(ArtifactError) as failure:
+        backend.write_batch(make_batch(["a"]), ModelRef("mlp", 9), "g")
+    assert failure.value.reason == "not-installed" and "ORA-20001" in failure.value.message
+    assert conn.log[-1] == ("rollback",) and ("commit",) not in conn.log
+    with pytest.raises(ArtifactError, match="not installed") as loading:
+        backend.load_model(ModelRef("mlp", 9))  # no model row
+    assert loading.value.reason == "not-installed"
+
+
+def test_long_model_names_are_refused_before_any_statement(fake: tuple[OracleBackend, FakeConnection]) -> None:
+    backend, conn = fake
+    artifact = dataclasses.replace(make_artifact(), name="m" * 65)
+    with pytest.raises(ArtifactError, match="1 to 64 UTF-8 bytes") as failure:
+        backend.install_model(artifact)
+    assert failure.value.reason == "bad-name" and conn.log == []
 
 
 def test_compile_error_query_ignores_warnings() -> None:

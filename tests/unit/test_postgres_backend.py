@@ -77,9 +77,9 @@ def test_the_password_is_scrubbed_from_driver_messages() -> None:
 
 
 def test_conninfo_passes_libpq_options_and_keeps_our_own() -> None:
-    url = BackendURL.parse("postgresql://u:p%40ss@db.example:5433/scores?schema=s1&sslmode=require&role=shadow")
+    url = BackendURL.parse("postgresql://u:p%40ss@db.example:5433/scores?schema=s1&sslmode=require")
     text = conninfo(url)
     assert "sslmode=require" in text and "port=5433" in text and "dbname=scores" in text
-    assert "schema" not in text and "role" not in text and "connect_timeout=10" in text
+    assert "schema" not in text and "connect_timeout=10" in text
     assert "p@ss" in text  # the password reaches libpq unescaped …
     assert "p@ss" not in repr(open_backend(url.raw))  # … and never a repr

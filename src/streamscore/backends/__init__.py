@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Mapping
 from functools import cache
+from typing import TYPE_CHECKING
 
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, SourceOffset
 from streamscore.backends.url import BackendURL, mask_url
 from streamscore.errors import ConfigError, MissingDependencyError
 
+if TYPE_CHECKING:
+    from streamscore.shared.config import Settings
+
 __all__ = [
     "BACKENDS", "Backend", "BackendURL", "ImageBatch", "ModelRef", "ScoredBatch", "SourceOffset",
-    "mask_url", "open_backend", "resolve_backend",
+    "mask_url", "open_backend", "open_configured_backend", "option_defaults", "resolve_backend",
 ]
 
 #: scheme → "module:Class"; a backend module is imported only when its scheme is used
@@ -54,7 +59,27 @@ def resolve_backend(scheme: str) -> type[Backend]:
     return backend
 
 
-def open_backend(url: str, **options: object) -> Backend:
-    """A backend (not yet connected) for a URL such as duckdb:///scores.db."""
+def open_backend(url: str, *, defaults: Mapping[str, str] | None = None) -> Backend:
+    """A backend (not yet connected) for a URL such as duckdb:///scores.db.
+
+    :param defaults: settings-wide values of URL options, used when the URL does not set them
+        and only for engines that declare the option (e.g. ``{"scorer": "sql"}`` from
+        STREAMSCORE_DUCKDB_SCORER applies to DuckDB URLs). Options written in the URL itself are
+        checked strictly: an unknown one is a ConfigError listing the valid ones.
+    """
     parsed = BackendURL.parse(url)
-    return resolve_backend(parsed.scheme)(parsed, **options)
+    backend_class = resolve_backend(parsed.scheme)
+    if defaults:
+        extra = {k: v for k, v in defaults.items() if k in backend_class.url_options and k not in parsed.options}
+        parsed = parsed.with_options(extra)
+    return backend_class(parsed)
+
+
+def open_configured_backend(settings: Settings, url: str | None = None) -> Backend:
+    """The backend of ``url`` (default: settings.backend_url) with the settings' option defaults."""
+    return open_backend(url or settings.backend_url, defaults=option_defaults(settings))
+
+
+def option_defaults(settings: Settings) -> dict[str, str]:
+    """URL option defaults that come from settings (STREAMSCORE_DUCKDB_SCORER → duckdb ``scorer``)."""
+    return {"scorer": settings.duckdb_scorer}

@@ -13,6 +13,18 @@ multi-statement transactions (Kinetica) set ``transactional = False`` and make
 every step idempotent and ordered (images, predictions, offsets) so replay after
 a crash at any point converges to the same rows.
 
+Models: ``install_model`` checks the name against :data:`MAX_MODEL_NAME_BYTES` (every engine's
+column holds that much), is a no-op for a version already installed with the same weights and
+refuses one installed with different weights (``ArtifactError`` reason ``version-conflict``).
+Scoring with a version that is not installed raises ``ArtifactError`` reason ``not-installed``.
+
+Offsets never move backwards: storing an offset lower than the stored one keeps the stored one
+(a late replay of an old batch cannot rewind the progress of the consumer that owns it now).
+
+Predictions missing after scoring (another consumer moved the rows in a rebalance race) raise
+``BackendUnavailable`` reason ``predictions-missing``: the loop retries the batch (and stops
+after a few repeats), it never dead-letters or drops it.
+
 Errors: a backend raises :class:`BackendUnavailable` for outages (the loop pauses
 and retries), :class:`BackendDataError` when rows are rejected for a data reason
 (the loop bisects the batch and dead-letters the bad rows), and
@@ -25,7 +37,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -33,18 +45,44 @@ import numpy as np
 import numpy.typing as npt
 
 from streamscore.backends.url import BackendURL
-from streamscore.errors import BackendDataError, BackendError, BackendUnavailable, StreamscoreError
+from streamscore.errors import (
+    ArtifactError,
+    BackendDataError,
+    BackendError,
+    BackendUnavailable,
+    ConfigError,
+    StreamscoreError,
+)
 from streamscore.model.artifact import ModelArtifact
 
 TopicPartitionKey = tuple[str, int]
 
+#: the longest model name (UTF-8 bytes) every engine stores in full (Kinetica: char64)
+MAX_MODEL_NAME_BYTES = 64
+#: the roles a backend stores predictions under (the "role" of the evaluation topic)
+ROLES = ("champion", "shadow")
+
 
 @dataclass(frozen=True)
 class ModelRef:
-    """Which model scores a batch: name + version (the version every prediction carries)."""
+    """Which model scores a batch: name + version (every prediction carries it) and the serving role.
+
+    ``role`` is "champion" (served) or "shadow" (scored and stored, never served); it is written
+    into every stored prediction and is what the evaluation topic shows.
+    """
 
     name: str
     version: int
+    role: str = "champion"
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ConfigError(f"model role {self.role!r} is not one of {', '.join(ROLES)}")
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """(name, version): what identifies the weights, whatever the role."""
+        return (self.name, self.version)
 
     def __str__(self) -> str:
         return f"{self.name}:v{self.version}"
@@ -104,8 +142,11 @@ class ImageBatch:
 class ScoredBatch:
     """The scores of a committed batch: one row per distinct image id.
 
-    The scores are those the database computed for this batch with ``model``; a replayed image
-    keeps its first stored row (same model, same digit), ``scored_at`` is this pass's time.
+    The scores are those the database computed for this batch with ``model`` (whose ``role`` the
+    predictions were stored under); a replayed image keeps its first stored row (same model,
+    same digit). ``scored_at`` is the same on every engine: the epoch ms at which *this*
+    ``write_batch`` call started, for every row, replayed ones included (the stored row keeps
+    the time it was first scored).
     """
 
     image_ids: list[str]
@@ -133,7 +174,17 @@ class Backend(ABC):
     #: driver exceptions that mean "these rows are bad" (bisect and dead-letter)
     data_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
+    #: URL query options this engine reads (name → what it does); any other option is refused
+    url_options: ClassVar[Mapping[str, str]] = {}
+
     def __init__(self, url: BackendURL) -> None:
+        unknown = sorted(set(url.options) - set(self.url_options))
+        if unknown:
+            valid = ", ".join(sorted(self.url_options)) or "none"
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)} in backend URL {url.masked()!r}; "
+                f"valid options for {url.scheme}: {valid}"
+            )
         self.url = url
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -159,9 +210,15 @@ class Backend(ABC):
         """Store offsets alone (for batches that held only dead-lettered messages)."""
 
     # -- models ----------------------------------------------------------------------------
-    @abstractmethod
     def install_model(self, artifact: ModelArtifact) -> None:
-        """Store the weights as data, keyed by name + version; idempotent."""
+        """Store the weights as data, keyed by name + version (see the module doc: name limit,
+        same weights a no-op, different weights ``version-conflict``)."""
+        check_model_name(artifact.name)
+        self._install_model(artifact)
+
+    @abstractmethod
+    def _install_model(self, artifact: ModelArtifact) -> None:
+        """Engine part of install_model: the name is checked; use :func:`already_installed`."""
 
     @abstractmethod
     def installed_versions(self, name: str) -> list[int]:
@@ -221,6 +278,45 @@ class Backend(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url.masked()!r})"
+
+
+def check_model_name(name: str) -> None:
+    """ArtifactError unless ``name`` fits every engine's model-name column."""
+    size = len(name.encode("utf-8"))
+    if not name or size > MAX_MODEL_NAME_BYTES:
+        raise ArtifactError(
+            f"model name {name[:80]!r} is {size} bytes; names must be 1 to {MAX_MODEL_NAME_BYTES} "
+            "UTF-8 bytes: rename the model", reason="bad-name",
+        )
+
+
+def already_installed(ref: ModelRef, stored_sha256: str | None, artifact: ModelArtifact) -> bool:
+    """True when ``ref`` is installed with the artifact's weights; ArtifactError when with others."""
+    if stored_sha256 is None:
+        return False
+    if stored_sha256 != artifact.sha256:
+        raise ArtifactError(
+            f"{ref} is already installed with different weights (sha256 {stored_sha256[:12]}…, "
+            f"new {artifact.sha256[:12]}…): publish the new weights under a new version",
+            reason="version-conflict",
+        )
+    return True
+
+
+def not_installed(ref: ModelRef, where: str) -> ArtifactError:
+    """The error for scoring or loading a version that is not installed (every engine)."""
+    return ArtifactError(
+        f"model {ref} is not installed in {where}: install_model() it first", reason="not-installed"
+    )
+
+
+def predictions_missing(missing: Sequence[str], expected: int, model: ModelRef) -> BackendUnavailable:
+    """The error for rows without a prediction after scoring (retried: a rebalance race)."""
+    return BackendUnavailable(
+        f"{len(missing)} of {expected} images have no {model} {model.role} prediction after "
+        f"scoring (first: {missing[0]!r}), e.g. another consumer took them over; the batch "
+        "will be written again", reason="predictions-missing",
+    )
 
 
 def describe(exc: BaseException) -> str:

@@ -23,6 +23,8 @@ from streamscore.backends.base import (
     ModelRef,
     ScoredBatch,
     TopicPartitionKey,
+    already_installed,
+    not_installed,
 )
 from streamscore.backends.duckdb_scoring import (
     layers_from_rows,
@@ -34,7 +36,7 @@ from streamscore.backends.duckdb_scoring import (
 )
 from streamscore.backends.sqlfiles import read_sql, split_statements
 from streamscore.backends.url import BackendURL
-from streamscore.errors import ArtifactError, BackendError, ConfigError
+from streamscore.errors import BackendError, ConfigError
 from streamscore.model.artifact import ModelArtifact
 from streamscore.shared.messages import now_ms
 
@@ -69,16 +71,20 @@ class DuckDBBackend(Backend):
         duckdb.ConstraintException, duckdb.ConversionException, duckdb.OutOfRangeException,
     )
 
-    def __init__(self, url: BackendURL, scorer: str | None = None, **_: Any) -> None:
+    url_options: ClassVar[dict[str, str]] = {
+        "scorer": "udf (default; STREAMSCORE_DUCKDB_SCORER) or sql: the in-database forward pass",
+    }
+
+    def __init__(self, url: BackendURL) -> None:
         super().__init__(url)
-        self.scorer = url.options.get("scorer", scorer or "udf")
+        self.scorer = url.options.get("scorer", "udf")
         if self.scorer not in ("udf", "sql"):
             raise ConfigError(f"duckdb scorer must be 'udf' or 'sql', not {self.scorer!r}")
         # duckdb:///relative.db, duckdb:////absolute/path.db, duckdb:///:memory:
         path = url.path[1:] if url.path.startswith("/") else url.path
         self.path = path or ":memory:"
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._models: dict[ModelRef, ModelArtifact] = {}
+        self._models: dict[tuple[str, int], ModelArtifact] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -129,11 +135,14 @@ class DuckDBBackend(Backend):
             self._upsert_offsets(group, offsets)
 
     # -- models ------------------------------------------------------------------------------
-    def install_model(self, artifact: ModelArtifact) -> None:
+    def _install_model(self, artifact: ModelArtifact) -> None:
         manifest = json.dumps(artifact.manifest | {"sha256": artifact.sha256}, sort_keys=True)
-        with self.translate_errors(f"installing model {artifact.name} v{artifact.version}"), \
-                self._transaction():
-            if artifact.version in self.installed_versions(artifact.name):
+        ref = ModelRef(artifact.name, artifact.version)
+        with self.translate_errors(f"installing model {ref}"), self._transaction():
+            stored = self.con.execute(
+                "SELECT sha256 FROM models WHERE name = ? AND version = ?", [ref.name, ref.version]
+            ).fetchall()
+            if already_installed(ref, stored[0][0] if stored else None, artifact):
                 return
             self.con.register("ss_model_rows", model_rows(artifact))
             try:
@@ -161,7 +170,7 @@ class DuckDBBackend(Backend):
                 [ref.name, ref.version],
             ).fetchall()
             if not heads:
-                raise ArtifactError(f"model {ref} is not installed in this database", reason="not-installed")
+                raise not_installed(ref, self.path)
             rows = self._arrow(
                 "SELECT layer, unit, weights, bias FROM model_layers WHERE name = $name "
                 "AND version = $version ORDER BY layer, unit",
@@ -178,9 +187,9 @@ class DuckDBBackend(Backend):
 
     def _model(self, ref: ModelRef) -> ModelArtifact:
         """Weights for the scorers, read from model_layers once per version."""
-        model = self._models.get(ref)
+        model = self._models.get(ref.key)
         if model is None:
-            model = self._models[ref] = self.load_model(ref)
+            model = self._models[ref.key] = self.load_model(ref)
         return model
 
     # -- scoring -----------------------------------------------------------------------------
@@ -199,7 +208,7 @@ class DuckDBBackend(Backend):
         """
         rows = batch.unique_rows()
         unique = batch.subset(rows) if len(rows) < len(batch) else batch
-        params = {"name": model.name, "version": model.version}
+        params = {"name": model.name, "version": model.version, "role": model.role}
         scored_at = now_ms()
         # register/unregister outside the transaction: in an aborted one unregister fails and
         # would hide the real error (a rejected row would surface as a retriable TransactionException)

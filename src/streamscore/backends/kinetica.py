@@ -10,6 +10,8 @@ URL: ``kinetica://user:password@host:9191`` with options in the query string:
 - ``udf_timeout=S``    seconds to wait for one UDF run (default 120)
 - ``timeout_ms=MS``    HTTP request timeout of the client (default 60000)
 
+Any other option is refused. The role predictions are stored under is the ModelRef's.
+
 Kinetica has no multi-statement transactions (``transactional = False``), so
 :meth:`KineticaBackend.write_batch` orders idempotent steps:
 
@@ -18,7 +20,8 @@ Kinetica has no multi-statement transactions (``transactional = False``), so
    carrying the model id, to ``prediction_stage`` on the same shard;
 3. upsert the staged rows into ``predictions`` (key image + model + version + role)
    and delete them from the stage;
-4. upsert the next offset per (topic, partition).
+4. upsert the next offset per (topic, partition), never below the stored one (read first:
+   an upsert alone would let a late replay rewind it).
 
 A crash between any two steps leaves rows that the replay of the batch overwrites
 with the same values, so the database converges.
@@ -26,7 +29,6 @@ with the same values, so the database converges.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import time
 import uuid
@@ -45,7 +47,10 @@ from streamscore.backends.base import (
     ModelRef,
     ScoredBatch,
     TopicPartitionKey,
+    already_installed,
     describe,
+    not_installed,
+    predictions_missing,
 )
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, BackendUnavailable, ConfigError, StreamscoreError
@@ -53,7 +58,6 @@ from streamscore.model.artifact import ModelArtifact
 
 log = logging.getLogger(__name__)
 
-ROLE = "champion"
 #: staged rows older than this are leftovers of crashed runs (purged at init_schema)
 STAGE_RETENTION_MS = 3_600_000
 
@@ -99,7 +103,15 @@ class KineticaBackend(Backend):
     #: rejection cannot be told apart from a schema fault, so it is fatal, not "data"
     data_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
-    def __init__(self, url: BackendURL, **options: object) -> None:
+    url_options: ClassVar[dict[str, str]] = {
+        "https": "1 to talk HTTPS to the head node",
+        "schema": "schema of the streamscore tables (default streamscore)",
+        "head_only": "1 to post multi-head ingest to the head node only",
+        "udf_timeout": "seconds to wait for one UDF run (default 120)",
+        "timeout_ms": "HTTP request timeout of the client in ms (default 60000)",
+    }
+
+    def __init__(self, url: BackendURL) -> None:
         super().__init__(url)
         opts = url.options
         self.schema = tables.check_identifier(opts.get("schema", "streamscore"), "schema")
@@ -114,6 +126,7 @@ class KineticaBackend(Backend):
         self._db: Any = None
         self._tables: dict[str, Any] = {}
         self._procs: dict[str, str] = {}
+        self._installed: set[tuple[str, int]] = set()  # versions seen installed (scoring checks once)
 
     # -- lifecycle -------------------------------------------------------------------------
     def connect(self) -> None:
@@ -128,7 +141,7 @@ class KineticaBackend(Backend):
         log.info("connected to Kinetica at %s (schema %s)", self.url.masked(), self.schema)
 
     def close(self) -> None:
-        self._db, self._tables, self._procs = None, {}, {}
+        self._db, self._tables, self._procs, self._installed = None, {}, {}, set()
 
     @property
     def db(self) -> Any:
@@ -152,11 +165,15 @@ class KineticaBackend(Backend):
         if not offsets:
             return
         with self.translate_errors("storing offsets"):
-            self._upsert("consumer_offsets", tables.offset_records(group, offsets, _now_ms()))
+            self._upsert_offsets(group, offsets)
 
     # -- models ----------------------------------------------------------------------------
-    def install_model(self, artifact: ModelArtifact) -> None:
-        with self.translate_errors(f"installing {artifact.name} v{artifact.version}"):
+    def _install_model(self, artifact: ModelArtifact) -> None:
+        ref = ModelRef(artifact.name, artifact.version)
+        with self.translate_errors(f"installing {ref}"):
+            heads = self._query("select_model", [ref.name, ref.version])
+            if already_installed(ref, str(heads[0][1]) if heads else None, artifact):
+                return
             # layers first, the models row last: a version is listed only when complete
             self._upsert("model_layers", tables.layer_records(artifact))
             self._upsert("models", [tables.model_record(artifact, _now_ms())])
@@ -170,31 +187,32 @@ class KineticaBackend(Backend):
             heads = self._query("select_model", [ref.name, ref.version])
             layers = self._query("select_layers", [ref.name, ref.version])
         if not heads:
-            raise BackendError(f"model {ref} is not installed in {self.schema}.models",
-                               reason="model-missing")
+            raise not_installed(ref, f"{self.schema}.models")
+        self._installed.add(ref.key)
         return tables.artifact_from_rows(ref.name, ref.version, heads[0], layers)
 
     # -- scoring ---------------------------------------------------------------------------
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
         rows = batch.unique_rows()
         records = tables.image_records(batch, rows, batch.batch_id)
+        scored_at = _now_ms()
+        selector = [batch.batch_id, model.name, model.version, model.role]
         with self.translate_errors(f"writing batch {batch.batch_id}"):
+            self._require_installed(model)
             self._upsert("images", records)                                   # 1. images
             self._score("images", batch.batch_id, model, expected=len(rows))  # 2. UDF → stage
-            self._execute_sql("merge_predictions",                            # 3. predictions
-                              [batch.batch_id, model.name, model.version, ROLE])
+            self._execute_sql("merge_predictions", selector)                  # 3. predictions
             self._execute_sql("delete_stage", [batch.batch_id])
             if batch.offsets:                                                  # 4. offsets
-                self._upsert("consumer_offsets",
-                             tables.offset_records(group, batch.offsets, _now_ms()))
-            stored = self._query("select_predictions",
-                                 [batch.batch_id, model.name, model.version, ROLE])
-        return _scored_batch([batch.image_ids[r] for r in rows], stored, model)
+                self._upsert_offsets(group, batch.offsets)
+            stored = self._query("select_predictions", selector)
+        return _scored_batch([batch.image_ids[r] for r in rows], stored, model, scored_at)
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         scratch = f"score-{uuid.uuid4().hex}"
         records = tables.pixel_records(pixels, scratch, _now_ms())
         with self.translate_errors(f"scoring {len(records)} images with {model}"):
+            self._require_installed(model)
             try:
                 self._upsert("score_scratch", records)
                 self._score("score_scratch", scratch, model, expected=len(records))
@@ -217,6 +235,23 @@ class KineticaBackend(Backend):
         return BackendError(f"kinetica failed while {action}: {describe(exc)}")
 
     # -- helpers ---------------------------------------------------------------------------
+    def _require_installed(self, model: ModelRef) -> None:
+        """ArtifactError not-installed before the UDF runs (checked once per version and connection)."""
+        if model.key not in self._installed:
+            if not self._query("select_model", [model.name, model.version]):
+                raise not_installed(model, f"{self.schema}.models")
+            self._installed.add(model.key)
+
+    def _upsert_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
+        """Upsert next offsets, never below the stored ones (Kinetica has no GREATEST upsert)."""
+        forward = dict(offsets)
+        for topic in {topic for topic, _ in offsets}:
+            for partition, stored in self._query("stored_offsets", [group, topic]):
+                key = (topic, int(partition))
+                if key in forward and int(stored) > forward[key]:
+                    forward[key] = int(stored)
+        self._upsert("consumer_offsets", tables.offset_records(group, forward, _now_ms()))
+
     def _score(self, table: str, batch_id: str, model: ModelRef, *, expected: int) -> None:
         """Run the inference UDF over the batch's rows of ``table`` into the stage."""
         name = self._procs.get("infer") or procs.register(self.db, procs.INFER_UDF, "distributed")
@@ -226,7 +261,7 @@ class KineticaBackend(Backend):
         run = procs.execute(
             self.db, name,
             params={"batch_id": batch_id, "model_name": model.name,
-                    "model_version": str(model.version), "role": ROLE, "schema": self.schema},
+                    "model_version": str(model.version), "role": model.role, "schema": self.schema},
             inputs=[qualified], input_columns={qualified: ["image_id", "pixels", "batch_id"]},
             outputs=[f"{self.schema}.prediction_stage"], timeout=self.udf_timeout,
         )
@@ -277,30 +312,17 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _epoch_ms(value: Any) -> int:
-    """A TIMESTAMP read through SQL: epoch ms (an int), or a datetime if the client converts it."""
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.UTC)
-        seconds: float = value.timestamp()
-        return round(seconds * 1000)
-    return int(value)
-
-
-def _scored_batch(image_ids: list[str], stored: list[list[Any]], model: ModelRef) -> ScoredBatch:
+def _scored_batch(image_ids: list[str], stored: list[list[Any]], model: ModelRef, scored_at: int) -> ScoredBatch:
+    """The batch's predictions in the order of ``image_ids``; ``scored_at`` is this pass's time."""
     by_id = {str(row[0]): row for row in stored}
     missing = [i for i in image_ids if i not in by_id]
     if missing:
-        raise BackendUnavailable(
-            f"{len(missing)} images of the batch have no prediction after the merge "
-            f"(first: {missing[0]!r}); the batch will be replayed",
-            reason="predictions-missing",
-        )
+        raise predictions_missing(missing, len(image_ids), model)
     rows = [by_id[i] for i in image_ids]
     return ScoredBatch(
         image_ids=image_ids,
         predicted=np.asarray([int(r[1]) for r in rows], np.int64),
         probabilities=np.asarray([r[2:12] for r in rows], np.float32).reshape(-1, tables.CLASSES),
-        scored_at=np.asarray([_epoch_ms(r[12]) for r in rows], np.int64),
+        scored_at=np.full(len(rows), scored_at, np.int64),
         model=model,
     )

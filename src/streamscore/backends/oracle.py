@@ -4,9 +4,9 @@ URL: ``oracle://user[:password]@host[:port]/service[?option=value…]``, e.g.
 ``oracle://streamscore@localhost:1521/FREEPDB1``. The password comes from the URL or
 from ``STREAMSCORE_ORACLE_PASSWORD`` (read at connect time); it is never logged.
 URL options: ``protocol`` (tcp|tcps), ``tcp_connect_timeout`` (s), ``expire_time``
-(min), ``retry_count``, ``retry_delay`` (s), ``call_timeout`` (ms).
-Constructor options: ``role`` ("champion" or "shadow", written into predictions),
-``native_plsql`` (compile the package natively, default True); others are ignored.
+(min), ``retry_count``, ``retry_delay`` (s), ``call_timeout`` (ms); any other is refused.
+Constructor keyword: ``native_plsql`` (compile the package natively, default True).
+The role predictions are stored under is the ModelRef's.
 
 One batch is one transaction (DDL never runs inside it):
 
@@ -42,6 +42,9 @@ from streamscore.backends.base import (
     ModelRef,
     ScoredBatch,
     TopicPartitionKey,
+    already_installed,
+    describe,
+    not_installed,
 )
 from streamscore.backends.sqlfiles import read_sql, split_statements
 from streamscore.backends.url import BackendURL
@@ -50,14 +53,12 @@ from streamscore.errors import (
     BackendDataError,
     BackendError,
     BackendUnavailable,
-    ConfigError,
     StreamscoreError,
 )
 from streamscore.model.artifact import OUTPUTS, ModelArtifact
+from streamscore.shared.messages import now_ms
 
 log = logging.getLogger(__name__)
-
-ROLES = ("champion", "shadow")
 
 
 class OracleBackend(Backend):
@@ -77,18 +78,10 @@ class OracleBackend(Backend):
         oracledb.IntegrityError, oracledb.DataError,
     )
 
-    def __init__(
-        self,
-        url: BackendURL,
-        *,
-        role: str = "champion",
-        native_plsql: bool = True,
-        **_options: object,
-    ) -> None:
+    url_options: ClassVar[dict[str, str]] = oracle_sql.URL_OPTION_HELP
+
+    def __init__(self, url: BackendURL, *, native_plsql: bool = True) -> None:
         super().__init__(url)
-        if role not in ROLES:
-            raise ConfigError(f"role {role!r} is not one of {ROLES}")
-        self.role = role
         self.native_plsql = native_plsql
         self._target = oracle_sql.parse_target(url)
         self._conn: oracledb.Connection | None = None
@@ -134,6 +127,9 @@ class OracleBackend(Backend):
     def translate(self, exc: Exception, action: str) -> StreamscoreError:
         """By ORA/DPY code (oracle_errors): the classes alone do not tell a deadlock from a typo."""
         if isinstance(exc, oracledb.Error):
+            if oracle_errors.error_codes(exc)[0] == oracle_errors.NOT_INSTALLED_CODE:
+                return ArtifactError(f"oracle: {describe(exc)} (while {action}): install_model() it first",
+                                     reason="not-installed")
             return oracle_errors.translate(exc, action)
         return super().translate(exc, action)
 
@@ -198,7 +194,7 @@ class OracleBackend(Backend):
                 raise
 
     # -- models ----------------------------------------------------------------------------
-    def install_model(self, artifact: ModelArtifact) -> None:
+    def _install_model(self, artifact: ModelArtifact) -> None:
         model_bind, layer_binds = oracle_sql.model_binds(artifact)
         ref = ModelRef(artifact.name, artifact.version)
         with self.translate_errors(f"installing model {ref}"):
@@ -207,12 +203,7 @@ class OracleBackend(Backend):
                 with conn.cursor() as cursor:
                     cursor.execute(oracle_sql.SELECT_MODEL_DIGEST, [ref.name, ref.version])
                     existing = cursor.fetchone()
-                    if existing is not None:
-                        if existing[0] != artifact.sha256:
-                            raise ArtifactError(
-                                f"{ref} is already installed with different weights",
-                                reason="version-conflict",
-                            )
+                    if already_installed(ref, None if existing is None else str(existing[0]), artifact):
                         return
                     if model_bind[-1] is None:
                         # a NULL canary: type it RAW, a NULL string would not convert to BLOB
@@ -237,7 +228,7 @@ class OracleBackend(Backend):
             cursor.execute(oracle_sql.SELECT_MODEL, [ref.name, ref.version], fetch_lobs=False)
             model_row = cursor.fetchone()
             if model_row is None:
-                raise BackendError(f"model {ref} is not installed in {self.url.masked()}")
+                raise not_installed(ref, self.url.masked())
             cursor.execute(oracle_sql.SELECT_LAYERS, [ref.name, ref.version], fetch_lobs=False)
             layer_rows = cursor.fetchall()
         return oracle_sql.artifact_from_rows(ref, model_row, layer_rows)
@@ -246,6 +237,7 @@ class OracleBackend(Backend):
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
         rows = batch.unique_rows()  # a repeated id is stored (and scored) once
         image_ids = [batch.image_ids[row] for row in rows]
+        scored_at = now_ms()
         with self.translate_errors(f"writing batch {batch.batch_id}"):
             conn = self._connection()
             try:
@@ -264,7 +256,7 @@ class OracleBackend(Backend):
                 raise
         if switched:
             self._active[model.name] = model.version
-        return oracle_sql.scored_batch(image_ids, fetched, model)
+        return oracle_sql.scored_batch(image_ids, fetched, model, scored_at)
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         """Stage the images under a scratch batch id, score them in PL/SQL, roll everything back."""
@@ -283,7 +275,7 @@ class OracleBackend(Backend):
                     fetched = self._score_and_fetch(cursor, scratch, model)
             finally:
                 self._rollback()  # nothing of this call is kept
-        return oracle_sql.scored_batch(batch.image_ids, fetched, model).probabilities
+        return oracle_sql.scored_batch(batch.image_ids, fetched, model, 0).probabilities
 
     def _activate(self, cursor: oracledb.Cursor, model: ModelRef) -> bool:
         """Record the serving version in active_models when it changed (same transaction).
@@ -291,7 +283,7 @@ class OracleBackend(Backend):
         Only the champion does: a shadow consumer scoring a candidate version must not
         flip the row that names the version being served (score_batch's NULL default).
         """
-        if self.role != "champion" or self._active.get(model.name) == model.version:
+        if model.role != "champion" or self._active.get(model.name) == model.version:
             return False
         cursor.execute(oracle_sql.MERGE_ACTIVE, [model.name, model.version])
         return True
@@ -329,7 +321,7 @@ class OracleBackend(Backend):
         self, cursor: oracledb.Cursor, batch_id: str, model: ModelRef
     ) -> list[Any]:
         """One PL/SQL call scores the batch; retried once after ORA-04068 (package recompiled)."""
-        arguments = [batch_id, model.name, model.version, self.role]
+        arguments = [batch_id, model.name, model.version, model.role]
         try:
             cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
         except oracledb.DatabaseError as exc:

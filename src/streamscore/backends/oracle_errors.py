@@ -31,6 +31,9 @@ Kind = Literal["retriable", "data", "fatal"]
 #: "existing state of packages has been discarded" and the errors that come with it
 PACKAGE_STATE_CODES = frozenset({4061, 4065, 4068, 6508})
 
+#: raised by mnist_scorer when the model version is not installed (ArtifactError not-installed)
+NOT_INSTALLED_CODE = 20001
+
 #: ORA codes worth retrying after a pause (the driver marks some as recoverable too)
 RETRIABLE_CODES = frozenset({
     1,      # unique key: another consumer wrote the same row first; the retry skips it

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from streamscore.backends.base import ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
+from streamscore.backends.base import ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey, predictions_missing
 from streamscore.backends.sqlfiles import read_sql
 from streamscore.backends.url import BackendURL
 from streamscore.errors import ArtifactError, BackendError, ConfigError
@@ -42,6 +42,14 @@ _URL_OPTIONS: dict[str, type] = {
     "retry_count": int,
     "retry_delay": int,
     "call_timeout": int,
+}
+URL_OPTION_HELP = {
+    "protocol": "tcp (default) or tcps",
+    "tcp_connect_timeout": "seconds to wait for the listener",
+    "expire_time": "minutes between keep-alive probes",
+    "retry_count": "connect attempts",
+    "retry_delay": "seconds between connect attempts",
+    "call_timeout": "milliseconds one database round trip may take (0 = none)",
 }
 
 
@@ -228,23 +236,24 @@ def offset_binds(group: str, offsets: Mapping[TopicPartitionKey, int]) -> list[O
 
 
 def scored_batch(
-    image_ids: Sequence[str], rows: Sequence[tuple[Any, ...]], model: ModelRef
+    image_ids: Sequence[str], rows: Sequence[tuple[Any, ...]], model: ModelRef, scored_at: int
 ) -> ScoredBatch:
-    """SELECT_PREDICTIONS rows, put in the order of ``image_ids`` (each must be present)."""
+    """SELECT_PREDICTIONS rows in the order of ``image_ids``; ``scored_at`` is this pass's time.
+
+    An id without a row (another consumer moved the image to its batch in a rebalance race)
+    is BackendUnavailable ``predictions-missing``: the batch is written again.
+    """
     by_id = {str(row[0]): row for row in rows}
     missing = [image_id for image_id in image_ids if image_id not in by_id]
     if missing:
-        raise BackendError(
-            f"the scorer left {len(missing)} image(s) without a {model} prediction, "
-            f"e.g. {missing[0]!r}"
-        )
+        raise predictions_missing(missing, len(image_ids), model)
     ordered = [by_id[image_id] for image_id in image_ids]
     probabilities = np.frombuffer(b"".join(bytes(row[2]) for row in ordered), dtype="<f4")
     return ScoredBatch(
         image_ids=list(image_ids),
         predicted=np.array([int(row[1]) for row in ordered], dtype=np.int64),
         probabilities=probabilities.reshape(len(ordered), OUTPUTS).astype(np.float32),
-        scored_at=np.array([int(row[3]) for row in ordered], dtype=np.int64),
+        scored_at=np.full(len(ordered), scored_at, dtype=np.int64),
         model=model,
     )
 

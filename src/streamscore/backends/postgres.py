@@ -2,11 +2,10 @@
 
 URL: ``postgresql://user[:password]@host[:port]/database[?option=value…]`` (``postgres://``
 too). Options read here: ``schema`` (tables, function and search_path live there; created by
-``init_schema``; default: the server's search_path) and ``role`` ("champion" or "shadow",
-written into predictions). Every other query option goes to libpq (``sslmode``,
-``connect_timeout`` (default 10 s), ``options``, ``application_name``…); a password may come
-from the URL or libpq's own PGPASSWORD/.pgpass, and is never logged. Constructor keywords
-``schema`` and ``role`` do the same; other keywords (e.g. the DuckDB ``scorer``) are ignored.
+``init_schema``; default: the server's search_path). The libpq connection keywords go to libpq
+(``sslmode``, ``connect_timeout`` (default 10 s), ``options``, ``application_name``…); any other
+option is refused. A password may come from the URL or libpq's own PGPASSWORD/.pgpass, and is
+never logged. The role predictions are stored under is the ModelRef's.
 
 One batch is one transaction (``sql/postgres/write_batch.sql``):
 
@@ -36,15 +35,22 @@ from psycopg.types.json import Jsonb
 
 from streamscore.backends import postgres_errors
 from streamscore.backends import postgres_sql as q
-from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
+from streamscore.backends.base import (
+    Backend,
+    ImageBatch,
+    ModelRef,
+    ScoredBatch,
+    TopicPartitionKey,
+    already_installed,
+    describe,
+    not_installed,
+)
 from streamscore.backends.url import BackendURL
-from streamscore.errors import ArtifactError, BackendError, ConfigError, StreamscoreError
+from streamscore.errors import ArtifactError, BackendError, StreamscoreError
 from streamscore.model.artifact import OUTPUTS, ModelArtifact
 from streamscore.shared.messages import now_ms
 
 log = logging.getLogger(__name__)
-
-ROLES = ("champion", "shadow")
 
 
 class PostgresBackend(Backend):
@@ -61,14 +67,14 @@ class PostgresBackend(Backend):
     )
     data_errors: ClassVar[tuple[type[BaseException], ...]] = (psycopg.DataError, psycopg.IntegrityError)
 
-    def __init__(
-        self, url: BackendURL, *, schema: str | None = None, role: str | None = None, **_options: object
-    ) -> None:
+    url_options: ClassVar[dict[str, str]] = {
+        "schema": "schema of the tables and the scoring function (created by init_schema)",
+        **{keyword: "libpq connection keyword" for keyword in q.LIBPQ_OPTIONS},
+    }
+
+    def __init__(self, url: BackendURL) -> None:
         super().__init__(url)
-        self.schema = url.options.get("schema") or schema or None
-        self.role = url.options.get("role") or role or "champion"
-        if self.role not in ROLES:
-            raise ConfigError(f"role {self.role!r} is not one of {ROLES}")
+        self.schema = url.options.get("schema") or None
         self._conn: psycopg.Connection[Any] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -108,6 +114,9 @@ class PostgresBackend(Backend):
     def translate(self, exc: Exception, action: str) -> StreamscoreError:
         """By SQLSTATE (postgres_errors), with the password scrubbed from driver messages."""
         if isinstance(exc, psycopg.Error):
+            if postgres_errors.sqlstate(exc) == "P0002":  # raised by the scorer: no such model
+                return ArtifactError(f"postgres: {describe(exc)} (while {action}): install_model() it first",
+                                     reason="not-installed")
             return postgres_errors.translate(exc, action, self.url.password)
         return super().translate(exc, action)
 
@@ -155,7 +164,7 @@ class PostgresBackend(Backend):
                 conn.execute(q.statement("upsert_offsets.sql"), q.offset_params(group, offsets))
 
     # -- models ----------------------------------------------------------------------------
-    def install_model(self, artifact: ModelArtifact) -> None:
+    def _install_model(self, artifact: ModelArtifact) -> None:
         insert_model, insert_layer, select_digest, *_ = q.statements("models.sql")
         head, layers = q.model_params(artifact)
         ref = ModelRef(artifact.name, artifact.version)
@@ -164,11 +173,7 @@ class PostgresBackend(Backend):
             with conn.transaction(), conn.cursor() as cursor:
                 cursor.execute(select_digest, head)
                 existing = cursor.fetchone()
-                if existing is not None:
-                    if existing[0] != artifact.sha256:
-                        raise ArtifactError(
-                            f"{ref} is already installed with different weights", reason="version-conflict"
-                        )
+                if already_installed(ref, None if existing is None else str(existing[0]), artifact):
                     return
                 cursor.execute(insert_model, head | {"manifest": Jsonb(head["manifest"])})
                 cursor.executemany(insert_layer, layers)
@@ -187,7 +192,7 @@ class PostgresBackend(Backend):
             conn = self._connection()
             head = conn.execute(select_head, params).fetchone()
             if head is None:
-                raise ArtifactError(f"model {ref} is not installed in this database", reason="not-installed")
+                raise not_installed(ref, self.schema or "the search_path schema")
             layers = conn.execute(select_layers, params).fetchall()
         return q.artifact_from_rows(ref, head, layers)
 
@@ -198,7 +203,7 @@ class PostgresBackend(Backend):
         insert_images, score_and_store = q.statements("write_batch.sql")
         params = {
             "batch_id": batch.batch_id, "name": model.name, "version": model.version,
-            "role": self.role, "scored_at": now_ms(),
+            "role": model.role, "scored_at": now_ms(),
         }
         with self.translate_errors(f"writing batch {batch.batch_id}"):
             conn = self._connection()

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
 
 from streamscore.backends.base import ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
@@ -31,8 +31,12 @@ FUNCTION_NAME = "streamscore_score_batch"
 #: key of the pg_advisory_xact_lock taken around the DDL ("stream" in ASCII)
 SCHEMA_LOCK_KEY = 0x73747265616D
 
-#: URL query options this backend reads itself; every other one goes to libpq
-OWN_OPTIONS = frozenset({"schema", "role", "scorer"})
+#: URL query options this backend reads itself
+OWN_OPTIONS = frozenset({"schema"})
+#: libpq connection keywords a URL may set (host, port, user, password and dbname are URL parts)
+LIBPQ_OPTIONS = frozenset(
+    d.keyword.decode() for d in pq.Conninfo.get_defaults()
+) - {"host", "port", "user", "password", "dbname"}
 
 #: column types of ss_incoming, for COPY … (FORMAT BINARY)
 STAGING_COLUMNS = ("image_id", "pixels", "label", "produced_at", "src_topic", "src_partition", "src_offset")

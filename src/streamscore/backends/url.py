@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from streamscore.errors import ConfigError
@@ -43,6 +43,10 @@ class BackendURL:
             path=unquote(parts.path),
             options=dict(parse_qsl(parts.query)),
         )
+
+    def with_options(self, extra: dict[str, str]) -> BackendURL:
+        """This URL with more query options (the raw text keeps the original; options win)."""
+        return replace(self, options=self.options | extra) if extra else self
 
     @property
     def database(self) -> str:

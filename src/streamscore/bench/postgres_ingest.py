@@ -89,7 +89,7 @@ def ingest_benchmark(
     model = bundled_model(2)
     ref = ModelRef(model.name, model.version)
     schema = f"ssbench_{secrets.token_hex(4)}"
-    backend = PostgresBackend(BackendURL.parse(url), schema=schema)
+    backend = PostgresBackend(BackendURL.parse(url).with_options({"schema": schema}))
     figures: dict[str, float] = {"images": float(images)}
     backend.connect()
     try:

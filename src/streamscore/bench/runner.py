@@ -24,7 +24,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from streamscore.backends import ModelRef, open_backend
+from streamscore.backends import ModelRef, open_backend, open_configured_backend
 from streamscore.backends.base import ScoredBatch
 from streamscore.bench.passthrough import passthrough_rate
 from streamscore.broker import EmbeddedBroker
@@ -56,7 +56,7 @@ def best_rate(action: Any, count: int, repeats: int = 3) -> float:
 def scoring_rates(settings: Settings, backend_url: str, split: MnistSplit) -> dict[str, float]:
     model = bundled_model(2)
     numpy_rate = best_rate(lambda: model.forward(split.images), len(split))
-    with open_backend(backend_url, scorer=settings.duckdb_scorer) as backend:
+    with open_configured_backend(settings, backend_url) as backend:
         backend.init_schema()
         backend.install_model(model)
         ref = ModelRef(model.name, model.version)
@@ -77,7 +77,7 @@ def kafka_for(settings: Settings, bootstrap: str | None, out: Path) -> Iterator[
 def pipeline_rate(settings: Settings, split: MnistSplit, images: int, rate: float | None = None) -> dict[str, float]:
     """Run a Scorer over pre-produced images (or paced ones with ``rate``); images/s and latency."""
     stop = threading.Event()
-    backend = open_backend(settings.backend_url, scorer=settings.duckdb_scorer)
+    backend = open_configured_backend(settings)
     stamps: list[tuple[float, int]] = []
 
     def on_batch(batch: ScoredBatch) -> None:

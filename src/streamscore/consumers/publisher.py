@@ -57,7 +57,7 @@ class Publisher:
                     label=None if label < 0 else label,
                     model_name=result.model.name,
                     model_version=result.model.version,
-                    role="champion",
+                    role=result.model.role,
                     backend=self.backend_name,
                     produced_at=int(batch.produced_at[row]),
                     scored_at=int(result.scored_at[i]),

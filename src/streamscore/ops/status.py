@@ -81,10 +81,10 @@ def collect_status(settings: Settings, backend_url: str | None = None, idle_s: f
     status = Status(settings.group, settings.images_topic, approximate_lag=embedded)
     stored: dict[int, int] = {}
     if backend_url:
-        from streamscore.backends import open_backend
+        from streamscore.backends import open_configured_backend
 
         try:
-            with open_backend(backend_url, scorer=settings.duckdb_scorer) as database:
+            with open_configured_backend(settings, backend_url) as database:
                 stored = database.stored_offsets(settings.group, settings.images_topic)
                 status.installed_versions = database.installed_versions(settings.model_name)
         except BackendError as exc:
