@@ -8,6 +8,24 @@ what to do about it; they never contain secrets.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    """What a driver exception means to the consume loop (``Backend.classify``).
+
+    ``kind``: "data" (these rows are bad: bisect and dead-letter), "retriable" (an outage: pause,
+    wait, retry) or "fatal" (retrying will not help: stop with the message). ``reason`` is the
+    short stable code the translated error carries; ``retry_after`` the seconds to wait at least
+    before a retry (None: the loop's own backoff).
+    """
+
+    kind: Literal["data", "retriable", "fatal"]
+    reason: str
+    retry_after: float | None = None
+
 
 class StreamscoreError(Exception):
     """Root of every error raised by streamscore."""

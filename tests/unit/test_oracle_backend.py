@@ -39,6 +39,7 @@ from streamscore.errors import (
     BackendError,
     BackendUnavailable,
     ConfigError,
+    ErrorKind,
     MissingDependencyError,
 )
 from streamscore.model.artifact import ModelArtifact, build_artifact
@@ -378,7 +379,7 @@ def test_package_declares_nothing_after_its_first_subprogram_body() -> None:
     ],
 )
 def test_classify(exc: BaseException, kind: str) -> None:
-    assert oracle_errors.classify(exc) == kind
+    assert oracle_errors.classify(exc).kind == kind
 
 
 def test_lost_connection_is_a_dead_session() -> None:
@@ -394,21 +395,23 @@ def test_lost_connection_is_a_dead_session() -> None:
         (942, BackendError, "streamscore db init"),
         (1031, BackendError, "00_create_user.sql as a DBA"),
         (1950, BackendError, "QUOTA"),
-        (20001, BackendError, "install_model"),
+        (20001, ArtifactError, "install_model"),
         (1400, BackendDataError, "ORA-01400"),
         (4068, BackendUnavailable, "ORA-04068"),
     ],
 )
-def test_translate_names_code_and_fix(code: int, error_type: type[BackendError], fragment: str) -> None:
-    error = oracle_errors.translate(ora_exception(code), "writing batch b-1")
+def test_translate_names_code_and_fix(code: int, error_type: type[Exception], fragment: str) -> None:
+    error = OracleBackend(BackendURL.parse("oracle://a@h/s")).translate(ora_exception(code), "writing batch b-1")
     assert type(error) is error_type
     assert fragment in str(error)
     assert f"ORA-{code:05d}" in str(error)
 
 
 def test_retry_delays() -> None:
-    translated = oracle_errors.translate(ora_exception(4068), "x")
+    translated = OracleBackend(BackendURL.parse("oracle://a@h/s")).translate(ora_exception(4068), "x")
     assert isinstance(translated, BackendUnavailable) and translated.retry_after == 0.0
+    assert translated.reason == "package-recompiled"
+    assert oracle_errors.classify(ora_exception(60)) == ErrorKind("retriable", "deadlock", 0.5)
     assert oracle_errors.retry_delay(ora_exception(60)) == 0.5
     assert oracle_errors.retry_delay(ora_exception(12514)) == 1.0
 
@@ -661,6 +664,28 @@ def test_write_batch_rejected_rows_roll_back(fake: tuple[OracleBackend, FakeConn
         backend.write_batch(make_batch(["a", "b"]), ModelRef("mlp", 1), "g")
     assert conn.log[-1] == ("rollback",)
     assert ("commit",) not in conn.log
+
+
+@pytest.mark.parametrize(
+    ("errors", "expected", "reason"),
+    [
+        ([ora(60, "deadlock detected", offset=0)], BackendUnavailable, "deadlock"),
+        ([ora(12899, "value too large", offset=1), ora(60, "deadlock detected", offset=0)],
+         BackendUnavailable, "deadlock"),  # retry first: the retry meets the bad row again, then bisects
+        ([ora(12899, "value too large", offset=1)], BackendDataError, "db-rejected"),
+        ([ora(942, "table or view does not exist", offset=0), ora(60, "deadlock", offset=1)],
+         BackendError, "backend"),
+    ],
+)
+def test_row_errors_are_classified_one_by_one(
+    fake: tuple[OracleBackend, FakeConnection], errors: list[Any], expected: type[Exception], reason: str,
+) -> None:
+    backend, conn = fake
+    conn.batch_errors["mnist_images"] = errors
+    with pytest.raises(BackendError) as failure:
+        backend.write_batch(make_batch(["a", "b"]), ModelRef("mlp", 1), "g")
+    assert type(failure.value) is expected and failure.value.reason == reason
+    assert conn.log[-1] == ("rollback",) and ("commit",) not in conn.log
 
 
 def test_image_id_collisions_that_never_settle_are_retriable(

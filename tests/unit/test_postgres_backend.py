@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -12,7 +13,14 @@ from streamscore.backends import open_backend, resolve_backend
 from streamscore.backends import postgres_errors as pe
 from streamscore.backends.postgres_sql import conninfo
 from streamscore.backends.url import BackendURL
-from streamscore.errors import BackendDataError, BackendError, BackendUnavailable, MissingDependencyError
+from streamscore.errors import (
+    ArtifactError,
+    BackendDataError,
+    BackendError,
+    BackendUnavailable,
+    ErrorKind,
+    MissingDependencyError,
+)
 
 
 @pytest.fixture
@@ -47,33 +55,40 @@ def error(sqlstate: str) -> psycopg.Error:
     ],
 )
 def test_sqlstates_are_classified(sqlstate: str, kind: str) -> None:
-    assert pe.classify(error(sqlstate)) == kind
+    assert pe.classify(error(sqlstate)).kind == kind
 
 
-def test_translated_errors_carry_the_sqlstate_and_the_fix() -> None:
-    data = pe.translate(error("23514"), "writing batch b", None)
-    assert isinstance(data, BackendDataError) and "[23514]" in str(data)
-    fatal = pe.translate(error("42501"), "creating the schema", None)
+def backend(url: str = "postgresql://u@h/db") -> Any:
+    return open_backend(url)
+
+
+def test_translated_errors_carry_the_sqlstate_the_reason_and_the_fix() -> None:
+    data = backend().translate(error("23514"), "writing batch b")
+    assert isinstance(data, BackendDataError) and "[23514]" in str(data) and data.reason == "db-rejected"
+    fatal = backend().translate(error("42501"), "creating the schema")
     assert type(fatal) is BackendError and "superuser" in str(fatal)
-    retry = pe.translate(error("40P01"), "writing batch b", None)
-    assert isinstance(retry, BackendUnavailable) and retry.retry_after < 1
+    retry = backend().translate(error("40P01"), "writing batch b")
+    assert isinstance(retry, BackendUnavailable) and retry.retry_after < 1 and retry.reason == "deadlock"
+    assert pe.classify(error("40P01")) == ErrorKind("retriable", "deadlock", 0.2)
+    missing = backend().translate(error("P0002"), "writing batch b")
+    assert isinstance(missing, ArtifactError) and missing.reason == "not-installed"
 
 
 def test_connection_failures_without_sqlstate() -> None:
     refused = psycopg.OperationalError("connection failed: Connection refused")
-    assert pe.classify(refused) == "retriable"
+    assert pe.classify(refused) == ErrorKind("retriable", "connection-lost", 1.0)
     no_role = psycopg.OperationalError('connection failed: FATAL:  role "x" does not exist')
-    assert pe.classify(no_role) == "fatal" and pe.sqlstate(no_role) == "28000"
+    assert pe.classify(no_role).kind == "fatal" and pe.sqlstate(no_role) == "28000"
     no_database = psycopg.OperationalError('connection failed: FATAL:  database "scores" does not exist')
-    assert pe.classify(no_database) == "fatal" and pe.sqlstate(no_database) == "3D000"
+    assert pe.classify(no_database).kind == "fatal" and pe.sqlstate(no_database) == "3D000"
     restarting = psycopg.OperationalError(
         'connection failed: FATAL:  database "scores" is not currently accepting connections')
-    assert pe.classify(restarting) == "retriable"
+    assert pe.classify(restarting).kind == "retriable"
 
 
 def test_the_password_is_scrubbed_from_driver_messages() -> None:
     leaked = psycopg.OperationalError("connection failed: password=hunter2 is not accepted")
-    assert "hunter2" not in str(pe.translate(leaked, "connecting", "hunter2"))
+    assert "hunter2" not in str(backend("postgresql://u:hunter2@h/db").translate(leaked, "connecting"))
 
 
 def test_conninfo_passes_libpq_options_and_keeps_our_own() -> None:

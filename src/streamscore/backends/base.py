@@ -29,8 +29,9 @@ Errors: a backend raises :class:`BackendUnavailable` for outages (the loop pause
 and retries), :class:`BackendDataError` when rows are rejected for a data reason
 (the loop bisects the batch and dead-letters the bad rows), and
 :class:`BackendError` for permanent faults (the consumer stops with the message).
-Subclasses declare which driver exceptions are which in ``retriable_errors``
-and ``data_errors``; :meth:`Backend.translate_errors` does the mapping.
+:meth:`Backend.classify` says which is which (an :class:`ErrorKind` with a reason and a
+retry delay; by default from the ``retriable_errors`` and ``data_errors`` classes, engines
+override it with their error codes) and :meth:`Backend.translate` builds the error from it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +52,7 @@ from streamscore.errors import (
     BackendError,
     BackendUnavailable,
     ConfigError,
+    ErrorKind,
     StreamscoreError,
 )
 from streamscore.model.artifact import ModelArtifact
@@ -238,22 +240,42 @@ class Backend(ABC):
         """Class probabilities computed in the database, storing nothing (canaries, checks, bench)."""
 
     # -- errors ----------------------------------------------------------------------------
-    def classify(self, exc: BaseException) -> Literal["data", "retriable", "fatal"]:
-        """What a driver exception means; override when classes are not enough (error codes)."""
+    def classify(self, exc: BaseException) -> ErrorKind:
+        """What a driver exception means; engines override it with their codes (SQLSTATE, ORA-…)."""
         if isinstance(exc, self.data_errors):
-            return "data"
+            return ErrorKind("data", BackendDataError.reason)
         if isinstance(exc, self.retriable_errors):
-            return "retriable"
-        return "fatal"
+            return ErrorKind("retriable", BackendUnavailable.reason)
+        return ErrorKind("fatal", BackendError.reason)
+
+    def error_detail(self, exc: BaseException) -> str:
+        """One line about a driver exception, without secrets (engines add codes, scrub text)."""
+        return describe(exc)
+
+    def error_fix(self, exc: BaseException) -> str | None:
+        """What to do about a fatal driver exception, when the engine knows (None otherwise)."""
+        return None
 
     def translate(self, exc: Exception, action: str) -> StreamscoreError:
-        """The streamscore error for a driver exception; override for richer messages (fixes, codes)."""
+        """The streamscore error for a driver exception, built from :meth:`classify`.
+
+        data → BackendDataError, retriable → BackendUnavailable(retry_after), fatal → BackendError,
+        each with the classification's reason; reason ``not-installed`` → ArtifactError.
+        """
         kind = self.classify(exc)
-        if kind == "data":
-            return BackendDataError(f"{self.name} rejected the data while {action}: {describe(exc)}")
-        if kind == "retriable":
-            return BackendUnavailable(f"{self.name} unavailable while {action}: {describe(exc)}")
-        return BackendError(f"{self.name} failed while {action}: {describe(exc)}")
+        detail = self.error_detail(exc)
+        if kind.reason == "not-installed":
+            return ArtifactError(f"{self.name}: {detail} (while {action}): install_model() it first",
+                                 reason=kind.reason)
+        if kind.kind == "data":
+            return BackendDataError(f"{self.name} rejected the data while {action}: {detail}", reason=kind.reason)
+        if kind.kind == "retriable":
+            return BackendUnavailable(f"{self.name} unavailable while {action}: {detail}",
+                                      retry_after=1.0 if kind.retry_after is None else kind.retry_after,
+                                      reason=kind.reason)
+        fix = self.error_fix(exc)
+        return BackendError(f"{self.name} failed while {action}: {detail}" + (f" — {fix}" if fix else ""),
+                            reason=kind.reason)
 
     def discard_broken_connection(self, exc: Exception) -> None:  # noqa: B027 - optional hook
         """Close the connection when ``exc`` left it unusable, so that the next call reconnects."""

@@ -48,12 +48,11 @@ from streamscore.backends.base import (
     ScoredBatch,
     TopicPartitionKey,
     already_installed,
-    describe,
     not_installed,
     predictions_missing,
 )
 from streamscore.backends.url import BackendURL
-from streamscore.errors import BackendError, BackendUnavailable, ConfigError, StreamscoreError
+from streamscore.errors import BackendError, BackendUnavailable, ConfigError, ErrorKind
 from streamscore.model.artifact import ModelArtifact
 
 log = logging.getLogger(__name__)
@@ -226,13 +225,22 @@ class KineticaBackend(Backend):
         return np.asarray([staged[f"{scratch}/{i}"] for i in range(len(records))], np.float32)
 
     # -- errors ----------------------------------------------------------------------------
-    def translate(self, exc: Exception, action: str) -> StreamscoreError:
-        """gpudb errors → streamscore: connection failures are retriable, the rest fatal."""
+    def classify(self, exc: BaseException) -> ErrorKind:
+        """Connection failures (also wrapped ones) are retriable, refused credentials and the rest fatal.
+
+        Kinetica answers a bad row with the same exception as a schema fault, so nothing is
+        "data" here: rows are validated before they are sent (BackendDataError).
+        """
         if connection_failure(exc):
-            return BackendUnavailable(f"kinetica unavailable while {action}: {describe(exc)}", retry_after=2.0)
+            return ErrorKind("retriable", "connection-lost", 2.0)
         if isinstance(exc, gpudb.GPUdbUnauthorizedAccessException):
-            return BackendError(f"kinetica refused the credentials of {self.url.masked()}", reason="backend-auth")
-        return BackendError(f"kinetica failed while {action}: {describe(exc)}")
+            return ErrorKind("fatal", "backend-auth")
+        return ErrorKind("fatal", "backend")
+
+    def error_fix(self, exc: BaseException) -> str | None:
+        if isinstance(exc, gpudb.GPUdbUnauthorizedAccessException):
+            return f"kinetica refused the credentials: check the user and password of {self.url.masked()}"
+        return None
 
     # -- helpers ---------------------------------------------------------------------------
     def _require_installed(self, model: ModelRef) -> None:

@@ -43,16 +43,15 @@ from streamscore.backends.base import (
     ScoredBatch,
     TopicPartitionKey,
     already_installed,
-    describe,
     not_installed,
 )
 from streamscore.backends.sqlfiles import read_sql, split_statements
 from streamscore.backends.url import BackendURL
 from streamscore.errors import (
-    ArtifactError,
     BackendDataError,
     BackendError,
     BackendUnavailable,
+    ErrorKind,
     StreamscoreError,
 )
 from streamscore.model.artifact import OUTPUTS, ModelArtifact
@@ -124,14 +123,12 @@ class OracleBackend(Backend):
             except oracledb.Error:
                 self.close()  # the session is gone; the next call reconnects
 
-    def translate(self, exc: Exception, action: str) -> StreamscoreError:
+    def classify(self, exc: BaseException) -> ErrorKind:
         """By ORA/DPY code (oracle_errors): the classes alone do not tell a deadlock from a typo."""
-        if isinstance(exc, oracledb.Error):
-            if oracle_errors.error_codes(exc)[0] == oracle_errors.NOT_INSTALLED_CODE:
-                return ArtifactError(f"oracle: {describe(exc)} (while {action}): install_model() it first",
-                                     reason="not-installed")
-            return oracle_errors.translate(exc, action)
-        return super().translate(exc, action)
+        return oracle_errors.classify(exc)
+
+    def error_fix(self, exc: BaseException) -> str | None:
+        return oracle_errors.fix(exc)
 
     def discard_broken_connection(self, exc: Exception) -> None:
         if isinstance(exc, oracledb.Error) and oracle_errors.is_dead_session(exc):
@@ -300,12 +297,7 @@ class OracleBackend(Backend):
             errors = cursor.getbatcherrors()
             rejected = [error for error in errors if error.code != 1]
             if rejected:
-                first = rejected[0]
-                message = str(first.message).splitlines()[0]
-                raise BackendDataError(
-                    f"oracle rejected {len(rejected)} of {len(pending)} images, first "
-                    f"{pending[first.offset][0]!r}: [{first.full_code}] {message}"
-                )
+                raise row_errors(rejected, pending)
             # ORA-00001: another session inserted the same id and committed while this MERGE
             # waited on its index entry. Its row (pixels) is kept, but the row was skipped here,
             # so its batch_id still names the other batch: score_batch would not see it and
@@ -331,3 +323,25 @@ class OracleBackend(Backend):
             cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
         cursor.execute(oracle_sql.SELECT_PREDICTIONS, arguments)
         return list(cursor.fetchall())
+
+
+def row_errors(errors: list[Any], binds: list[oracle_sql.ImageBind]) -> StreamscoreError:
+    """One error for the per-row errors of a MERGE, each classified on its own.
+
+    fatal beats retriable beats data: a deadlock on one row is an outage to retry (the retry
+    meets any bad row again, and then the loop bisects), not a reason to dead-letter rows.
+    """
+    kinds = [(oracle_errors.classify_error(error), error) for error in errors]
+    for wanted in ("fatal", "retriable", "data"):
+        matching = [(kind, error) for kind, error in kinds if kind.kind == wanted]
+        if matching:
+            break
+    kind, first = matching[0]
+    where = (f"{len(matching)} of {len(binds)} images, first {binds[first.offset][0]!r}: "
+             f"[{first.full_code}] {str(first.message).splitlines()[0]}")
+    if kind.kind == "retriable":
+        return BackendUnavailable(f"oracle unavailable while merging {where}",
+                                  retry_after=kind.retry_after or 0.0, reason=kind.reason)
+    if kind.kind == "data":
+        return BackendDataError(f"oracle rejected {where}", reason=kind.reason)
+    return BackendError(f"oracle failed on {where}", reason=kind.reason)

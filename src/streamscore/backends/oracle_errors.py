@@ -1,5 +1,8 @@
 """Classify python-oracledb errors as retriable, data or fatal, by error code.
 
+Per-row errors of ``executemany(batcherrors=True)`` are classified one by one with
+:func:`classify_error` (a deadlock on one row is retriable, not bad data).
+
 Oracle's exception classes do not say what to do (a deadlock is a plain
 ``DatabaseError``, a lost connection is ``DPY-4011`` with the ORA number in
 ``.code``), so the Oracle backend maps on codes, as python-oracledb's own docs
@@ -13,20 +16,16 @@ advise ("match codes, not text"):
   recompile (ORA-04068 and friends: the next call works);
 * data (:class:`BackendDataError`): a row broke a constraint or type (NULL,
   check, length, precision), incl. the scorer's own ORA-20005 (bad image);
+* not installed (:class:`ArtifactError` ``not-installed``): the scorer's ORA-20001;
 * fatal (:class:`BackendError`): everything else; for the usual set-up mistakes
   the message names the fix.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import oracledb
 
-from streamscore.backends.base import describe
-from streamscore.errors import BackendDataError, BackendError, BackendUnavailable
-
-Kind = Literal["retriable", "data", "fatal"]
+from streamscore.errors import ErrorKind
 
 #: "existing state of packages has been discarded" and the errors that come with it
 PACKAGE_STATE_CODES = frozenset({4061, 4065, 4068, 6508})
@@ -104,24 +103,44 @@ def is_dead_session(exc: BaseException) -> bool:
     return error_codes(exc)[1] in DEAD_SESSION_CODES
 
 
-def classify(exc: BaseException) -> Kind:
-    """Retriable, data or fatal (see the module docstring)."""
+def classify(exc: BaseException) -> ErrorKind:
+    """Retriable, data or fatal, with a reason (see the module docstring)."""
     if not isinstance(exc, oracledb.Error):
-        return "fatal"
-    code, full_code = error_codes(exc)
-    error = exc.args[0] if exc.args else None
-    if bool(getattr(error, "isrecoverable", False)):
-        return "retriable"
-    if full_code in RETRIABLE_DRIVER_CODES or code in RETRIABLE_CODES:
-        return "retriable"
+        return ErrorKind("fatal", "backend")
+    return classify_error(exc.args[0] if exc.args else None, exc)
+
+
+def classify_error(error: object, exc: BaseException | None = None) -> ErrorKind:
+    """Classify one driver error object: an exception's ``args[0]``, or one row's batch error
+    (``cursor.getbatcherrors()``), which carries the same code, full_code and isrecoverable."""
+    code = getattr(error, "code", 0)
+    code = code if isinstance(code, int) else 0
+    full_code = str(getattr(error, "full_code", "") or "")
+    if code == NOT_INSTALLED_CODE:
+        return ErrorKind("fatal", "not-installed")
+    if bool(getattr(error, "isrecoverable", False)) or full_code in RETRIABLE_DRIVER_CODES \
+            or code in RETRIABLE_CODES:
+        return ErrorKind("retriable", retry_reason(code, full_code), retry_delay_for(code))
     if code in DATA_CODES or isinstance(exc, oracledb.IntegrityError | oracledb.DataError):
-        return "data"
-    return "fatal"
+        return ErrorKind("data", "db-rejected")
+    return ErrorKind("fatal", "backend")
 
 
-def retry_delay(exc: BaseException) -> float:
+def retry_reason(code: int, full_code: str) -> str:
+    """A short reason for a retriable error: what kind of outage it is."""
+    if code in PACKAGE_STATE_CODES:
+        return "package-recompiled"
+    if code == 60:
+        return "deadlock"
+    if code in (1, 54, 30006):
+        return "row-busy"
+    if full_code.startswith("DPY-") or code in (3113, 3114, 3135):
+        return "connection-lost"
+    return "backend-unavailable"
+
+
+def retry_delay_for(code: int) -> float:
     """Seconds to wait before retrying: none after a package recompile, short after a deadlock."""
-    code = error_codes(exc)[0]
     if code in PACKAGE_STATE_CODES or code == 1:
         return 0.0
     if code in (54, 60, 30006):
@@ -129,18 +148,10 @@ def retry_delay(exc: BaseException) -> float:
     return 1.0
 
 
-def translate(exc: BaseException, action: str) -> BackendError:
-    """The streamscore error for a driver error (raise it ``from exc``); never holds secrets."""
-    kind = classify(exc)
-    verb = "rejected the data" if kind == "data" else "failed"
-    text = f"oracle {verb} while {action}: {describe(exc)}"
-    fix = FIXES.get(error_codes(exc)[0])
-    if fix:
-        text = f"{text} — {fix}"
-    if kind == "retriable":
-        return BackendUnavailable(
-            f"oracle unavailable while {action}: {describe(exc)}", retry_after=retry_delay(exc)
-        )
-    if kind == "data":
-        return BackendDataError(text)
-    return BackendError(text)
+def retry_delay(exc: BaseException) -> float:
+    return retry_delay_for(error_codes(exc)[0])
+
+
+def fix(exc: BaseException) -> str | None:
+    """What to do about a common fatal error (shown after the driver's message)."""
+    return FIXES.get(error_codes(exc)[0])

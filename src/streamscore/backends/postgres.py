@@ -42,11 +42,10 @@ from streamscore.backends.base import (
     ScoredBatch,
     TopicPartitionKey,
     already_installed,
-    describe,
     not_installed,
 )
 from streamscore.backends.url import BackendURL
-from streamscore.errors import ArtifactError, BackendError, StreamscoreError
+from streamscore.errors import BackendError, ErrorKind
 from streamscore.model.artifact import OUTPUTS, ModelArtifact
 from streamscore.shared.messages import now_ms
 
@@ -108,17 +107,15 @@ class PostgresBackend(Backend):
         return self._conn
 
     # -- errors ----------------------------------------------------------------------------
-    def classify(self, exc: BaseException) -> postgres_errors.Kind:
+    def classify(self, exc: BaseException) -> ErrorKind:
+        """By SQLSTATE (postgres_errors): the classes alone do not tell a deadlock from a typo."""
         return postgres_errors.classify(exc)
 
-    def translate(self, exc: Exception, action: str) -> StreamscoreError:
-        """By SQLSTATE (postgres_errors), with the password scrubbed from driver messages."""
-        if isinstance(exc, psycopg.Error):
-            if postgres_errors.sqlstate(exc) == "P0002":  # raised by the scorer: no such model
-                return ArtifactError(f"postgres: {describe(exc)} (while {action}): install_model() it first",
-                                     reason="not-installed")
-            return postgres_errors.translate(exc, action, self.url.password)
-        return super().translate(exc, action)
+    def error_detail(self, exc: BaseException) -> str:
+        return postgres_errors.detail(exc, self.url.password)
+
+    def error_fix(self, exc: BaseException) -> str | None:
+        return postgres_errors.fix(exc)
 
     def discard_broken_connection(self, exc: Exception) -> None:
         if self._conn is not None and (self._conn.broken or self._conn.closed):

@@ -7,6 +7,7 @@
   (class 53: too many connections 53300, disk full, out of memory);
 * data (:class:`BackendDataError`): class 22 (data exception) and class 23
   (integrity: check, not-null, foreign key); the message carries the SQLSTATE;
+* not installed (:class:`ArtifactError` ``not-installed``): P0002 from the scoring function;
 * fatal (:class:`BackendError`): everything else, e.g. 42P01 (undefined table),
   42501 (insufficient privilege), 28P01 (bad password); for the usual set-up
   mistakes the message names the fix.
@@ -17,17 +18,13 @@ scrubbed from driver messages too (libpq echoes parts of a bad conninfo).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import psycopg
 
 from streamscore.backends.base import describe
-from streamscore.errors import BackendDataError, BackendError, BackendUnavailable
+from streamscore.errors import ErrorKind
 
-Kind = Literal["retriable", "data", "fatal"]
-
-RETRIABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57P01", "57P02", "57P03"})
-RETRIABLE_CLASSES = frozenset({"08", "53"})
+#: raised by streamscore_score_batch when the model version is not installed
+NOT_INSTALLED_SQLSTATE = "P0002"
 DATA_CLASSES = frozenset({"22", "23"})
 
 INIT_HINT = "run `streamscore db init --backend postgresql://…` (consumers also do it at start)"
@@ -76,38 +73,48 @@ def sqlstate(exc: BaseException) -> str | None:
     return None
 
 
-def classify(exc: BaseException) -> Kind:
-    """Retriable, data or fatal (see the module docstring)."""
+#: SQLSTATE → (reason, seconds before a retry) of the retriable errors
+RETRIABLE: dict[str, tuple[str, float]] = {
+    "40001": ("serialization-failure", 0.2),
+    "40P01": ("deadlock", 0.2),
+    "55P03": ("lock-not-available", 0.2),
+    "57P01": ("server-shutdown", 1.0),
+    "57P02": ("server-shutdown", 1.0),
+    "57P03": ("server-starting", 1.0),
+}
+RETRIABLE_CLASS_REASONS = {"08": "connection-lost", "53": "insufficient-resources"}
+
+
+def classify(exc: BaseException) -> ErrorKind:
+    """Retriable, data or fatal, with a reason (see the module docstring)."""
     if not isinstance(exc, psycopg.Error):
-        return "fatal"
+        return ErrorKind("fatal", "backend")
     state = sqlstate(exc)
     if state is None:
         # no SQLSTATE: libpq lost or could not open the connection
-        return "retriable" if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) else "fatal"
-    if state in RETRIABLE_SQLSTATES or state[:2] in RETRIABLE_CLASSES:
-        return "retriable"
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return ErrorKind("retriable", "connection-lost", 1.0)
+        return ErrorKind("fatal", "backend")
+    if state in RETRIABLE:
+        reason, delay = RETRIABLE[state]
+        return ErrorKind("retriable", reason, delay)
+    if state[:2] in RETRIABLE_CLASS_REASONS:
+        return ErrorKind("retriable", RETRIABLE_CLASS_REASONS[state[:2]], 1.0)
     if state[:2] in DATA_CLASSES:
-        return "data"
-    return "fatal"
+        return ErrorKind("data", "db-rejected")
+    if state == NOT_INSTALLED_SQLSTATE:
+        return ErrorKind("fatal", "not-installed")
+    return ErrorKind("fatal", "backend")
 
 
-def retry_delay(exc: BaseException) -> float:
-    """Seconds before a retry: short after a deadlock or serialization failure."""
-    return 0.2 if sqlstate(exc) in ("40001", "40P01", "55P03") else 1.0
-
-
-def translate(exc: BaseException, action: str, secret: str | None) -> BackendError:
-    """The streamscore error for a driver error (raise it ``from exc``), without the password."""
-    kind = classify(exc)
-    detail = describe(exc)
+def detail(exc: BaseException, secret: str | None) -> str:
+    """One line naming the driver error and its (implied) SQLSTATE, without the password."""
+    text = describe(exc)
     state = sqlstate(exc)
     if state and not getattr(exc, "sqlstate", None):
-        detail = f"[{state}] {detail}"
-    if secret:
-        detail = detail.replace(secret, "***")
-    if kind == "retriable":
-        return BackendUnavailable(f"postgres unavailable while {action}: {detail}", retry_after=retry_delay(exc))
-    if kind == "data":
-        return BackendDataError(f"postgres rejected the data while {action}: {detail}")
-    fix = FIXES.get(state or "")
-    return BackendError(f"postgres failed while {action}: {detail}" + (f" — {fix}" if fix else ""))
+        text = f"[{state}] {text}"
+    return text.replace(secret, "***") if secret else text
+
+
+def fix(exc: BaseException) -> str | None:
+    return FIXES.get(sqlstate(exc) or "")
