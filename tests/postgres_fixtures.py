@@ -23,8 +23,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from streamscore.backends import postgres_errors
-from streamscore.backends.postgres_sql import conninfo
+from streamscore.backends.postgres import errors as postgres_errors
+from streamscore.backends.postgres.statements import conninfo
 from streamscore.backends.url import BackendURL
 
 ENV = "STREAMSCORE_TEST_POSTGRES_URL"

@@ -271,11 +271,13 @@ def train(
         help="publish the artifact to the models topic (always with --backend kinetica://…)")] = False,
     backend: BackendOpt = None,
     bootstrap: Bootstrap = None,
+    in_database: Annotated[bool, typer.Option(
+        "--in-database", help="train inside the configured backend (one that implements training: kinetica)")] = False,
 ) -> None:
     """Train the seed network (784-100-10, sigmoid, softmax, SGD 0.5) with TensorFlow.
 
-    With --backend kinetica://… the training runs inside Kinetica (a numpy UDF over the
-    training-images table) and the new model is published to the models topic.
+    With --in-database (or --backend naming a backend that trains, e.g. kinetica://…) the training
+    runs inside the database (Kinetica: a numpy UDF) and the new model is published to the models topic.
     """
     from rich.progress import Progress
 
@@ -286,16 +288,14 @@ def train(
     settings = settings_from(kafka_bootstrap=bootstrap, backend=backend)
     sizes = tuple(int(h) for h in hidden.split(",") if h.strip())
     config = TrainConfig(settings.model_name, version, sizes, "sigmoid", steps, batch, learning_rate, seed)
-    trained_in_kinetica = backend is not None and backend.startswith("kinetica")
-    if trained_in_kinetica:
-        from streamscore.backends import open_backend
-        from streamscore.backends.kinetica_train import train_in_database
+    from streamscore.backends import open_configured_backend
 
-        with open_backend(settings.backend_url) as database:
-            artifact = train_in_database(
-                database, steps=steps, version=version, name=settings.model_name,  # type: ignore[arg-type]
-                hidden=sizes, batch_size=batch, learning_rate=learning_rate, seed=seed,
-                mnist_dir=settings.mnist_dir)
+    database = open_configured_backend(settings) if in_database or backend else None
+    in_database = database is not None and (in_database or "train" in database.implements)
+    if database is not None and in_database:
+        database.require("train")
+        with database:
+            artifact = database.train_model(config, settings.mnist_dir)
     else:
         train_split, test_split = load_split("train", settings.mnist_dir), load_split("test", settings.mnist_dir)
         with Progress(console=err_console) as progress:
@@ -305,7 +305,7 @@ def train(
     artifact.save(out)
     console.print(f"wrote {out}: {artifact.name} v{artifact.version}, test accuracy "
                   f"{artifact.manifest['metrics'].get('test_accuracy')}")
-    if publish or trained_in_kinetica:  # a model trained in the database goes to every consumer
+    if publish or in_database:  # a model trained in the database goes to every consumer
         from streamscore.producers.models import publish_model
         from streamscore.shared.kafka import ensure_topics
 

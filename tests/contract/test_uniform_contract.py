@@ -130,7 +130,7 @@ def test_model_names_longer_than_the_limit_are_refused_at_install(backend: Backe
 
 
 def test_missing_predictions_are_retriable() -> None:
-    from streamscore.backends.base import predictions_missing
+    from streamscore.backends.checks import predictions_missing
 
     error = predictions_missing(["a", "b"], 5, ModelRef("mlp", 2, "shadow"))
     assert isinstance(error, BackendUnavailable) and error.retriable

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from streamscore.backends import BackendURL, ImageBatch, ModelRef, SourceOffset, resolve_backend
-from streamscore.backends import kinetica_procs as procs
-from streamscore.backends import kinetica_tables as tables
-from streamscore.backends.kinetica import KineticaBackend, _scored_batch, connection_failure
+from streamscore.backends.kinetica import procs, tables
+from streamscore.backends.kinetica.backend import KineticaBackend, _scored_batch
+from streamscore.backends.kinetica.errors import connection_failure
 from streamscore.errors import ArtifactError, BackendDataError, BackendError, BackendUnavailable, ConfigError
 from streamscore.model.artifact import build_artifact
 

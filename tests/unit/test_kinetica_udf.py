@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import kinetica_harness as harness
-from streamscore.backends import kinetica_tables as tables
+from streamscore.backends.kinetica import tables
 from streamscore.model.artifact import ModelArtifact, build_artifact, weights_digest
 from streamscore.model.reference import forward
 from streamscore.shared.config import default_mnist_dir

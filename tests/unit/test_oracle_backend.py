@@ -28,10 +28,10 @@ from streamscore.backends import (
     ModelRef,
     SourceOffset,
     open_backend,
-    oracle_errors,
-    oracle_sql,
 )
 from streamscore.backends.oracle import OracleBackend
+from streamscore.backends.oracle import errors as oracle_errors
+from streamscore.backends.oracle import statements as oracle_sql
 from streamscore.backends.sqlfiles import read_sql, split_statements
 from streamscore.errors import (
     ArtifactError,
@@ -153,8 +153,7 @@ def test_registry_builds_backend_and_refuses_unknown_options() -> None:
 def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     from streamscore.backends import resolve_backend
 
-    for module in ("streamscore.backends.oracle", "streamscore.backends.oracle_errors",
-                   "streamscore.backends.oracle_sql"):
+    for module in [name for name in sys.modules if name.startswith("streamscore.backends.oracle")]:
         monkeypatch.delitem(sys.modules, module)
     monkeypatch.setitem(sys.modules, "oracledb", None)  # as if not installed
     resolve_backend.cache_clear()

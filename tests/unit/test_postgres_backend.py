@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from streamscore.backends import open_backend, resolve_backend
-from streamscore.backends import postgres_errors as pe
-from streamscore.backends.postgres_sql import conninfo
+from streamscore.backends.postgres import errors as pe
+from streamscore.backends.postgres.statements import conninfo
 from streamscore.backends.url import BackendURL
 from streamscore.errors import (
     ArtifactError,
@@ -37,7 +37,8 @@ def test_schemes_resolve_to_the_postgres_backend(scheme: str) -> None:
 
 def test_a_missing_driver_names_the_pip_extra(monkeypatch: pytest.MonkeyPatch, fresh_registry: None) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)  # "import psycopg" now fails as if not installed
-    monkeypatch.delitem(sys.modules, "streamscore.backends.postgres", raising=False)
+    for module in [name for name in sys.modules if name.startswith("streamscore.backends.postgres")]:
+        monkeypatch.delitem(sys.modules, module)
     with pytest.raises(MissingDependencyError, match=r"pip install 'streamscore\[postgres\]'"):
         open_backend("postgresql://user@localhost/db")
 

@@ -38,13 +38,23 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
+from streamscore.backends.checks import check_model_name, describe
+from streamscore.backends.records import (
+    MAX_MODEL_NAME_BYTES,
+    ROLES,
+    ImageBatch,
+    ModelRef,
+    ScoredBatch,
+    SourceOffset,
+    TopicPartitionKey,
+)
 from streamscore.backends.url import BackendURL
 from streamscore.errors import (
     ArtifactError,
@@ -56,106 +66,12 @@ from streamscore.errors import (
     StreamscoreError,
 )
 from streamscore.model.artifact import ModelArtifact
+from streamscore.model.trainer import TrainConfig
 
-TopicPartitionKey = tuple[str, int]
-
-#: the longest model name (UTF-8 bytes) every engine stores in full (Kinetica: char64)
-MAX_MODEL_NAME_BYTES = 64
-#: the roles a backend stores predictions under (the "role" of the evaluation topic)
-ROLES = ("champion", "shadow")
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """Which model scores a batch: name + version (every prediction carries it) and the serving role.
-
-    ``role`` is "champion" (served) or "shadow" (scored and stored, never served); it is written
-    into every stored prediction and is what the evaluation topic shows.
-    """
-
-    name: str
-    version: int
-    role: str = "champion"
-
-    def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise ConfigError(f"model role {self.role!r} is not one of {', '.join(ROLES)}")
-
-    @property
-    def key(self) -> tuple[str, int]:
-        """(name, version): what identifies the weights, whatever the role."""
-        return (self.name, self.version)
-
-    def __str__(self) -> str:
-        return f"{self.name}:v{self.version}"
-
-
-@dataclass(frozen=True)
-class SourceOffset:
-    """Where one row came from on Kafka (for DLQ headers and offset bookkeeping)."""
-
-    topic: str
-    partition: int
-    offset: int
-
-
-@dataclass
-class ImageBatch:
-    """Decoded images ready for the database; row i of every array belongs together."""
-
-    batch_id: str
-    image_ids: list[str]
-    pixels: npt.NDArray[np.uint8]  # (n, 784)
-    labels: npt.NDArray[np.int16]  # -1 where the message had no label
-    produced_at: npt.NDArray[np.int64]
-    sources: list[SourceOffset]
-    #: next offset to consume per (topic, partition); may cover rows that were dead-lettered
-    offsets: dict[TopicPartitionKey, int] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.image_ids)
-
-    def subset(self, rows: Sequence[int], batch_id: str | None = None) -> ImageBatch:
-        index = np.asarray(rows, dtype=np.int64)
-        sources = [self.sources[i] for i in rows]
-        offsets: dict[TopicPartitionKey, int] = {}
-        for source in sources:
-            key = (source.topic, source.partition)
-            offsets[key] = max(offsets.get(key, 0), source.offset + 1)
-        return ImageBatch(
-            batch_id or self.batch_id,
-            [self.image_ids[i] for i in rows],
-            self.pixels[index],
-            self.labels[index],
-            self.produced_at[index],
-            sources,
-            offsets,
-        )
-
-    def unique_rows(self) -> list[int]:
-        """Row numbers of the first occurrence of each image id."""
-        seen: dict[str, int] = {}
-        for row, image_id in enumerate(self.image_ids):
-            seen.setdefault(image_id, row)
-        return sorted(seen.values())
-
-
-@dataclass(frozen=True)
-class ScoredBatch:
-    """The scores of a committed batch: one row per distinct image id.
-
-    The scores are those the database computed for this batch with ``model`` (whose ``role`` the
-    predictions were stored under); a replayed image keeps its first stored row (same model,
-    same digit). ``scored_at`` is the same on every engine: the epoch ms at which *this*
-    ``write_batch`` call started, for every row, replayed ones included (the stored row keeps
-    the time it was first scored).
-    """
-
-    image_ids: list[str]
-    predicted: npt.NDArray[np.int64]
-    probabilities: npt.NDArray[np.float32]  # (n, 10)
-    scored_at: npt.NDArray[np.int64]  # epoch ms
-    model: ModelRef
+__all__ = [
+    "MAX_MODEL_NAME_BYTES", "ROLES", "Backend", "ImageBatch", "ModelRef", "ScoredBatch", "SourceOffset",
+    "TopicPartitionKey", "describe",
+]
 
 
 class Backend(ABC):
@@ -176,6 +92,9 @@ class Backend(ABC):
     #: driver exceptions that mean "these rows are bad" (bisect and dead-letter)
     data_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
+    #: optional capabilities beyond the contract: "train" (:meth:`train_model`), "drop-schema"
+    #: (:meth:`drop_schema`); callers ask ``"train" in backend.implements`` instead of a URL prefix
+    implements: ClassVar[frozenset[str]] = frozenset()
     #: URL query options this engine reads (name → what it does); any other option is refused
     url_options: ClassVar[Mapping[str, str]] = {}
 
@@ -239,6 +158,29 @@ class Backend(ABC):
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         """Class probabilities computed in the database, storing nothing (canaries, checks, bench)."""
 
+    # -- optional capabilities (see ``implements``) --------------------------------------------
+    def require(self, capability: str) -> None:
+        """ConfigError unless this engine implements ``capability`` (ask before connecting)."""
+        if capability not in self.implements:
+            offered = ", ".join(sorted(self.implements)) or "nothing optional"
+            raise ConfigError(f"the {self.name} backend does not implement {capability!r} (it implements: "
+                              f"{offered}); choose a backend that does, e.g. kinetica://… for training")
+
+    def train_model(self, config: TrainConfig, mnist_dir: Path | None = None) -> ModelArtifact:
+        """Train ``config`` inside the database on the MNIST training split (read from ``mnist_dir``),
+        install the model and return it (capability "train")."""
+        self.require("train")
+        raise NotImplementedError(f"{type(self).__name__} declares 'train' but does not override train_model")
+
+    def drop_schema(self) -> None:
+        """Drop the schema of this URL with everything in it (capability "drop-schema")."""
+        self.require("drop-schema")
+        raise NotImplementedError(f"{type(self).__name__} declares 'drop-schema' but does not override it")
+
+    def engine_benchmarks(self, images: int) -> dict[str, float]:
+        """Figures only this engine has (e.g. PostgreSQL's ingest paths) for ``streamscore bench``."""
+        return {}
+
     # -- errors ----------------------------------------------------------------------------
     def classify(self, exc: BaseException) -> ErrorKind:
         """What a driver exception means; engines override it with their codes (SQLSTATE, ORA-…)."""
@@ -300,50 +242,3 @@ class Backend(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url.masked()!r})"
-
-
-def check_model_name(name: str) -> None:
-    """ArtifactError unless ``name`` fits every engine's model-name column."""
-    size = len(name.encode("utf-8"))
-    if not name or size > MAX_MODEL_NAME_BYTES:
-        raise ArtifactError(
-            f"model name {name[:80]!r} is {size} bytes; names must be 1 to {MAX_MODEL_NAME_BYTES} "
-            "UTF-8 bytes: rename the model", reason="bad-name",
-        )
-
-
-def already_installed(ref: ModelRef, stored_sha256: str | None, artifact: ModelArtifact) -> bool:
-    """True when ``ref`` is installed with the artifact's weights; ArtifactError when with others."""
-    if stored_sha256 is None:
-        return False
-    if stored_sha256 != artifact.sha256:
-        raise ArtifactError(
-            f"{ref} is already installed with different weights (sha256 {stored_sha256[:12]}…, "
-            f"new {artifact.sha256[:12]}…): publish the new weights under a new version",
-            reason="version-conflict",
-        )
-    return True
-
-
-def not_installed(ref: ModelRef, where: str) -> ArtifactError:
-    """The error for scoring or loading a version that is not installed (every engine)."""
-    return ArtifactError(
-        f"model {ref} is not installed in {where}: install_model() it first", reason="not-installed"
-    )
-
-
-def predictions_missing(missing: Sequence[str], expected: int, model: ModelRef) -> BackendUnavailable:
-    """The error for rows without a prediction after scoring (retried: a rebalance race)."""
-    return BackendUnavailable(
-        f"{len(missing)} of {expected} images have no {model} {model.role} prediction after "
-        f"scoring (first: {missing[0]!r}), e.g. another consumer took them over; the batch "
-        "will be written again", reason="predictions-missing",
-    )
-
-
-def describe(exc: BaseException) -> str:
-    """One line naming the driver error, its code when it has one (SQLSTATE, ORA-…)."""
-    code = getattr(exc, "sqlstate", None) or getattr(exc, "full_code", None)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    prefix = f"[{code}] " if code else ""
-    return f"{prefix}{type(exc).__name__}: {text}"[:500]

@@ -129,34 +129,30 @@ def fresh_settings(settings: Settings, backend_url: str, tag: str) -> Settings:
     )
 
 
-#: PostgreSQL schemas made for one bench run, dropped at its end
-SCRATCH_SCHEMAS: list[tuple[str, str]] = []
+#: backend URLs of the scratch schemas made for one bench run, dropped at its end
+SCRATCH_SCHEMAS: list[str] = []
 
 
 def scratch_backend_url(settings: Settings, out: Path, tag: str) -> str:
-    """A database of its own per measurement: a fresh DuckDB file or PostgreSQL schema."""
+    """A database of its own per measurement: a fresh DuckDB file, or a fresh schema where the
+    engine can drop one ("drop-schema" capability and a ``schema`` URL option)."""
     url = settings.backend_url
-    if url.startswith("duckdb:"):
+    backend = open_backend(url)
+    if backend.name == "duckdb":
         path = (out / f"bench-{tag}.duckdb").resolve()
         path.unlink(missing_ok=True)
         return f"duckdb:///{path}"
-    if url.startswith(("postgresql:", "postgres:")):
-        schema = f"ssbench_{tag}_{uuid.uuid4().hex[:6]}"
-        SCRATCH_SCHEMAS.append((url, schema))
-        return f"{url}{'&' if '?' in url else '?'}schema={schema}"
+    if "drop-schema" in backend.implements and "schema" in backend.url_options:
+        scratch = f"{url}{'&' if '?' in url else '?'}schema=ssbench_{tag}_{uuid.uuid4().hex[:6]}"
+        SCRATCH_SCHEMAS.append(scratch)
+        return scratch
     return url
 
 
 def drop_scratch_schemas() -> None:
-    import psycopg
-    from psycopg import sql
-
-    from streamscore.backends.postgres_sql import conninfo
-
     while SCRATCH_SCHEMAS:
-        url, schema = SCRATCH_SCHEMAS.pop()
-        with psycopg.connect(conninfo(open_backend(url).url), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        with open_backend(SCRATCH_SCHEMAS.pop()) as backend:
+            backend.drop_schema()
 
 
 def run_pipeline(settings: Settings, out: Path, images: int, split: MnistSplit, tag: str,
@@ -175,11 +171,9 @@ def run_bench(settings: Settings, *, images: int, bootstrap: str | None, skip_pi
     results: dict[str, Any] = {"backend": open_backend(settings.backend_url).url.masked(), "images": images}
     with console.status("in-database scoring vs numpy…"):
         results["scoring"] = scoring_rates(settings, scratch_backend_url(settings, out, "scoring"), split)
-    if settings.backend_url.startswith(("postgresql:", "postgres:")):
-        from streamscore.bench.postgres_ingest import ingest_benchmark
-
-        with console.status("PostgreSQL ingest: COPY vs executemany…"):
-            results["postgres_ingest"] = ingest_benchmark(settings.backend_url, images)
+    with console.status("engine figures (PostgreSQL: ingest COPY vs executemany)…"), \
+            open_configured_backend(settings) as backend:
+        results["engine"] = backend.engine_benchmarks(images)
     if not skip_pipeline:
         with kafka_for(settings, bootstrap, out) as kafka:
             with console.status("raw Kafka pass-through…"):
@@ -225,8 +219,8 @@ def bench_table(results: dict[str, Any]) -> Table:
     table.add_row("in-database ÷ numpy", f"{scoring['ratio']:.2f}×")
     table.add_row("in-database ÷ the 2016 PL/SQL scorer (≈81 images/s)",
                   f"{scoring['in_db_images_per_s'] / ORACLE_2016_IMAGES_PER_S:,.0f}×")
-    ingest = results.get("postgres_ingest")
-    if ingest:
+    ingest = results.get("engine")
+    if ingest and "copy_binary_rows_per_s" in ingest:
         table.add_row("ingest: COPY (binary, staging)", f"{ingest['copy_binary_rows_per_s']:,.0f} rows/s")
         table.add_row("ingest: executemany", f"{ingest['executemany_rows_per_s']:,.0f} rows/s")
         table.add_row("pure-SQL scoring (not shipped)",

@@ -33,19 +33,12 @@ import numpy.typing as npt
 import psycopg
 from psycopg.types.json import Jsonb
 
-from streamscore.backends import postgres_errors
-from streamscore.backends import postgres_sql as q
-from streamscore.backends.base import (
-    Backend,
-    ImageBatch,
-    ModelRef,
-    ScoredBatch,
-    TopicPartitionKey,
-    already_installed,
-    not_installed,
-)
+from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
+from streamscore.backends.checks import already_installed, not_installed
+from streamscore.backends.postgres import errors as postgres_errors
+from streamscore.backends.postgres import statements as q
 from streamscore.backends.url import BackendURL
-from streamscore.errors import BackendError, ErrorKind
+from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import OUTPUTS, ModelArtifact
 from streamscore.shared.messages import now_ms
 
@@ -60,6 +53,7 @@ class PostgresBackend(Backend):
     extra: ClassVar[str] = "postgres"
     transactional: ClassVar[bool] = True
     concurrent_writers: ClassVar[bool] = True
+    implements: ClassVar[frozenset[str]] = frozenset({"drop-schema"})
     # classes alone do not tell a deadlock from a syntax error: classify() below uses SQLSTATEs
     retriable_errors: ClassVar[tuple[type[BaseException], ...]] = (
         psycopg.OperationalError, psycopg.InterfaceError,
@@ -145,6 +139,19 @@ class PostgresBackend(Backend):
         cursor.execute(q.statement(q.FUNCTION_FILE))
         cursor.execute(q.UPSERT_OBJECT_DIGEST, {"name": q.FUNCTION_NAME, "sha256": digest})
         log.info("installed function %s (sha256 %s)", q.FUNCTION_NAME, digest[:12])
+
+    def drop_schema(self) -> None:
+        """DROP SCHEMA … CASCADE of the URL's ``schema`` option (scratch schemas of tests and bench)."""
+        if not self.schema:
+            raise ConfigError(f"{self.url.masked()} names no schema to drop: add ?schema=NAME")
+        with self.translate_errors(f"dropping schema {self.schema}"):
+            self._connection().execute(q.drop_schema(self.schema))
+
+    def engine_benchmarks(self, images: int) -> dict[str, float]:
+        """Ingest (COPY vs executemany) and scorer (PL/Python vs pure SQL) rates, in a scratch schema."""
+        from streamscore.backends.postgres.bench import ingest_benchmark
+
+        return ingest_benchmark(self.url, images)
 
     # -- offsets ---------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:

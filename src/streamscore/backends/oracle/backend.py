@@ -35,16 +35,10 @@ import numpy as np
 import numpy.typing as npt
 import oracledb
 
-from streamscore.backends import oracle_errors, oracle_sql
-from streamscore.backends.base import (
-    Backend,
-    ImageBatch,
-    ModelRef,
-    ScoredBatch,
-    TopicPartitionKey,
-    already_installed,
-    not_installed,
-)
+from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
+from streamscore.backends.checks import already_installed, not_installed
+from streamscore.backends.oracle import errors as oracle_errors
+from streamscore.backends.oracle import statements as oracle_sql
 from streamscore.backends.sqlfiles import read_sql, split_statements
 from streamscore.backends.url import BackendURL
 from streamscore.errors import (

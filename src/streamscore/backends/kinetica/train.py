@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from streamscore.backends import kinetica_procs as procs
 from streamscore.backends.base import ModelRef
-from streamscore.backends.kinetica import KineticaBackend
+from streamscore.backends.kinetica import KineticaBackend, procs
 from streamscore.model.artifact import ModelArtifact, build_artifact
 from streamscore.model.reference import predict
 from streamscore.model.trainer import CANARY_COUNT

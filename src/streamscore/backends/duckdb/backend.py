@@ -17,16 +17,10 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from streamscore.backends.base import (
-    Backend,
-    ImageBatch,
-    ModelRef,
-    ScoredBatch,
-    TopicPartitionKey,
-    already_installed,
-    not_installed,
-)
-from streamscore.backends.duckdb_scoring import (
+from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
+from streamscore.backends.checks import already_installed, not_installed
+from streamscore.backends.duckdb import errors
+from streamscore.backends.duckdb.scoring import (
     layers_from_rows,
     model_rows,
     raw_column,
@@ -36,7 +30,7 @@ from streamscore.backends.duckdb_scoring import (
 )
 from streamscore.backends.sqlfiles import read_sql, split_statements
 from streamscore.backends.url import BackendURL
-from streamscore.errors import BackendError, ConfigError
+from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import ModelArtifact
 from streamscore.shared.messages import now_ms
 
@@ -62,14 +56,8 @@ class DuckDBBackend(Backend):
     name = "duckdb"
     extra = ""
     concurrent_writers = False
-    # a locked file (another process writes it) or an I/O hiccup: wait and retry
-    retriable_errors: ClassVar[tuple[type[BaseException], ...]] = (
-        duckdb.IOException, duckdb.TransactionException,
-    )
-    # the data was refused: constraint, conversion, out-of-range values
-    data_errors: ClassVar[tuple[type[BaseException], ...]] = (
-        duckdb.ConstraintException, duckdb.ConversionException, duckdb.OutOfRangeException,
-    )
+    retriable_errors: ClassVar[tuple[type[BaseException], ...]] = tuple(errors.RETRIABLE)
+    data_errors: ClassVar[tuple[type[BaseException], ...]] = errors.DATA_ERRORS
 
     url_options: ClassVar[dict[str, str]] = {
         "scorer": "udf (default; STREAMSCORE_DUCKDB_SCORER) or sql: the in-database forward pass",
@@ -85,6 +73,9 @@ class DuckDBBackend(Backend):
         self.path = path or ":memory:"
         self._con: duckdb.DuckDBPyConnection | None = None
         self._models: dict[tuple[str, int], ModelArtifact] = {}
+
+    def classify(self, exc: BaseException) -> ErrorKind:
+        return errors.classify(exc)
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from streamscore.backends.base import ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey, predictions_missing
+from streamscore.backends.base import ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
+from streamscore.backends.checks import predictions_missing
 from streamscore.backends.sqlfiles import read_sql
 from streamscore.backends.url import BackendURL
 from streamscore.errors import ArtifactError, BackendError, ConfigError

@@ -33,27 +33,20 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gpudb
 import numpy as np
 import numpy.typing as npt
 
-from streamscore.backends import kinetica_procs as procs
-from streamscore.backends import kinetica_tables as tables
-from streamscore.backends.base import (
-    Backend,
-    ImageBatch,
-    ModelRef,
-    ScoredBatch,
-    TopicPartitionKey,
-    already_installed,
-    not_installed,
-    predictions_missing,
-)
+from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
+from streamscore.backends.checks import already_installed, not_installed, predictions_missing
+from streamscore.backends.kinetica import errors, procs, tables
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, BackendUnavailable, ConfigError, ErrorKind
 from streamscore.model.artifact import ModelArtifact
+from streamscore.model.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -65,24 +58,6 @@ def _flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes", "on")
 
 
-def connection_failure(exc: BaseException) -> bool:
-    """True when a gpudb error (or one it wraps) means the server was not reached."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, KineticaBackend.retriable_errors):
-            return True
-        if isinstance(current, gpudb.GPUdbException) and not isinstance(
-            current, gpudb.GPUdbUnauthorizedAccessException
-        ) and current.is_connection_failure():
-            return True
-        current = current.__cause__ or current.__context__
-    # InsertionException keeps only the text of what it wraps
-    return isinstance(exc, gpudb.InsertionException) and gpudb.GPUdbException(
-        str(exc)).is_connection_failure()
-
-
 class KineticaBackend(Backend):
     """Stores images, predictions and offsets in Kinetica and scores with a distributed UDF."""
 
@@ -90,14 +65,8 @@ class KineticaBackend(Backend):
     name: ClassVar[str] = "kinetica"
     extra: ClassVar[str] = "kinetica"
     transactional: ClassVar[bool] = False
-    retriable_errors: ClassVar[tuple[type[BaseException], ...]] = (
-        gpudb.GPUdbConnectionException,
-        gpudb.GPUdbHAUnavailableException,
-        gpudb.GPUdbExitException,
-        gpudb.GPUdbFailoverDisabledException,
-        ConnectionError,
-        TimeoutError,
-    )
+    implements: ClassVar[frozenset[str]] = frozenset({"train"})
+    retriable_errors: ClassVar[tuple[type[BaseException], ...]] = errors.RETRIABLE_ERRORS
     #: rows are validated before they are sent (BackendDataError); a server-side
     #: rejection cannot be told apart from a schema fault, so it is fatal, not "data"
     data_errors: ClassVar[tuple[type[BaseException], ...]] = ()
@@ -224,18 +193,20 @@ class KineticaBackend(Backend):
             raise BackendError(f"the UDF returned no probabilities for {len(missing)} images")
         return np.asarray([staged[f"{scratch}/{i}"] for i in range(len(records))], np.float32)
 
+    # -- training in the database ---------------------------------------------------------
+    def train_model(self, config: TrainConfig, mnist_dir: Path | None = None) -> ModelArtifact:
+        """The training UDF over ``training_images`` (see train.py); the model is installed."""
+        from streamscore.backends.kinetica.train import train_in_database
+
+        return train_in_database(
+            self, steps=config.steps, version=config.version, name=config.name, hidden=config.hidden,
+            batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
+            mnist_dir=mnist_dir,
+        )
+
     # -- errors ----------------------------------------------------------------------------
     def classify(self, exc: BaseException) -> ErrorKind:
-        """Connection failures (also wrapped ones) are retriable, refused credentials and the rest fatal.
-
-        Kinetica answers a bad row with the same exception as a schema fault, so nothing is
-        "data" here: rows are validated before they are sent (BackendDataError).
-        """
-        if connection_failure(exc):
-            return ErrorKind("retriable", "connection-lost", 2.0)
-        if isinstance(exc, gpudb.GPUdbUnauthorizedAccessException):
-            return ErrorKind("fatal", "backend-auth")
-        return ErrorKind("fatal", "backend")
+        return errors.classify(exc)
 
     def error_fix(self, exc: BaseException) -> str | None:
         if isinstance(exc, gpudb.GPUdbUnauthorizedAccessException):

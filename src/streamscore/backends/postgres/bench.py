@@ -1,4 +1,5 @@
-"""PostgreSQL ingest and scoring figures for ``streamscore bench`` (docs/postgres.md).
+"""PostgreSQL ingest and scoring figures for ``streamscore bench`` (docs/postgres.md), reached
+through ``PostgresBackend.engine_benchmarks``.
 
 :func:`ingest_benchmark` works in a scratch schema (``ssbench_<random>``) that it drops
 afterwards, on the MNIST test images, and returns rows (or images) per second for:
@@ -23,10 +24,10 @@ import numpy as np
 import numpy.typing as npt
 from psycopg import sql
 
-from streamscore.backends import postgres_sql as q
 from streamscore.backends.activations_sql import ACTIVATION_SQL
 from streamscore.backends.base import ImageBatch, ModelRef, SourceOffset
-from streamscore.backends.postgres import PostgresBackend
+from streamscore.backends.postgres import statements as q
+from streamscore.backends.postgres.backend import PostgresBackend
 from streamscore.backends.sqlfiles import read_sql, split_statements
 from streamscore.backends.url import BackendURL
 from streamscore.model.artifact import ModelArtifact
@@ -79,7 +80,7 @@ def score_with_sql(backend: PostgresBackend, image_ids: list[str], model: ModelA
 
 
 def ingest_benchmark(
-    url: str, images: int = 10_000, *, batch_size: int = 500, sql_images: int = 200
+    url: BackendURL, images: int = 10_000, *, batch_size: int = 500, sql_images: int = 200
 ) -> dict[str, float]:
     """Rows/s of the ingest paths and images/s of the scorers, in a scratch schema (dropped after)."""
     test = load_split("test")
@@ -89,7 +90,7 @@ def ingest_benchmark(
     model = bundled_model(2)
     ref = ModelRef(model.name, model.version)
     schema = f"ssbench_{secrets.token_hex(4)}"
-    backend = PostgresBackend(BackendURL.parse(url).with_options({"schema": schema}))
+    backend = PostgresBackend(url.with_options({"schema": schema}))
     figures: dict[str, float] = {"images": float(images)}
     backend.connect()
     try:
@@ -136,7 +137,7 @@ def ingest_benchmark(
         figures["sql_slowdown"] = figures["plpython_score_images_per_s"] / figures["sql_score_images_per_s"]
     finally:
         try:
-            backend._connection().execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            backend.drop_schema()
         finally:
             backend.close()
     return figures

@@ -1,0 +1,6 @@
+"""Kinetica: the backend (backend.py), tables and rows (tables.py), UDF procs (procs.py),
+in-database training (train.py) and error classification (errors.py). SQL: sql/kinetica/."""
+
+from streamscore.backends.kinetica.backend import KineticaBackend
+
+__all__ = ["KineticaBackend"]

@@ -1,0 +1,178 @@
+"""The PostgreSQL backend's statements, connection string and row conversions.
+
+Statements live in ``sql/postgres/*.sql`` (plain files a DBA can read); this module
+names them, builds libpq connection parameters from a :class:`BackendURL` and turns
+artifacts and batches into bind values and back. Only identifiers (the schema name)
+are ever composed into SQL, with :class:`psycopg.sql.Identifier`; values are binds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from psycopg import pq, sql
+from psycopg.conninfo import make_conninfo
+
+from streamscore.backends.base import ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
+from streamscore.backends.sqlfiles import read_sql, split_statements
+from streamscore.backends.url import BackendURL
+from streamscore.model.artifact import OUTPUTS, ModelArtifact
+
+ENGINE = "postgres"
+SCHEMA_FILE = "schema.sql"
+FUNCTION_FILE = "score_batch.sql"
+FUNCTION_NAME = "streamscore_score_batch"
+
+#: key of the pg_advisory_xact_lock taken around the DDL ("stream" in ASCII)
+SCHEMA_LOCK_KEY = 0x73747265616D
+
+#: URL query options this backend reads itself
+OWN_OPTIONS = frozenset({"schema"})
+#: libpq connection keywords a URL may set (host, port, user, password and dbname are URL parts)
+LIBPQ_OPTIONS = frozenset(
+    d.keyword.decode() for d in pq.Conninfo.get_defaults()
+) - {"host", "port", "user", "password", "dbname"}
+
+#: column types of ss_incoming, for COPY … (FORMAT BINARY)
+STAGING_COLUMNS = ("image_id", "pixels", "label", "produced_at", "src_topic", "src_partition", "src_offset")
+STAGING_TYPES = ("text", "bytea", "int2", "int8", "text", "int4", "int8")
+COPY_STAGING = sql.SQL("COPY ss_incoming ({}) FROM STDIN (FORMAT BINARY)").format(
+    sql.SQL(", ").join(sql.Identifier(column) for column in STAGING_COLUMNS)
+)
+
+SELECT_SCHEMA_EXISTS = "SELECT 1 FROM pg_namespace WHERE nspname = %(schema)s"
+SELECT_OBJECT_DIGEST = (
+    "SELECT o.sha256 FROM schema_objects AS o "
+    "WHERE o.name = %(name)s AND to_regprocedure(%(signature)s) IS NOT NULL"
+)
+UPSERT_OBJECT_DIGEST = (
+    "INSERT INTO schema_objects (name, sha256) VALUES (%(name)s, %(sha256)s) "
+    "ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, installed_at = now()"
+)
+SELECT_OFFSETS = (
+    'SELECT "partition", next_offset FROM consumer_offsets WHERE group_id = %(group_id)s AND topic = %(topic)s'
+)
+FUNCTION_SIGNATURE = f"{FUNCTION_NAME}(text[], bytea[], text, integer)"
+
+
+def statements(name: str) -> list[str]:
+    """The statements of ``sql/postgres/<name>``, in file order."""
+    return split_statements(read_sql(ENGINE, name))
+
+
+def statement(name: str) -> str:
+    (only,) = statements(name)
+    return only
+
+
+def function_digest() -> str:
+    """sha256 of the PL/Python function file: it is replaced in the database only when this changes."""
+    return hashlib.sha256(read_sql(ENGINE, FUNCTION_FILE).encode()).hexdigest()
+
+
+def conninfo(url: BackendURL) -> str:
+    """libpq parameters from the URL (our own options removed); defaults for timeout and name."""
+    params = {key: value for key, value in url.options.items() if key not in OWN_OPTIONS}
+    params.setdefault("connect_timeout", "10")
+    params.setdefault("application_name", "streamscore")
+    return make_conninfo(
+        "", host=url.host, port=url.port, user=url.username, password=url.password,
+        dbname=url.database or None, **params,
+    )
+
+
+def set_search_path(schema: str) -> sql.Composed:
+    return sql.SQL("SET search_path TO {}").format(sql.Identifier(schema))
+
+
+def drop_schema(schema: str) -> sql.Composed:
+    return sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+
+
+def create_schema(schema: str) -> sql.Composed:
+    return sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+
+
+def staging_rows(batch: ImageBatch) -> Iterator[tuple[Any, ...]]:
+    """ss_incoming rows in STAGING_COLUMNS order (label NULL where the message had none)."""
+    for row, image_id in enumerate(batch.image_ids):
+        label = int(batch.labels[row])
+        source = batch.sources[row] if row < len(batch.sources) else None
+        yield (
+            image_id,
+            batch.pixels[row].tobytes(),
+            label if label >= 0 else None,
+            int(batch.produced_at[row]),
+            source.topic if source else None,
+            source.partition if source else None,
+            source.offset if source else None,
+        )
+
+
+def offset_params(group: str, offsets: dict[TopicPartitionKey, int]) -> dict[str, Any]:
+    keys = sorted(offsets)  # a fixed order: concurrent writers lock the rows alike
+    return {
+        "group_id": group,
+        "topics": [topic for topic, _ in keys],
+        "partitions": [partition for _, partition in keys],
+        "offsets": [offsets[key] for key in keys],
+    }
+
+
+def model_params(artifact: ModelArtifact) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Bind values for the models row and the model_layers rows of an artifact."""
+    head = {
+        "name": artifact.name,
+        "version": artifact.version,
+        "activations": list(artifact.activations),
+        "input_scale": artifact.input_scale,
+        "sha256": artifact.sha256,
+        "manifest": json.dumps(artifact.manifest | {"sha256": artifact.sha256}, sort_keys=True),
+    }
+    layers = [
+        {
+            "name": artifact.name, "version": artifact.version, "layer": index,
+            "inputs": int(w.shape[0]), "outputs": int(w.shape[1]),
+            "weights": np.ascontiguousarray(w, np.float32).reshape(-1).tolist(),
+            "biases": np.asarray(b, np.float32).tolist(),
+        }
+        for index, (w, b) in enumerate(zip(artifact.weights, artifact.biases, strict=True))
+    ]
+    return head, layers
+
+
+def artifact_from_rows(ref: ModelRef, head: Sequence[Any], layers: Sequence[Sequence[Any]]) -> ModelArtifact:
+    """Rebuild an artifact from its rows and verify it against the stored digest."""
+    activations, input_scale, sha256, manifest = head
+    weights = tuple(
+        np.asarray(w, np.float32).reshape(int(inputs), int(outputs)) for inputs, outputs, w, _ in layers
+    )
+    biases = tuple(np.asarray(b, np.float32) for *_, b in layers)
+    manifest_dict = manifest if isinstance(manifest, dict) else json.loads(manifest)
+    artifact = ModelArtifact(
+        ref.name, ref.version, tuple(activations), float(input_scale), weights, biases, manifest_dict
+    )
+    artifact.validate(expected_sha256=sha256)
+    return artifact
+
+
+def probabilities(rows: Sequence[Sequence[float]]) -> npt.NDArray[np.float32]:
+    if not rows:
+        return np.zeros((0, OUTPUTS), np.float32)
+    return np.asarray(rows, np.float32).reshape(-1, OUTPUTS)
+
+
+def scored_batch(rows: Sequence[Sequence[Any]], model: ModelRef) -> ScoredBatch:
+    """ScoredBatch from (image_id, predicted, probabilities, scored_at) rows."""
+    return ScoredBatch(
+        image_ids=[str(row[0]) for row in rows],
+        predicted=np.asarray([row[1] for row in rows], np.int64),
+        probabilities=probabilities([row[2] for row in rows]),
+        scored_at=np.asarray([row[3] for row in rows], np.int64),
+        model=model,
+    )

@@ -1,0 +1,112 @@
+"""The values that cross the Backend seam: which model scores (ModelRef), what comes in
+(ImageBatch, SourceOffset) and what comes back (ScoredBatch)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from streamscore.errors import ConfigError
+
+TopicPartitionKey = tuple[str, int]
+
+#: the longest model name (UTF-8 bytes) every engine stores in full (Kinetica: char64)
+MAX_MODEL_NAME_BYTES = 64
+#: the roles a backend stores predictions under (the "role" of the evaluation topic)
+ROLES = ("champion", "shadow")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model scores a batch: name + version (every prediction carries it) and the serving role.
+
+    ``role`` is "champion" (served) or "shadow" (scored and stored, never served); it is written
+    into every stored prediction and is what the evaluation topic shows.
+    """
+
+    name: str
+    version: int
+    role: str = "champion"
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ConfigError(f"model role {self.role!r} is not one of {', '.join(ROLES)}")
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """(name, version): what identifies the weights, whatever the role."""
+        return (self.name, self.version)
+
+    def __str__(self) -> str:
+        return f"{self.name}:v{self.version}"
+
+
+@dataclass(frozen=True)
+class SourceOffset:
+    """Where one row came from on Kafka (for DLQ headers and offset bookkeeping)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class ImageBatch:
+    """Decoded images ready for the database; row i of every array belongs together."""
+
+    batch_id: str
+    image_ids: list[str]
+    pixels: npt.NDArray[np.uint8]  # (n, 784)
+    labels: npt.NDArray[np.int16]  # -1 where the message had no label
+    produced_at: npt.NDArray[np.int64]
+    sources: list[SourceOffset]
+    #: next offset to consume per (topic, partition); may cover rows that were dead-lettered
+    offsets: dict[TopicPartitionKey, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def subset(self, rows: Sequence[int], batch_id: str | None = None) -> ImageBatch:
+        index = np.asarray(rows, dtype=np.int64)
+        sources = [self.sources[i] for i in rows]
+        offsets: dict[TopicPartitionKey, int] = {}
+        for source in sources:
+            key = (source.topic, source.partition)
+            offsets[key] = max(offsets.get(key, 0), source.offset + 1)
+        return ImageBatch(
+            batch_id or self.batch_id,
+            [self.image_ids[i] for i in rows],
+            self.pixels[index],
+            self.labels[index],
+            self.produced_at[index],
+            sources,
+            offsets,
+        )
+
+    def unique_rows(self) -> list[int]:
+        """Row numbers of the first occurrence of each image id."""
+        seen: dict[str, int] = {}
+        for row, image_id in enumerate(self.image_ids):
+            seen.setdefault(image_id, row)
+        return sorted(seen.values())
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """The scores of a committed batch: one row per distinct image id.
+
+    The scores are those the database computed for this batch with ``model`` (whose ``role`` the
+    predictions were stored under); a replayed image keeps its first stored row (same model,
+    same digit). ``scored_at`` is the same on every engine: the epoch ms at which *this*
+    ``write_batch`` call started, for every row, replayed ones included (the stored row keeps
+    the time it was first scored).
+    """
+
+    image_ids: list[str]
+    predicted: npt.NDArray[np.int64]
+    probabilities: npt.NDArray[np.float32]  # (n, 10)
+    scored_at: npt.NDArray[np.int64]  # epoch ms
+    model: ModelRef
