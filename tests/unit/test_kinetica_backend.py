@@ -15,6 +15,7 @@ from streamscore.backends import BackendURL, ImageBatch, ModelRef, SourceOffset,
 from streamscore.backends.kinetica import procs, tables
 from streamscore.backends.kinetica.backend import KineticaBackend, _scored_batch
 from streamscore.backends.kinetica.errors import connection_failure
+from streamscore.backends.sqlfiles import read_sql
 from streamscore.errors import ArtifactError, BackendDataError, BackendError, BackendUnavailable, ConfigError
 from streamscore.model.artifact import build_artifact
 
@@ -41,7 +42,7 @@ def test_bad_url_options_are_config_errors(url: str) -> None:
 
 
 def ddl_columns(table: str) -> list[str]:
-    text = tables.sql("schema", "streamscore")
+    text = read_sql("kinetica", "schema.sql").format(schema="streamscore")
     body = re.search(rf"TABLE IF NOT EXISTS streamscore\.{table}\s*\((.*?)\n\);", text, re.S)
     assert body is not None, table
     names = []

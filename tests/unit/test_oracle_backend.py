@@ -32,7 +32,7 @@ from streamscore.backends import (
 from streamscore.backends.oracle import OracleBackend
 from streamscore.backends.oracle import errors as oracle_errors
 from streamscore.backends.oracle import statements as oracle_sql
-from streamscore.backends.sqlfiles import read_sql, split_statements
+from streamscore.backends.sqlfiles import named_statements, read_sql, script, split_statements
 from streamscore.errors import (
     ArtifactError,
     BackendDataError,
@@ -244,9 +244,9 @@ def test_package_file_holds_two_whole_plsql_units() -> None:
 def test_dml_uses_binds_and_known_tables() -> None:
     schema = read_sql("oracle", "schema.sql")
     tables = set(re.findall(r"CREATE TABLE (\w+)", schema))
-    for name in dir(oracle_sql):
-        text = getattr(oracle_sql, name)
-        if not (name.isupper() and isinstance(text, str) and re.match(r"\s*(SELECT|MERGE|INSERT)", text)):
+    for name, found in named_statements("oracle").items():
+        text = found.text
+        if not re.match(r"\s*(SELECT|MERGE|INSERT)", text):
             continue
         used = set(re.findall(r"(?:FROM|INTO|JOIN)\s+(\w+)", text)) - {"dual", "user_objects",
                                                                       "user_errors"}
@@ -305,11 +305,7 @@ def bind_names(sql: str) -> list[str]:
 
 def oracle_statements() -> list[tuple[str, str]]:
     """(where, text) of every statement the backend sends: oracle_sql constants and sql/oracle."""
-    found = [
-        (name, text) for name in dir(oracle_sql)
-        if name.isupper() and isinstance(text := getattr(oracle_sql, name), str)
-        and re.match(r"\s*(SELECT|MERGE|INSERT|UPDATE|DELETE|BEGIN)", text)
-    ]
+    found = [(name, found.text) for name, found in named_statements("oracle").items()]
     for file in ("schema.sql", oracle_sql.PACKAGE_FILE):
         found += [(file, text) for text in split_statements(read_sql("oracle", file))]
     return found
@@ -317,7 +313,7 @@ def oracle_statements() -> list[tuple[str, str]]:
 
 def test_bind_names_are_not_reserved_words() -> None:
     statements = oracle_statements()
-    assert any(where == "MERGE_IMAGE" for where, _ in statements)
+    assert any(where == "merge_image" for where, _ in statements)
     for where, text in statements:
         names = bind_names(text)
         if re.match(r"\s*CREATE", text, re.I):
@@ -735,7 +731,7 @@ def test_long_model_names_are_refused_before_any_statement(fake: tuple[OracleBac
 def test_compile_error_query_ignores_warnings() -> None:
     # PLW- warnings (PLSQL_WARNINGS enabled by a DBA) sit in user_errors too, with
     # attribute 'WARNING', for a package that is VALID: they must not fail the install
-    assert "attribute = 'ERROR'" in oracle_sql.SELECT_COMPILE_ERRORS
+    assert "attribute = 'ERROR'" in oracle_sql.statement("select_compile_errors")
 
 
 def test_write_batch_retries_scorer_once_after_recompile(
@@ -805,11 +801,17 @@ def test_init_schema_tolerates_existing_objects_and_skips_unchanged_package(
         backend.init_schema()
 
 
-def test_package_compile_errors_are_reported(fake: tuple[OracleBackend, FakeConnection]) -> None:
+def test_package_compile_errors_name_the_line_of_the_file(fake: tuple[OracleBackend, FakeConnection]) -> None:
     backend, conn = fake
+    # Oracle numbers lines from each unit's CREATE line: line 12 of the body is in the file at
+    # the body's start line + 11, and that line holds what the error is about
     conn.results["SELECT type, line,"] = [("PACKAGE BODY", 12, 5, "PLS-00201: identifier 'X'\n")]
-    with pytest.raises(BackendError, match="does not compile: PACKAGE BODY line 12:5 PLS-00201"):
+    _spec, body = script("oracle", oracle_sql.PACKAGE_FILE)
+    file_line = body.file_line(12)
+    with pytest.raises(BackendError, match=rf"mnist_scorer\.sql line {file_line}:5 \(PACKAGE BODY line 12\) PLS-00201"):
         backend.init_schema()
+    lines = read_sql("oracle", oracle_sql.PACKAGE_FILE).splitlines()
+    assert lines[file_line - 1].strip() == body.text.splitlines()[11].strip() != ""
 
 
 def test_install_model_is_idempotent_and_refuses_conflicts(

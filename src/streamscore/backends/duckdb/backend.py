@@ -28,12 +28,13 @@ from streamscore.backends.duckdb.scoring import (
     score_with_sql,
     score_with_udf,
 )
-from streamscore.backends.sqlfiles import read_sql, split_statements
+from streamscore.backends.sqlfiles import script, sql
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import ModelArtifact
 from streamscore.shared.messages import now_ms
 
+ENGINE = "duckdb"
 PIXELS = pa.list_(pa.uint8(), 784)
 
 
@@ -102,20 +103,17 @@ class DuckDBBackend(Backend):
 
     def init_schema(self) -> None:
         with self.translate_errors("creating the schema"):
-            for statement in split_statements(read_sql("duckdb", "schema.sql")):
-                self.con.execute(statement)
+            for statement in script(ENGINE, "schema.sql"):
+                self.con.execute(statement.text)
 
     # -- offsets -----------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
         with self.translate_errors("reading stored offsets"):
-            rows = self.con.execute(
-                'SELECT "partition", next_offset FROM consumer_offsets WHERE group_id = ? AND topic = ?',
-                [group, topic],
-            ).fetchall()
+            rows = self.con.execute(sql(ENGINE, "select_offsets"), {"group_id": group, "topic": topic}).fetchall()
         return {int(p): int(o) for p, o in rows}
 
     def _upsert_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
-        statement = read_sql("duckdb", "upsert_offset.sql")
+        statement = sql(ENGINE, "upsert_offsets")
         for (topic, partition), next_offset in sorted(offsets.items()):
             self.con.execute(statement, {
                 "group_id": group, "topic": topic, "partition": partition, "next_offset": next_offset,
@@ -130,43 +128,32 @@ class DuckDBBackend(Backend):
         manifest = json.dumps(artifact.manifest | {"sha256": artifact.sha256}, sort_keys=True)
         ref = ModelRef(artifact.name, artifact.version)
         with self.translate_errors(f"installing model {ref}"), self._transaction():
-            stored = self.con.execute(
-                "SELECT sha256 FROM models WHERE name = ? AND version = ?", [ref.name, ref.version]
-            ).fetchall()
+            key = {"name": ref.name, "version": ref.version}
+            stored = self.con.execute(sql(ENGINE, "select_model_digest"), key).fetchall()
             if already_installed(ref, stored[0][0] if stored else None, artifact):
                 return
             self.con.register("ss_model_rows", model_rows(artifact))
             try:
-                self.con.execute("INSERT INTO model_layers SELECT * FROM ss_model_rows")
+                self.con.execute(sql(ENGINE, "insert_model_layers"))
             finally:
                 self.con.unregister("ss_model_rows")
-            self.con.execute(
-                "INSERT INTO models (name, version, activations, input_scale, sha256, manifest) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [artifact.name, artifact.version, list(artifact.activations), artifact.input_scale,
-                 artifact.sha256, manifest],
-            )
+            self.con.execute(sql(ENGINE, "insert_model"), {
+                "name": artifact.name, "version": artifact.version, "activations": list(artifact.activations),
+                "input_scale": artifact.input_scale, "sha256": artifact.sha256, "manifest": manifest,
+            })
 
     def installed_versions(self, name: str) -> list[int]:
         with self.translate_errors("listing models"):
-            rows = self.con.execute(
-                "SELECT version FROM models WHERE name = ? ORDER BY version", [name]
-            ).fetchall()
+            rows = self.con.execute(sql(ENGINE, "select_versions"), {"name": name}).fetchall()
         return [int(v) for (v,) in rows]
 
     def load_model(self, ref: ModelRef) -> ModelArtifact:
         with self.translate_errors(f"loading model {ref}"):
-            heads = self.con.execute(
-                "SELECT activations, input_scale, sha256, manifest FROM models WHERE name = ? AND version = ?",
-                [ref.name, ref.version],
-            ).fetchall()
+            key = {"name": ref.name, "version": ref.version}
+            heads = self.con.execute(sql(ENGINE, "select_model_head"), key).fetchall()
             if not heads:
                 raise not_installed(ref, self.path)
-            rows = self._arrow(
-                "SELECT layer, unit, weights, bias FROM model_layers WHERE name = $name "
-                "AND version = $version ORDER BY layer, unit",
-                {"name": ref.name, "version": ref.version},
-            )
+            rows = self._arrow(sql(ENGINE, "select_model_layers"), key)
         weights, biases = layers_from_rows(rows)
         activations, input_scale, sha256, manifest = heads[0]
         artifact = ModelArtifact(
@@ -207,13 +194,13 @@ class DuckDBBackend(Backend):
             self.con.register("ss_incoming", _arrow_batch(unique))
             try:
                 with self._transaction():
-                    self.con.execute(read_sql("duckdb", "write_batch.sql"), {"batch_id": batch.batch_id})
+                    self.con.execute(sql(ENGINE, "insert_images"), {"batch_id": batch.batch_id})
                     self._score_table("ss_incoming", model)
-                    self.con.execute(read_sql("duckdb", "store_predictions.sql"), params | {
+                    self.con.execute(sql(ENGINE, "store_predictions"), params | {
                         "scored_at": scored_at, "batch_id": batch.batch_id,
                     })
                     self._upsert_offsets(group, batch.offsets)
-                    stored = self._arrow(read_sql("duckdb", "batch_predictions.sql"))
+                    stored = self._arrow(sql(ENGINE, "batch_predictions"))
             finally:
                 self.con.unregister("ss_incoming")
         return ScoredBatch(
@@ -237,11 +224,11 @@ class DuckDBBackend(Backend):
                 with self._transaction(commit=False):
                     if self.scorer == "udf":
                         self._model(model)  # load the weights before the query runs the UDF
-                        result = self._arrow(read_sql("duckdb", "score_udf.sql"),
+                        result = self._arrow(sql(ENGINE, "score_pixels_with_udf"),
                                              {"name": model.name, "version": model.version})
                     else:
                         self._score_table("ss_pixels", model)
-                        result = self._arrow("SELECT probabilities FROM ss_scores ORDER BY image_id::BIGINT")
+                        result = self._arrow(sql(ENGINE, "scores_in_input_order"))
             finally:
                 self.con.unregister("ss_pixels")
         return _probabilities(result.column("probabilities"))
@@ -264,16 +251,16 @@ def _probabilities(column: pa.ChunkedArray) -> npt.NDArray[np.float32]:
 
 
 class _Transaction:
-    """BEGIN … COMMIT (or ROLLBACK on error, or always when commit=False)."""
+    """begin … commit (or rollback on error, or always when commit=False), the driver's calls."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, commit: bool) -> None:
         self.con, self.commit = con, commit
 
     def __enter__(self) -> None:
-        self.con.execute("BEGIN TRANSACTION")
+        self.con.begin()
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         if exc_type is None and self.commit:
-            self.con.execute("COMMIT")
+            self.con.commit()
         else:
-            self.con.execute("ROLLBACK")
+            self.con.rollback()

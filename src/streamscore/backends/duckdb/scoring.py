@@ -4,7 +4,8 @@
   whole vectors of pixels and it runs the dense stack with numpy on weights read
   from the ``model_layers`` table (cached per version).
 * ``sql`` — the forward pass as SQL over list functions, one statement per layer
-  (``sql/duckdb/score_sql.sql``); no Python runs inside the query.
+  (``sql_input``, ``sql_layer``, ``sql_activate`` in ``sql/duckdb/scoring.sql``); no Python
+  runs inside the query.
 
 Both read the images from a table and leave ``ss_scores(image_id, probabilities)``.
 Measured with ``streamscore bench`` (README): udf is the default because it is
@@ -22,7 +23,7 @@ import pyarrow as pa
 
 from streamscore.backends.activations_sql import ACTIVATION_SQL
 from streamscore.backends.base import ModelRef
-from streamscore.backends.sqlfiles import read_sql, split_statements
+from streamscore.backends.sqlfiles import sql
 from streamscore.model.artifact import ModelArtifact
 
 UDF_NAME = "streamscore_forward"
@@ -75,25 +76,29 @@ def raw_column(pixels: np.ndarray[Any, np.dtype[np.uint8]]) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), len(contiguous), [None, pa.py_buffer(offsets), pa.py_buffer(contiguous)])
 
 
+#: the tables scoring reads images from (identifiers substituted for {source}; never user input)
+SOURCES = frozenset({"ss_incoming", "ss_pixels"})
+
+
+def _source(source: str) -> str:
+    if source not in SOURCES:
+        raise ValueError(f"{source!r} is not one of the staging tables {sorted(SOURCES)}")
+    return source
+
+
 def score_with_udf(con: duckdb.DuckDBPyConnection, source: str, model: ModelRef) -> None:
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE ss_scores AS "
-        f"SELECT image_id, {UDF_NAME}(raw, $name, $version) AS probabilities FROM {source}",
-        {"name": model.name, "version": model.version},
-    )
+    """ss_scores from the UDF over ``source`` (statement score_with_udf)."""
+    con.execute(sql("duckdb", "score_with_udf").format(source=_source(source)),
+                {"name": model.name, "version": model.version})
 
 
 def score_with_sql(con: duckdb.DuckDBPyConnection, source: str, model: ModelArtifact) -> None:
-    """Run sql/duckdb/score_sql.sql once per layer."""
-    first, layer_sql, activate_sql = split_statements(read_sql("duckdb", "score_sql.sql"))
-    con.execute(first.format(source=source), {"input_scale": model.input_scale})
+    """ss_scores from the pure-SQL pass: sql_input, then sql_layer and sql_activate per layer."""
+    con.execute(sql("duckdb", "sql_input").format(source=_source(source)), {"input_scale": model.input_scale})
     for layer, activation in enumerate(model.activations):
-        con.execute(layer_sql, {"name": model.name, "version": model.version, "layer": layer})
-        con.execute(activate_sql.format(activation=ACTIVATION_SQL[activation]))
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE ss_scores AS "
-        "SELECT image_id, x::FLOAT[10] AS probabilities FROM ss_act"
-    )
+        con.execute(sql("duckdb", "sql_layer"), {"name": model.name, "version": model.version, "layer": layer})
+        con.execute(sql("duckdb", "sql_activate").format(activation=ACTIVATION_SQL[activation]))
+    con.execute(sql("duckdb", "sql_scores"))
 
 
 def model_rows(artifact: ModelArtifact) -> pa.Table:

@@ -16,7 +16,8 @@ import gpudb
 import numpy as np
 
 from streamscore.backends.base import ImageBatch, TopicPartitionKey
-from streamscore.backends.sqlfiles import read_sql, split_statements
+from streamscore.backends.sqlfiles import read_sql, split_script
+from streamscore.backends.sqlfiles import sql as named
 from streamscore.errors import ArtifactError, BackendDataError, BackendError, ConfigError
 from streamscore.model.artifact import ModelArtifact
 from streamscore.shared.messages import MAX_KEY_BYTES
@@ -90,12 +91,14 @@ def check_identifier(value: str, what: str) -> str:
 
 
 def sql(name: str, schema: str) -> str:
-    """A statement from ``sql/kinetica/<name>.sql`` with the schema identifier filled in."""
-    return read_sql("kinetica", f"{name}.sql").format(schema=check_identifier(schema, "schema"))
+    """The named statement ``name`` of ``sql/kinetica/*.sql`` with the schema identifier filled in."""
+    return named("kinetica", name).format(schema=check_identifier(schema, "schema"))
 
 
 def schema_statements(schema: str) -> list[str]:
-    return split_statements(sql("schema", schema))
+    """The statements of ``sql/kinetica/schema.sql``, in order, for this schema."""
+    text = read_sql("kinetica", "schema.sql").format(schema=check_identifier(schema, "schema"))
+    return [part.text for part in split_script(text, "sql/kinetica/schema.sql")]
 
 
 def model_id(name: str, version: int, sha256: str) -> str:

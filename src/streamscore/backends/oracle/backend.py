@@ -39,14 +39,12 @@ from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch
 from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.oracle import errors as oracle_errors
 from streamscore.backends.oracle import statements as oracle_sql
-from streamscore.backends.sqlfiles import read_sql, split_statements
+from streamscore.backends.sqlfiles import script
 from streamscore.backends.url import BackendURL
 from streamscore.errors import (
-    BackendDataError,
     BackendError,
     BackendUnavailable,
     ErrorKind,
-    StreamscoreError,
 )
 from streamscore.model.artifact import OUTPUTS, ModelArtifact
 from streamscore.shared.messages import now_ms
@@ -133,9 +131,9 @@ class OracleBackend(Backend):
         with self.translate_errors("creating the schema"):
             conn = self._connection()
             with conn.cursor() as cursor:
-                for statement in split_statements(read_sql("oracle", oracle_sql.SCHEMA_FILE)):
+                for statement in script("oracle", oracle_sql.SCHEMA_FILE):
                     try:
-                        cursor.execute(statement)
+                        cursor.execute(statement.text)
                     except oracledb.DatabaseError as exc:
                         if oracle_errors.error_codes(exc)[0] not in oracle_sql.ALREADY_EXISTS_CODES:
                             raise
@@ -145,29 +143,27 @@ class OracleBackend(Backend):
         """(Re)compile MNIST_SCORER only when its file changed or it is invalid (see ORA-04068)."""
         digest = oracle_sql.package_digest()
         name = oracle_sql.PACKAGE_NAME
-        cursor.execute(oracle_sql.SELECT_PACKAGE_STATE, [name, name])
+        cursor.execute(oracle_sql.statement("select_package_state"), [name, name])
         row = cursor.fetchone()
         if row is not None and row[0] == digest and row[1] == 2:
             return
         if self.native_plsql:
-            cursor.execute("ALTER SESSION SET PLSQL_CODE_TYPE = 'NATIVE'")
-        for statement in split_statements(read_sql("oracle", oracle_sql.PACKAGE_FILE)):
-            cursor.execute(statement)  # compile errors are a warning here, not an exception
-        cursor.execute(oracle_sql.SELECT_COMPILE_ERRORS, [name])
+            cursor.execute(oracle_sql.statement("native_compilation"))
+        units = script("oracle", oracle_sql.PACKAGE_FILE)
+        for unit in units:
+            cursor.execute(unit.text)  # compile errors are a warning here, not an exception
+        cursor.execute(oracle_sql.statement("select_compile_errors"), [name])
         errors = cursor.fetchall()
         if errors:
-            detail = "; ".join(
-                f"{kind} line {line}:{pos} {text.strip()}" for kind, line, pos, text in errors[:5]
-            )
-            raise BackendError(f"package {name} does not compile: {detail}")
-        cursor.execute(oracle_sql.MERGE_PACKAGE_DIGEST, [name, digest])
+            raise BackendError(f"package {name} does not compile: {oracle_sql.compile_errors(units, errors)}")
+        cursor.execute(oracle_sql.statement("merge_package_digest"), [name, digest])
         conn.commit()
         log.info("installed package %s (sha256 %s)", name, digest[:12])
 
     # -- offsets ---------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
         with self.translate_errors("reading stored offsets"), self._connection().cursor() as cursor:
-            cursor.execute(oracle_sql.SELECT_OFFSETS, [group, topic])
+            cursor.execute(oracle_sql.statement("select_offsets"), [group, topic])
             return {int(partition): int(offset) for partition, offset in cursor.fetchall()}
 
     def store_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
@@ -178,7 +174,7 @@ class OracleBackend(Backend):
             try:
                 with conn.cursor() as cursor:
                     binds = oracle_sql.offset_binds(group, offsets)
-                    cursor.executemany(oracle_sql.MERGE_OFFSET, binds)
+                    cursor.executemany(oracle_sql.statement("merge_offset"), binds)
                 conn.commit()
             except BaseException:
                 self._rollback()
@@ -192,16 +188,16 @@ class OracleBackend(Backend):
             conn = self._connection()
             try:
                 with conn.cursor() as cursor:
-                    cursor.execute(oracle_sql.SELECT_MODEL_DIGEST, [ref.name, ref.version])
+                    cursor.execute(oracle_sql.statement("select_model_digest"), [ref.name, ref.version])
                     existing = cursor.fetchone()
                     if already_installed(ref, None if existing is None else str(existing[0]), artifact):
                         return
                     if model_bind[-1] is None:
                         # a NULL canary: type it RAW, a NULL string would not convert to BLOB
                         cursor.setinputsizes(*[None] * 6, oracledb.DB_TYPE_RAW)
-                    cursor.execute(oracle_sql.INSERT_MODEL, model_bind)
+                    cursor.execute(oracle_sql.statement("insert_model"), model_bind)
                     for layer in layer_binds:  # a few rows; each weights BLOB is bound as bytes
-                        cursor.execute(oracle_sql.INSERT_LAYER, layer)
+                        cursor.execute(oracle_sql.statement("insert_layer"), layer)
                 conn.commit()
             except BaseException:
                 self._rollback()
@@ -211,16 +207,16 @@ class OracleBackend(Backend):
     def installed_versions(self, name: str) -> list[int]:
         action = f"listing versions of model {name}"
         with self.translate_errors(action), self._connection().cursor() as cursor:
-            cursor.execute(oracle_sql.SELECT_VERSIONS, [name])
+            cursor.execute(oracle_sql.statement("select_versions"), [name])
             return [int(version) for (version,) in cursor.fetchall()]
 
     def load_model(self, ref: ModelRef) -> ModelArtifact:
         with self.translate_errors(f"loading model {ref}"), self._connection().cursor() as cursor:
-            cursor.execute(oracle_sql.SELECT_MODEL, [ref.name, ref.version], fetch_lobs=False)
+            cursor.execute(oracle_sql.statement("select_model"), [ref.name, ref.version], fetch_lobs=False)
             model_row = cursor.fetchone()
             if model_row is None:
                 raise not_installed(ref, self.url.masked())
-            cursor.execute(oracle_sql.SELECT_LAYERS, [ref.name, ref.version], fetch_lobs=False)
+            cursor.execute(oracle_sql.statement("select_layers"), [ref.name, ref.version], fetch_lobs=False)
             layer_rows = cursor.fetchall()
         return oracle_sql.artifact_from_rows(ref, model_row, layer_rows)
 
@@ -236,7 +232,7 @@ class OracleBackend(Backend):
                     self._merge_images(cursor, oracle_sql.image_binds(batch, rows))
                     if batch.offsets:
                         binds = oracle_sql.offset_binds(group, batch.offsets)
-                        cursor.executemany(oracle_sql.MERGE_OFFSET, binds)
+                        cursor.executemany(oracle_sql.statement("merge_offset"), binds)
                     fetched = self._score_and_fetch(cursor, batch.batch_id, model) if rows else []
                     # after scoring: a missing model fails there first, with ORA-20001 (fatal),
                     # not here with a foreign-key error the loop would take for bad rows
@@ -276,7 +272,7 @@ class OracleBackend(Backend):
         """
         if model.role != "champion" or self._active.get(model.name) == model.version:
             return False
-        cursor.execute(oracle_sql.MERGE_ACTIVE, [model.name, model.version])
+        cursor.execute(oracle_sql.statement("merge_active"), [model.name, model.version])
         return True
 
     def _merge_images(self, cursor: oracledb.Cursor, binds: list[oracle_sql.ImageBind]) -> None:
@@ -287,11 +283,11 @@ class OracleBackend(Backend):
             # label is often NULL for a whole batch: type it, or it would bind as a string
             # (set before every executemany, in case input sizes last a single execution)
             cursor.setinputsizes(None, None, oracledb.DB_TYPE_NUMBER, oracledb.DB_TYPE_NUMBER, None)
-            cursor.executemany(oracle_sql.MERGE_IMAGE, pending, batcherrors=True)
+            cursor.executemany(oracle_sql.statement("merge_image"), pending, batcherrors=True)
             errors = cursor.getbatcherrors()
             rejected = [error for error in errors if error.code != 1]
             if rejected:
-                raise row_errors(rejected, pending)
+                raise oracle_errors.row_errors(rejected, pending)
             # ORA-00001: another session inserted the same id and committed while this MERGE
             # waited on its index entry. Its row (pixels) is kept, but the row was skipped here,
             # so its batch_id still names the other batch: score_batch would not see it and
@@ -315,27 +311,6 @@ class OracleBackend(Backend):
                 raise
             log.info("package state discarded (package recompiled); calling the scorer again")
             cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
-        cursor.execute(oracle_sql.SELECT_PREDICTIONS, arguments)
+        cursor.execute(oracle_sql.statement("select_predictions"), arguments)
         return list(cursor.fetchall())
 
-
-def row_errors(errors: list[Any], binds: list[oracle_sql.ImageBind]) -> StreamscoreError:
-    """One error for the per-row errors of a MERGE, each classified on its own.
-
-    fatal beats retriable beats data: a deadlock on one row is an outage to retry (the retry
-    meets any bad row again, and then the loop bisects), not a reason to dead-letter rows.
-    """
-    kinds = [(oracle_errors.classify_error(error), error) for error in errors]
-    for wanted in ("fatal", "retriable", "data"):
-        matching = [(kind, error) for kind, error in kinds if kind.kind == wanted]
-        if matching:
-            break
-    kind, first = matching[0]
-    where = (f"{len(matching)} of {len(binds)} images, first {binds[first.offset][0]!r}: "
-             f"[{first.full_code}] {str(first.message).splitlines()[0]}")
-    if kind.kind == "retriable":
-        return BackendUnavailable(f"oracle unavailable while merging {where}",
-                                  retry_after=kind.retry_after or 0.0, reason=kind.reason)
-    if kind.kind == "data":
-        return BackendDataError(f"oracle rejected {where}", reason=kind.reason)
-    return BackendError(f"oracle failed on {where}", reason=kind.reason)

@@ -23,9 +23,12 @@ advise ("match codes, not text"):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import oracledb
 
-from streamscore.errors import ErrorKind
+from streamscore.errors import BackendDataError, BackendError, BackendUnavailable, ErrorKind, StreamscoreError
 
 #: "existing state of packages has been discarded" and the errors that come with it
 PACKAGE_STATE_CODES = frozenset({4061, 4065, 4068, 6508})
@@ -155,3 +158,25 @@ def retry_delay(exc: BaseException) -> float:
 def fix(exc: BaseException) -> str | None:
     """What to do about a common fatal error (shown after the driver's message)."""
     return FIXES.get(error_codes(exc)[0])
+
+
+def row_errors(errors: list[Any], binds: Sequence[Sequence[Any]]) -> StreamscoreError:
+    """One error for the per-row errors of a MERGE, each classified on its own.
+
+    fatal beats retriable beats data: a deadlock on one row is an outage to retry (the retry
+    meets any bad row again, and then the loop bisects), not a reason to dead-letter rows.
+    """
+    kinds = [(classify_error(error), error) for error in errors]
+    for wanted in ("fatal", "retriable", "data"):
+        matching = [(kind, error) for kind, error in kinds if kind.kind == wanted]
+        if matching:
+            break
+    kind, first = matching[0]
+    where = (f"{len(matching)} of {len(binds)} images, first {binds[first.offset][0]!r}: "
+             f"[{first.full_code}] {str(first.message).splitlines()[0]}")
+    if kind.kind == "retriable":
+        return BackendUnavailable(f"oracle unavailable while merging {where}",
+                                  retry_after=kind.retry_after or 0.0, reason=kind.reason)
+    if kind.kind == "data":
+        return BackendDataError(f"oracle rejected {where}", reason=kind.reason)
+    return BackendError(f"oracle failed on {where}", reason=kind.reason)

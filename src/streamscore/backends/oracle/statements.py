@@ -1,8 +1,9 @@
-"""Oracle backend, the parts that need no server: URL → connect arguments, the DML
-text, batch → bind rows, model artifact ↔ table rows, prediction rows → ScoredBatch.
+"""Oracle backend, the parts that need no server: URL → connect arguments, the statements
+by name, batch → bind rows, model artifact ↔ table rows, prediction rows → ScoredBatch.
 
-Every value travels as a bind variable; the only text put into SQL is fixed here.
-The DDL and the PL/SQL scorer live in ``sql/oracle/`` (schema.sql, mnist_scorer.sql).
+Every value travels as a bind variable. The statements live in ``sql/oracle/queries.sql``
+(looked up by name with :func:`statement`), the DDL and the PL/SQL scorer in the scripts
+``sql/oracle/schema.sql`` and ``sql/oracle/mnist_scorer.sql``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy.typing as npt
 
 from streamscore.backends.base import ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
 from streamscore.backends.checks import predictions_missing
-from streamscore.backends.sqlfiles import read_sql
+from streamscore.backends.sqlfiles import Statement, read_sql, sql
 from streamscore.backends.url import BackendURL
 from streamscore.errors import ArtifactError, BackendError, ConfigError
 from streamscore.model.artifact import INPUTS, OUTPUTS, ModelArtifact
@@ -109,98 +110,34 @@ def resolve_password(url: BackendURL, environ: Mapping[str, str]) -> str:
     return password
 
 
-def package_digest() -> str:
-    """sha256 of sql/oracle/mnist_scorer.sql: the package is recompiled only when it changes."""
-    return hashlib.sha256(read_sql("oracle", PACKAGE_FILE).encode()).hexdigest()
+def statement(name: str) -> str:
+    """The named statement ``name`` of ``sql/oracle/*.sql``."""
+    return sql("oracle", name)
 
-
-# -- DML ----------------------------------------------------------------------------------
-
-#: one row per image; the first write wins, a replay only moves the image to the new batch
-MERGE_IMAGE = """
-MERGE INTO mnist_images t
-USING (SELECT :1 AS image_id, :2 AS pixels, :3 AS label, :4 AS produced_at, :5 AS batch_id
-         FROM dual) s
-   ON (t.image_id = s.image_id)
- WHEN MATCHED THEN UPDATE SET t.batch_id = s.batch_id
- WHEN NOT MATCHED THEN INSERT (image_id, pixels, label, produced_at, batch_id)
-      VALUES (s.image_id, s.pixels, s.label, s.produced_at, s.batch_id)"""
-
-#: offsets only move forward, so a late replay cannot rewind another consumer's progress
-MERGE_OFFSET = """
-MERGE INTO consumer_offsets t
-USING (SELECT :1 AS consumer_group, :2 AS topic, :3 AS kafka_partition, :4 AS next_offset
-         FROM dual) s
-   ON (t.consumer_group = s.consumer_group AND t.topic = s.topic
-       AND t.kafka_partition = s.kafka_partition)
- WHEN MATCHED THEN UPDATE SET t.next_offset = GREATEST(t.next_offset, s.next_offset),
-                              t.updated_at = SYSTIMESTAMP
- WHEN NOT MATCHED THEN INSERT (consumer_group, topic, kafka_partition, next_offset)
-      VALUES (s.consumer_group, s.topic, s.kafka_partition, s.next_offset)"""
-
-SELECT_OFFSETS = """
-SELECT kafka_partition, next_offset FROM consumer_offsets
- WHERE consumer_group = :1 AND topic = :2"""
-
-MERGE_ACTIVE = """
-MERGE INTO active_models t
-USING (SELECT :1 AS model_name, :2 AS model_version FROM dual) s
-   ON (t.model_name = s.model_name)
- WHEN MATCHED THEN UPDATE SET t.model_version = s.model_version, t.activated_at = SYSTIMESTAMP
- WHEN NOT MATCHED THEN INSERT (model_name, model_version) VALUES (s.model_name, s.model_version)"""
 
 #: the scorer (sql/oracle/mnist_scorer.sql): batch id, model name, version, role
 SCORE_PROCEDURE = "mnist_scorer.score_batch"
 
-SELECT_PREDICTIONS = """
-SELECT p.image_id, p.predicted, p.probabilities, p.scored_at
-  FROM mnist_predictions p JOIN mnist_images i ON i.image_id = p.image_id
- WHERE i.batch_id = :1 AND p.model_name = :2 AND p.model_version = :3 AND p.role = :4"""
 
-SELECT_MODEL = """
-SELECT sha256, layer_count, input_scale, manifest, canary_pixels FROM model_versions
- WHERE model_name = :1 AND model_version = :2"""
+def compile_errors(units: Sequence[Statement], errors: Sequence[Sequence[Any]]) -> str:
+    """user_errors rows (type, line, position, text) with the line of the package *file*.
 
-SELECT_LAYERS = """
-SELECT layer_no, n_in, n_out, activation, biases, weights FROM model_layers
- WHERE model_name = :1 AND model_version = :2 ORDER BY layer_no"""
+    Oracle numbers the lines of each unit from its CREATE line; ``units`` are the file's
+    statements (spec, then body) with their start lines, so the reported line matches the file.
+    """
+    start = {"PACKAGE": units[0], "PACKAGE BODY": units[-1]}
+    parts = []
+    for kind, line, position, text in list(errors)[:5]:
+        unit = start.get(str(kind))
+        where = f"{unit.file} line {unit.file_line(int(line))}" if unit else f"{kind} line {line}"
+        parts.append(f"{where}:{position} ({kind} line {line}) {str(text).strip()}")
+    return "; ".join(parts)
 
-SELECT_MODEL_DIGEST = """
-SELECT sha256 FROM model_versions WHERE model_name = :1 AND model_version = :2"""
 
-SELECT_VERSIONS = """
-SELECT model_version FROM model_versions WHERE model_name = :1 ORDER BY model_version"""
+def package_digest() -> str:
+    """sha256 of sql/oracle/mnist_scorer.sql: the package is recompiled only when it changes."""
+    return hashlib.sha256(read_sql("oracle", PACKAGE_FILE).encode()).hexdigest()
 
-# large binds (CLOB/BLOB) last: python-oracledb sends values over 32 KB after the others
-INSERT_MODEL = """
-INSERT INTO model_versions
-  (model_name, model_version, sha256, layer_count, input_scale, manifest, canary_pixels)
-VALUES (:1, :2, :3, :4, :5, :6, :7)"""
-
-INSERT_LAYER = """
-INSERT INTO model_layers
-  (model_name, model_version, layer_no, n_in, n_out, activation, biases, weights)
-VALUES (:1, :2, :3, :4, :5, :6, :7, :8)"""
-
-SELECT_PACKAGE_STATE = """
-SELECT (SELECT source_sha256 FROM schema_objects WHERE object_name = :1),
-       (SELECT COUNT(*) FROM user_objects
-         WHERE object_name = :2 AND object_type IN ('PACKAGE', 'PACKAGE BODY') AND status = 'VALID')
-  FROM dual"""
-
-#: errors only: with PLSQL_WARNINGS enabled (a DBA's ALTER SYSTEM), user_errors also holds
-#: PLW- warnings of a package that compiled VALID, which must not stop the install
-SELECT_COMPILE_ERRORS = """
-SELECT type, line, position, text FROM user_errors
- WHERE name = :1 AND attribute = 'ERROR' ORDER BY type, sequence"""
-
-MERGE_PACKAGE_DIGEST = """
-MERGE INTO schema_objects t
-USING (SELECT :1 AS object_name, :2 AS source_sha256 FROM dual) s
-   ON (t.object_name = s.object_name)
- WHEN MATCHED THEN UPDATE SET t.source_sha256 = s.source_sha256, t.installed_at = SYSTIMESTAMP
- WHEN NOT MATCHED THEN INSERT (object_name, source_sha256)
-      VALUES (s.object_name, s.source_sha256)"""
 
 # -- batches ------------------------------------------------------------------------------
 
@@ -209,7 +146,7 @@ OffsetBind = tuple[str, str, int, int]
 
 
 def image_binds(batch: ImageBatch, rows: Sequence[int]) -> list[ImageBind]:
-    """MERGE_IMAGE parameters for ``rows``: id, 784 pixel bytes, label or NULL, ms, batch id."""
+    """merge_image parameters for ``rows``: id, 784 pixel bytes, label or NULL, ms, batch id."""
     pixels = np.ascontiguousarray(batch.pixels, dtype=np.uint8)
     if pixels.ndim != 2 or pixels.shape[1] != INPUTS:
         raise BackendError(
@@ -229,7 +166,7 @@ def image_binds(batch: ImageBatch, rows: Sequence[int]) -> list[ImageBind]:
 
 
 def offset_binds(group: str, offsets: Mapping[TopicPartitionKey, int]) -> list[OffsetBind]:
-    """MERGE_OFFSET parameters, in a stable order (fewer lock-order deadlocks between consumers)."""
+    """merge_offset parameters, in a stable order (fewer lock-order deadlocks between consumers)."""
     return [
         (group, topic, partition, int(offset))
         for (topic, partition), offset in sorted(offsets.items())
@@ -239,7 +176,7 @@ def offset_binds(group: str, offsets: Mapping[TopicPartitionKey, int]) -> list[O
 def scored_batch(
     image_ids: Sequence[str], rows: Sequence[tuple[Any, ...]], model: ModelRef, scored_at: int
 ) -> ScoredBatch:
-    """SELECT_PREDICTIONS rows in the order of ``image_ids``; ``scored_at`` is this pass's time.
+    """select_predictions rows in the order of ``image_ids``; ``scored_at`` is this pass's time.
 
     An id without a row (another consumer moved the image to its batch in a rebalance race)
     is BackendUnavailable ``predictions-missing``: the batch is written again.
@@ -278,7 +215,7 @@ def full_manifest(artifact: ModelArtifact) -> dict[str, Any]:
 
 
 def model_binds(artifact: ModelArtifact) -> tuple[ModelBind, list[LayerBind]]:
-    """INSERT_MODEL and INSERT_LAYER parameters: weights as row-major little-endian float32."""
+    """insert_model and insert_layer parameters: weights as row-major little-endian float32."""
     for index, weights in enumerate(artifact.weights):
         if weights.size > MAX_LAYER_ENTRIES:
             raise ArtifactError(
@@ -317,7 +254,7 @@ def model_binds(artifact: ModelArtifact) -> tuple[ModelBind, list[LayerBind]]:
 def artifact_from_rows(
     ref: ModelRef, model_row: Sequence[Any], layer_rows: Sequence[Sequence[Any]]
 ) -> ModelArtifact:
-    """Rebuild an artifact from SELECT_MODEL / SELECT_LAYERS rows and verify its digest."""
+    """Rebuild an artifact from select_model / select_layers rows and verify its digest."""
     sha256, layer_count, input_scale, manifest_text, canary_bytes = model_row
     manifest = json.loads(manifest_text)
     if len(layer_rows) != int(layer_count):

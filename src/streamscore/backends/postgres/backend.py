@@ -80,7 +80,7 @@ class PostgresBackend(Backend):
             try:
                 if self.schema:
                     conn.execute(q.set_search_path(self.schema))
-                conn.execute(q.statement("staging.sql"))
+                conn.execute(q.statement("create_staging"))
             except BaseException:
                 conn.close()
                 raise
@@ -120,24 +120,25 @@ class PostgresBackend(Backend):
         with self.translate_errors("creating the schema"):
             conn = self._connection()
             with conn.transaction(), conn.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": q.SCHEMA_LOCK_KEY})
+                cursor.execute(q.statement("lock_schema_changes"), {"key": q.SCHEMA_LOCK_KEY})
                 if self.schema:
-                    cursor.execute(q.SELECT_SCHEMA_EXISTS, {"schema": self.schema})
+                    cursor.execute(q.statement("schema_exists"), {"schema": self.schema})
                     if cursor.fetchone() is None:
-                        cursor.execute(q.create_schema(self.schema))
-                for statement in q.statements(q.SCHEMA_FILE):
+                        cursor.execute(q.with_schema("create_schema", self.schema))
+                for statement in q.schema_statements():
                     cursor.execute(statement)
                 self._install_function(cursor)
 
     def _install_function(self, cursor: psycopg.Cursor[Any]) -> None:
         """CREATE OR REPLACE the PL/Python scorer only when its file changed (or it is missing)."""
         digest = q.function_digest()
-        cursor.execute(q.SELECT_OBJECT_DIGEST, {"name": q.FUNCTION_NAME, "signature": q.FUNCTION_SIGNATURE})
+        cursor.execute(q.statement("select_object_digest"),
+                       {"name": q.FUNCTION_NAME, "signature": q.FUNCTION_SIGNATURE})
         row = cursor.fetchone()
         if row is not None and row[0] == digest:
             return
-        cursor.execute(q.statement(q.FUNCTION_FILE))
-        cursor.execute(q.UPSERT_OBJECT_DIGEST, {"name": q.FUNCTION_NAME, "sha256": digest})
+        cursor.execute(q.function_statement())
+        cursor.execute(q.statement("upsert_object_digest"), {"name": q.FUNCTION_NAME, "sha256": digest})
         log.info("installed function %s (sha256 %s)", q.FUNCTION_NAME, digest[:12])
 
     def drop_schema(self) -> None:
@@ -145,7 +146,7 @@ class PostgresBackend(Backend):
         if not self.schema:
             raise ConfigError(f"{self.url.masked()} names no schema to drop: add ?schema=NAME")
         with self.translate_errors(f"dropping schema {self.schema}"):
-            self._connection().execute(q.drop_schema(self.schema))
+            self._connection().execute(q.with_schema("drop_schema", self.schema))
 
     def engine_benchmarks(self, images: int) -> dict[str, float]:
         """Ingest (COPY vs executemany) and scorer (PL/Python vs pure SQL) rates, in a scratch schema."""
@@ -156,7 +157,8 @@ class PostgresBackend(Backend):
     # -- offsets ---------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
         with self.translate_errors("reading stored offsets"):
-            rows = self._connection().execute(q.SELECT_OFFSETS, {"group_id": group, "topic": topic}).fetchall()
+            rows = self._connection().execute(
+                q.statement("select_offsets"), {"group_id": group, "topic": topic}).fetchall()
         return {int(partition): int(offset) for partition, offset in rows}
 
     def store_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
@@ -165,46 +167,42 @@ class PostgresBackend(Backend):
         with self.translate_errors("storing offsets"):
             conn = self._connection()
             with conn.transaction():
-                conn.execute(q.statement("upsert_offsets.sql"), q.offset_params(group, offsets))
+                conn.execute(q.statement("upsert_offsets"), q.offset_params(group, offsets))
 
     # -- models ----------------------------------------------------------------------------
     def _install_model(self, artifact: ModelArtifact) -> None:
-        insert_model, insert_layer, select_digest, *_ = q.statements("models.sql")
         head, layers = q.model_params(artifact)
         ref = ModelRef(artifact.name, artifact.version)
         with self.translate_errors(f"installing model {ref}"):
             conn = self._connection()
             with conn.transaction(), conn.cursor() as cursor:
-                cursor.execute(select_digest, head)
+                cursor.execute(q.statement("select_model_digest"), head)
                 existing = cursor.fetchone()
                 if already_installed(ref, None if existing is None else str(existing[0]), artifact):
                     return
-                cursor.execute(insert_model, head | {"manifest": Jsonb(head["manifest"])})
-                cursor.executemany(insert_layer, layers)
+                cursor.execute(q.statement("insert_model"), head | {"manifest": Jsonb(head["manifest"])})
+                cursor.executemany(q.statement("insert_layer"), layers)
         log.info("installed model %s (%d layers)", ref, len(layers))
 
     def installed_versions(self, name: str) -> list[int]:
-        select_versions = q.statements("models.sql")[3]
         with self.translate_errors(f"listing versions of model {name}"):
-            rows = self._connection().execute(select_versions, {"name": name}).fetchall()
+            rows = self._connection().execute(q.statement("select_versions"), {"name": name}).fetchall()
         return [int(version) for (version,) in rows]
 
     def load_model(self, ref: ModelRef) -> ModelArtifact:
-        *_, select_head, select_layers = q.statements("models.sql")
         params = {"name": ref.name, "version": ref.version}
         with self.translate_errors(f"loading model {ref}"):
             conn = self._connection()
-            head = conn.execute(select_head, params).fetchone()
+            head = conn.execute(q.statement("select_model_head"), params).fetchone()
             if head is None:
                 raise not_installed(ref, self.schema or "the search_path schema")
-            layers = conn.execute(select_layers, params).fetchall()
+            layers = conn.execute(q.statement("select_model_layers"), params).fetchall()
         return q.artifact_from_rows(ref, head, layers)
 
     # -- scoring ---------------------------------------------------------------------------
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
         rows = batch.unique_rows()  # a repeated id is stored (and scored) once, first occurrence wins
         unique = batch.subset(rows) if len(rows) < len(batch) else batch
-        insert_images, score_and_store = q.statements("write_batch.sql")
         params = {
             "batch_id": batch.batch_id, "name": model.name, "version": model.version,
             "role": model.role, "scored_at": now_ms(),
@@ -213,11 +211,11 @@ class PostgresBackend(Backend):
             conn = self._connection()
             with conn.transaction(), conn.cursor() as cursor:
                 self._copy_staging(cursor, unique)
-                cursor.execute(insert_images, params)
-                cursor.execute(score_and_store, params)
+                cursor.execute(q.statement("insert_images"), params)
+                cursor.execute(q.statement("score_and_store"), params)
                 stored = cursor.fetchall()
                 if batch.offsets:
-                    cursor.execute(q.statement("upsert_offsets.sql"), q.offset_params(group, batch.offsets))
+                    cursor.execute(q.statement("upsert_offsets"), q.offset_params(group, batch.offsets))
         return q.scored_batch(stored, model)
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
@@ -232,14 +230,14 @@ class PostgresBackend(Backend):
         with self.translate_errors(f"scoring {len(pixels)} images with {model}"):
             conn = self._connection()
             with conn.transaction(force_rollback=True), conn.cursor() as cursor:
-                cursor.execute(q.statement("score.sql"), params)
+                cursor.execute(q.statement("score_pixels"), params)
                 rows = cursor.fetchall()
         rows.sort(key=lambda row: int(row[0]))
         return q.probabilities([row[1] for row in rows])
 
     @staticmethod
     def _copy_staging(cursor: psycopg.Cursor[Any], batch: ImageBatch) -> None:
-        with cursor.copy(q.COPY_STAGING) as copy:
+        with cursor.copy(q.statement("copy_staging")) as copy:
             copy.set_types(list(q.STAGING_TYPES))
             for row in q.staging_rows(batch):
                 copy.write_row(row)

@@ -10,7 +10,7 @@ afterwards, on the MNIST test images, and returns rows (or images) per second fo
 * ``write_batch_images_per_s`` — the backend's whole ``write_batch`` (ingest, PL/Python
   scoring, predictions, offsets, commit) in batches of ``batch_size``;
 * ``plpython_score_images_per_s`` — ``score()`` of all images in one call (nothing stored);
-* ``sql_score_images_per_s`` — the pure-SQL forward pass (``sql/postgres/bench_score_sql.sql``)
+* ``sql_score_images_per_s`` — the pure-SQL forward pass (``sql/postgres/bench.sql``)
   on the first ``sql_images`` images, and ``sql_slowdown`` = PL/Python rate / SQL rate.
 """
 
@@ -28,19 +28,12 @@ from streamscore.backends.activations_sql import ACTIVATION_SQL
 from streamscore.backends.base import ImageBatch, ModelRef, SourceOffset
 from streamscore.backends.postgres import statements as q
 from streamscore.backends.postgres.backend import PostgresBackend
-from streamscore.backends.sqlfiles import read_sql, split_statements
 from streamscore.backends.url import BackendURL
 from streamscore.model.artifact import ModelArtifact
 from streamscore.models import bundled_model
 from streamscore.shared.mnist import load_split
 
 TOPIC = "bench.images"
-
-
-INSERT_ONE = (
-    "INSERT INTO images (image_id, pixels, label, produced_at, src_topic, src_partition, src_offset, batch_id) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, 'executemany') ON CONFLICT (image_id) DO NOTHING"
-)
 
 
 def _batch(ids: list[str], pixels: npt.NDArray[np.uint8], labels: npt.NDArray[Any], start: int) -> ImageBatch:
@@ -58,24 +51,19 @@ def _rate(count: int, seconds: float) -> float:
 
 def score_with_sql(backend: PostgresBackend, image_ids: list[str], model: ModelArtifact) -> dict[str, list[float]]:
     """Probabilities per image id from the pure-SQL forward pass (inside a rolled-back transaction)."""
-    weights, biases, pixels_x, layer_z, drop_x, activate, drop_z = split_statements(
-        read_sql("postgres", "bench_score_sql.sql")
-    )
     params: dict[str, Any] = {"name": model.name, "version": model.version, "input_scale": model.input_scale}
     conn = backend._connection()
     with conn.transaction(force_rollback=True), conn.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE ss_todo ON COMMIT DROP AS "
-            "SELECT image_id, pixels FROM images WHERE image_id = ANY(%(ids)s)", {"ids": image_ids},
-        )
-        for statement in (weights, biases, pixels_x):
-            cursor.execute(statement, params)
+        cursor.execute(q.statement("bench_todo"), {"ids": image_ids})
+        for name in ("bench_weights", "bench_biases", "bench_pixels"):
+            cursor.execute(q.statement(name), params)
+        activate = q.statement("bench_activate")
         for layer, activation in enumerate(model.activations):
-            cursor.execute(layer_z, params | {"layer": layer})
-            cursor.execute(drop_x)
+            cursor.execute(q.statement("bench_layer"), params | {"layer": layer})
+            cursor.execute(q.statement("bench_drop_x"))
             cursor.execute(sql.SQL(activate).format(activation=sql.SQL(ACTIVATION_SQL[activation])))
-            cursor.execute(drop_z)
-        cursor.execute("SELECT image_id, array_agg(x ORDER BY i) FROM ss_x GROUP BY image_id")
+            cursor.execute(q.statement("bench_drop_z"))
+        cursor.execute(q.statement("bench_collect"))
         return {str(image_id): list(values) for image_id, values in cursor.fetchall()}
 
 
@@ -97,7 +85,7 @@ def ingest_benchmark(
         backend.init_schema()
         backend.install_model(model)
         conn = backend._connection()
-        insert_images = q.statements("write_batch.sql")[0]
+        insert_images = q.statement("insert_images")
 
         # COPY binary → staging → INSERT … ON CONFLICT, as write_batch does it
         started = time.perf_counter()
@@ -106,14 +94,14 @@ def ingest_benchmark(
             cursor.execute(insert_images, {"batch_id": "copy"})
         figures["copy_binary_rows_per_s"] = _rate(images, time.perf_counter() - started)
 
-        conn.execute("TRUNCATE images")
+        conn.execute(q.statement("bench_truncate_images"))
         rows = list(q.staging_rows(_batch(ids, pixels, labels, 0)))
         started = time.perf_counter()
         with conn.transaction(), conn.cursor() as cursor:
-            cursor.executemany(INSERT_ONE, rows)
+            cursor.executemany(q.statement("bench_insert_one"), rows)
         figures["executemany_rows_per_s"] = _rate(images, time.perf_counter() - started)
 
-        conn.execute("TRUNCATE images")
+        conn.execute(q.statement("bench_truncate_images"))
         started = time.perf_counter()
         for start in range(0, images, batch_size):
             stop = min(start + batch_size, images)

@@ -1,7 +1,7 @@
 """The PostgreSQL backend's statements, connection string and row conversions.
 
-Statements live in ``sql/postgres/*.sql`` (plain files a DBA can read); this module
-names them, builds libpq connection parameters from a :class:`BackendURL` and turns
+Statements live in ``sql/postgres/*.sql`` (plain files a DBA can read), looked up by name;
+this module builds libpq connection parameters from a :class:`BackendURL` and turns
 artifacts and batches into bind values and back. Only identifiers (the schema name)
 are ever composed into SQL, with :class:`psycopg.sql.Identifier`; values are binds.
 """
@@ -19,7 +19,8 @@ from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
 
 from streamscore.backends.base import ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
-from streamscore.backends.sqlfiles import read_sql, split_statements
+from streamscore.backends.sqlfiles import read_sql, script
+from streamscore.backends.sqlfiles import sql as named
 from streamscore.backends.url import BackendURL
 from streamscore.model.artifact import OUTPUTS, ModelArtifact
 
@@ -27,6 +28,7 @@ ENGINE = "postgres"
 SCHEMA_FILE = "schema.sql"
 FUNCTION_FILE = "score_batch.sql"
 FUNCTION_NAME = "streamscore_score_batch"
+FUNCTION_SIGNATURE = f"{FUNCTION_NAME}(text[], bytea[], text, integer)"
 
 #: key of the pg_advisory_xact_lock taken around the DDL ("stream" in ASCII)
 SCHEMA_LOCK_KEY = 0x73747265616D
@@ -38,36 +40,33 @@ LIBPQ_OPTIONS = frozenset(
     d.keyword.decode() for d in pq.Conninfo.get_defaults()
 ) - {"host", "port", "user", "password", "dbname"}
 
-#: column types of ss_incoming, for COPY … (FORMAT BINARY)
-STAGING_COLUMNS = ("image_id", "pixels", "label", "produced_at", "src_topic", "src_partition", "src_offset")
+#: column types of ss_incoming in the column order of the copy_staging statement
 STAGING_TYPES = ("text", "bytea", "int2", "int8", "text", "int4", "int8")
-COPY_STAGING = sql.SQL("COPY ss_incoming ({}) FROM STDIN (FORMAT BINARY)").format(
-    sql.SQL(", ").join(sql.Identifier(column) for column in STAGING_COLUMNS)
-)
-
-SELECT_SCHEMA_EXISTS = "SELECT 1 FROM pg_namespace WHERE nspname = %(schema)s"
-SELECT_OBJECT_DIGEST = (
-    "SELECT o.sha256 FROM schema_objects AS o "
-    "WHERE o.name = %(name)s AND to_regprocedure(%(signature)s) IS NOT NULL"
-)
-UPSERT_OBJECT_DIGEST = (
-    "INSERT INTO schema_objects (name, sha256) VALUES (%(name)s, %(sha256)s) "
-    "ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, installed_at = now()"
-)
-SELECT_OFFSETS = (
-    'SELECT "partition", next_offset FROM consumer_offsets WHERE group_id = %(group_id)s AND topic = %(topic)s'
-)
-FUNCTION_SIGNATURE = f"{FUNCTION_NAME}(text[], bytea[], text, integer)"
-
-
-def statements(name: str) -> list[str]:
-    """The statements of ``sql/postgres/<name>``, in file order."""
-    return split_statements(read_sql(ENGINE, name))
 
 
 def statement(name: str) -> str:
-    (only,) = statements(name)
-    return only
+    """The named statement ``name`` of ``sql/postgres/*.sql``."""
+    return named(ENGINE, name)
+
+
+def with_schema(name: str, schema: str) -> sql.Composed:
+    """A named statement with ``{schema}`` filled in as an identifier (the only substitution)."""
+    return sql.SQL(statement(name)).format(schema=sql.Identifier(schema))
+
+
+def set_search_path(schema: str) -> sql.Composed:
+    return with_schema("set_search_path", schema)
+
+
+def schema_statements() -> list[str]:
+    """The statements of the schema script, in file order."""
+    return [part.text for part in script(ENGINE, SCHEMA_FILE)]
+
+
+def function_statement() -> str:
+    """CREATE OR REPLACE FUNCTION streamscore_score_batch (the whole script file)."""
+    (only,) = script(ENGINE, FUNCTION_FILE)
+    return only.text
 
 
 def function_digest() -> str:
@@ -86,20 +85,8 @@ def conninfo(url: BackendURL) -> str:
     )
 
 
-def set_search_path(schema: str) -> sql.Composed:
-    return sql.SQL("SET search_path TO {}").format(sql.Identifier(schema))
-
-
-def drop_schema(schema: str) -> sql.Composed:
-    return sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
-
-
-def create_schema(schema: str) -> sql.Composed:
-    return sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-
-
 def staging_rows(batch: ImageBatch) -> Iterator[tuple[Any, ...]]:
-    """ss_incoming rows in STAGING_COLUMNS order (label NULL where the message had none)."""
+    """ss_incoming rows in the column order of copy_staging (label NULL where the message had none)."""
     for row, image_id in enumerate(batch.image_ids):
         label = int(batch.labels[row])
         source = batch.sources[row] if row < len(batch.sources) else None

@@ -1,0 +1,61 @@
+-- Every statement the Kinetica backend runs besides the schema script. `{schema}` is the only
+-- substitution (an identifier, checked); values are always bind parameters ($1, $2 …).
+
+-- name: stored_offsets
+SELECT partition_id, next_offset
+FROM {schema}.consumer_offsets
+WHERE consumer_group = $1 AND topic = $2
+
+-- name: installed_versions
+SELECT model_version FROM {schema}.models WHERE model_name = $1 ORDER BY model_version
+
+-- name: select_model
+SELECT model_id, sha256, input_scale, manifest, canary_pixels
+FROM {schema}.models
+WHERE model_name = $1 AND model_version = $2
+
+-- name: select_layers
+SELECT layer, n_in, n_out, activation, weights, biases
+FROM {schema}.model_layers
+WHERE model_name = $1 AND model_version = $2
+ORDER BY layer
+
+-- name: delete_stage
+-- Drop a batch's staged UDF output (after the merge, and before a retry of the batch).
+DELETE FROM {schema}.prediction_stage WHERE batch_id = $1
+
+-- name: merge_predictions
+-- Upsert one batch's staged UDF output into predictions (idempotent on the primary key).
+-- Both tables are sharded on image_id, so the copy stays on each shard.
+INSERT INTO {schema}.predictions /* KI_HINT_UPDATE_ON_EXISTING_PK */
+    (image_id, batch_id, model_name, model_version, role, model_id, predicted,
+     p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, scored_at)
+SELECT image_id, batch_id, model_name, model_version, role, model_id, predicted,
+       p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, scored_at
+FROM {schema}.prediction_stage
+WHERE batch_id = $1 AND model_name = $2 AND model_version = $3 AND role = $4
+
+-- name: select_predictions
+-- What the database holds for one batch after its predictions were merged.
+SELECT image_id, predicted, p0, p1, p2, p3, p4, p5, p6, p7, p8, p9
+FROM {schema}.predictions
+WHERE batch_id = $1 AND model_name = $2 AND model_version = $3 AND role = $4
+
+-- name: select_stage
+-- Probabilities of a scratch scoring run (Backend.score), read before they are deleted.
+SELECT image_id, p0, p1, p2, p3, p4, p5, p6, p7, p8, p9
+FROM {schema}.prediction_stage
+WHERE batch_id = $1
+
+-- name: delete_scratch
+-- Scratch rows of Backend.score live for one call only.
+DELETE FROM {schema}.score_scratch WHERE batch_id = $1
+
+-- name: purge_stage
+-- Staged rows of batches that crashed between scoring and merging (their replay used a
+-- new batch id); run at start-up. $1 is epoch milliseconds: LONG() turns the TIMESTAMP
+-- into epoch ms, so the comparison is BIGINT < BIGINT (no implicit TIMESTAMP cast).
+DELETE FROM {schema}.prediction_stage WHERE LONG(scored_at) < $1
+
+-- name: count_training
+SELECT COUNT(*) FROM {schema}.training_images

@@ -1,0 +1,92 @@
+-- Every statement the Oracle backend sends besides the schema and the package scripts.
+-- Values are always positional binds (:1, :2 …); nothing is formatted into this text.
+
+-- name: merge_image
+-- one row per image; the first write wins, a replay only moves the image to the new batch
+MERGE INTO mnist_images t
+USING (SELECT :1 AS image_id, :2 AS pixels, :3 AS label, :4 AS produced_at, :5 AS batch_id
+         FROM dual) s
+   ON (t.image_id = s.image_id)
+ WHEN MATCHED THEN UPDATE SET t.batch_id = s.batch_id
+ WHEN NOT MATCHED THEN INSERT (image_id, pixels, label, produced_at, batch_id)
+      VALUES (s.image_id, s.pixels, s.label, s.produced_at, s.batch_id)
+
+-- name: merge_offset
+-- offsets only move forward, so a late replay cannot rewind another consumer's progress
+MERGE INTO consumer_offsets t
+USING (SELECT :1 AS consumer_group, :2 AS topic, :3 AS kafka_partition, :4 AS next_offset
+         FROM dual) s
+   ON (t.consumer_group = s.consumer_group AND t.topic = s.topic
+       AND t.kafka_partition = s.kafka_partition)
+ WHEN MATCHED THEN UPDATE SET t.next_offset = GREATEST(t.next_offset, s.next_offset),
+                              t.updated_at = SYSTIMESTAMP
+ WHEN NOT MATCHED THEN INSERT (consumer_group, topic, kafka_partition, next_offset)
+      VALUES (s.consumer_group, s.topic, s.kafka_partition, s.next_offset)
+
+-- name: select_offsets
+SELECT kafka_partition, next_offset FROM consumer_offsets
+ WHERE consumer_group = :1 AND topic = :2
+
+-- name: merge_active
+-- the version each model name is serving (champion consumers only)
+MERGE INTO active_models t
+USING (SELECT :1 AS model_name, :2 AS model_version FROM dual) s
+   ON (t.model_name = s.model_name)
+ WHEN MATCHED THEN UPDATE SET t.model_version = s.model_version, t.activated_at = SYSTIMESTAMP
+ WHEN NOT MATCHED THEN INSERT (model_name, model_version) VALUES (s.model_name, s.model_version)
+
+-- name: select_predictions
+-- the batch's predictions under one model version and role (after mnist_scorer.score_batch)
+SELECT p.image_id, p.predicted, p.probabilities, p.scored_at
+  FROM mnist_predictions p JOIN mnist_images i ON i.image_id = p.image_id
+ WHERE i.batch_id = :1 AND p.model_name = :2 AND p.model_version = :3 AND p.role = :4
+
+-- name: select_model
+SELECT sha256, layer_count, input_scale, manifest, canary_pixels FROM model_versions
+ WHERE model_name = :1 AND model_version = :2
+
+-- name: select_layers
+SELECT layer_no, n_in, n_out, activation, biases, weights FROM model_layers
+ WHERE model_name = :1 AND model_version = :2 ORDER BY layer_no
+
+-- name: select_model_digest
+SELECT sha256 FROM model_versions WHERE model_name = :1 AND model_version = :2
+
+-- name: select_versions
+SELECT model_version FROM model_versions WHERE model_name = :1 ORDER BY model_version
+
+-- name: insert_model
+-- large binds (CLOB/BLOB) last: python-oracledb sends values over 32 KB after the others
+INSERT INTO model_versions
+  (model_name, model_version, sha256, layer_count, input_scale, manifest, canary_pixels)
+VALUES (:1, :2, :3, :4, :5, :6, :7)
+
+-- name: insert_layer
+INSERT INTO model_layers
+  (model_name, model_version, layer_no, n_in, n_out, activation, biases, weights)
+VALUES (:1, :2, :3, :4, :5, :6, :7, :8)
+
+-- name: select_package_state
+-- the installed package's source digest and how many of its two units are VALID
+SELECT (SELECT source_sha256 FROM schema_objects WHERE object_name = :1),
+       (SELECT COUNT(*) FROM user_objects
+         WHERE object_name = :2 AND object_type IN ('PACKAGE', 'PACKAGE BODY') AND status = 'VALID')
+  FROM dual
+
+-- name: select_compile_errors
+-- errors only: with PLSQL_WARNINGS enabled (a DBA's ALTER SYSTEM), user_errors also holds
+-- PLW- warnings of a package that compiled VALID, which must not stop the install
+SELECT type, line, position, text FROM user_errors
+ WHERE name = :1 AND attribute = 'ERROR' ORDER BY type, sequence
+
+-- name: merge_package_digest
+MERGE INTO schema_objects t
+USING (SELECT :1 AS object_name, :2 AS source_sha256 FROM dual) s
+   ON (t.object_name = s.object_name)
+ WHEN MATCHED THEN UPDATE SET t.source_sha256 = s.source_sha256, t.installed_at = SYSTIMESTAMP
+ WHEN NOT MATCHED THEN INSERT (object_name, source_sha256)
+      VALUES (s.object_name, s.source_sha256)
+
+-- name: native_compilation
+-- compile the package to native code (set before CREATE PACKAGE, for this session)
+ALTER SESSION SET PLSQL_CODE_TYPE = 'NATIVE'

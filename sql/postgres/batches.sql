@@ -1,0 +1,59 @@
+-- One batch, inside one transaction (see streamscore/backends/base.py and postgres/backend.py).
+
+-- name: copy_staging
+-- the batch's distinct images, binary COPY into the session's staging table (column types:
+-- STAGING_TYPES in streamscore/backends/postgres/statements.py, in this order)
+COPY ss_incoming (image_id, pixels, label, produced_at, src_topic, src_partition, src_offset)
+FROM STDIN (FORMAT BINARY);
+
+-- name: insert_images
+-- 1. images, idempotent on image_id (replays are absorbed); sorted so that two writers
+--    inserting overlapping ids take the index locks in the same order
+INSERT INTO images (image_id, pixels, label, produced_at, src_topic, src_partition, src_offset, batch_id)
+SELECT image_id, pixels, label, produced_at, src_topic, src_partition, src_offset, %(batch_id)s
+FROM ss_incoming
+ORDER BY image_id
+ON CONFLICT (image_id) DO NOTHING;
+
+-- name: score_and_store
+-- 2. one call of the PL/Python function scores the whole batch as received; the predictions go
+--    in idempotently under the model's role (a replayed image keeps its first prediction: same
+--    model, same digit), and the statement returns the batch's scores with this pass's time.
+--    Scoring the batch relation, rather than looking up which images still need scores, keeps
+--    the cost of a batch independent of table size (an anti-join against a growing predictions
+--    table was planned as a nested loop).
+WITH scored AS MATERIALIZED (
+    SELECT s.image_id, s.predicted, s.probabilities
+    FROM streamscore_score_batch(
+        ARRAY(SELECT image_id FROM ss_incoming ORDER BY image_id),
+        ARRAY(SELECT pixels FROM ss_incoming ORDER BY image_id),
+        %(name)s, %(version)s::integer) AS s
+), stored AS (
+    INSERT INTO predictions (image_id, model_name, model_version, role, predicted, probabilities, scored_at,
+                             batch_id)
+    SELECT image_id, %(name)s, %(version)s::integer, %(role)s, predicted, probabilities,
+           %(scored_at)s::bigint, %(batch_id)s
+    FROM scored
+    ON CONFLICT DO NOTHING
+)
+SELECT image_id, predicted, probabilities, %(scored_at)s::bigint
+FROM scored
+ORDER BY image_id COLLATE "C";
+
+-- name: upsert_offsets
+-- 3. next offset per (topic, partition) of one consumer group, one statement for the whole
+--    batch; offsets never move backwards: a late replay of an old batch keeps the stored offset
+INSERT INTO consumer_offsets (group_id, topic, "partition", next_offset, updated_at)
+SELECT %(group_id)s, t.topic, t.part, t.next_offset, now()
+FROM unnest(%(topics)s::text[], %(partitions)s::integer[], %(offsets)s::bigint[]) AS t (topic, part, next_offset)
+ON CONFLICT (group_id, topic, "partition")
+DO UPDATE SET next_offset = GREATEST(consumer_offsets.next_offset, excluded.next_offset),
+              updated_at = excluded.updated_at;
+
+-- name: select_offsets
+SELECT "partition", next_offset FROM consumer_offsets WHERE group_id = %(group_id)s AND topic = %(topic)s;
+
+-- name: score_pixels
+-- Class probabilities for images passed as arrays; nothing is written (the caller rolls back).
+SELECT s.image_id, s.probabilities
+FROM streamscore_score_batch(%(image_ids)s::text[], %(pixels)s::bytea[], %(name)s, %(version)s::integer) AS s;
