@@ -7,7 +7,7 @@ too). Options read here: ``schema`` (tables, function and search_path live there
 option is refused. A password may come from the URL or libpq's own PGPASSWORD/.pgpass, and is
 never logged. The role predictions are stored under is the ModelRef's.
 
-One batch is one transaction (``sql/postgres/write_batch.sql``):
+One batch is one transaction (named statements of ``sql/postgres/batches.sql``):
 
 1. COPY the batch's distinct images (FORMAT BINARY) into the session's temp table ss_incoming;
 2. INSERT … SELECT … ON CONFLICT DO NOTHING into images (replays are absorbed);
