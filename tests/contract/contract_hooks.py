@@ -16,10 +16,12 @@ import contextlib
 import dataclasses
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from kinetica_fixtures import ENV as KINETICA_ENV
@@ -27,10 +29,37 @@ from kinetica_fixtures import kinetica_test_url
 from oracle_fixtures import ENV as ORACLE_ENV
 from oracle_fixtures import oracle_test_url
 from postgres_fixtures import postgres_schema_url
-from streamscore.backends import Backend, ModelRef
+from streamscore.backends import Backend, ImageBatch, ModelRef, SourceOffset
 from streamscore.backends.sqlfiles import read_sql, split_statements
 from streamscore.model.artifact import ModelArtifact
 from streamscore.models import bundled_model
+from streamscore.shared.mnist import MnistSplit, load_split
+
+SEVEN = 7
+
+
+@cache
+def mnist_test() -> MnistSplit:
+    return load_split("test")
+
+
+def make_batch(scope: Scope, rows: Sequence[int], batch_id: str, *, partition: int = 0) -> ImageBatch:
+    """Test images ``rows`` under this test's ids; offsets on (scope.topic, partition) follow the rows."""
+    split = mnist_test()
+    index = np.asarray(rows, np.int64)
+    sources = [SourceOffset(scope.topic, partition, 100 + n) for n in range(len(rows))]
+    return ImageBatch(
+        batch_id, [scope.image_id(row) for row in rows], split.images[index],
+        split.labels[index].astype(np.int16), np.full(len(rows), 1_700_000_000_000, np.int64), sources,
+        {(scope.topic, partition): 100 + len(rows)},
+    )
+
+
+def rows_with_label(label: int, wanted: int, *, other: bool = False) -> list[int]:
+    labels = mnist_test().labels
+    matches = np.flatnonzero(labels != label if other else labels == label)
+    return [int(row) for row in matches[:wanted]]
+
 
 ENGINES = [
     pytest.param("duckdb", id="duckdb"),

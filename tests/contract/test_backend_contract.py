@@ -2,46 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import cache
-
 import numpy as np
 import pytest
-from contract_hooks import Scope, count, forbid_label
+from contract_hooks import SEVEN, Scope, count, forbid_label, make_batch, mnist_test, rows_with_label
 
 from kinetica_fixtures import ENV as KINETICA_ENV
 from kinetica_fixtures import kinetica_test_url
 from oracle_fixtures import ENV as ORACLE_ENV
 from oracle_fixtures import oracle_test_url
-from streamscore.backends import Backend, ImageBatch, SourceOffset, open_backend
+from streamscore.backends import Backend, open_backend
 from streamscore.errors import BackendDataError, BackendUnavailable
 from streamscore.model.reference import predict
-from streamscore.shared.mnist import MnistSplit, load_split
-
-SEVEN = 7
-
-
-@cache
-def mnist_test() -> MnistSplit:
-    return load_split("test")
-
-
-def make_batch(scope: Scope, rows: Sequence[int], batch_id: str, *, partition: int = 0) -> ImageBatch:
-    """Test images ``rows`` under this test's ids; offsets on (scope.topic, partition) follow the rows."""
-    split = mnist_test()
-    index = np.asarray(rows, np.int64)
-    sources = [SourceOffset(scope.topic, partition, 100 + n) for n in range(len(rows))]
-    return ImageBatch(
-        batch_id, [scope.image_id(row) for row in rows], split.images[index],
-        split.labels[index].astype(np.int16), np.full(len(rows), 1_700_000_000_000, np.int64), sources,
-        {(scope.topic, partition): 100 + len(rows)},
-    )
-
-
-def rows_with_label(label: int, wanted: int, *, other: bool = False) -> list[int]:
-    labels = mnist_test().labels
-    matches = np.flatnonzero(labels != label if other else labels == label)
-    return [int(row) for row in matches[:wanted]]
 
 
 def test_init_schema_twice_is_harmless(backend: Backend, scope: Scope) -> None:

@@ -10,8 +10,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from contract_hooks import Scope, count, stored_roles
-from test_backend_contract import make_batch, mnist_test
+from contract_hooks import Scope, count, make_batch, mnist_test, stored_roles
 
 from streamscore.backends import Backend, BackendURL, ModelRef, open_backend, resolve_backend
 from streamscore.backends.base import MAX_MODEL_NAME_BYTES

@@ -9,8 +9,9 @@ Two kinds of file:
   :func:`script`. A lone ``/`` line ends a chunk; a chunk that starts a PL/SQL unit is one
   statement, other chunks are split on ``;`` at the end of a line.
 
-Whole-line ``--`` comments never reach the server (some drivers and servers mishandle them):
-they are blanked, not removed, so every line keeps its number. Each :class:`Statement` records
+``--`` comments never reach the server in plain SQL (some drivers and servers mishandle them):
+whole-line ones are blanked, not removed, so every line keeps its number, trailing ones cut off.
+PL/SQL units and function bodies keep their inline comments (the server compiles them). Each :class:`Statement` records
 the file and the line it starts on, so an error the server reports at line n of a statement
 (a PL/SQL compile error) is line ``statement.file_line(n)`` of the file.
 
@@ -70,6 +71,19 @@ def _blank_comments(lines: list[str]) -> list[str]:
     return ["" if line.lstrip().startswith("--") else line for line in lines]
 
 
+def _without_trailing_comment(line: str) -> str:
+    """``line`` up to a ``--`` comment outside '…' strings and "…" identifiers."""
+    quote = ""
+    for index, char in enumerate(line):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in ("'", '"'):
+            quote = char
+        elif line.startswith("--", index):
+            return line[:index].rstrip()
+    return line
+
+
 def _trimmed(name: str, lines: list[str], file: str, first_line: int) -> Statement | None:
     """A statement from ``lines`` (starting at file line ``first_line``), blank lines trimmed."""
     lines = _blank_comments(lines)
@@ -81,6 +95,9 @@ def _trimmed(name: str, lines: list[str], file: str, first_line: int) -> Stateme
         return None
     text = "\n".join(line.rstrip() for line in lines)
     if not _PLSQL_START.match(text):
+        # plain SQL: trailing comments go too (PL/SQL units and function bodies are kept as
+        # written: the server compiles them, and a "--" inside them may be code)
+        text = "\n".join(_without_trailing_comment(line) for line in text.splitlines())
         text = _STATEMENT_END.sub("", text)  # Oracle refuses a trailing ";" on plain SQL
     return Statement(name, text, file, first_line)
 
