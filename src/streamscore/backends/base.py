@@ -13,6 +13,12 @@ multi-statement transactions (Kinetica) set ``transactional = False`` and make
 every step idempotent and ordered (images, predictions, offsets) so replay after
 a crash at any point converges to the same rows.
 
+The role (champion or shadow) predictions are stored under is ``ModelRef.role``; the
+returned :class:`ScoredBatch` carries that ModelRef, and the evaluation topic shows its role.
+``ScoredBatch.scored_at`` means the same on every engine: the epoch ms at which *this*
+``write_batch`` call started, for every row, replayed images included (the stored row keeps the
+time it was first scored).
+
 Models: ``install_model`` checks the name against :data:`MAX_MODEL_NAME_BYTES` (every engine's
 column holds that much), is a no-op for a version already installed with the same weights and
 refuses one installed with different weights (``ArtifactError`` reason ``version-conflict``).
