@@ -37,7 +37,7 @@ USING (SELECT :1 AS model_name, :2 AS model_version FROM dual) s
 
 -- name: select_predictions
 -- the batch's predictions under one model version and role (after mnist_scorer.score_batch)
-SELECT p.image_id, p.predicted, p.probabilities, p.scored_at
+SELECT p.image_id, p.predicted, p.probabilities
   FROM mnist_predictions p JOIN mnist_images i ON i.image_id = p.image_id
  WHERE i.batch_id = :1 AND p.model_name = :2 AND p.model_version = :3 AND p.role = :4
 

@@ -197,8 +197,8 @@ def test_offset_binds_sorted() -> None:
 
 def test_scored_batch_orders_rows_and_reads_float32_exactly() -> None:
     probs = np.random.default_rng(1).random((3, 10)).astype(np.float32)
-    rows = [("c", 2, probs[2].astype("<f4").tobytes(), 30), ("a", 0, probs[0].tobytes(), 10),
-            ("b", 1, probs[1].tobytes(), 20)]
+    rows = [("c", 2, probs[2].astype("<f4").tobytes()), ("a", 0, probs[0].tobytes()),
+            ("b", 1, probs[1].tobytes())]
     scored = oracle_sql.scored_batch(["a", "b", "c"], rows, ModelRef("mlp", 3), 99)
     assert scored.predicted.tolist() == [0, 1, 2]
     assert scored.scored_at.tolist() == [99, 99, 99]  # this pass's time, not the stored one
@@ -618,7 +618,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OracleBackend, FakeC
 
 def prediction_rows(ids: list[str]) -> list[tuple[Any, ...]]:
     probs = np.full(10, 0.1, np.float32).tobytes()
-    return [(image_id, 3, probs, 1_700_000_000_123) for image_id in ids]
+    return [(image_id, 3, probs) for image_id in ids]
 
 
 def test_write_batch_order_and_duplicates(fake: tuple[OracleBackend, FakeConnection]) -> None:
