@@ -24,6 +24,11 @@ column holds that much), is a no-op for a version already installed with the sam
 refuses one installed with different weights (``ArtifactError`` reason ``version-conflict``).
 Scoring with a version that is not installed raises ``ArtifactError`` reason ``not-installed``.
 
+Image ids are unique: an id already stored with different content (pixels or label) is not
+stored, scored or overwritten; ``write_batch`` lists it in ``ScoredBatch.conflicts`` and the loop
+dead-letters it (reason ``id-conflict``). A replay (same id, same content) is absorbed as before.
+The check costs nothing on a batch of new ids: only ids the insert did not add are compared.
+
 Offsets never move backwards: storing an offset lower than the stored one keeps the stored one
 (a late replay of an old batch cannot rewind the progress of the consumer that owns it now).
 

@@ -103,6 +103,11 @@ class ScoredBatch:
     same digit). ``scored_at`` is the same on every engine: the epoch ms at which *this*
     ``write_batch`` call started, for every row, replayed ones included (the stored row keeps
     the time it was first scored).
+
+    ``conflicts`` lists the image ids of the batch that were already stored with different
+    content (pixels or label): they are neither stored again nor scored, and are not in
+    ``image_ids``; the loop dead-letters them with reason ``id-conflict``, so the database and
+    the evaluation topic never disagree about what an id holds.
     """
 
     image_ids: list[str]
@@ -110,3 +115,4 @@ class ScoredBatch:
     probabilities: npt.NDArray[np.float32]  # (n, 10)
     scored_at: npt.NDArray[np.int64]  # epoch ms
     model: ModelRef
+    conflicts: list[str] = field(default_factory=list)
