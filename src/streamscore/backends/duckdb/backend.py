@@ -38,11 +38,14 @@ ENGINE = "duckdb"
 PIXELS = pa.list_(pa.uint8(), 784)
 
 
-def _arrow_batch(batch: ImageBatch) -> pa.Table:
+def _arrow_batch(batch: ImageBatch, with_pixel_lists: bool) -> pa.Table:
+    """The batch as an Arrow table: ``raw`` (BLOB) for storage and the UDF, ``pixels``
+    (UTINYINT[784]) only for the pure-SQL scorer, which is the one that reads lists."""
     labels = batch.labels.astype(np.int8)
+    lists = {"pixels": pa.FixedSizeListArray.from_arrays(pa.array(batch.pixels.reshape(-1), pa.uint8()), 784)}
     return pa.table({
         "image_id": pa.array(batch.image_ids, pa.string()),
-        "pixels": pa.FixedSizeListArray.from_arrays(pa.array(batch.pixels.reshape(-1), pa.uint8()), 784),
+        **(lists if with_pixel_lists else {}),
         "raw": raw_column(batch.pixels),
         "label": pa.array(labels, pa.int8(), mask=labels < 0),
         "produced_at": pa.array(batch.produced_at, pa.int64()),
@@ -103,8 +106,16 @@ class DuckDBBackend(Backend):
 
     def init_schema(self) -> None:
         with self.translate_errors("creating the schema"):
+            self._migrate_pixel_lists()
             for statement in script(ENGINE, "schema.sql"):
                 self.con.execute(statement.text)
+
+    def _migrate_pixel_lists(self) -> None:
+        """Files written before pixels became a BLOB keep UTINYINT[784]: convert them once."""
+        kind = self.con.execute(sql(ENGINE, "pixels_column_type")).fetchall()
+        if kind and kind[0][0] != "BLOB":
+            with self._transaction():
+                self.con.execute(sql(ENGINE, "migrate_pixels_to_blob"))
 
     # -- offsets -----------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
@@ -113,11 +124,13 @@ class DuckDBBackend(Backend):
         return {int(p): int(o) for p, o in rows}
 
     def _upsert_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
-        statement = sql(ENGINE, "upsert_offsets")
-        for (topic, partition), next_offset in sorted(offsets.items()):
-            self.con.execute(statement, {
-                "group_id": group, "topic": topic, "partition": partition, "next_offset": next_offset,
-            })
+        if not offsets:
+            return
+        keys = sorted(offsets)
+        self.con.execute(sql(ENGINE, "upsert_offsets"), {
+            "group_id": group, "topics": [t for t, _ in keys], "partitions": [p for _, p in keys],
+            "next_offsets": [offsets[k] for k in keys],
+        })
 
     def store_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
         with self.translate_errors("storing offsets"), self._transaction():
@@ -182,19 +195,28 @@ class DuckDBBackend(Backend):
         """Images, then scores computed by DuckDB over the batch, then offsets: one transaction.
 
         Scoring reads the batch relation (not the whole images table) so the cost of a batch
-        does not grow with the table; the primary keys absorb replays.
+        does not grow with the table; the primary keys absorb replays, and only the ids the
+        insert did not add are compared with the stored rows (id-conflict).
         """
         rows = batch.unique_rows()
         unique = batch.subset(rows) if len(rows) < len(batch) else batch
         params = {"name": model.name, "version": model.version, "role": model.role}
         scored_at = now_ms()
+        incoming = _arrow_batch(unique, with_pixel_lists=self.scorer == "sql")
+        conflicts: list[str] = []
         # register/unregister outside the transaction: in an aborted one unregister fails and
         # would hide the real error (a rejected row would surface as a retriable TransactionException)
         with self.translate_errors(f"writing batch {batch.batch_id}"):
-            self.con.register("ss_incoming", _arrow_batch(unique))
+            self.con.register("ss_incoming", incoming)
             try:
                 with self._transaction():
-                    self.con.execute(sql(ENGINE, "insert_images"), {"batch_id": batch.batch_id})
+                    added = self.con.execute(sql(ENGINE, "insert_images"), {"batch_id": batch.batch_id}).fetchall()
+                    if len(added) < len(unique):
+                        conflicts = self._conflicts(unique.image_ids, {i for (i,) in added})
+                        if conflicts:
+                            refused = set(conflicts)
+                            keep = pa.array([i not in refused for i in unique.image_ids])
+                            self.con.register("ss_incoming", incoming.filter(keep))
                     self._score_table("ss_incoming", model)
                     self.con.execute(sql(ENGINE, "store_predictions"), params | {
                         "scored_at": scored_at, "batch_id": batch.batch_id,
@@ -203,13 +225,21 @@ class DuckDBBackend(Backend):
                     stored = self._arrow(sql(ENGINE, "batch_predictions"))
             finally:
                 self.con.unregister("ss_incoming")
+        probabilities = _probabilities(stored.column("probabilities"))
         return ScoredBatch(
             image_ids=stored.column("image_id").to_pylist(),
-            predicted=stored.column("predicted").to_numpy().astype(np.int64),
-            probabilities=_probabilities(stored.column("probabilities")),
+            predicted=probabilities.argmax(axis=1).astype(np.int64),
+            probabilities=probabilities,
             scored_at=np.full(stored.num_rows, scored_at, np.int64),
             model=model,
+            conflicts=conflicts,
         )
+
+    def _conflicts(self, image_ids: list[str], added: set[str]) -> list[str]:
+        """Ids of the batch already stored with other pixels or label (in batch order)."""
+        others = [i for i in image_ids if i not in added]
+        found = {i for (i,) in self.con.execute(sql(ENGINE, "conflicting_ids"), {"ids": others}).fetchall()}
+        return [i for i in others if i in found]
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         table = pa.table({

@@ -1,0 +1,62 @@
+"""DuckDB storage: pixels as one BLOB, the images_u8 view, and files written with UTINYINT[784]."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from streamscore.backends import ImageBatch, ModelRef, SourceOffset, open_backend
+from streamscore.models import bundled_model
+from streamscore.shared.mnist import MnistSplit
+
+
+def _batch(split: MnistSplit, rows: range, ids: list[str] | None = None) -> ImageBatch:
+    return ImageBatch(
+        batch_id=f"b{rows.start}",
+        image_ids=ids or [f"t10k-{i:05d}" for i in rows],
+        pixels=split.images[rows.start:rows.stop],
+        labels=split.labels[rows.start:rows.stop].astype(np.int16),
+        produced_at=np.zeros(len(rows), np.int64),
+        sources=[SourceOffset("images", 0, i) for i in rows],
+        offsets={("images", 0): rows.stop},
+    )
+
+
+def test_pixels_are_stored_as_the_wire_bytes_and_shown_as_lists(tmp_path: Path, test_split: MnistSplit) -> None:
+    model = bundled_model(1)
+    path = tmp_path / "s.duckdb"
+    with open_backend(f"duckdb:///{path}") as backend:
+        backend.init_schema()
+        backend.install_model(model)
+        backend.write_batch(_batch(test_split, range(20)), ModelRef(model.name, model.version), "g")
+    with duckdb.connect(str(path)) as con:
+        raw = con.execute("SELECT pixels FROM images ORDER BY image_id").fetchall()
+        lists = con.execute("SELECT pixels FROM images_u8 ORDER BY image_id").fetchall()
+    assert [bytes(b) for (b,) in raw] == [test_split.images[i].tobytes() for i in range(20)]
+    assert [list(p) for (p,) in lists] == [test_split.images[i].tolist() for i in range(20)]
+
+
+def test_a_file_with_pixel_lists_is_migrated_once(tmp_path: Path, test_split: MnistSplit) -> None:
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:  # the images table as released before pixels became a BLOB
+        con.execute("CREATE TABLE images (image_id VARCHAR PRIMARY KEY, pixels UTINYINT[784] NOT NULL, "
+                    "label TINYINT, produced_at BIGINT, src_topic VARCHAR, src_partition INTEGER, "
+                    "src_offset BIGINT, batch_id VARCHAR, ingested_at TIMESTAMP DEFAULT current_timestamp)")
+        for i in range(3):
+            con.execute("INSERT INTO images (image_id, pixels, label) VALUES (?, ?, ?)",
+                        [f"old-{i}", test_split.images[i].tolist(), int(test_split.labels[i])])
+    model = bundled_model(1)
+    with open_backend(f"duckdb:///{path}") as backend:
+        backend.init_schema()
+        backend.init_schema()  # the second run finds a BLOB and leaves it alone
+        backend.install_model(model)
+        # the old rows are still there, and a replay of one of them is absorbed, not a conflict
+        replay = _batch(test_split, range(3), ids=[f"old-{i}" for i in range(3)])
+        scored = backend.write_batch(replay, ModelRef(model.name, model.version), "g")
+    assert scored.conflicts == []
+    assert sorted(scored.image_ids) == ["old-0", "old-1", "old-2"]
+    with duckdb.connect(str(path)) as con:
+        stored = con.execute("SELECT image_id, pixels FROM images ORDER BY image_id").fetchall()
+    assert [(i, bytes(b)) for i, b in stored] == [(f"old-{n}", test_split.images[n].tobytes()) for n in range(3)]
