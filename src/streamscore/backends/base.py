@@ -78,6 +78,7 @@ from streamscore.errors import (
 )
 from streamscore.model.artifact import ModelArtifact
 from streamscore.model.trainer import TrainConfig
+from streamscore.shared.timing import PhaseTimes
 
 __all__ = [
     "MAX_MODEL_NAME_BYTES", "ROLES", "Backend", "ImageBatch", "ModelRef", "ScoredBatch", "SourceOffset",
@@ -118,6 +119,8 @@ class Backend(ABC):
                 f"valid options for {url.scheme}: {valid}"
             )
         self.url = url
+        #: time per phase of write_batch (insert, score, predictions, offsets, commit), for bench
+        self.timings = PhaseTimes()
 
     # -- lifecycle -------------------------------------------------------------------------
     @abstractmethod

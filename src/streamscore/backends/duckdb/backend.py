@@ -33,6 +33,7 @@ from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import ModelArtifact
 from streamscore.shared.messages import now_ms
+from streamscore.shared.timing import PhaseTimes
 
 ENGINE = "duckdb"
 PIXELS = pa.list_(pa.uint8(), 784)
@@ -209,20 +210,25 @@ class DuckDBBackend(Backend):
         with self.translate_errors(f"writing batch {batch.batch_id}"):
             self.con.register("ss_incoming", incoming)
             try:
-                with self._transaction():
-                    added = self.con.execute(sql(ENGINE, "insert_images"), {"batch_id": batch.batch_id}).fetchall()
-                    if len(added) < len(unique):
-                        conflicts = self._conflicts(unique.image_ids, {i for (i,) in added})
+                timed = self.timings.phase
+                with self._transaction(timings=self.timings):
+                    with timed("insert"):
+                        added = self.con.execute(sql(ENGINE, "insert_images"), {"batch_id": batch.batch_id}).fetchall()
+                        if len(added) < len(unique):
+                            conflicts = self._conflicts(unique.image_ids, {i for (i,) in added})
                         if conflicts:
                             refused = set(conflicts)
                             keep = pa.array([i not in refused for i in unique.image_ids])
                             self.con.register("ss_incoming", incoming.filter(keep))
-                    self._score_table("ss_incoming", model)
-                    self.con.execute(sql(ENGINE, "store_predictions"), params | {
-                        "scored_at": scored_at, "batch_id": batch.batch_id,
-                    })
-                    self._upsert_offsets(group, batch.offsets)
-                    stored = self._arrow(sql(ENGINE, "batch_predictions"))
+                    with timed("score"):
+                        self._score_table("ss_incoming", model)
+                    with timed("predictions"):
+                        self.con.execute(sql(ENGINE, "store_predictions"), params | {
+                            "scored_at": scored_at, "batch_id": batch.batch_id,
+                        })
+                        stored = self._arrow(sql(ENGINE, "batch_predictions"))
+                    with timed("offsets"):
+                        self._upsert_offsets(group, batch.offsets)
             finally:
                 self.con.unregister("ss_incoming")
         probabilities = _probabilities(stored.column("probabilities"))
@@ -268,8 +274,8 @@ class DuckDBBackend(Backend):
         return table
 
     # -- transactions ------------------------------------------------------------------------
-    def _transaction(self, commit: bool = True) -> _Transaction:
-        return _Transaction(self.con, commit)
+    def _transaction(self, commit: bool = True, timings: PhaseTimes | None = None) -> _Transaction:
+        return _Transaction(self.con, commit, timings)
 
 
 def _probabilities(column: pa.ChunkedArray) -> npt.NDArray[np.float32]:
@@ -283,14 +289,16 @@ def _probabilities(column: pa.ChunkedArray) -> npt.NDArray[np.float32]:
 class _Transaction:
     """begin … commit (or rollback on error, or always when commit=False), the driver's calls."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, commit: bool) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, commit: bool, timings: PhaseTimes | None = None) -> None:
         self.con, self.commit = con, commit
+        self.timings = timings or PhaseTimes()  # the commit's time goes to its "commit" phase
 
     def __enter__(self) -> None:
         self.con.begin()
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         if exc_type is None and self.commit:
-            self.con.commit()
+            with self.timings.phase("commit"):
+                self.con.commit()
         else:
             self.con.rollback()
