@@ -8,12 +8,31 @@ FROM STDIN (FORMAT BINARY);
 
 -- name: insert_images
 -- 1. images, idempotent on image_id (replays are absorbed); sorted so that two writers
---    inserting overlapping ids take the index locks in the same order
-INSERT INTO images (image_id, pixels, label, produced_at, src_topic, src_partition, src_offset, batch_id)
-SELECT image_id, pixels, label, produced_at, src_topic, src_partition, src_offset, %(batch_id)s
-FROM ss_incoming
-ORDER BY image_id
-ON CONFLICT (image_id) DO NOTHING;
+--    inserting overlapping ids take the index locks in the same order. Returns the ids the
+--    insert did NOT add (already stored): none on a batch of new ids, so the id-conflict
+--    check below runs only when there is something to compare.
+WITH inserted AS (
+    INSERT INTO images (image_id, pixels, label, produced_at, src_topic, src_partition, src_offset, batch_id)
+    SELECT image_id, pixels, label, produced_at, src_topic, src_partition, src_offset, %(batch_id)s
+    FROM ss_incoming
+    ORDER BY image_id
+    ON CONFLICT (image_id) DO NOTHING
+    RETURNING image_id
+)
+SELECT s.image_id FROM ss_incoming AS s
+WHERE NOT EXISTS (SELECT 1 FROM inserted AS i WHERE i.image_id = s.image_id);
+
+-- name: remove_conflicts
+-- 1b. (only for ids the insert did not add) an id stored with other content (pixels or label)
+--     is an id-conflict: it leaves the staging table, so it is neither scored nor returned; the
+--     stored row is untouched. One primary-key lookup per id; a separate statement, so that rows
+--     a concurrent writer committed while the insert waited are visible here.
+DELETE FROM ss_incoming AS s
+USING images AS i
+WHERE s.image_id = ANY(%(image_ids)s::text[])
+  AND i.image_id = s.image_id
+  AND (i.pixels <> s.pixels OR i.label IS DISTINCT FROM s.label)
+RETURNING s.image_id;
 
 -- name: score_and_store
 -- 2. one call of the PL/Python function scores the whole batch as received; the predictions go

@@ -10,7 +10,9 @@ never logged. The role predictions are stored under is the ModelRef's.
 One batch is one transaction (named statements of ``sql/postgres/batches.sql``):
 
 1. COPY the batch's distinct images (FORMAT BINARY) into the session's temp table ss_incoming;
-2. INSERT … SELECT … ON CONFLICT DO NOTHING into images (replays are absorbed);
+2. INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING into images (replays are absorbed); only
+   when some ids were not added, one statement compares them with the stored rows and removes
+   the ids stored with other content (id-conflict) from the staging table;
 3. INSERT … SELECT the predictions from ONE call of the PL/Python function
    ``streamscore_score_batch`` over the batch's not-yet-scored images (it caches the weights
    per model version in its session dictionary);
@@ -212,11 +214,24 @@ class PostgresBackend(Backend):
             with conn.transaction(), conn.cursor() as cursor:
                 self._copy_staging(cursor, unique)
                 cursor.execute(q.statement("insert_images"), params)
+                conflicts = self._remove_conflicts(cursor, [str(row[0]) for row in cursor.fetchall()])
                 cursor.execute(q.statement("score_and_store"), params)
                 stored = cursor.fetchall()
                 if batch.offsets:
                     cursor.execute(q.statement("upsert_offsets"), q.offset_params(group, batch.offsets))
-        return q.scored_batch(stored, model)
+        return q.scored_batch(stored, model, q.in_batch_order(unique.image_ids, conflicts))
+
+    @staticmethod
+    def _remove_conflicts(cursor: psycopg.Cursor[Any], not_inserted: list[str]) -> set[str]:
+        """Ids of ``not_inserted`` stored with other content, taken out of the staging table."""
+        if not not_inserted:  # a batch of new ids: nothing to compare
+            return set()
+        cursor.execute(q.statement("remove_conflicts"), {"image_ids": not_inserted})
+        conflicts = {str(row[0]) for row in cursor.fetchall()}
+        if conflicts:
+            log.warning("%d image id(s) already stored with other content (id-conflict), e.g. %r",
+                        len(conflicts), min(conflicts))
+        return conflicts
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         """Probabilities from the PL/Python function; the transaction is rolled back."""
