@@ -352,6 +352,9 @@ class InMemoryKinetica(KineticaBackend):
             return [[r[2], r[3]] for r in self.rows.get("consumer_offsets", {}).values() if r[:2] == params]
         if name == "installed_versions":
             return sorted([[r[1]] for r in self.rows.get("models", {}).values() if r[0] == params[0]])
+        if name == "select_images":
+            images = self.rows.get("images", {})
+            return [[r[0], r[1], r[2]] for key in params if (r := images.get((key,))) is not None]
         if name == "select_predictions":
             batch = [r for r in self.rows.get("images", {}).values() if r[4] == params[0]]
             return [[r[0], 1, *([0.1] * 10)] for r in batch]
@@ -387,3 +390,47 @@ def test_install_refuses_other_weights_and_scoring_needs_the_version() -> None:
     assert b.scored == [("batch-1", ModelRef("mlp", 1, "shadow"))] and scored.model.role == "shadow"
     with pytest.raises(ArtifactError, match="1 to 64"):
         b.install_model(dataclasses.replace(first, name="x" * 65))
+
+
+def test_a_reused_id_with_other_content_is_reported_and_never_overwritten() -> None:
+    b = InMemoryKinetica()
+    b.install_model(build_artifact("mlp", 1, [np.ones((784, 10), np.float32)], [np.zeros(10, np.float32)],
+                                   ["softmax"]))
+    first = make_batch()  # a (label 7), b (no label)
+    b.write_batch(first, ModelRef("mlp", 1), "g")
+    stored_before = {key: list(row) for key, row in b.rows["images"].items()}
+    pixels = np.stack([first.pixels[0], np.zeros(784, np.uint8), first.pixels[1], first.pixels[0]])
+    second = ImageBatch(
+        "batch-2", ["a", "b", "c", "d"], pixels, np.array([7, -1, 3, 7], np.int16), np.zeros(4, np.int64),
+        [SourceOffset("mnist.images", 0, i) for i in range(3, 7)], {("mnist.images", 0): 7},
+    )
+    second.pixels[2] = first.pixels[1]
+    second.labels[2] = 3
+    second.image_ids[2] = "b"  # b again: same pixels, now with a label
+    second.image_ids[1] = "x"  # a new id
+    second.image_ids[3] = "a"  # a repeated within the batch: first occurrence wins
+    scored = b.write_batch(second, ModelRef("mlp", 1), "g")
+    assert scored.conflicts == ["b"]
+    assert sorted(scored.image_ids) == ["a", "x"]
+    assert b.rows["images"][("b",)] == stored_before[("b",)]  # not overwritten
+    assert b.rows["images"][("a",)][4] == "batch-2"  # the replay is re-tagged for scoring
+    assert b.stored_offsets("g", "mnist.images") == {0: 7}
+
+
+def test_only_conflicts_scores_nothing() -> None:
+    b = InMemoryKinetica()
+    b.install_model(build_artifact("mlp", 1, [np.ones((784, 10), np.float32)], [np.zeros(10, np.float32)],
+                                   ["softmax"]))
+    batch = make_batch()
+    b.write_batch(batch, ModelRef("mlp", 1), "g")
+    b.scored.clear()
+    batch.labels = np.array([1, 2, 1], np.int16)
+    scored = b.write_batch(batch, ModelRef("mlp", 1), "g")
+    assert scored.conflicts == ["a", "b"] and scored.image_ids == [] and b.scored == []
+
+
+def test_conflicting_rows_compare_pixels_and_label() -> None:
+    records = [["a", b"\x01" * 784, 7, 0, "B"], ["b", b"\x02" * 784, None, 0, "B"], ["c", b"\x03" * 784, 1, 0, "B"]]
+    stored = [["a", b"\x01" * 784, 7], ["b", b"\x02" * 784, 4], ["c", b"\x04" * 784, 1]]
+    assert tables.conflicting_rows(records, stored) == {"b", "c"}
+    assert "$1, $2, $3" in tables.sql("select_images", "s", 3)

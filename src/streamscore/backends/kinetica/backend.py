@@ -15,7 +15,10 @@ Any other option is refused. The role predictions are stored under is the ModelR
 Kinetica has no multi-statement transactions (``transactional = False``), so
 :meth:`KineticaBackend.write_batch` orders idempotent steps:
 
-1. upsert the images (primary key image_id, sharded on it);
+0. look the batch's ids up (primary key): an id stored with other pixels or label is an
+   id-conflict, left out of every later step and reported in ``ScoredBatch.conflicts``;
+1. upsert the images (primary key image_id, sharded on it): new ids, and replays re-tagged
+   with this batch's id (same content);
 2. run the inference UDF on the batch's rows; each rank appends its predictions,
    carrying the model id, to ``prediction_stage`` on the same shard;
 3. upsert the staged rows into ``predictions`` (key image + model + version + role)
@@ -52,6 +55,8 @@ log = logging.getLogger(__name__)
 
 #: staged rows older than this are leftovers of crashed runs (purged at init_schema)
 STAGE_RETENTION_MS = 3_600_000
+#: image ids per id-conflict lookup (bind parameters of one statement)
+LOOKUP_CHUNK = 1000
 
 
 def _flag(value: str | None) -> bool:
@@ -161,20 +166,25 @@ class KineticaBackend(Backend):
 
     # -- scoring ---------------------------------------------------------------------------
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
-        rows = batch.unique_rows()
-        records = tables.image_records(batch, rows, batch.batch_id)
+        records = tables.image_records(batch, batch.unique_rows(), batch.batch_id)
         scored_at = _now_ms()
         selector = [batch.batch_id, model.name, model.version, model.role]
         with self.translate_errors(f"writing batch {batch.batch_id}"):
             self._require_installed(model)
-            self._upsert("images", records)                                   # 1. images
-            self._score("images", batch.batch_id, model, expected=len(rows))  # 2. UDF → stage
-            self._execute_sql("merge_predictions", selector)                  # 3. predictions
-            self._execute_sql("delete_stage", [batch.batch_id])
+            conflicts = self._conflicts(records)                               # 0. id-conflicts
+            conflicting = [str(record[0]) for record in records if record[0] in conflicts]
+            if conflicts:
+                records = [record for record in records if record[0] not in conflicts]
+            if records:
+                self._upsert("images", records)                                   # 1. images
+                self._score("images", batch.batch_id, model, expected=len(records))  # 2. UDF → stage
+                self._execute_sql("merge_predictions", selector)                  # 3. predictions
+                self._execute_sql("delete_stage", [batch.batch_id])
             if batch.offsets:                                                  # 4. offsets
                 self._upsert_offsets(group, batch.offsets)
-            stored = self._query("select_predictions", selector)
-        return _scored_batch([batch.image_ids[r] for r in rows], stored, model, scored_at)
+            stored = self._query("select_predictions", selector) if records else []
+        ids = [str(record[0]) for record in records]
+        return _scored_batch(ids, stored, model, scored_at, conflicting)
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         scratch = f"score-{uuid.uuid4().hex}"
@@ -220,6 +230,22 @@ class KineticaBackend(Backend):
             if not self._query("select_model", [model.name, model.version]):
                 raise not_installed(model, f"{self.schema}.models")
             self._installed.add(model.key)
+
+    def _conflicts(self, records: list[list[Any]]) -> set[str]:
+        """Ids of ``records`` already stored with other pixels or label (one primary-key lookup).
+
+        Kinetica has no transactions and no INSERT … RETURNING, so the check comes before the
+        upsert; the upsert then only re-tags replays (same content) with this batch's id.
+        """
+        stored: list[list[Any]] = []
+        for start in range(0, len(records), LOOKUP_CHUNK):
+            chunk = [str(record[0]) for record in records[start:start + LOOKUP_CHUNK]]
+            stored.extend(self._query("select_images", chunk))
+        conflicts = tables.conflicting_rows(records, stored)
+        if conflicts:
+            log.warning("%d image id(s) already stored with other content (id-conflict), e.g. %r",
+                        len(conflicts), min(conflicts))
+        return conflicts
 
     def _upsert_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
         """Upsert next offsets, never below the stored ones (Kinetica has no GREATEST upsert)."""
@@ -274,7 +300,7 @@ class KineticaBackend(Backend):
             raise
 
     def _query(self, name: str, params: list[Any]) -> list[list[Any]]:
-        with self.db.query(tables.sql(name, self.schema), sql_params=list(params)) as rows:
+        with self.db.query(tables.sql(name, self.schema, len(params)), sql_params=list(params)) as rows:
             return [list(row) for row in rows]
 
     def _execute_sql(self, name: str, params: list[Any]) -> int:
@@ -291,7 +317,9 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _scored_batch(image_ids: list[str], stored: list[list[Any]], model: ModelRef, scored_at: int) -> ScoredBatch:
+def _scored_batch(
+    image_ids: list[str], stored: list[list[Any]], model: ModelRef, scored_at: int, conflicts: list[str] | None = None,
+) -> ScoredBatch:
     """The batch's predictions in the order of ``image_ids``; ``scored_at`` is this pass's time."""
     by_id = {str(row[0]): row for row in stored}
     missing = [i for i in image_ids if i not in by_id]
@@ -304,4 +332,5 @@ def _scored_batch(image_ids: list[str], stored: list[list[Any]], model: ModelRef
         probabilities=np.asarray([r[2:12] for r in rows], np.float32).reshape(-1, tables.CLASSES),
         scored_at=np.full(len(rows), scored_at, np.int64),
         model=model,
+        conflicts=list(conflicts or []),
     )

@@ -90,9 +90,23 @@ def check_identifier(value: str, what: str) -> str:
     return value
 
 
-def sql(name: str, schema: str) -> str:
-    """The named statement ``name`` of ``sql/kinetica/*.sql`` with the schema identifier filled in."""
-    return named("kinetica", name).format(schema=check_identifier(schema, "schema"))
+def sql(name: str, schema: str, binds: int = 0) -> str:
+    """The named statement ``name`` of ``sql/kinetica/*.sql`` with the schema identifier filled in
+    (and ``{ids}``, where a statement has it, as ``binds`` placeholders $1 … $binds)."""
+    placeholders = ", ".join(f"${n}" for n in range(1, binds + 1))
+    return named("kinetica", name).format(schema=check_identifier(schema, "schema"), ids=placeholders)
+
+
+def conflicting_rows(records: Sequence[Sequence[Any]], stored: Sequence[Sequence[Any]]) -> set[str]:
+    """Ids of ``images`` records stored (``select_images`` rows) with other pixels or label."""
+    wanted = {str(record[0]): record for record in records}
+    conflicts: set[str] = set()
+    for image_id, pixels, label in stored:
+        record = wanted.get(str(image_id))
+        stored_label = None if label is None else int(label)
+        if record is not None and (bytes(pixels) != record[1] or stored_label != record[2]):
+            conflicts.add(str(image_id))
+    return conflicts
 
 
 def schema_statements(schema: str) -> list[str]:
