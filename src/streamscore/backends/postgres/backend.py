@@ -7,7 +7,11 @@ too). Options read here: ``schema`` (tables, function and search_path live there
 option is refused. A password may come from the URL or libpq's own PGPASSWORD/.pgpass, and is
 never logged. The role predictions are stored under is the ModelRef's.
 
-One batch is one transaction (named statements of ``sql/postgres/batches.sql``):
+One batch is one transaction (named statements of ``sql/postgres/batches.sql``). Fast path,
+taken while every id is new: COPY the batch's distinct images (FORMAT BINARY, sorted by id)
+straight into images inside a savepoint, score them with one call of the function
+(``score_copied``), upsert the offsets, COMMIT. When an id is already stored the COPY fails
+with a unique violation, the savepoint is rolled back and the batch takes the staging path:
 
 1. COPY the batch's distinct images (FORMAT BINARY) into the session's temp table ss_incoming;
 2. INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING into images (replays are absorbed); only
@@ -204,18 +208,24 @@ class PostgresBackend(Backend):
     # -- scoring ---------------------------------------------------------------------------
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
         rows = batch.unique_rows()  # a repeated id is stored (and scored) once, first occurrence wins
-        unique = batch.subset(rows) if len(rows) < len(batch) else batch
+        rows.sort(key=lambda row: batch.image_ids[row])  # one lock order for concurrent writers
+        unique = batch.subset(rows, batch.batch_id)
         params = {
             "batch_id": batch.batch_id, "name": model.name, "version": model.version,
             "role": model.role, "scored_at": now_ms(),
         }
+        conflicts: set[str] = set()
         with self.translate_errors(f"writing batch {batch.batch_id}"):
             conn = self._connection()
-            with conn.transaction(), conn.cursor() as cursor:
-                self._copy_staging(cursor, unique)
-                cursor.execute(q.statement("insert_images"), params)
-                conflicts = self._remove_conflicts(cursor, [str(row[0]) for row in cursor.fetchall()])
-                cursor.execute(q.statement("score_and_store"), params)
+            # binary results: the probabilities arrays come back without text parsing
+            with conn.transaction(), conn.cursor(binary=True) as cursor:
+                if self._copy_images(cursor, unique):  # all new: scored straight from images
+                    cursor.execute(q.statement("score_copied"), params | {"image_ids": unique.image_ids})
+                else:  # some ids are stored already: the staging path sorts replays from conflicts
+                    self._copy_staging(cursor, unique)
+                    cursor.execute(q.statement("insert_images"), params)
+                    conflicts = self._remove_conflicts(cursor, [str(row[0]) for row in cursor.fetchall()])
+                    cursor.execute(q.statement("score_and_store"), params)
                 stored = cursor.fetchall()
                 if batch.offsets:
                     cursor.execute(q.statement("upsert_offsets"), q.offset_params(group, batch.offsets))
@@ -249,6 +259,18 @@ class PostgresBackend(Backend):
                 rows = cursor.fetchall()
         rows.sort(key=lambda row: int(row[0]))
         return q.probabilities([row[1] for row in rows])
+
+    @staticmethod
+    def _copy_images(cursor: psycopg.Cursor[Any], batch: ImageBatch) -> bool:
+        """COPY the batch straight into images in a savepoint; False (nothing kept) when an id exists."""
+        try:
+            with cursor.connection.transaction(), cursor.copy(q.statement("copy_images")) as copy:
+                copy.set_types(list(q.IMAGE_TYPES))
+                for row in q.staging_rows(batch):
+                    copy.write_row((*row, batch.batch_id))
+        except psycopg.errors.UniqueViolation:
+            return False
+        return True
 
     @staticmethod
     def _copy_staging(cursor: psycopg.Cursor[Any], batch: ImageBatch) -> None:

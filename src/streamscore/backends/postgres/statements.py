@@ -42,6 +42,8 @@ LIBPQ_OPTIONS = frozenset(
 
 #: column types of ss_incoming in the column order of the copy_staging statement
 STAGING_TYPES = ("text", "bytea", "int2", "int8", "text", "int4", "int8")
+#: column types of the copy_images statement (the staging columns, then batch_id)
+IMAGE_TYPES = (*STAGING_TYPES, "text")
 
 
 def statement(name: str) -> str:
