@@ -25,7 +25,8 @@ with a unique violation, the savepoint is rolled back and the batch takes the st
 
 ``init_schema`` runs ``sql/postgres/schema.sql`` and (when its file changed) the function file
 in one transaction under ``pg_advisory_xact_lock``, so N consumers starting together do not
-collide. See docs/postgres.md.
+collide; then it logs which BLAS the server's numpy uses (a warning for the reference BLAS,
+``blas.py``). See docs/postgres.md.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch
 from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.postgres import errors as postgres_errors
 from streamscore.backends.postgres import statements as q
+from streamscore.backends.postgres.blas import report_blas
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import OUTPUTS, ModelArtifact
@@ -75,6 +77,7 @@ class PostgresBackend(Backend):
         super().__init__(url)
         self.schema = url.options.get("schema") or None
         self._conn: psycopg.Connection[Any] | None = None
+        self._blas_reported = False
 
     # -- lifecycle -------------------------------------------------------------------------
     def connect(self) -> None:
@@ -134,6 +137,8 @@ class PostgresBackend(Backend):
                 for statement in q.schema_statements():
                     cursor.execute(statement)
                 self._install_function(cursor)
+            if not self._blas_reported:  # once per backend: which BLAS the scorer's numpy runs on
+                self._blas_reported = report_blas(conn) is not None
 
     def _install_function(self, cursor: psycopg.Cursor[Any]) -> None:
         """CREATE OR REPLACE the PL/Python scorer only when its file changed (or it is missing)."""
