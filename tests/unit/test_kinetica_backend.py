@@ -13,8 +13,9 @@ import pytest
 
 from streamscore.backends import BackendURL, ImageBatch, ModelRef, SourceOffset, resolve_backend
 from streamscore.backends.kinetica import procs, tables
-from streamscore.backends.kinetica.backend import KineticaBackend, _scored_batch
+from streamscore.backends.kinetica.backend import KineticaBackend, request_timeout_s
 from streamscore.backends.kinetica.errors import connection_failure
+from streamscore.backends.kinetica.tables import scored_batch
 from streamscore.backends.sqlfiles import read_sql
 from streamscore.errors import ArtifactError, BackendDataError, BackendError, BackendUnavailable, ConfigError
 from streamscore.model.artifact import build_artifact
@@ -320,11 +321,11 @@ def test_a_failed_upsert_drops_the_cached_ingestor() -> None:
 
 def test_scored_batch_reports_this_pass_time_and_retries_missing_rows() -> None:
     row = ["a", 3, *([0.1] * 10)]
-    scored = _scored_batch(["a"], [row], ModelRef("mlp", 1, "shadow"), 1_500)
+    scored = scored_batch(["a"], [row], ModelRef("mlp", 1, "shadow"), 1_500)
     assert scored.scored_at.tolist() == [1_500] and scored.predicted.tolist() == [3]
     assert scored.probabilities.shape == (1, 10) and scored.model.role == "shadow"
     with pytest.raises(BackendUnavailable) as missing:
-        _scored_batch(["a", "b"], [row], ModelRef("mlp", 1), 1_500)
+        scored_batch(["a", "b"], [row], ModelRef("mlp", 1), 1_500)
     assert missing.value.reason == "predictions-missing"
 
 
@@ -434,3 +435,16 @@ def test_conflicting_rows_compare_pixels_and_label() -> None:
     stored = [["a", b"\x01" * 784, 7], ["b", b"\x02" * 784, 4], ["c", b"\x04" * 784, 1]]
     assert tables.conflicting_rows(records, stored) == {"b", "c"}
     assert "$1, $2, $3" in tables.sql("select_images", "s", 3)
+
+
+@pytest.mark.parametrize(("timeout_ms", "seconds"), [(60_000, 60), (500, 1), (1_500, 2), (0, 0)])
+def test_the_client_timeout_is_sent_in_seconds(timeout_ms: int, seconds: int) -> None:
+    # gpudb hands Options.timeout to requests' post(timeout=…), which is seconds (issue 17 item 1)
+    assert request_timeout_s(timeout_ms) == seconds
+    assert backend(f"kinetica://h?timeout_ms={timeout_ms}").client_options().timeout == seconds
+    assert backend("kinetica://h").client_options().timeout == 60
+
+
+def test_a_negative_timeout_is_refused() -> None:
+    with pytest.raises(ConfigError, match="timeout_ms"):
+        backend("kinetica://h?timeout_ms=-1")

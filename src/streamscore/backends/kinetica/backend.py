@@ -8,7 +8,7 @@ URL: ``kinetica://user:password@host:9191`` with options in the query string:
                        node only (use when worker ports 9192+ are not reachable, e.g.
                        Docker with only 9191 published)
 - ``udf_timeout=S``    seconds to wait for one UDF run (default 120)
-- ``timeout_ms=MS``    HTTP request timeout of the client (default 60000)
+- ``timeout_ms=MS``    HTTP request timeout of the client (default 60000; whole seconds are sent)
 
 Any other option is refused. The role predictions are stored under is the ModelRef's.
 
@@ -33,6 +33,7 @@ with the same values, so the database converges.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -44,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
-from streamscore.backends.checks import already_installed, not_installed, predictions_missing
+from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.kinetica import errors, procs, tables
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, BackendUnavailable, ConfigError, ErrorKind
@@ -96,19 +97,26 @@ class KineticaBackend(Backend):
             self.timeout_ms = int(opts.get("timeout_ms", "60000"))
         except ValueError:
             raise ConfigError(f"{url.masked()}: udf_timeout and timeout_ms must be numbers") from None
+        if self.timeout_ms < 0:
+            raise ConfigError(f"{url.masked()}: timeout_ms must be 0 (no timeout) or more milliseconds")
         self._db: Any = None
         self._tables: dict[str, Any] = {}
         self._procs: dict[str, str] = {}
         self._installed: set[tuple[str, int]] = set()  # versions seen installed (scoring checks once)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def connect(self) -> None:
+    def client_options(self) -> Any:
+        """The gpudb client's options for this URL (``timeout`` in seconds: see request_timeout_s)."""
         options = gpudb.GPUdb.Options()
         options.username = self.url.username or ""
         options.password = self.url.password or ""
         options.disable_auto_discovery = self.head_only
-        options.timeout = self.timeout_ms
+        options.timeout = request_timeout_s(self.timeout_ms)
         options.initial_connection_attempt_timeout = 0  # the consume loop does the retrying
+        return options
+
+    def connect(self) -> None:
+        options = self.client_options()
         with self.translate_errors(f"connecting to {self.url.masked()}"):
             self._db = gpudb.GPUdb(host=self.head_url, options=options)
         log.info("connected to Kinetica at %s (schema %s)", self.url.masked(), self.schema)
@@ -184,7 +192,7 @@ class KineticaBackend(Backend):
                 self._upsert_offsets(group, batch.offsets)
             stored = self._query("select_predictions", selector) if records else []
         ids = [str(record[0]) for record in records]
-        return _scored_batch(ids, stored, model, scored_at, conflicting)
+        return tables.scored_batch(ids, stored, model, scored_at, conflicting)
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         scratch = f"score-{uuid.uuid4().hex}"
@@ -313,24 +321,15 @@ class KineticaBackend(Backend):
         return int(self.db.execute(statement, sql_params=list(params), sql_opts={}))
 
 
+def request_timeout_s(timeout_ms: int) -> int:
+    """The gpudb ``Options.timeout`` for a timeout in ms: whole seconds, at least 1 (0 stays 0, no timeout).
+
+    gpudb documents the option in milliseconds but hands it to ``requests`` as its ``timeout``,
+    which is seconds (and int()s it): 60000 would wait 16.7 hours, 500 would become 0 = forever.
+    """
+    return 0 if timeout_ms == 0 else max(1, math.ceil(timeout_ms / 1000))
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
-
-def _scored_batch(
-    image_ids: list[str], stored: list[list[Any]], model: ModelRef, scored_at: int, conflicts: list[str] | None = None,
-) -> ScoredBatch:
-    """The batch's predictions in the order of ``image_ids``; ``scored_at`` is this pass's time."""
-    by_id = {str(row[0]): row for row in stored}
-    missing = [i for i in image_ids if i not in by_id]
-    if missing:
-        raise predictions_missing(missing, len(image_ids), model)
-    rows = [by_id[i] for i in image_ids]
-    return ScoredBatch(
-        image_ids=image_ids,
-        predicted=np.asarray([int(r[1]) for r in rows], np.int64),
-        probabilities=np.asarray([r[2:12] for r in rows], np.float32).reshape(-1, tables.CLASSES),
-        scored_at=np.full(len(rows), scored_at, np.int64),
-        model=model,
-        conflicts=list(conflicts or []),
-    )
