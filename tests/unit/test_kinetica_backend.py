@@ -193,6 +193,7 @@ class FakeDb:
         self.created: list[dict[str, Any]] = []
         self.killed: list[str] = []
         self.executed: list[dict[str, Any]] = []
+        self.polls: list[dict[str, str]] = []
 
     def has_proc(self, proc_name: str) -> dict[str, Any]:
         return {"status_info": OK, "proc_exists": self.exists}
@@ -207,6 +208,7 @@ class FakeDb:
         return {"status_info": OK, "run_id": "7"}
 
     def show_proc_status(self, run_id: str, options: dict[str, str]) -> dict[str, Any]:
+        self.polls.append(options)
         return {"status_info": OK, **self.statuses.pop(0)} if len(self.statuses) > 1 else \
             {"status_info": OK, **self.statuses[0]}
 
@@ -448,3 +450,18 @@ def test_the_client_timeout_is_sent_in_seconds(timeout_ms: int, seconds: int) ->
 def test_a_negative_timeout_is_refused() -> None:
     with pytest.raises(ConfigError, match="timeout_ms"):
         backend("kinetica://h?timeout_ms=-1")
+
+
+@pytest.mark.parametrize("final", ["complete", "error"])
+def test_a_run_is_cleared_once_after_its_final_status_was_read(final: str) -> None:
+    # clear_complete on every poll could drop the results of ranks that finished early (issue 17 item 5)
+    db = FakeDb([status("running", a={"status": "complete", "results": {"scored": "3"}}, b={"status": "running"}),
+                 status("running", a={"status": "complete", "results": {"scored": "3"}}, b={"status": "running"}),
+                 status(final, a={"status": "complete", "results": {"scored": "3"}},
+                        b={"status": final, "results": {"scored": "4"}})])
+    if final == "complete":
+        assert procs.wait(db, "p", "7", 5, sleep=lambda s: None).total("scored") == 7
+    else:
+        with pytest.raises(BackendError):
+            procs.wait(db, "p", "7", 5, sleep=lambda s: None)
+    assert db.polls == [{}, {}, {}, {"clear_complete": "true"}]

@@ -5,8 +5,9 @@ registering is create-if-missing and never has to delete a proc another consumer
 be running; new UDF code simply gets a new name.
 
 ``execute_proc`` is asynchronous: :func:`wait` polls ``show_proc_status`` until the
-run is ``complete``, raises :class:`BackendError` with the UDF's own output lines when
-it failed, and kills the run and raises :class:`BackendUnavailable` on timeout.
+run is ``complete`` (and clears the run once, after reading its final status), raises
+:class:`BackendError` with the UDF's own output lines when it failed, and kills the run and
+raises :class:`BackendUnavailable` on timeout.
 """
 
 from __future__ import annotations
@@ -135,19 +136,23 @@ def wait(
         raise BackendError(f"kinetica returned no run id for proc {name}")
     deadline = clock() + timeout
     while True:
+        # no clear_complete while polling: it would drop the results of ranks that finished
+        # before the others; the run is cleared once, after its final status was read
         status = checked(
-            db.show_proc_status(run_id=run_id, options={"clear_complete": "true"}),
-            f"polling proc {name} run {run_id}",
+            db.show_proc_status(run_id=run_id, options={}), f"polling proc {name} run {run_id}",
         )
         overall = status.get("overall_statuses", {}).get(run_id, "none")
         if overall == "complete":
-            return ProcRun(
+            run = ProcRun(
                 run_id,
                 {seg: dict(r) for seg, r in status.get("results", {}).get(run_id, {}).items()},
                 {seg: _segment_lines(status, run_id, seg)
                  for seg in status.get("statuses", {}).get(run_id, {})},
             )
+            _clear(db, run_id)
+            return run
         if overall in _FINISHED_BAD:
+            _clear(db, run_id)
             raise BackendError(
                 f"UDF {name} run {run_id} ended with status {overall}:\n"
                 f"{failure_report(status, run_id)}",
@@ -162,3 +167,8 @@ def wait(
             )
         sleep(poll)
         poll = min(poll * 1.5, 1.0)
+
+
+def _clear(db: Any, run_id: str) -> None:
+    """Drop a finished run's status and results from the server (read before; a failure is harmless)."""
+    db.show_proc_status(run_id=run_id, options={"clear_complete": "true"})
