@@ -390,7 +390,9 @@ def test_install_refuses_other_weights_and_scoring_needs_the_version() -> None:
         b.write_batch(make_batch(), ModelRef("mlp", 2), "g")
     assert absent.value.reason == "not-installed" and b.scored == [] and "images" not in b.rows
     scored = b.write_batch(make_batch(), ModelRef("mlp", 1, "shadow"), "g")
-    assert b.scored == [("batch-1", ModelRef("mlp", 1, "shadow"))] and scored.model.role == "shadow"
+    ((scoring_id, scored_with),) = b.scored
+    assert re.fullmatch(r"[0-9a-f]{32}", scoring_id) and scored_with == ModelRef("mlp", 1, "shadow")
+    assert scored.model.role == "shadow"
     with pytest.raises(ArtifactError, match="1 to 64"):
         b.install_model(dataclasses.replace(first, name="x" * 65))
 
@@ -416,7 +418,7 @@ def test_a_reused_id_with_other_content_is_reported_and_never_overwritten() -> N
     assert scored.conflicts == ["b"]
     assert sorted(scored.image_ids) == ["a", "x"]
     assert b.rows["images"][("b",)] == stored_before[("b",)]  # not overwritten
-    assert b.rows["images"][("a",)][4] == "batch-2"  # the replay is re-tagged for scoring
+    assert b.rows["images"][("a",)][4] == b.scored[-1][0]  # the replay is re-tagged for scoring
     assert b.stored_offsets("g", "mnist.images") == {0: 7}
 
 
@@ -465,3 +467,20 @@ def test_a_run_is_cleared_once_after_its_final_status_was_read(final: str) -> No
         with pytest.raises(BackendError):
             procs.wait(db, "p", "7", 5, sleep=lambda s: None)
     assert db.polls == [{}, {}, {}, {"clear_complete": "true"}]
+
+
+def test_every_attempt_scores_under_a_fresh_id() -> None:
+    # attempt 1 tags a and b and fails; a partition is revoked; the retry of a alone must not make
+    # the UDF score b as well (issue 17 item 2): each attempt tags its rows with a new scoring id
+    b = InMemoryKinetica()
+    b.install_model(build_artifact("mlp", 1, [np.ones((784, 10), np.float32)], [np.zeros(10, np.float32)],
+                                   ["softmax"]))
+    batch = make_batch()
+    b.write_batch(batch, ModelRef("mlp", 1), "g")
+    retry = batch.subset([0])
+    scored = b.write_batch(retry, ModelRef("mlp", 1), "g")
+    first_id, retry_id = (scoring_id for scoring_id, _ in b.scored)
+    assert first_id != retry_id
+    tagged = {key[0]: row[4] for key, row in b.rows["images"].items()}
+    assert tagged == {"a": retry_id, "b": first_id}
+    assert scored.image_ids == ["a"]

@@ -19,7 +19,8 @@ Kinetica has no multi-statement transactions (``transactional = False``), so
    id-conflict, left out of every later step and reported in ``ScoredBatch.conflicts``;
 1. upsert the images (primary key image_id, sharded on it): new ids, and replays re-tagged
    with this batch's id (same content);
-2. run the inference UDF on the batch's rows; each rank appends its predictions,
+2. run the inference UDF on the rows tagged with this attempt's scoring id (fresh per call,
+   so a retry never scores rows a failed attempt tagged); each rank appends its predictions,
    carrying the model id, to ``prediction_stage`` on the same shard;
 3. upsert the staged rows into ``predictions`` (key image + model + version + role)
    and delete them from the stage;
@@ -174,10 +175,13 @@ class KineticaBackend(Backend):
 
     # -- scoring ---------------------------------------------------------------------------
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
-        records = tables.image_records(batch, batch.unique_rows(), batch.batch_id)
+        # a fresh scoring id per attempt: the UDF scores every row tagged with it, so a retry of
+        # a subset (a partition was revoked) must not find rows tagged by the failed attempt
+        scoring_id = uuid.uuid4().hex
+        records = tables.image_records(batch, batch.unique_rows(), scoring_id)
         scored_at = _now_ms()
-        selector = [batch.batch_id, model.name, model.version, model.role]
-        with self.translate_errors(f"writing batch {batch.batch_id}"):
+        selector = [scoring_id, model.name, model.version, model.role]
+        with self.translate_errors(f"writing batch {batch.batch_id} (scoring id {scoring_id})"):
             self._require_installed(model)
             conflicts = self._conflicts(records)                               # 0. id-conflicts
             conflicting = [str(record[0]) for record in records if record[0] in conflicts]
@@ -185,9 +189,9 @@ class KineticaBackend(Backend):
                 records = [record for record in records if record[0] not in conflicts]
             if records:
                 self._upsert("images", records)                                   # 1. images
-                self._score("images", batch.batch_id, model, expected=len(records))  # 2. UDF → stage
+                self._score("images", scoring_id, model, expected=len(records))   # 2. UDF → stage
                 self._execute_sql("merge_predictions", selector)                  # 3. predictions
-                self._execute_sql("delete_stage", [batch.batch_id])
+                self._execute_sql("delete_stage", [scoring_id])
             if batch.offsets:                                                  # 4. offsets
                 self._upsert_offsets(group, batch.offsets)
             stored = self._query("select_predictions", selector) if records else []
@@ -269,7 +273,6 @@ class KineticaBackend(Backend):
         """Run the inference UDF over the batch's rows of ``table`` into the stage."""
         name = self._procs.get("infer") or procs.register(self.db, procs.INFER_UDF, "distributed")
         self._procs["infer"] = name
-        self._execute_sql("delete_stage", [batch_id])  # leftovers of an earlier try
         qualified = f"{self.schema}.{table}"
         run = procs.execute(
             self.db, name,
