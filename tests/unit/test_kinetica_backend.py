@@ -484,3 +484,19 @@ def test_every_attempt_scores_under_a_fresh_id() -> None:
     tagged = {key[0]: row[4] for key, row in b.rows["images"].items()}
     assert tagged == {"a": retry_id, "b": first_id}
     assert scored.image_ids == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("overall", "stderr"),
+    [
+        ("killed", []),
+        ("error", ["gpudb.gpudb.GPUdbConnectionException: Error connecting to 'http://head:9191'"]),
+        ("error", ["GPUdbHAUnavailableException: Only one cluster in ring; HA failover unavailable"]),
+    ],
+)
+def test_a_killed_or_disconnected_udf_is_retriable(overall: str, stderr: list[str]) -> None:
+    # issue 17 item 6: only a UDF that is wrong stops the consumer
+    db = FakeDb([status(overall, a={"status": "complete"}, b={"status": overall, "stderr": stderr})])
+    with pytest.raises(BackendUnavailable) as info:
+        procs.wait(db, "p", "7", 5, sleep=lambda s: None)
+    assert info.value.reason == "udf-interrupted" and info.value.retriable

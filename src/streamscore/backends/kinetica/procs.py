@@ -6,8 +6,9 @@ be running; new UDF code simply gets a new name.
 
 ``execute_proc`` is asynchronous: :func:`wait` polls ``show_proc_status`` until the
 run is ``complete`` (and clears the run once, after reading its final status), raises
-:class:`BackendError` with the UDF's own output lines when it failed, and kills the run and
-raises :class:`BackendUnavailable` on timeout.
+:class:`BackendError` with the UDF's own output lines when it failed, :class:`BackendUnavailable`
+when it was killed or lost the database (``udf-interrupted``), and kills the run and raises
+:class:`BackendUnavailable` on timeout.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ TRAIN_UDF = "mnist_train.py"
 #: output lines per segment kept by Kinetica and quoted in errors
 MAX_OUTPUT_LINES = 40
 _FINISHED_BAD = ("error", "killed")
+#: what a UDF's output says when it lost the database rather than failed (kinetica_proc raises
+#: gpudb's connection errors): such a run is retried like an outage, not reported as a fault
+INTERRUPTED_MARKERS = (
+    "GPUdbConnectionException", "GPUdbHAUnavailableException", "GPUdbExitException",
+    "HA failover unavailable", "Connection refused", "Connection reset",
+)
 
 
 def udf_source(filename: str) -> bytes:
@@ -153,10 +160,15 @@ def wait(
             return run
         if overall in _FINISHED_BAD:
             _clear(db, run_id)
+            report = failure_report(status, run_id)
+            if overall == "killed" or any(marker in report for marker in INTERRUPTED_MARKERS):
+                # the run was stopped or lost the database, not wrong: the batch is written again
+                raise BackendUnavailable(
+                    f"UDF {name} run {run_id} was interrupted ({overall}); the batch will be "
+                    f"written again:\n{report}", retry_after=5.0, reason="udf-interrupted",
+                )
             raise BackendError(
-                f"UDF {name} run {run_id} ended with status {overall}:\n"
-                f"{failure_report(status, run_id)}",
-                reason="udf-failed",
+                f"UDF {name} run {run_id} ended with status {overall}:\n{report}", reason="udf-failed",
             )
         if clock() >= deadline:
             # run_id is non-empty here: an empty run id would kill every running proc
