@@ -16,6 +16,7 @@ from streamscore.backends.kinetica import procs, tables
 from streamscore.backends.kinetica.backend import KineticaBackend, request_timeout_s
 from streamscore.backends.kinetica.errors import connection_failure
 from streamscore.backends.kinetica.tables import scored_batch
+from streamscore.backends.kinetica.train import refuse_installed_version
 from streamscore.backends.sqlfiles import read_sql
 from streamscore.errors import ArtifactError, BackendDataError, BackendError, BackendUnavailable, ConfigError
 from streamscore.model.artifact import build_artifact
@@ -500,3 +501,14 @@ def test_a_killed_or_disconnected_udf_is_retriable(overall: str, stderr: list[st
     with pytest.raises(BackendUnavailable) as info:
         procs.wait(db, "p", "7", 5, sleep=lambda s: None)
     assert info.value.reason == "udf-interrupted" and info.value.retriable
+
+
+def test_training_refuses_an_installed_version() -> None:
+    # issue 17 item 4: the training UDF would overwrite an installed (maybe serving) version
+    b = InMemoryKinetica()
+    b.install_model(build_artifact("mlp", 1, [np.ones((784, 10), np.float32)], [np.zeros(10, np.float32)],
+                                   ["softmax"]))
+    with pytest.raises(ArtifactError, match="--version 2") as refused:
+        refuse_installed_version(b, "mlp", 1)
+    assert refused.value.reason == "version-conflict"
+    refuse_installed_version(b, "mlp", 2)  # a new version is fine
