@@ -13,7 +13,8 @@ and ``schema`` (where the ``models`` and ``model_layers`` tables live).
 Weights come from the ``model_layers`` table through the gpudb client with the
 temporary credentials in ``request_info`` -- never through ``bin_params``, which
 kinetica_proc 7.2.0.1 decodes as UTF-8 text and so corrupts binary data. They
-are cached per (name, version) for the life of this process.
+are verified against the model's sha256 and cached per (name, version) for the life of this
+process.
 
 This file must stay standalone: only numpy, the stdlib, ``kinetica_proc`` and
 (for the weights) ``gpudb`` exist inside Kinetica. The forward pass therefore
@@ -24,6 +25,7 @@ checks that they agree on the MNIST test set.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -77,10 +79,26 @@ def forward(pixels: np.ndarray, model: Model) -> np.ndarray:
     return x
 
 
+def weights_digest(layers: Sequence[tuple[int, int, int, str, bytes, bytes]]) -> str:
+    """sha256 of the weights as ``streamscore.model.artifact.weights_digest`` computes it (the
+    stored bytes are already little-endian float32, so they are hashed as they are)."""
+    digest = hashlib.sha256()
+    for index, (_layer, n_in, n_out, _activation, w, b) in enumerate(sorted(layers)):
+        digest.update(f"layer{index}:{n_in}x{n_out};".encode())
+        digest.update(bytes(w))
+        digest.update(bytes(b))
+    return digest.hexdigest()
+
+
 def model_from_layers(
-    model_id: str, input_scale: float, layers: Sequence[tuple[int, int, int, str, bytes, bytes]]
+    model_id: str, input_scale: float, layers: Sequence[tuple[int, int, int, str, bytes, bytes]],
+    sha256: str | None = None,
 ) -> Model:
-    """Rebuild a model from ``model_layers`` rows (layer, n_in, n_out, activation, w, b)."""
+    """Rebuild a model from ``model_layers`` rows (layer, n_in, n_out, activation, w, b),
+    verifying the weights against the ``models`` row's ``sha256`` when it is given."""
+    if sha256 is not None and weights_digest(layers) != sha256:
+        raise ValueError(f"model {model_id}: the weights in model_layers do not match the model's "
+                         f"sha256 {sha256[:12]}...: reinstall the model")
     weights, biases, activations = [], [], []
     for expected, (layer, n_in, n_out, activation, w, b) in enumerate(sorted(layers)):
         if layer != expected:
@@ -120,7 +138,7 @@ class GpudbWeights:
 
         db = gpudb.GPUdb(host=self._url, username=self._user, password=self._password)
         head = db.query_one(
-            f"SELECT model_id, input_scale FROM {self._schema}.models "
+            f"SELECT model_id, input_scale, sha256 FROM {self._schema}.models "
             "WHERE model_name = $1 AND model_version = $2",
             sql_params=[name, version],
         )
@@ -132,7 +150,7 @@ class GpudbWeights:
             sql_params=[name, version],
         ) as rows:
             layers = [(int(r[0]), int(r[1]), int(r[2]), str(r[3]), bytes(r[4]), bytes(r[5])) for r in rows]
-        return model_from_layers(str(head[0]), float(head[1]), layers)
+        return model_from_layers(str(head[0]), float(head[1]), layers, str(head[2]))
 
 
 _CACHE: dict[tuple[str, int], Model] = {}

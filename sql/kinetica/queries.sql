@@ -20,6 +20,13 @@ FROM {schema}.model_layers
 WHERE model_name = $1 AND model_version = $2
 ORDER BY layer
 
+-- name: select_images
+-- The stored content of the batch's image ids that already exist (id-conflict check before the
+-- upsert; a primary-key lookup). {ids} is the list of bind placeholders $1, $2 … (one per id).
+SELECT image_id, pixels, label
+FROM {schema}.images
+WHERE image_id IN ({ids})
+
 -- name: delete_stage
 -- Drop a batch's staged UDF output (after the merge, and before a retry of the batch).
 DELETE FROM {schema}.prediction_stage WHERE batch_id = $1

@@ -2,14 +2,21 @@
 -- Values are always positional binds (:1, :2 …); nothing is formatted into this text.
 
 -- name: merge_image
--- one row per image; the first write wins, a replay only moves the image to the new batch
+-- one row per image; the first write wins, a replay (same pixels and label) only moves the
+-- image to the new batch. An id stored with other content is left as it is, in its old batch:
+-- the scorer does not see it and the backend reports it as an id-conflict (select_image_content)
 MERGE INTO mnist_images t
 USING (SELECT :1 AS image_id, :2 AS pixels, :3 AS label, :4 AS produced_at, :5 AS batch_id
          FROM dual) s
    ON (t.image_id = s.image_id)
  WHEN MATCHED THEN UPDATE SET t.batch_id = s.batch_id
+      WHERE t.pixels = s.pixels AND DECODE(t.label, s.label, 1, 0) = 1
  WHEN NOT MATCHED THEN INSERT (image_id, pixels, label, produced_at, batch_id)
       VALUES (s.image_id, s.pixels, s.label, s.produced_at, s.batch_id)
+
+-- name: select_image_content
+-- the stored content of one image id that came back without a prediction (id-conflict check)
+SELECT pixels, label FROM mnist_images WHERE image_id = :1
 
 -- name: merge_offset
 -- offsets only move forward, so a late replay cannot rewind another consumer's progress

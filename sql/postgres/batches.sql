@@ -1,5 +1,37 @@
 -- One batch, inside one transaction (see streamscore/backends/base.py and postgres/backend.py).
 
+-- name: copy_images
+-- 1. the fast path: the batch's distinct images, sorted by image_id (concurrent writers take the
+--    index locks in one order), binary COPY straight into images inside a savepoint. An id that
+--    is already stored fails it with a unique violation: the savepoint is rolled back and the
+--    batch takes the staging path below (copy_staging, insert_images, remove_conflicts).
+COPY images (image_id, pixels, label, produced_at, src_topic, src_partition, src_offset, batch_id)
+FROM STDIN (FORMAT BINARY);
+
+-- name: score_copied
+-- 2. (fast path) as score_and_store, over the images COPYed above, looked up by their ids
+--    (%(image_ids)s, sorted) on the primary key.
+WITH scored AS MATERIALIZED (
+    SELECT s.image_id, s.predicted, s.probabilities
+    FROM streamscore_score_batch(
+        %(image_ids)s::text[],
+        ARRAY(SELECT i.pixels
+              FROM unnest(%(image_ids)s::text[]) WITH ORDINALITY AS u (image_id, n)
+              JOIN images AS i ON i.image_id = u.image_id
+              ORDER BY u.n),
+        %(name)s, %(version)s::integer) AS s
+), stored AS (
+    INSERT INTO predictions (image_id, model_name, model_version, role, predicted, probabilities, scored_at,
+                             batch_id)
+    SELECT image_id, %(name)s, %(version)s::integer, %(role)s, predicted, probabilities,
+           %(scored_at)s::bigint, %(batch_id)s
+    FROM scored
+    ON CONFLICT DO NOTHING
+)
+SELECT image_id, predicted, probabilities, %(scored_at)s::bigint
+FROM scored
+ORDER BY image_id COLLATE "C";
+
 -- name: copy_staging
 -- the batch's distinct images, binary COPY into the session's staging table (column types:
 -- STAGING_TYPES in streamscore/backends/postgres/statements.py, in this order)
@@ -8,12 +40,31 @@ FROM STDIN (FORMAT BINARY);
 
 -- name: insert_images
 -- 1. images, idempotent on image_id (replays are absorbed); sorted so that two writers
---    inserting overlapping ids take the index locks in the same order
-INSERT INTO images (image_id, pixels, label, produced_at, src_topic, src_partition, src_offset, batch_id)
-SELECT image_id, pixels, label, produced_at, src_topic, src_partition, src_offset, %(batch_id)s
-FROM ss_incoming
-ORDER BY image_id
-ON CONFLICT (image_id) DO NOTHING;
+--    inserting overlapping ids take the index locks in the same order. Returns the ids the
+--    insert did NOT add (already stored): none on a batch of new ids, so the id-conflict
+--    check below runs only when there is something to compare.
+WITH inserted AS (
+    INSERT INTO images (image_id, pixels, label, produced_at, src_topic, src_partition, src_offset, batch_id)
+    SELECT image_id, pixels, label, produced_at, src_topic, src_partition, src_offset, %(batch_id)s
+    FROM ss_incoming
+    ORDER BY image_id
+    ON CONFLICT (image_id) DO NOTHING
+    RETURNING image_id
+)
+SELECT s.image_id FROM ss_incoming AS s
+WHERE NOT EXISTS (SELECT 1 FROM inserted AS i WHERE i.image_id = s.image_id);
+
+-- name: remove_conflicts
+-- 1b. (only for ids the insert did not add) an id stored with other content (pixels or label)
+--     is an id-conflict: it leaves the staging table, so it is neither scored nor returned; the
+--     stored row is untouched. One primary-key lookup per id; a separate statement, so that rows
+--     a concurrent writer committed while the insert waited are visible here.
+DELETE FROM ss_incoming AS s
+USING images AS i
+WHERE s.image_id = ANY(%(image_ids)s::text[])
+  AND i.image_id = s.image_id
+  AND (i.pixels <> s.pixels OR i.label IS DISTINCT FROM s.label)
+RETURNING s.image_id;
 
 -- name: score_and_store
 -- 2. one call of the PL/Python function scores the whole batch as received; the predictions go

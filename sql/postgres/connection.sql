@@ -39,3 +39,31 @@ WHERE o.name = %(name)s AND to_regprocedure(%(signature)s) IS NOT NULL;
 -- name: upsert_object_digest
 INSERT INTO schema_objects (name, sha256) VALUES (%(name)s, %(sha256)s)
 ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, installed_at = now();
+
+-- name: report_blas
+-- Which BLAS the server's numpy runs on (the scorer's matrix products): the shared libraries
+-- mapped into this server process once numpy is imported, plus numpy's build configuration
+-- where /proc is not available. Sent as one NOTICE; nothing is stored. Run at init_schema.
+DO $$
+import json
+import numpy
+KEYWORDS = ("blas", "mkl", "lapack", "blis", "atlas", "accelerate")
+libraries = set()
+try:
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            parts = line.split(None, 5)
+            if len(parts) == 6 and any(k in parts[5].rsplit("/", 1)[-1].lower() for k in KEYWORDS):
+                libraries.add(parts[5].strip())
+except OSError:
+    pass
+try:
+    build = str(numpy.show_config(mode="dicts")["Build Dependencies"]["blas"].get("name", ""))
+except Exception:
+    try:
+        build = ",".join(numpy.__config__.get_info("blas_opt_info").get("libraries", []))
+    except Exception:
+        build = ""
+plpy.notice("streamscore-blas " + json.dumps(
+    {"numpy": numpy.__version__, "libraries": sorted(libraries), "build": build}))
+$$ LANGUAGE plpython3u;

@@ -183,3 +183,13 @@ def forbid_label(backend: Backend, label: int) -> Iterator[None]:
             _sql(backend, f"ALTER TABLE mnist_images DROP CONSTRAINT {name}", [])
     else:
         pytest.skip(f"the contract suite cannot add a constraint in {backend.name}")
+
+
+def stored_labels(backend: Backend, scope: Scope) -> dict[str, int | None]:
+    """Image id → stored label of this test's images."""
+    names = TABLES.get(backend.name)
+    if names is None:
+        pytest.skip(f"the contract suite cannot read images in {backend.name}")
+    rows = _sql(backend, f"SELECT image_id, label FROM {names['images']} WHERE image_id LIKE ?",
+                [f"{scope.tag}-%"])
+    return {str(image_id): None if label is None else int(label) for image_id, label in rows}

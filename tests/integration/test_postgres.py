@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ from streamscore.backends import ImageBatch, ModelRef, SourceOffset, open_backen
 from streamscore.backends.postgres import PostgresBackend
 from streamscore.errors import ArtifactError, BackendDataError, BackendError, BackendUnavailable
 from streamscore.models import bundled_model
+from streamscore.shared.mnist import load_split
 
 pytestmark = pytest.mark.postgres
 __all__ = ["postgres_url"]  # the fixture, imported for pytest
@@ -112,3 +114,68 @@ def test_model_role_and_schema_isolation(postgres_url: str) -> None:
         scored = shadow.write_batch(one_image_batch("s-1"), ModelRef("mlp", 2, "shadow"), "g")
         row = shadow._connection().execute("SELECT role FROM predictions").fetchone()  # type: ignore[attr-defined]
     assert scored.image_ids == ["s-1"] and row == ("shadow",)
+
+
+def test_init_schema_logs_the_blas_of_the_server_numpy(
+    backend: PostgresBackend, caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="streamscore.backends.postgres.blas"):
+        backend.init_schema()
+        backend.init_schema()  # once per backend
+    (record,) = [r for r in caplog.records if r.name == "streamscore.backends.postgres.blas"]
+    known = ("openblas", "mkl", "blis", "atlas", "accelerate", "armpl", "reference", "unknown")
+    assert any(kind in record.getMessage() for kind in known)
+    assert (record.levelno == logging.WARNING) == ("reference BLAS" in record.getMessage())
+
+
+def _mixed_batch(batch_id: str, first: int, count: int, offset: int) -> ImageBatch:
+    split = load_split("test")
+    rows = np.arange(first, first + count)
+    return ImageBatch(
+        batch_id, [f"m-{row:05d}" for row in rows], split.images[rows], split.labels[rows].astype(np.int16),
+        np.zeros(count, np.int64), [SourceOffset("t", 0, offset + n) for n in range(count)],
+        {("t", 0): offset + count},
+    )
+
+
+def test_a_batch_with_a_stored_id_falls_back_and_new_ones_still_go_in(backend: PostgresBackend) -> None:
+    backend.init_schema()
+    backend.install_model(bundled_model(1))
+    backend.write_batch(_mixed_batch("one", 0, 10, 0), ModelRef("mlp", 1), "g")  # fast path: all new
+    scored = backend.write_batch(_mixed_batch("two", 5, 10, 10), ModelRef("mlp", 1), "g")  # 5 stored, 5 new
+    assert scored.image_ids == [f"m-{row:05d}" for row in range(5, 15)] and scored.conflicts == []
+    counts = backend._connection().execute("SELECT count(*) FROM images UNION ALL SELECT count(*) FROM predictions")
+    assert [row[0] for row in counts.fetchall()] == [15, 15]
+    assert backend.stored_offsets("g", "t") == {0: 20}
+
+
+def test_concurrent_writers_of_overlapping_ids_store_each_once(postgres_url: str) -> None:
+    with open_backend(postgres_url) as setup:
+        setup.init_schema()
+        setup.install_model(bundled_model(1))
+    barrier = threading.Barrier(2)
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def write(first: int) -> None:
+        try:
+            with open_backend(postgres_url) as database:
+                for round_ in range(5):
+                    batch = _mixed_batch(f"w{first}-{round_}", round_ * 40 + first, 40, first * 1000 + round_ * 40)
+                    barrier.wait(timeout=30)
+                    results.append(database.write_batch(batch, ModelRef("mlp", 1), f"g{first}").image_ids)
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=write, args=(first,)) for first in (0, 20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(results) == 10 and all(len(ids) == 40 for ids in results)
+    with open_backend(postgres_url) as check:
+        counts = check._connection().execute(  # type: ignore[attr-defined]
+            "SELECT count(*), count(DISTINCT image_id) FROM predictions").fetchone()
+    assert counts == (220, 220)  # ids 0 … 219 (each round overlaps by 20), each stored and scored once

@@ -13,8 +13,10 @@ import pytest
 
 from streamscore.backends import BackendURL, ImageBatch, ModelRef, SourceOffset, resolve_backend
 from streamscore.backends.kinetica import procs, tables
-from streamscore.backends.kinetica.backend import KineticaBackend, _scored_batch
+from streamscore.backends.kinetica.backend import KineticaBackend, request_timeout_s
 from streamscore.backends.kinetica.errors import connection_failure
+from streamscore.backends.kinetica.tables import scored_batch
+from streamscore.backends.kinetica.train import refuse_installed_version
 from streamscore.backends.sqlfiles import read_sql
 from streamscore.errors import ArtifactError, BackendDataError, BackendError, BackendUnavailable, ConfigError
 from streamscore.model.artifact import build_artifact
@@ -192,6 +194,7 @@ class FakeDb:
         self.created: list[dict[str, Any]] = []
         self.killed: list[str] = []
         self.executed: list[dict[str, Any]] = []
+        self.polls: list[dict[str, str]] = []
 
     def has_proc(self, proc_name: str) -> dict[str, Any]:
         return {"status_info": OK, "proc_exists": self.exists}
@@ -206,6 +209,7 @@ class FakeDb:
         return {"status_info": OK, "run_id": "7"}
 
     def show_proc_status(self, run_id: str, options: dict[str, str]) -> dict[str, Any]:
+        self.polls.append(options)
         return {"status_info": OK, **self.statuses.pop(0)} if len(self.statuses) > 1 else \
             {"status_info": OK, **self.statuses[0]}
 
@@ -320,11 +324,11 @@ def test_a_failed_upsert_drops_the_cached_ingestor() -> None:
 
 def test_scored_batch_reports_this_pass_time_and_retries_missing_rows() -> None:
     row = ["a", 3, *([0.1] * 10)]
-    scored = _scored_batch(["a"], [row], ModelRef("mlp", 1, "shadow"), 1_500)
+    scored = scored_batch(["a"], [row], ModelRef("mlp", 1, "shadow"), 1_500)
     assert scored.scored_at.tolist() == [1_500] and scored.predicted.tolist() == [3]
     assert scored.probabilities.shape == (1, 10) and scored.model.role == "shadow"
     with pytest.raises(BackendUnavailable) as missing:
-        _scored_batch(["a", "b"], [row], ModelRef("mlp", 1), 1_500)
+        scored_batch(["a", "b"], [row], ModelRef("mlp", 1), 1_500)
     assert missing.value.reason == "predictions-missing"
 
 
@@ -352,6 +356,9 @@ class InMemoryKinetica(KineticaBackend):
             return [[r[2], r[3]] for r in self.rows.get("consumer_offsets", {}).values() if r[:2] == params]
         if name == "installed_versions":
             return sorted([[r[1]] for r in self.rows.get("models", {}).values() if r[0] == params[0]])
+        if name == "select_images":
+            images = self.rows.get("images", {})
+            return [[r[0], r[1], r[2]] for key in params if (r := images.get((key,))) is not None]
         if name == "select_predictions":
             batch = [r for r in self.rows.get("images", {}).values() if r[4] == params[0]]
             return [[r[0], 1, *([0.1] * 10)] for r in batch]
@@ -384,6 +391,124 @@ def test_install_refuses_other_weights_and_scoring_needs_the_version() -> None:
         b.write_batch(make_batch(), ModelRef("mlp", 2), "g")
     assert absent.value.reason == "not-installed" and b.scored == [] and "images" not in b.rows
     scored = b.write_batch(make_batch(), ModelRef("mlp", 1, "shadow"), "g")
-    assert b.scored == [("batch-1", ModelRef("mlp", 1, "shadow"))] and scored.model.role == "shadow"
+    ((scoring_id, scored_with),) = b.scored
+    assert re.fullmatch(r"[0-9a-f]{32}", scoring_id) and scored_with == ModelRef("mlp", 1, "shadow")
+    assert scored.model.role == "shadow"
     with pytest.raises(ArtifactError, match="1 to 64"):
         b.install_model(dataclasses.replace(first, name="x" * 65))
+
+
+def test_a_reused_id_with_other_content_is_reported_and_never_overwritten() -> None:
+    b = InMemoryKinetica()
+    b.install_model(build_artifact("mlp", 1, [np.ones((784, 10), np.float32)], [np.zeros(10, np.float32)],
+                                   ["softmax"]))
+    first = make_batch()  # a (label 7), b (no label)
+    b.write_batch(first, ModelRef("mlp", 1), "g")
+    stored_before = {key: list(row) for key, row in b.rows["images"].items()}
+    pixels = np.stack([first.pixels[0], np.zeros(784, np.uint8), first.pixels[1], first.pixels[0]])
+    second = ImageBatch(
+        "batch-2", ["a", "b", "c", "d"], pixels, np.array([7, -1, 3, 7], np.int16), np.zeros(4, np.int64),
+        [SourceOffset("mnist.images", 0, i) for i in range(3, 7)], {("mnist.images", 0): 7},
+    )
+    second.pixels[2] = first.pixels[1]
+    second.labels[2] = 3
+    second.image_ids[2] = "b"  # b again: same pixels, now with a label
+    second.image_ids[1] = "x"  # a new id
+    second.image_ids[3] = "a"  # a repeated within the batch: first occurrence wins
+    scored = b.write_batch(second, ModelRef("mlp", 1), "g")
+    assert scored.conflicts == ["b"]
+    assert sorted(scored.image_ids) == ["a", "x"]
+    assert b.rows["images"][("b",)] == stored_before[("b",)]  # not overwritten
+    assert b.rows["images"][("a",)][4] == b.scored[-1][0]  # the replay is re-tagged for scoring
+    assert b.stored_offsets("g", "mnist.images") == {0: 7}
+
+
+def test_only_conflicts_scores_nothing() -> None:
+    b = InMemoryKinetica()
+    b.install_model(build_artifact("mlp", 1, [np.ones((784, 10), np.float32)], [np.zeros(10, np.float32)],
+                                   ["softmax"]))
+    batch = make_batch()
+    b.write_batch(batch, ModelRef("mlp", 1), "g")
+    b.scored.clear()
+    batch.labels = np.array([1, 2, 1], np.int16)
+    scored = b.write_batch(batch, ModelRef("mlp", 1), "g")
+    assert scored.conflicts == ["a", "b"] and scored.image_ids == [] and b.scored == []
+
+
+def test_conflicting_rows_compare_pixels_and_label() -> None:
+    records = [["a", b"\x01" * 784, 7, 0, "B"], ["b", b"\x02" * 784, None, 0, "B"], ["c", b"\x03" * 784, 1, 0, "B"]]
+    stored = [["a", b"\x01" * 784, 7], ["b", b"\x02" * 784, 4], ["c", b"\x04" * 784, 1]]
+    assert tables.conflicting_rows(records, stored) == {"b", "c"}
+    assert "$1, $2, $3" in tables.sql("select_images", "s", 3)
+
+
+@pytest.mark.parametrize(("timeout_ms", "seconds"), [(60_000, 60), (500, 1), (1_500, 2), (0, 0)])
+def test_the_client_timeout_is_sent_in_seconds(timeout_ms: int, seconds: int) -> None:
+    # gpudb hands Options.timeout to requests' post(timeout=…), which is seconds (issue 17 item 1)
+    assert request_timeout_s(timeout_ms) == seconds
+    assert backend(f"kinetica://h?timeout_ms={timeout_ms}").client_options().timeout == seconds
+    assert backend("kinetica://h").client_options().timeout == 60
+
+
+def test_a_negative_timeout_is_refused() -> None:
+    with pytest.raises(ConfigError, match="timeout_ms"):
+        backend("kinetica://h?timeout_ms=-1")
+
+
+@pytest.mark.parametrize("final", ["complete", "error"])
+def test_a_run_is_cleared_once_after_its_final_status_was_read(final: str) -> None:
+    # clear_complete on every poll could drop the results of ranks that finished early (issue 17 item 5)
+    db = FakeDb([status("running", a={"status": "complete", "results": {"scored": "3"}}, b={"status": "running"}),
+                 status("running", a={"status": "complete", "results": {"scored": "3"}}, b={"status": "running"}),
+                 status(final, a={"status": "complete", "results": {"scored": "3"}},
+                        b={"status": final, "results": {"scored": "4"}})])
+    if final == "complete":
+        assert procs.wait(db, "p", "7", 5, sleep=lambda s: None).total("scored") == 7
+    else:
+        with pytest.raises(BackendError):
+            procs.wait(db, "p", "7", 5, sleep=lambda s: None)
+    assert db.polls == [{}, {}, {}, {"clear_complete": "true"}]
+
+
+def test_every_attempt_scores_under_a_fresh_id() -> None:
+    # attempt 1 tags a and b and fails; a partition is revoked; the retry of a alone must not make
+    # the UDF score b as well (issue 17 item 2): each attempt tags its rows with a new scoring id
+    b = InMemoryKinetica()
+    b.install_model(build_artifact("mlp", 1, [np.ones((784, 10), np.float32)], [np.zeros(10, np.float32)],
+                                   ["softmax"]))
+    batch = make_batch()
+    b.write_batch(batch, ModelRef("mlp", 1), "g")
+    retry = batch.subset([0])
+    scored = b.write_batch(retry, ModelRef("mlp", 1), "g")
+    first_id, retry_id = (scoring_id for scoring_id, _ in b.scored)
+    assert first_id != retry_id
+    tagged = {key[0]: row[4] for key, row in b.rows["images"].items()}
+    assert tagged == {"a": retry_id, "b": first_id}
+    assert scored.image_ids == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("overall", "stderr"),
+    [
+        ("killed", []),
+        ("error", ["gpudb.gpudb.GPUdbConnectionException: Error connecting to 'http://head:9191'"]),
+        ("error", ["GPUdbHAUnavailableException: Only one cluster in ring; HA failover unavailable"]),
+    ],
+)
+def test_a_killed_or_disconnected_udf_is_retriable(overall: str, stderr: list[str]) -> None:
+    # issue 17 item 6: only a UDF that is wrong stops the consumer
+    db = FakeDb([status(overall, a={"status": "complete"}, b={"status": overall, "stderr": stderr})])
+    with pytest.raises(BackendUnavailable) as info:
+        procs.wait(db, "p", "7", 5, sleep=lambda s: None)
+    assert info.value.reason == "udf-interrupted" and info.value.retriable
+
+
+def test_training_refuses_an_installed_version() -> None:
+    # issue 17 item 4: the training UDF would overwrite an installed (maybe serving) version
+    b = InMemoryKinetica()
+    b.install_model(build_artifact("mlp", 1, [np.ones((784, 10), np.float32)], [np.zeros(10, np.float32)],
+                                   ["softmax"]))
+    with pytest.raises(ArtifactError, match="--version 2") as refused:
+        refuse_installed_version(b, "mlp", 1)
+    assert refused.value.reason == "version-conflict"
+    refuse_installed_version(b, "mlp", 2)  # a new version is fine

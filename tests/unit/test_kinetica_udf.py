@@ -163,3 +163,13 @@ def test_training_udf_in_harness(trainer: ModuleType, test_split: MnistSplit, tm
     assert accuracy > 0.85
     assert artifact.manifest["metrics"]["trainer"] == "kinetica-udf"
     assert 0 < model["loss"] < 1.0
+
+
+def test_infer_verifies_the_weights_digest(infer: ModuleType, artifact: ModelArtifact) -> None:
+    # issue 17 item 4: the UDF trusted the model id without checking the weights
+    rows = [(r[2], r[3], r[4], r[5], r[6], r[7]) for r in tables.layer_records(artifact)]
+    assert infer.weights_digest(rows) == weights_digest(artifact.weights, artifact.biases)
+    assert infer.model_from_layers("x", 1 / 255, rows, artifact.sha256).model_id == "x"
+    tampered = [*rows[:-1], (*rows[-1][:5], bytes(x ^ 1 for x in rows[-1][5]))]  # a bit of every bias byte
+    with pytest.raises(ValueError, match="do not match"):
+        infer.model_from_layers("x", 1 / 255, tampered, artifact.sha256)

@@ -544,7 +544,8 @@ class FakeCursor:
         error = self.conn.fail_on.pop(first, None)
         if error is not None:
             raise error
-        self.rows = self.conn.results.get(first, [])
+        lookup = self.conn.lookups.get(first)
+        self.rows = lookup(params) if lookup is not None else self.conn.results.get(first, [])
 
     def executemany(self, sql: str, params: list[Any], batcherrors: bool = False) -> None:
         target = sql.split()[2]
@@ -576,6 +577,7 @@ class FakeConnection:
     def __init__(self) -> None:
         self.log: list[tuple[Any, ...]] = []
         self.results: dict[str, list[tuple[Any, ...]]] = {}
+        self.lookups: dict[str, Any] = {}  # statement start → rows computed from the binds
         self.fail_on: dict[str, BaseException] = {}
         self.batch_errors: dict[str, list[Any]] = {}
         self.sticky_batch_errors: set[str] = set()  # same errors on every executemany
@@ -831,3 +833,52 @@ def test_install_model_is_idempotent_and_refuses_conflicts(
         backend.install_model(artifact)
     assert caught.value.reason == "version-conflict"
     assert conn.log[-1] == ("rollback",)
+
+
+# -- id-conflict: an id stored with other content is reported, never scored -------------------
+
+
+def test_merge_moves_only_ids_stored_with_the_same_content() -> None:
+    merge = oracle_sql.statement("merge_image")
+    assert "WHEN MATCHED THEN UPDATE SET t.batch_id = s.batch_id" in merge
+    assert "WHERE t.pixels = s.pixels AND DECODE(t.label, s.label, 1, 0) = 1" in merge
+
+
+def test_ids_missing_after_scoring_with_other_content_are_conflicts(
+    fake: tuple[OracleBackend, FakeConnection],
+) -> None:
+    backend, conn = fake
+    batch = make_batch(["a", "b", "c", "d"])
+    stored = {
+        "b": (bytes(784), int(batch.labels[1])),               # other pixels
+        "c": (batch.pixels[2].tobytes(), 9),                    # same pixels, other label
+    }
+    conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a", "d"])
+    conn.lookups["SELECT pixels, label"] = lambda params: [stored[params[0]]]
+    scored = backend.write_batch(batch, ModelRef("mlp", 1), "g")
+    assert scored.conflicts == ["b", "c"]
+    assert scored.image_ids == ["a", "d"] and scored.probabilities.shape == (2, 10)
+    assert conn.log.count(("execute", "SELECT pixels, label")) == 2
+    assert conn.log[-1] == ("commit",)
+
+
+def test_a_batch_of_new_ids_looks_nothing_up(fake: tuple[OracleBackend, FakeConnection]) -> None:
+    backend, conn = fake
+    conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a", "b"])
+    assert backend.write_batch(make_batch(["a", "b"]), ModelRef("mlp", 1), "g").conflicts == []
+    assert ("execute", "SELECT pixels, label") not in conn.log
+
+
+def test_a_missing_id_stored_with_the_same_content_is_a_race_not_a_conflict(
+    fake: tuple[OracleBackend, FakeConnection],
+) -> None:
+    backend, conn = fake
+    batch = make_batch(["a", "b", "c"])
+    same = {image_id: (batch.pixels[i].tobytes(), None if batch.labels[i] < 0 else int(batch.labels[i]))
+            for i, image_id in enumerate(batch.image_ids)}
+    conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a"])
+    conn.lookups["SELECT pixels, label"] = lambda params: [same[params[0]]]
+    with pytest.raises(BackendUnavailable) as failure:
+        backend.write_batch(batch, ModelRef("mlp", 1), "g")
+    assert failure.value.reason == "predictions-missing"
+    assert conn.log.count(("execute", "SELECT pixels, label")) == 1  # the first one settles it

@@ -8,15 +8,19 @@ URL: ``kinetica://user:password@host:9191`` with options in the query string:
                        node only (use when worker ports 9192+ are not reachable, e.g.
                        Docker with only 9191 published)
 - ``udf_timeout=S``    seconds to wait for one UDF run (default 120)
-- ``timeout_ms=MS``    HTTP request timeout of the client (default 60000)
+- ``timeout_ms=MS``    HTTP request timeout of the client (default 60000; whole seconds are sent)
 
 Any other option is refused. The role predictions are stored under is the ModelRef's.
 
 Kinetica has no multi-statement transactions (``transactional = False``), so
 :meth:`KineticaBackend.write_batch` orders idempotent steps:
 
-1. upsert the images (primary key image_id, sharded on it);
-2. run the inference UDF on the batch's rows; each rank appends its predictions,
+0. look the batch's ids up (primary key): an id stored with other pixels or label is an
+   id-conflict, left out of every later step and reported in ``ScoredBatch.conflicts``;
+1. upsert the images (primary key image_id, sharded on it): new ids, and replays re-tagged
+   with this batch's id (same content);
+2. run the inference UDF on the rows tagged with this attempt's scoring id (fresh per call,
+   so a retry never scores rows a failed attempt tagged); each rank appends its predictions,
    carrying the model id, to ``prediction_stage`` on the same shard;
 3. upsert the staged rows into ``predictions`` (key image + model + version + role)
    and delete them from the stage;
@@ -30,6 +34,7 @@ with the same values, so the database converges.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -41,7 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
-from streamscore.backends.checks import already_installed, not_installed, predictions_missing
+from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.kinetica import errors, procs, tables
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, BackendUnavailable, ConfigError, ErrorKind
@@ -52,6 +57,8 @@ log = logging.getLogger(__name__)
 
 #: staged rows older than this are leftovers of crashed runs (purged at init_schema)
 STAGE_RETENTION_MS = 3_600_000
+#: image ids per id-conflict lookup (bind parameters of one statement)
+LOOKUP_CHUNK = 1000
 
 
 def _flag(value: str | None) -> bool:
@@ -91,19 +98,26 @@ class KineticaBackend(Backend):
             self.timeout_ms = int(opts.get("timeout_ms", "60000"))
         except ValueError:
             raise ConfigError(f"{url.masked()}: udf_timeout and timeout_ms must be numbers") from None
+        if self.timeout_ms < 0:
+            raise ConfigError(f"{url.masked()}: timeout_ms must be 0 (no timeout) or more milliseconds")
         self._db: Any = None
         self._tables: dict[str, Any] = {}
         self._procs: dict[str, str] = {}
         self._installed: set[tuple[str, int]] = set()  # versions seen installed (scoring checks once)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def connect(self) -> None:
+    def client_options(self) -> Any:
+        """The gpudb client's options for this URL (``timeout`` in seconds: see request_timeout_s)."""
         options = gpudb.GPUdb.Options()
         options.username = self.url.username or ""
         options.password = self.url.password or ""
         options.disable_auto_discovery = self.head_only
-        options.timeout = self.timeout_ms
+        options.timeout = request_timeout_s(self.timeout_ms)
         options.initial_connection_attempt_timeout = 0  # the consume loop does the retrying
+        return options
+
+    def connect(self) -> None:
+        options = self.client_options()
         with self.translate_errors(f"connecting to {self.url.masked()}"):
             self._db = gpudb.GPUdb(host=self.head_url, options=options)
         log.info("connected to Kinetica at %s (schema %s)", self.url.masked(), self.schema)
@@ -161,20 +175,28 @@ class KineticaBackend(Backend):
 
     # -- scoring ---------------------------------------------------------------------------
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
-        rows = batch.unique_rows()
-        records = tables.image_records(batch, rows, batch.batch_id)
+        # a fresh scoring id per attempt: the UDF scores every row tagged with it, so a retry of
+        # a subset (a partition was revoked) must not find rows tagged by the failed attempt
+        scoring_id = uuid.uuid4().hex
+        records = tables.image_records(batch, batch.unique_rows(), scoring_id)
         scored_at = _now_ms()
-        selector = [batch.batch_id, model.name, model.version, model.role]
-        with self.translate_errors(f"writing batch {batch.batch_id}"):
+        selector = [scoring_id, model.name, model.version, model.role]
+        with self.translate_errors(f"writing batch {batch.batch_id} (scoring id {scoring_id})"):
             self._require_installed(model)
-            self._upsert("images", records)                                   # 1. images
-            self._score("images", batch.batch_id, model, expected=len(rows))  # 2. UDF → stage
-            self._execute_sql("merge_predictions", selector)                  # 3. predictions
-            self._execute_sql("delete_stage", [batch.batch_id])
+            conflicts = self._conflicts(records)                               # 0. id-conflicts
+            conflicting = [str(record[0]) for record in records if record[0] in conflicts]
+            if conflicts:
+                records = [record for record in records if record[0] not in conflicts]
+            if records:
+                self._upsert("images", records)                                   # 1. images
+                self._score("images", scoring_id, model, expected=len(records))   # 2. UDF → stage
+                self._execute_sql("merge_predictions", selector)                  # 3. predictions
+                self._execute_sql("delete_stage", [scoring_id])
             if batch.offsets:                                                  # 4. offsets
                 self._upsert_offsets(group, batch.offsets)
-            stored = self._query("select_predictions", selector)
-        return _scored_batch([batch.image_ids[r] for r in rows], stored, model, scored_at)
+            stored = self._query("select_predictions", selector) if records else []
+        ids = [str(record[0]) for record in records]
+        return tables.scored_batch(ids, stored, model, scored_at, conflicting)
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         scratch = f"score-{uuid.uuid4().hex}"
@@ -221,6 +243,22 @@ class KineticaBackend(Backend):
                 raise not_installed(model, f"{self.schema}.models")
             self._installed.add(model.key)
 
+    def _conflicts(self, records: list[list[Any]]) -> set[str]:
+        """Ids of ``records`` already stored with other pixels or label (one primary-key lookup).
+
+        Kinetica has no transactions and no INSERT … RETURNING, so the check comes before the
+        upsert; the upsert then only re-tags replays (same content) with this batch's id.
+        """
+        stored: list[list[Any]] = []
+        for start in range(0, len(records), LOOKUP_CHUNK):
+            chunk = [str(record[0]) for record in records[start:start + LOOKUP_CHUNK]]
+            stored.extend(self._query("select_images", chunk))
+        conflicts = tables.conflicting_rows(records, stored)
+        if conflicts:
+            log.warning("%d image id(s) already stored with other content (id-conflict), e.g. %r",
+                        len(conflicts), min(conflicts))
+        return conflicts
+
     def _upsert_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
         """Upsert next offsets, never below the stored ones (Kinetica has no GREATEST upsert)."""
         forward = dict(offsets)
@@ -235,7 +273,6 @@ class KineticaBackend(Backend):
         """Run the inference UDF over the batch's rows of ``table`` into the stage."""
         name = self._procs.get("infer") or procs.register(self.db, procs.INFER_UDF, "distributed")
         self._procs["infer"] = name
-        self._execute_sql("delete_stage", [batch_id])  # leftovers of an earlier try
         qualified = f"{self.schema}.{table}"
         run = procs.execute(
             self.db, name,
@@ -274,7 +311,7 @@ class KineticaBackend(Backend):
             raise
 
     def _query(self, name: str, params: list[Any]) -> list[list[Any]]:
-        with self.db.query(tables.sql(name, self.schema), sql_params=list(params)) as rows:
+        with self.db.query(tables.sql(name, self.schema, len(params)), sql_params=list(params)) as rows:
             return [list(row) for row in rows]
 
     def _execute_sql(self, name: str, params: list[Any]) -> int:
@@ -287,21 +324,15 @@ class KineticaBackend(Backend):
         return int(self.db.execute(statement, sql_params=list(params), sql_opts={}))
 
 
+def request_timeout_s(timeout_ms: int) -> int:
+    """The gpudb ``Options.timeout`` for a timeout in ms: whole seconds, at least 1 (0 stays 0, no timeout).
+
+    gpudb documents the option in milliseconds but hands it to ``requests`` as its ``timeout``,
+    which is seconds (and int()s it): 60000 would wait 16.7 hours, 500 would become 0 = forever.
+    """
+    return 0 if timeout_ms == 0 else max(1, math.ceil(timeout_ms / 1000))
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
-
-def _scored_batch(image_ids: list[str], stored: list[list[Any]], model: ModelRef, scored_at: int) -> ScoredBatch:
-    """The batch's predictions in the order of ``image_ids``; ``scored_at`` is this pass's time."""
-    by_id = {str(row[0]): row for row in stored}
-    missing = [i for i in image_ids if i not in by_id]
-    if missing:
-        raise predictions_missing(missing, len(image_ids), model)
-    rows = [by_id[i] for i in image_ids]
-    return ScoredBatch(
-        image_ids=image_ids,
-        predicted=np.asarray([int(r[1]) for r in rows], np.int64),
-        probabilities=np.asarray([r[2:12] for r in rows], np.float32).reshape(-1, tables.CLASSES),
-        scored_at=np.full(len(rows), scored_at, np.int64),
-        model=model,
-    )

@@ -5,8 +5,10 @@ registering is create-if-missing and never has to delete a proc another consumer
 be running; new UDF code simply gets a new name.
 
 ``execute_proc`` is asynchronous: :func:`wait` polls ``show_proc_status`` until the
-run is ``complete``, raises :class:`BackendError` with the UDF's own output lines when
-it failed, and kills the run and raises :class:`BackendUnavailable` on timeout.
+run is ``complete`` (and clears the run once, after reading its final status), raises
+:class:`BackendError` with the UDF's own output lines when it failed, :class:`BackendUnavailable`
+when it was killed or lost the database (``udf-interrupted``), and kills the run and raises
+:class:`BackendUnavailable` on timeout.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ TRAIN_UDF = "mnist_train.py"
 #: output lines per segment kept by Kinetica and quoted in errors
 MAX_OUTPUT_LINES = 40
 _FINISHED_BAD = ("error", "killed")
+#: what a UDF's output says when it lost the database rather than failed (kinetica_proc raises
+#: gpudb's connection errors): such a run is retried like an outage, not reported as a fault
+INTERRUPTED_MARKERS = (
+    "GPUdbConnectionException", "GPUdbHAUnavailableException", "GPUdbExitException",
+    "HA failover unavailable", "Connection refused", "Connection reset",
+)
 
 
 def udf_source(filename: str) -> bytes:
@@ -135,23 +143,32 @@ def wait(
         raise BackendError(f"kinetica returned no run id for proc {name}")
     deadline = clock() + timeout
     while True:
+        # no clear_complete while polling: it would drop the results of ranks that finished
+        # before the others; the run is cleared once, after its final status was read
         status = checked(
-            db.show_proc_status(run_id=run_id, options={"clear_complete": "true"}),
-            f"polling proc {name} run {run_id}",
+            db.show_proc_status(run_id=run_id, options={}), f"polling proc {name} run {run_id}",
         )
         overall = status.get("overall_statuses", {}).get(run_id, "none")
         if overall == "complete":
-            return ProcRun(
+            run = ProcRun(
                 run_id,
                 {seg: dict(r) for seg, r in status.get("results", {}).get(run_id, {}).items()},
                 {seg: _segment_lines(status, run_id, seg)
                  for seg in status.get("statuses", {}).get(run_id, {})},
             )
+            _clear(db, run_id)
+            return run
         if overall in _FINISHED_BAD:
+            _clear(db, run_id)
+            report = failure_report(status, run_id)
+            if overall == "killed" or any(marker in report for marker in INTERRUPTED_MARKERS):
+                # the run was stopped or lost the database, not wrong: the batch is written again
+                raise BackendUnavailable(
+                    f"UDF {name} run {run_id} was interrupted ({overall}); the batch will be "
+                    f"written again:\n{report}", retry_after=5.0, reason="udf-interrupted",
+                )
             raise BackendError(
-                f"UDF {name} run {run_id} ended with status {overall}:\n"
-                f"{failure_report(status, run_id)}",
-                reason="udf-failed",
+                f"UDF {name} run {run_id} ended with status {overall}:\n{report}", reason="udf-failed",
             )
         if clock() >= deadline:
             # run_id is non-empty here: an empty run id would kill every running proc
@@ -162,3 +179,8 @@ def wait(
             )
         sleep(poll)
         poll = min(poll * 1.5, 1.0)
+
+
+def _clear(db: Any, run_id: str) -> None:
+    """Drop a finished run's status and results from the server (read before; a failure is harmless)."""
+    db.show_proc_status(run_id=run_id, options={"clear_complete": "true"})

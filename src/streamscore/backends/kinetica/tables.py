@@ -15,7 +15,8 @@ from typing import Any
 import gpudb
 import numpy as np
 
-from streamscore.backends.base import ImageBatch, TopicPartitionKey
+from streamscore.backends.base import ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
+from streamscore.backends.checks import predictions_missing
 from streamscore.backends.sqlfiles import read_sql, split_script
 from streamscore.backends.sqlfiles import sql as named
 from streamscore.errors import ArtifactError, BackendDataError, BackendError, ConfigError
@@ -90,9 +91,23 @@ def check_identifier(value: str, what: str) -> str:
     return value
 
 
-def sql(name: str, schema: str) -> str:
-    """The named statement ``name`` of ``sql/kinetica/*.sql`` with the schema identifier filled in."""
-    return named("kinetica", name).format(schema=check_identifier(schema, "schema"))
+def sql(name: str, schema: str, binds: int = 0) -> str:
+    """The named statement ``name`` of ``sql/kinetica/*.sql`` with the schema identifier filled in
+    (and ``{ids}``, where a statement has it, as ``binds`` placeholders $1 … $binds)."""
+    placeholders = ", ".join(f"${n}" for n in range(1, binds + 1))
+    return named("kinetica", name).format(schema=check_identifier(schema, "schema"), ids=placeholders)
+
+
+def conflicting_rows(records: Sequence[Sequence[Any]], stored: Sequence[Sequence[Any]]) -> set[str]:
+    """Ids of ``images`` records stored (``select_images`` rows) with other pixels or label."""
+    wanted = {str(record[0]): record for record in records}
+    conflicts: set[str] = set()
+    for image_id, pixels, label in stored:
+        record = wanted.get(str(image_id))
+        stored_label = None if label is None else int(label)
+        if record is not None and (bytes(pixels) != record[1] or stored_label != record[2]):
+            conflicts.add(str(image_id))
+    return conflicts
 
 
 def schema_statements(schema: str) -> list[str]:
@@ -202,3 +217,22 @@ def artifact_from_rows(
     except ArtifactError as exc:
         raise BackendError(f"model {name} v{version} in Kinetica is damaged: {exc.message}") from exc
     return artifact
+
+
+def scored_batch(
+    image_ids: list[str], stored: list[list[Any]], model: ModelRef, scored_at: int, conflicts: list[str] | None = None,
+) -> ScoredBatch:
+    """The batch's predictions in the order of ``image_ids``; ``scored_at`` is this pass's time."""
+    by_id = {str(row[0]): row for row in stored}
+    missing = [i for i in image_ids if i not in by_id]
+    if missing:
+        raise predictions_missing(missing, len(image_ids), model)
+    rows = [by_id[i] for i in image_ids]
+    return ScoredBatch(
+        image_ids=image_ids,
+        predicted=np.asarray([int(r[1]) for r in rows], np.int64),
+        probabilities=np.asarray([r[2:12] for r in rows], np.float32).reshape(-1, CLASSES),
+        scored_at=np.full(len(rows), scored_at, np.int64),
+        model=model,
+        conflicts=list(conflicts or []),
+    )

@@ -19,6 +19,7 @@ import numpy as np
 
 from streamscore.backends.base import ModelRef
 from streamscore.backends.kinetica import KineticaBackend, procs
+from streamscore.errors import ArtifactError
 from streamscore.model.artifact import ModelArtifact, build_artifact
 from streamscore.model.reference import predict
 from streamscore.model.trainer import CANARY_COUNT
@@ -46,6 +47,18 @@ def upload_training(backend: KineticaBackend, split: MnistSplit) -> int:
     return len(split)
 
 
+def refuse_installed_version(backend: KineticaBackend, name: str, version: int) -> None:
+    """ArtifactError ``version-conflict`` when ``name`` v``version`` is installed: the training UDF
+    would overwrite the rows of a version consumers may be serving."""
+    installed = backend.installed_versions(name)
+    if version in installed:
+        raise ArtifactError(
+            f"model {name} v{version} is already installed in Kinetica (installed: "
+            f"{', '.join(map(str, installed))}): train a new version, e.g. --version {max(installed) + 1}",
+            reason="version-conflict",
+        )
+
+
 def train_in_database(
     backend: KineticaBackend,
     *,
@@ -63,11 +76,13 @@ def train_in_database(
 
     :param backend: a connected Kinetica backend
     :param steps: SGD steps of ``batch_size`` images
-    :param version: model version to write (must be newer than the serving one to be used)
+    :param version: model version to write; refused when installed already (it would overwrite
+        the weights of a version consumers may be serving)
     :param mnist_dir: folder with the MNIST IDX files (default: the bundled/shared data)
     :param timeout: seconds to wait for the training proc
     """
     backend.init_schema()
+    refuse_installed_version(backend, name, version)
     train = load_split("train", mnist_dir)
     test = load_split("test", mnist_dir)
     sent = upload_training(backend, train)

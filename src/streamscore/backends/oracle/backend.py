@@ -10,14 +10,16 @@ The role predictions are stored under is the ModelRef's.
 
 One batch is one transaction (DDL never runs inside it):
 
-1. MERGE the images with ``executemany(batcherrors=True)``: a replayed id is kept
-   as first written and moved to this batch; rows that hit ORA-00001 (a racing
+1. MERGE the images with ``executemany(batcherrors=True)``: a replayed id (same pixels and
+   label) is kept as first written and moved to this batch, an id stored with other content is
+   left alone in its old batch (id-conflict, found in step 4); rows that hit ORA-00001 (a racing
    writer committed the id first) are merged again, which moves them the same way;
    any other row error rolls back and raises BackendDataError naming the ORA code;
 2. MERGE the batch's next offsets per (topic, partition);
 3. call ``mnist_scorer.score_batch`` once: it scores every image of the batch in
    the database (UTL_NLA.BLAS_GEMM per layer) and inserts the predictions;
-4. SELECT the batch's predictions back, then commit.
+4. SELECT the batch's predictions back; only ids without one are looked up and compared with
+   the stored rows (id-conflicts are reported, anything else is predictions-missing); commit.
 
 The user and its rights come from ``sql/oracle/00_create_user.sql`` (for a DBA);
 tables and package from ``init_schema``. See docs/oracle.md.
@@ -229,11 +231,13 @@ class OracleBackend(Backend):
             conn = self._connection()
             try:
                 with conn.cursor() as cursor:
-                    self._merge_images(cursor, oracle_sql.image_binds(batch, rows))
+                    image_binds = oracle_sql.image_binds(batch, rows)
+                    self._merge_images(cursor, image_binds)
                     if batch.offsets:
                         binds = oracle_sql.offset_binds(group, batch.offsets)
                         cursor.executemany(oracle_sql.statement("merge_offset"), binds)
                     fetched = self._score_and_fetch(cursor, batch.batch_id, model) if rows else []
+                    conflicts = self._find_conflicts(cursor, image_binds, fetched)
                     # after scoring: a missing model fails there first, with ORA-20001 (fatal),
                     # not here with a foreign-key error the loop would take for bad rows
                     switched = bool(rows) and self._activate(cursor, model)
@@ -243,7 +247,34 @@ class OracleBackend(Backend):
                 raise
         if switched:
             self._active[model.name] = model.version
-        return oracle_sql.scored_batch(image_ids, fetched, model, scored_at)
+        return oracle_sql.scored_batch(image_ids, fetched, model, scored_at, conflicts)
+
+    @staticmethod
+    def _find_conflicts(
+        cursor: oracledb.Cursor, binds: list[oracle_sql.ImageBind], fetched: list[Any]
+    ) -> list[str]:
+        """Ids without a prediction whose stored content differs from the batch's (id-conflict).
+
+        MERGE leaves such a row in its old batch, so only ids missing from ``fetched`` are looked
+        up (none on a batch of new ids). The first one stored with the same content stops the
+        search: that is a rebalance race, and scored_batch raises predictions-missing for it.
+        """
+        if len(fetched) == len(binds):
+            return []
+        found = {str(row[0]) for row in fetched}
+        conflicts: list[str] = []
+        for bind in binds:
+            if bind[0] in found:
+                continue
+            cursor.execute(oracle_sql.statement("select_image_content"), [bind[0]])
+            stored = cursor.fetchone()
+            if stored is None or oracle_sql.same_content(bind, stored):
+                break
+            conflicts.append(bind[0])
+        if conflicts:
+            log.warning("%d image id(s) already stored with other content (id-conflict), e.g. %r",
+                        len(conflicts), conflicts[0])
+        return conflicts
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         """Stage the images under a scratch batch id, score them in PL/SQL, roll everything back."""

@@ -165,6 +165,12 @@ def image_binds(batch: ImageBatch, rows: Sequence[int]) -> list[ImageBind]:
     return binds
 
 
+def same_content(bind: ImageBind, stored: Sequence[Any]) -> bool:
+    """True when a stored (pixels, label) row holds what ``bind`` (a merge_image bind) carries."""
+    pixels, label = stored
+    return bytes(pixels) == bind[1] and (None if label is None else int(label)) == bind[2]
+
+
 def offset_binds(group: str, offsets: Mapping[TopicPartitionKey, int]) -> list[OffsetBind]:
     """merge_offset parameters, in a stable order (fewer lock-order deadlocks between consumers)."""
     return [
@@ -174,14 +180,19 @@ def offset_binds(group: str, offsets: Mapping[TopicPartitionKey, int]) -> list[O
 
 
 def scored_batch(
-    image_ids: Sequence[str], rows: Sequence[tuple[Any, ...]], model: ModelRef, scored_at: int
+    image_ids: Sequence[str], rows: Sequence[tuple[Any, ...]], model: ModelRef, scored_at: int,
+    conflicts: Sequence[str] = (),
 ) -> ScoredBatch:
     """select_predictions rows in the order of ``image_ids``; ``scored_at`` is this pass's time.
 
-    An id without a row (another consumer moved the image to its batch in a rebalance race)
-    is BackendUnavailable ``predictions-missing``: the batch is written again.
+    ``conflicts`` (ids stored with other content) are left out. Any other id without a row
+    (another consumer moved the image to its batch in a rebalance race) is BackendUnavailable
+    ``predictions-missing``: the batch is written again.
     """
     by_id = {str(row[0]): row for row in rows}
+    if conflicts:
+        skipped = set(conflicts)
+        image_ids = [image_id for image_id in image_ids if image_id not in skipped]
     missing = [image_id for image_id in image_ids if image_id not in by_id]
     if missing:
         raise predictions_missing(missing, len(image_ids), model)
@@ -193,6 +204,7 @@ def scored_batch(
         probabilities=probabilities.reshape(len(ordered), OUTPUTS).astype(np.float32),
         scored_at=np.full(len(ordered), scored_at, dtype=np.int64),
         model=model,
+        conflicts=list(conflicts),
     )
 
 

@@ -7,10 +7,16 @@ too). Options read here: ``schema`` (tables, function and search_path live there
 option is refused. A password may come from the URL or libpq's own PGPASSWORD/.pgpass, and is
 never logged. The role predictions are stored under is the ModelRef's.
 
-One batch is one transaction (named statements of ``sql/postgres/batches.sql``):
+One batch is one transaction (named statements of ``sql/postgres/batches.sql``). Fast path,
+taken while every id is new: COPY the batch's distinct images (FORMAT BINARY, sorted by id)
+straight into images inside a savepoint, score them with one call of the function
+(``score_copied``), upsert the offsets, COMMIT. When an id is already stored the COPY fails
+with a unique violation, the savepoint is rolled back and the batch takes the staging path:
 
 1. COPY the batch's distinct images (FORMAT BINARY) into the session's temp table ss_incoming;
-2. INSERT … SELECT … ON CONFLICT DO NOTHING into images (replays are absorbed);
+2. INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING into images (replays are absorbed); only
+   when some ids were not added, one statement compares them with the stored rows and removes
+   the ids stored with other content (id-conflict) from the staging table;
 3. INSERT … SELECT the predictions from ONE call of the PL/Python function
    ``streamscore_score_batch`` over the batch's not-yet-scored images (it caches the weights
    per model version in its session dictionary);
@@ -19,7 +25,8 @@ One batch is one transaction (named statements of ``sql/postgres/batches.sql``):
 
 ``init_schema`` runs ``sql/postgres/schema.sql`` and (when its file changed) the function file
 in one transaction under ``pg_advisory_xact_lock``, so N consumers starting together do not
-collide. See docs/postgres.md.
+collide; then it logs which BLAS the server's numpy uses (a warning for the reference BLAS,
+``blas.py``). See docs/postgres.md.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch
 from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.postgres import errors as postgres_errors
 from streamscore.backends.postgres import statements as q
+from streamscore.backends.postgres.blas import report_blas
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import OUTPUTS, ModelArtifact
@@ -69,6 +77,7 @@ class PostgresBackend(Backend):
         super().__init__(url)
         self.schema = url.options.get("schema") or None
         self._conn: psycopg.Connection[Any] | None = None
+        self._blas_reported = False
 
     # -- lifecycle -------------------------------------------------------------------------
     def connect(self) -> None:
@@ -128,6 +137,8 @@ class PostgresBackend(Backend):
                 for statement in q.schema_statements():
                     cursor.execute(statement)
                 self._install_function(cursor)
+            if not self._blas_reported:  # once per backend: which BLAS the scorer's numpy runs on
+                self._blas_reported = report_blas(conn) is not None
 
     def _install_function(self, cursor: psycopg.Cursor[Any]) -> None:
         """CREATE OR REPLACE the PL/Python scorer only when its file changed (or it is missing)."""
@@ -202,21 +213,40 @@ class PostgresBackend(Backend):
     # -- scoring ---------------------------------------------------------------------------
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
         rows = batch.unique_rows()  # a repeated id is stored (and scored) once, first occurrence wins
-        unique = batch.subset(rows) if len(rows) < len(batch) else batch
+        rows.sort(key=lambda row: batch.image_ids[row])  # one lock order for concurrent writers
+        unique = batch.subset(rows, batch.batch_id)
         params = {
             "batch_id": batch.batch_id, "name": model.name, "version": model.version,
             "role": model.role, "scored_at": now_ms(),
         }
+        conflicts: set[str] = set()
         with self.translate_errors(f"writing batch {batch.batch_id}"):
             conn = self._connection()
-            with conn.transaction(), conn.cursor() as cursor:
-                self._copy_staging(cursor, unique)
-                cursor.execute(q.statement("insert_images"), params)
-                cursor.execute(q.statement("score_and_store"), params)
+            # binary results: the probabilities arrays come back without text parsing
+            with conn.transaction(), conn.cursor(binary=True) as cursor:
+                if self._copy_images(cursor, unique):  # all new: scored straight from images
+                    cursor.execute(q.statement("score_copied"), params | {"image_ids": unique.image_ids})
+                else:  # some ids are stored already: the staging path sorts replays from conflicts
+                    self._copy_staging(cursor, unique)
+                    cursor.execute(q.statement("insert_images"), params)
+                    conflicts = self._remove_conflicts(cursor, [str(row[0]) for row in cursor.fetchall()])
+                    cursor.execute(q.statement("score_and_store"), params)
                 stored = cursor.fetchall()
                 if batch.offsets:
                     cursor.execute(q.statement("upsert_offsets"), q.offset_params(group, batch.offsets))
-        return q.scored_batch(stored, model)
+        return q.scored_batch(stored, model, q.in_batch_order(unique.image_ids, conflicts))
+
+    @staticmethod
+    def _remove_conflicts(cursor: psycopg.Cursor[Any], not_inserted: list[str]) -> set[str]:
+        """Ids of ``not_inserted`` stored with other content, taken out of the staging table."""
+        if not not_inserted:  # a batch of new ids: nothing to compare
+            return set()
+        cursor.execute(q.statement("remove_conflicts"), {"image_ids": not_inserted})
+        conflicts = {str(row[0]) for row in cursor.fetchall()}
+        if conflicts:
+            log.warning("%d image id(s) already stored with other content (id-conflict), e.g. %r",
+                        len(conflicts), min(conflicts))
+        return conflicts
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         """Probabilities from the PL/Python function; the transaction is rolled back."""
@@ -234,6 +264,18 @@ class PostgresBackend(Backend):
                 rows = cursor.fetchall()
         rows.sort(key=lambda row: int(row[0]))
         return q.probabilities([row[1] for row in rows])
+
+    @staticmethod
+    def _copy_images(cursor: psycopg.Cursor[Any], batch: ImageBatch) -> bool:
+        """COPY the batch straight into images in a savepoint; False (nothing kept) when an id exists."""
+        try:
+            with cursor.connection.transaction(), cursor.copy(q.statement("copy_images")) as copy:
+                copy.set_types(list(q.IMAGE_TYPES))
+                for row in q.staging_rows(batch):
+                    copy.write_row((*row, batch.batch_id))
+        except psycopg.errors.UniqueViolation:
+            return False
+        return True
 
     @staticmethod
     def _copy_staging(cursor: psycopg.Cursor[Any], batch: ImageBatch) -> None:

@@ -5,7 +5,8 @@ through ``PostgresBackend.engine_benchmarks``.
 afterwards, on the MNIST test images, and returns rows (or images) per second for:
 
 * ``copy_binary_rows_per_s`` — COPY (FORMAT BINARY) into the staging temp table, then
-  INSERT … SELECT … ON CONFLICT DO NOTHING into images (what the backend does);
+  INSERT … SELECT … ON CONFLICT DO NOTHING into images (the backend's path for batches holding stored ids;
+  new batches are COPYed straight into images);
 * ``executemany_rows_per_s`` — the same rows with ``executemany`` of an INSERT … ON CONFLICT;
 * ``write_batch_images_per_s`` — the backend's whole ``write_batch`` (ingest, PL/Python
   scoring, predictions, offsets, commit) in batches of ``batch_size``;

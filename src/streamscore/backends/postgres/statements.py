@@ -42,6 +42,8 @@ LIBPQ_OPTIONS = frozenset(
 
 #: column types of ss_incoming in the column order of the copy_staging statement
 STAGING_TYPES = ("text", "bytea", "int2", "int8", "text", "int4", "int8")
+#: column types of the copy_images statement (the staging columns, then batch_id)
+IMAGE_TYPES = (*STAGING_TYPES, "text")
 
 
 def statement(name: str) -> str:
@@ -154,12 +156,18 @@ def probabilities(rows: Sequence[Sequence[float]]) -> npt.NDArray[np.float32]:
     return np.asarray(rows, np.float32).reshape(-1, OUTPUTS)
 
 
-def scored_batch(rows: Sequence[Sequence[Any]], model: ModelRef) -> ScoredBatch:
-    """ScoredBatch from (image_id, predicted, probabilities, scored_at) rows."""
+def in_batch_order(image_ids: Sequence[str], chosen: set[str]) -> list[str]:
+    """The ids of ``chosen`` in the order of ``image_ids``."""
+    return [image_id for image_id in image_ids if image_id in chosen] if chosen else []
+
+
+def scored_batch(rows: Sequence[Sequence[Any]], model: ModelRef, conflicts: list[str] | None = None) -> ScoredBatch:
+    """ScoredBatch from (image_id, predicted, probabilities, scored_at) rows (and the id conflicts)."""
     return ScoredBatch(
         image_ids=[str(row[0]) for row in rows],
         predicted=np.asarray([row[1] for row in rows], np.int64),
         probabilities=probabilities([row[2] for row in rows]),
         scored_at=np.asarray([row[3] for row in rows], np.int64),
         model=model,
+        conflicts=list(conflicts or []),
     )
