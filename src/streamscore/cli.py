@@ -1,24 +1,34 @@
 """`streamscore …` — thin typer commands over the library; settings built once here.
 
-Every option also reads its STREAMSCORE_* variable (see streamscore.shared.config).
+Every option also reads its STREAMSCORE_* variable (see streamscore.shared.config). Errors
+become one line and exit code 2 at the boundary (streamscore.cli_boundary).
 """
 
 from __future__ import annotations
 
 import logging
-import signal
-import sys
-import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from streamscore.errors import StreamscoreError
-from streamscore.logs import setup_logging
-from streamscore.shared.config import Settings, load_settings
+from streamscore.cli_boundary import run_command_line
+from streamscore.cli_options import (
+    BACKEND_HELP,
+    BOOTSTRAP_HELP,
+    LOG_JSON_HELP,
+    BackendOpt,
+    Bootstrap,
+    Group,
+    LogJson,
+    Verbose,
+    positive,
+    set_globals,
+    settings_from,
+    stop_on_signals,
+    verbose_requested,
+)
 
 app = typer.Typer(
     help="Stream MNIST images through Kafka, score them inside a database, hot-swap models over Kafka.",
@@ -31,42 +41,26 @@ console = Console()
 err_console = Console(stderr=True)
 log = logging.getLogger("streamscore")
 
-Bootstrap = Annotated[str | None, typer.Option(
-    "--bootstrap", help="Kafka bootstrap servers [STREAMSCORE_KAFKA_BOOTSTRAP]")]
-BackendOpt = Annotated[str | None, typer.Option(
-    "--backend", help="duckdb:///path.db | postgresql://… | oracle://… | kinetica://… [STREAMSCORE_BACKEND]")]
-Group = Annotated[str | None, typer.Option("--group", help="consumer group [STREAMSCORE_GROUP]")]
-LogJson = Annotated[bool, typer.Option("--log-json", help="structured JSON logs on stderr")]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")]
 
+@app.callback()
+def global_options(
+    bootstrap: Annotated[str | None, typer.Option("--bootstrap", help=BOOTSTRAP_HELP)] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)] = None,
+    log_json: Annotated[bool, typer.Option("--log-json", help=LOG_JSON_HELP)] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
+) -> None:
+    """Stream MNIST images through Kafka, score them inside a database, hot-swap models over Kafka.
 
-def settings_from(log_json: bool = False, verbose: bool = False, **overrides: Any) -> Settings:
-    settings = load_settings(**overrides)
-    setup_logging("DEBUG" if verbose else "INFO", json_lines=log_json or settings.log_json)
-    return settings
-
-
-def stop_on_signals() -> threading.Event:
-    """SIGINT/SIGTERM set the event: the loop finishes its batch, commits and closes."""
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        log.info("%s received: finishing what is in hand, then stopping (again to force)",
-                 signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return stop
+    The options here apply to every command; a command's own --bootstrap/--backend win.
+    """
+    set_globals(bootstrap, backend, log_json, verbose)
 
 
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="folder for the DuckDB file and the reports")] = Path("out/demo"),
-    rate: Annotated[float, typer.Option(help="images/s to produce (0 = as fast as possible)")] = 1000,
-    limit: Annotated[int | None, typer.Option(help="images to stream (default: all 10,000)")] = None,
+    rate: Annotated[float, typer.Option(min=0, help="images/s to produce (0 = as fast as possible)")] = 1000,
+    limit: Annotated[int | None, typer.Option(min=1, help="images to stream (default: all 10,000)")] = None,
     scorer: Annotated[str | None, typer.Option(help="DuckDB scorer: udf or sql")] = None,
 ) -> None:
     """Run the whole pipeline on the embedded broker and DuckDB, swapping models half-way."""
@@ -79,7 +73,7 @@ def demo(
 
 @app.command()
 def broker(
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0 = a free one)")] = 9092,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="port on 127.0.0.1 (0 = a free one)")] = 9092,
 ) -> None:
     """Run the embedded Kafka-compatible broker (Tansu, memory only) in the foreground."""
     from streamscore.broker import EmbeddedBroker
@@ -96,8 +90,9 @@ def broker(
 @app.command()
 def produce(
     split: Annotated[str, typer.Option(help="train or test")] = "test",
-    limit: Annotated[int | None, typer.Option(help="stop after this many images")] = None,
-    rate: Annotated[float | None, typer.Option(help="images/s (token bucket); default unlimited")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="stop after this many images")] = None,
+    rate: Annotated[float | None, typer.Option(
+        callback=positive, help="images/s (token bucket, > 0); default unlimited")] = None,
     loop: Annotated[bool, typer.Option(help="repeat the split until stopped or --limit")] = False,
     bootstrap: Bootstrap = None,
     log_json: LogJson = False,
@@ -132,13 +127,15 @@ def consume(
     backend: BackendOpt = None,
     bootstrap: Bootstrap = None,
     group: Group = None,
-    batch_size: Annotated[int | None, typer.Option(help="images per database batch (default 500)")] = None,
-    linger_ms: Annotated[int | None, typer.Option(help="longest wait for a batch to fill (default 50)")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        min=1, max=100_000, help="images per database batch (default 500)")] = None,
+    linger_ms: Annotated[int | None, typer.Option(min=0, help="longest wait for a batch to fill (default 50)")] = None,
     log_json: LogJson = False,
     verbose: Verbose = False,
     workers: Annotated[int, typer.Option(
-        help="consumer processes of the group on this machine (PostgreSQL; DuckDB takes one)")] = 1,
+        min=1, help="consumer processes of the group on this machine (PostgreSQL; DuckDB takes one)")] = 1,
     metrics_port: Annotated[int | None, typer.Option(
+        min=0, max=65535,
         help="Prometheus /metrics and /healthz port, 0 = off; worker i uses port+i [STREAMSCORE_METRICS_PORT]")] = None,
     metrics_host: Annotated[str, typer.Option(help="address the metrics endpoint listens on")] = "0.0.0.0",
 ) -> None:
@@ -187,7 +184,7 @@ def status(
 @app.command("publish-model")
 def publish_model_command(
     path: Annotated[Path, typer.Argument(help="model artifact (.npz with manifest)", exists=True, dir_okay=False)],
-    version: Annotated[int | None, typer.Option(help="publish under this version instead")] = None,
+    version: Annotated[int | None, typer.Option(min=1, help="publish under this version instead")] = None,
     bootstrap: Bootstrap = None,
 ) -> None:
     """Publish a model artifact to the compacted models topic (every consumer hot-swaps to it)."""
@@ -207,18 +204,20 @@ def publish_model_command(
 @app.command()
 def evaluate(
     follow: Annotated[bool, typer.Option(help="keep reading live until Ctrl-C")] = False,
-    expect: Annotated[int | None, typer.Option(help="stop once this many distinct images are seen")] = None,
-    idle: Annotated[float, typer.Option(help="stop after this many seconds without new predictions")] = 3.0,
+    expect: Annotated[int | None, typer.Option(min=0, help="stop once this many distinct images are seen")] = None,
+    idle: Annotated[float, typer.Option(
+        callback=positive, help="stop after this many seconds without new predictions")] = 3.0,
     out: Annotated[Path, typer.Option(help="folder for confusion.png and report.json")] = Path("out/evaluate"),
     bootstrap: Bootstrap = None,
 ) -> None:
     """Accuracy per model version, confusion matrix and latency from the evaluation topic."""
     from streamscore.consumers.evaluator import read_predictions, write_reports
+    from streamscore.ops.evaluation_view import evaluation_table, follow_predictions
 
     settings = settings_from(kafka_bootstrap=bootstrap)
     stop = stop_on_signals()
     if follow:
-        evaluation = follow_predictions(settings, stop)
+        evaluation = follow_predictions(settings, stop, console)
     else:
         with err_console.status(f"reading {settings.predictions_topic}…"):
             evaluation = read_predictions(settings, expect=expect, idle_timeout=idle, stop=stop)
@@ -227,44 +226,13 @@ def evaluate(
     console.print(f"confusion matrix: {png}\nJSON report: {report}")
 
 
-def follow_predictions(settings: Settings, stop: threading.Event) -> Any:
-    """Read the evaluation topic live, redrawing the table every second until Ctrl-C."""
-    from rich.live import Live
-
-    from streamscore.consumers.evaluator import Evaluation, read_predictions
-
-    evaluation = Evaluation()
-    reader = threading.Thread(target=read_predictions, daemon=True,
-                              kwargs={"settings": settings, "follow": True, "stop": stop, "evaluation": evaluation})
-    reader.start()
-    with Live(evaluation_table(evaluation), console=console, refresh_per_second=2) as live:
-        while not stop.wait(1.0):
-            live.update(evaluation_table(evaluation))
-    reader.join(10)
-    return evaluation
-
-
-def evaluation_table(evaluation: Any) -> Table:
-    table = Table(title="accuracy per model version")
-    for column in ("model version", "images", "labelled", "correct", "accuracy"):
-        table.add_column(column, justify="right")
-    for report in evaluation.versions():
-        accuracy = f"{report.accuracy:.4f}" if report.accuracy is not None else "n/a"
-        counts = (f"{report.scored:,}", f"{report.labelled:,}", f"{report.correct:,}")
-        table.add_row(str(report.version), *counts, accuracy)
-    latency = evaluation.latency_percentiles()
-    if latency:
-        table.caption = "latency " + ", ".join(f"{k.removesuffix('_ms')} {v:,.0f} ms" for k, v in latency.items())
-    return table
-
-
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="where to write the artifact")] = Path("out/models/mlp.npz"),
-    version: Annotated[int, typer.Option(help="model version (must be newer than the one serving)")] = 1,
-    steps: Annotated[int, typer.Option(help="SGD steps of --batch images")] = 30_000,
-    batch: Annotated[int, typer.Option(help="batch size")] = 100,
-    learning_rate: Annotated[float, typer.Option(help="SGD learning rate")] = 0.5,
+    version: Annotated[int, typer.Option(min=1, help="model version (must be newer than the one serving)")] = 1,
+    steps: Annotated[int, typer.Option(min=1, help="SGD steps of --batch images")] = 30_000,
+    batch: Annotated[int, typer.Option(min=1, help="batch size")] = 100,
+    learning_rate: Annotated[float, typer.Option(callback=positive, help="SGD learning rate")] = 0.5,
     hidden: Annotated[str, typer.Option(help="hidden layer sizes, comma separated")] = "100",
     seed: Annotated[int, typer.Option(help="random seed")] = 2016,
     publish: Annotated[bool, typer.Option(
@@ -328,7 +296,7 @@ def db_init(backend: BackendOpt = None) -> None:
 @app.command()
 def bench(
     backend: BackendOpt = None,
-    images: Annotated[int, typer.Option(help="images per measurement")] = 10_000,
+    images: Annotated[int, typer.Option(min=1, help="images per measurement")] = 10_000,
     bootstrap: Annotated[str | None, typer.Option(
         "--bootstrap", help="use this Kafka instead of a fresh embedded broker")] = None,
     skip_pipeline: Annotated[bool, typer.Option(help="only the in-database scoring figures")] = False,
@@ -345,11 +313,7 @@ def bench(
 
 
 def main() -> None:
-    try:
-        app()
-    except StreamscoreError as exc:
-        err_console.print(f"[red]error[/] ({exc.reason}): {exc.message}")
-        sys.exit(2)
+    run_command_line(app, verbose_requested)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,50 @@ def test_bad_backend_url_is_a_clear_error(make_settings: Callable[..., Settings]
     assert "Did you mean 'postgres'" in result.stderr or "Did you mean 'postgresql'" in result.stderr
 
 
+@pytest.mark.parametrize("args", [
+    ("produce", "--rate", "-5"),
+    ("produce", "--rate", "0"),
+    ("produce", "--limit", "-1"),
+    ("demo", "--rate", "-1"),
+    ("demo", "--limit", "-1"),
+    ("consume", "--batch-size", "0"),
+    ("consume", "--workers", "0"),
+    ("consume", "--metrics-port", "70000"),
+    ("broker", "--port", "-1"),
+    ("evaluate", "--idle", "0"),
+    ("publish-model", str(bundled_path(1)), "--version", "0"),
+])
+def test_invalid_options_are_refused_before_anything_runs(args: tuple[str, ...]) -> None:
+    result = cli(*args, env=dict(os.environ, COLUMNS="200", STREAMSCORE_KAFKA_BOOTSTRAP="127.0.0.1:1"))
+    assert result.returncode == 2, result.stderr
+    assert args[-2] in result.stderr and "Invalid value" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def unused_port() -> int:
+    from streamscore.broker.embedded import free_port
+
+    return free_port()
+
+
+def test_status_with_kafka_unreachable_is_one_line_and_exit_2() -> None:
+    env = dict(os.environ, COLUMNS="200", STREAMSCORE_KAFKA_BOOTSTRAP=f"127.0.0.1:{unused_port()}")
+    result = cli("status", "--no-database", env=env, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], "one line, no log noise"
+    assert "cannot reach Kafka at 127.0.0.1:" in result.stderr and "streamscore broker" in result.stderr
+
+
+@pytest.mark.parametrize("args", [("evaluate", "--idle", "1"), ("produce", "--limit", "10")])
+def test_commands_with_kafka_unreachable_end_in_one_error_line(args: tuple[str, ...], tmp_path: Path) -> None:
+    env = dict(os.environ, COLUMNS="200", STREAMSCORE_KAFKA_BOOTSTRAP=f"127.0.0.1:{unused_port()}")
+    result = cli(*args, "--bootstrap", env["STREAMSCORE_KAFKA_BOOTSTRAP"], env=env, timeout=90)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error (kafka") and "Kafka" in last
+
+
 def test_missing_tensorflow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     from streamscore.errors import MissingDependencyError
     from streamscore.model.trainer import import_tensorflow

@@ -15,9 +15,15 @@ from typing import Any
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streamscore.errors import BackendError
+from streamscore.errors import BackendError, KafkaError
 from streamscore.shared.config import Settings
-from streamscore.shared.kafka import assign_from_beginning, client_config, make_consumer
+from streamscore.shared.kafka import (
+    assign_from_beginning,
+    client_config,
+    describe_kafka_error,
+    existing_topics,
+    make_consumer,
+)
 from streamscore.shared.messages import headers_to_dict
 
 
@@ -76,8 +82,12 @@ def _read_all(settings: Settings, topic: str, idle_s: float) -> list[Any]:
 
 
 def collect_status(settings: Settings, backend_url: str | None = None, idle_s: float = 1.0,
-                   embedded: bool = True) -> Status:
-    """Ask Kafka (and the database, when a backend URL is given) where the scorers stand."""
+                   embedded: bool = True, kafka_timeout: float = 10.0) -> Status:
+    """Ask Kafka (and the database, when a backend URL is given) where the scorers stand.
+
+    Raises KafkaError (one line) when Kafka does not answer within ``kafka_timeout`` seconds.
+    """
+    existing_topics(settings, kafka_timeout)  # fail fast, in one line, before the clients below retry for long
     status = Status(settings.group, settings.images_topic, approximate_lag=embedded)
     stored: dict[int, int] = {}
     if backend_url:
@@ -91,9 +101,13 @@ def collect_status(settings: Settings, backend_url: str | None = None, idle_s: f
             status.database_error = exc.message
     consumer = make_consumer(settings, settings.group)  # never subscribes: reads the group's commits only
     try:
-        metadata = consumer.list_topics(settings.images_topic, timeout=10).topics.get(settings.images_topic)
-        numbers = sorted(metadata.partitions) if metadata is not None and metadata.partitions else []
-        committed = consumer.committed([TopicPartition(settings.images_topic, p) for p in numbers], timeout=10)
+        try:
+            metadata = consumer.list_topics(settings.images_topic, timeout=10).topics.get(settings.images_topic)
+            numbers = sorted(metadata.partitions) if metadata is not None and metadata.partitions else []
+            committed = consumer.committed([TopicPartition(settings.images_topic, p) for p in numbers], timeout=10)
+        except KafkaException as exc:
+            raise KafkaError(f"cannot read the committed offsets of group {settings.group}: "
+                             f"{describe_kafka_error(exc)}; is Kafka up?") from None
         for tp in committed:
             partition = int(tp.partition)
             offset = tp.offset if tp.offset is not None and tp.offset >= 0 else None

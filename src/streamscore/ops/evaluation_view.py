@@ -1,0 +1,49 @@
+"""`streamscore evaluate`: the accuracy table, and the live view of `evaluate --follow`."""
+
+from __future__ import annotations
+
+import threading
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from streamscore.consumers.evaluator import Evaluation, read_predictions
+from streamscore.shared.config import Settings
+
+
+def follow_predictions(settings: Settings, stop: threading.Event, console: Console) -> Evaluation:
+    """Read the evaluation topic live, redrawing the table every second until Ctrl-C."""
+    evaluation = Evaluation()
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            read_predictions(settings, follow=True, stop=stop, evaluation=evaluation)
+        except BaseException as exc:  # surfaced in the main thread, as one line at the CLI boundary
+            failures.append(exc)
+            stop.set()
+
+    reader = threading.Thread(target=read, name="evaluation-reader", daemon=True)
+    reader.start()
+    with Live(evaluation_table(evaluation), console=console, refresh_per_second=2) as live:
+        while not stop.wait(1.0):
+            live.update(evaluation_table(evaluation))
+    reader.join(10)
+    if failures:
+        raise failures[0]
+    return evaluation
+
+
+def evaluation_table(evaluation: Evaluation) -> Table:
+    table = Table(title="accuracy per model version")
+    for column in ("model version", "images", "labelled", "correct", "accuracy"):
+        table.add_column(column, justify="right")
+    for report in evaluation.versions():
+        accuracy = f"{report.accuracy:.4f}" if report.accuracy is not None else "n/a"
+        counts = (f"{report.scored:,}", f"{report.labelled:,}", f"{report.correct:,}")
+        table.add_row(str(report.version), *counts, accuracy)
+    latency = evaluation.latency_percentiles()
+    if latency:
+        table.caption = "latency " + ", ".join(f"{k.removesuffix('_ms')} {v:,.0f} ms" for k, v in latency.items())
+    return table
