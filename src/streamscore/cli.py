@@ -97,10 +97,16 @@ def produce(
     bootstrap: Bootstrap = None,
     log_json: LogJson = False,
 ) -> None:
-    """Stream MNIST images to the images topic (idempotent producer)."""
+    """Stream MNIST images to the images topic (idempotent producer; rides out broker outages).
+
+    Ctrl-C stops sending and waits up to 10 s for what is in flight (again: at once); the
+    sent/delivered/failed/not delivered summary is printed in every case.
+    """
+    import threading
+
     from rich.progress import Progress
 
-    from streamscore.producers.images import produce_images
+    from streamscore.producers.images import ProduceReport, produce_images
     from streamscore.shared.kafka import ensure_topics
     from streamscore.shared.mnist import load_for
 
@@ -110,16 +116,23 @@ def produce(
     data = load_for(split, settings.mnist_dir)  # type: ignore[arg-type]
     ensure_topics(settings)
     total = limit if loop else min(limit or len(data), len(data))
-    stop = stop_on_signals()
-    with Progress(console=err_console) as progress:
-        task = progress.add_task(f"→ {settings.images_topic}", total=total)
-        report = produce_images(settings, data, limit=limit, rate=rate, loop=loop, stop=stop,
-                                progress=lambda n: progress.advance(task, n))
-    console.print(f"sent {report.sent:,}, delivered {report.delivered:,}, failed {report.failed:,}")
-    for error in report.errors:
-        err_console.print(f"[red]delivery error:[/] {error}")
-    if report.failed:
-        raise typer.Exit(1)
+    give_up = threading.Event()
+    stop = stop_on_signals(force=give_up)
+    report = ProduceReport()
+    try:
+        with Progress(console=err_console) as progress:
+            task = progress.add_task(f"→ {settings.images_topic}", total=total)
+            produce_images(settings, data, limit=limit, rate=rate, loop=loop, stop=stop, give_up=give_up,
+                           report=report, progress=lambda n: progress.advance(task, n))
+    finally:
+        console.print(report.summary())
+        for error in report.errors:
+            err_console.print(f"delivery error: {error}", markup=False)
+    if report.failed or report.not_delivered:
+        err_console.print(f"[red]error (kafka):[/] {report.failed + report.not_delivered:,} image(s) not delivered "
+                          f"({report.failed:,} refused by Kafka, {report.not_delivered:,} still in flight when "
+                          "stopped)", soft_wrap=True)
+        raise typer.Exit(2)
 
 
 @app.command()

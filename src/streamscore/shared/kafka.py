@@ -36,6 +36,10 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
         "compression.type": "none",
         # messages beyond ~1 MB are refused by the embedded broker anyway
         "message.max.bytes": 1_000_000,
+        # a bounded local queue: while the broker is away produce() raises BufferError (the caller
+        # waits and reports) instead of memory growing for minutes (librdkafka's default is 1 GB)
+        "queue.buffering.max.messages": 20_000,
+        "queue.buffering.max.kbytes": 32_768,
     }
     # exactly one copy per send even when librdkafka retries (acks=all, ordered)
     required = {"enable.idempotence": True}
