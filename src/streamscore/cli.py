@@ -83,6 +83,8 @@ def broker(
     with EmbeddedBroker(port=port or None) as running:
         console.print(f"embedded broker listening; bootstrap: [bold]{running.bootstrap}[/]")
         console.print(f"export STREAMSCORE_KAFKA_BOOTSTRAP={running.bootstrap}   (Ctrl-C stops it)")
+        console.print("memory storage: stopping or restarting this broker loses every topic, message, "
+                      "model and committed offset (publish the models again after a restart)")
         while not stop.wait(0.5):
             pass
 

@@ -67,7 +67,8 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
     total = min(limit or len(split), len(split))
     with EmbeddedBroker(log_path=out_dir / "broker.log") as broker:
         settings = settings.with_overrides(kafka_bootstrap=broker.bootstrap, backend=f"duckdb:///{db_path.resolve()}")
-        console.print(f"embedded broker on [bold]{broker.bootstrap}[/]; DuckDB at [bold]{db_path}[/]")
+        console.print(f"embedded broker on [bold]{broker.bootstrap}[/] (memory only: gone when the demo ends); "
+                      f"DuckDB at [bold]{db_path}[/]")
         ensure_topics(settings)
         v1, v2 = bundled_model(1), bundled_model(2)
         model_producer = make_producer(settings)  # warmed up by v1, so v2 lands when it is sent
