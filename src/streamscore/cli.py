@@ -200,11 +200,18 @@ def status(
 def publish_model_command(
     path: Annotated[Path, typer.Argument(help="model artifact (.npz with manifest)", exists=True, dir_okay=False)],
     version: Annotated[int | None, typer.Option(min=1, help="publish under this version instead")] = None,
+    force: Annotated[bool, typer.Option(
+        help="publish even if not newer than the newest on the topic (consumers ignore it; "
+             "the newest is appended again after it)")] = False,
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Publish a model artifact to the compacted models topic (every consumer hot-swaps to it)."""
+    """Publish a model artifact to the compacted models topic (every consumer hot-swaps to it).
+
+    A version not newer than the newest on the topic is refused (consumers would ignore it,
+    and compaction would keep it as the model's last record) unless --force.
+    """
     from streamscore.model.artifact import load_artifact
-    from streamscore.producers.models import publish_model
+    from streamscore.producers.models import publish_new_version
     from streamscore.shared.kafka import ensure_topics
 
     settings = settings_from(kafka_bootstrap=bootstrap)
@@ -212,8 +219,12 @@ def publish_model_command(
     if version is not None:
         artifact = artifact.with_version(version)
     ensure_topics(settings)
-    digest = publish_model(settings, artifact)
-    console.print(f"published {artifact.name} v{artifact.version} to {settings.models_topic} (sha256 {digest[:12]}…)")
+    outcome = publish_new_version(settings, artifact, force=force)
+    console.print(f"published {artifact.name} v{artifact.version} to {settings.models_topic} "
+                  f"(sha256 {outcome.digest[:12]}…)")
+    if outcome.reappended is not None:
+        console.print(f"forced: v{artifact.version} is not newer than v{outcome.reappended}, which consumers keep "
+                      f"serving; v{outcome.reappended} was appended again so it stays the newest record")
 
 
 @app.command()
@@ -289,11 +300,11 @@ def train(
     console.print(f"wrote {out}: {artifact.name} v{artifact.version}, test accuracy "
                   f"{artifact.manifest['metrics'].get('test_accuracy')}")
     if publish or trained_in_kinetica:  # a model trained in the database goes to every consumer
-        from streamscore.producers.models import publish_model
+        from streamscore.producers.models import publish_new_version
         from streamscore.shared.kafka import ensure_topics
 
         ensure_topics(settings)
-        publish_model(settings, artifact)
+        publish_new_version(settings, artifact)  # refused (one line, exit 2) when not newer than the topic's
         console.print(f"published v{artifact.version} to {settings.models_topic}")
 
 

@@ -91,6 +91,43 @@ def test_produce_consume_evaluate(make_settings: Callable[..., Settings], tmp_pa
     assert committed == stored == 400, "Kafka and the database agree that all 400 images are done"
 
 
+def model_versions_in_topic_order(settings: Settings) -> list[int]:
+    from streamscore.shared.kafka import assign_from_beginning, make_consumer
+    from streamscore.shared.messages import headers_to_dict
+
+    consumer = make_consumer(settings, f"{settings.group}.check")
+    try:
+        assign_from_beginning(consumer, settings.models_topic)
+        messages = []
+        while batch := consumer.consume(100, 1.0):
+            messages.extend(m for m in batch if not m.error())
+    finally:
+        consumer.close()
+    return [int(headers_to_dict(m.headers())["model-version"]) for m in messages]
+
+
+def test_publishing_an_older_version_is_refused_unless_forced(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    env = environment(settings)
+    assert cli("publish-model", str(bundled_path(2)), env=env).returncode == 0
+
+    refused = cli("publish-model", str(bundled_path(1)), env=env)
+    assert refused.returncode == 2, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "not newer than v2" in refused.stderr and "--force" in refused.stderr
+    same = cli("publish-model", str(bundled_path(2)), env=env)
+    assert same.returncode == 2, "the same version again is not newer either"
+    assert model_versions_in_topic_order(settings) == [2]
+
+    forced = cli("publish-model", str(bundled_path(1)), "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert model_versions_in_topic_order(settings)[-1] == 2, \
+        "the newest stays the model's last record: compaction can never leave v1 behind"
+    newer = cli("publish-model", str(bundled_path(1)), "--version", "3", env=env)
+    assert newer.returncode == 0, newer.stderr
+    assert model_versions_in_topic_order(settings) == [2, 1, 2, 3]
+
+
 def test_bad_backend_url_is_a_clear_error(make_settings: Callable[..., Settings]) -> None:
     result = cli("db", "init", "--backend", "postgress://x@localhost/db", env=environment(make_settings()))
     assert result.returncode == 2
