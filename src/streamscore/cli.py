@@ -23,6 +23,7 @@ from streamscore.cli_options import (
     Group,
     LogJson,
     Verbose,
+    consumer_start_lines,
     positive,
     set_globals,
     settings_from,
@@ -161,6 +162,8 @@ def consume(
 
     settings = settings_from(log_json, verbose, backend=backend, kafka_bootstrap=bootstrap, group=group,
                              batch_size=batch_size, linger_ms=linger_ms, metrics_port=metrics_port)
+    for line in consumer_start_lines(settings, backend):
+        err_console.print(line, markup=False, soft_wrap=True)
     ensure_topics(settings)
     if workers != 1:
         from streamscore.consumers.workers import run_workers

@@ -79,6 +79,18 @@ def backend_was_chosen(backend_flag: str | None) -> bool:
     return backend_flag is not None or GLOBALS.backend is not None or "backend" in Settings().model_fields_set
 
 
+def consumer_start_lines(settings: Settings, backend_flag: str | None) -> list[str]:
+    """What `consume` says at start: the backend (password masked) and the group, and whether it is the default."""
+    from streamscore.backends.url import mask_url
+
+    lines = [f"consuming {settings.images_topic} as group {settings.group} into {mask_url(settings.backend_url)}"]
+    if not backend_was_chosen(backend_flag):
+        lines.append("no --backend and no STREAMSCORE_BACKEND: using the default, a DuckDB file in the current "
+                     "folder; each backend needs its own consumer group (--group), or the consumers split the "
+                     "partitions between backends")
+    return lines
+
+
 def stop_on_signals(force: threading.Event | None = None) -> threading.Event:
     """SIGINT/SIGTERM set the event: the loop finishes what is in hand, then stops.
 

@@ -70,10 +70,12 @@ def test_produce_consume_evaluate(make_settings: Callable[..., Settings], tmp_pa
         out, err = consumer.communicate(timeout=30)
     assert consumer.returncode == 0, err
     assert "scored 400" in out
+    assert f"as group {settings.group} into duckdb:///{database}" in err, "consume says where it writes"
 
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["images"] == 400
     assert [v["model_version"] for v in report["versions"]] == [2]
+    assert [(r["backend"], r["model_version"]) for r in report["by_backend"]] == [("duckdb", 2)]
     assert report["versions"][0]["accuracy"] > 0.95
     assert (tmp_path / "report" / "confusion.png").stat().st_size > 10_000
     with duckdb.connect(str(database), read_only=True) as db:
@@ -197,6 +199,38 @@ def test_stop_is_graceful_while_waiting(make_settings: Callable[..., Settings], 
     out, err = consumer.communicate(timeout=30)
     assert consumer.returncode == 0, err
     assert "scored 0" in out
+
+
+def test_consume_without_a_backend_says_which_default_it_uses(make_settings: Callable[..., Settings],
+                                                              tmp_path: Path) -> None:
+    import threading
+
+    env = {k: v for k, v in environment(make_settings()).items() if k != "STREAMSCORE_BACKEND"}
+    import streamscore
+
+    # run in an empty folder: the package must come from the same place as in this process
+    env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve().parent) for p in streamscore.__path__)
+    consumer = subprocess.Popen([sys.executable, "-m", "streamscore.cli", "consume"], env=env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said: list[str] = []
+    told = threading.Event()
+
+    def read() -> None:
+        for line in consumer.stderr or []:
+            said.append(line)
+            if "using the default" in line:
+                told.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert told.wait(60), "".join(said)
+    finally:
+        consumer.send_signal(signal.SIGINT)
+        consumer.communicate(timeout=30)
+        reader.join(10)
+    text = "".join(said)
+    assert "into duckdb:///streamscore.duckdb" in text and "own consumer group" in text
 
 
 def test_evaluate_follow_shows_live_table_and_stops_on_sigint(make_settings: Callable[..., Settings],
