@@ -272,6 +272,36 @@ def test_broker_prints_its_bootstrap_and_stops_on_sigterm() -> None:
     assert broker.returncode == 0
 
 
+def test_sigkill_of_the_broker_command_takes_tansu_down_with_it() -> None:
+    import re
+    import socket
+
+    broker = subprocess.Popen([sys.executable, "-m", "streamscore.cli", "broker", "--port", "0"],
+                              env=dict(os.environ, COLUMNS="200"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        line = broker.stdout.readline() if broker.stdout else ""
+        found = re.search(r"bootstrap: 127\.0\.0\.1:(\d+)", line)
+        assert found, line
+        port = int(found.group(1))
+        assert "memory storage" in (broker.stdout.readline() + broker.stdout.readline() if broker.stdout else "")
+    finally:
+        broker.kill()
+        broker.communicate(timeout=30)
+
+    def answers() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.5):
+                return True
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 15
+    while answers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not answers(), f"the Tansu child still listens on {port} after its parent was SIGKILLed"
+
+
 @pytest.mark.tensorflow
 def test_train_writes_and_publishes_a_verified_artifact(mnist_dir: Path, tmp_path: Path,
                                                         make_settings: Callable[..., Settings]) -> None:
