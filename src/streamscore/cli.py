@@ -250,7 +250,10 @@ def evaluate(
     else:
         with err_console.status(f"reading {settings.predictions_topic}…"):
             evaluation = read_predictions(settings, expect=expect, idle_timeout=idle, stop=stop)
-    png, report = write_reports(evaluation, out)
+    from streamscore.ops.run_report import report_extras
+
+    extras = report_extras(settings, with_backend=False, command="evaluate", follow=follow, expect=expect)
+    png, report = write_reports(evaluation, out, extra=extras)
     console.print(evaluation_table(evaluation))
     console.print(f"confusion matrix: {png}\nJSON report: {report}")
 

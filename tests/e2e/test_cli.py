@@ -130,6 +130,24 @@ def test_publishing_an_older_version_is_refused_unless_forced(make_settings: Cal
     assert model_versions_in_topic_order(settings) == [2, 1, 2, 3]
 
 
+def test_demo_report_carries_what_the_table_shows(tmp_path: Path) -> None:
+    result = cli("demo", "--limit", "300", "--rate", "0", "--out", str(tmp_path), env=dict(os.environ, COLUMNS="200"),
+                 timeout=180)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    from streamscore.demo import MALFORMED
+
+    assert report["run"]["produced"] == {"images": 300, "malformed": len(MALFORMED)}
+    assert report["dead_lettered"]["total"] == len(MALFORMED) == sum(report["dead_lettered"]["by_reason"].values())
+    assert report["run"]["dead_lettered_by_the_consumer"] == len(MALFORMED), "the consumer and the DLQ topic agree"
+    table_row = next(line for line in result.stdout.splitlines() if "dead-lettered (mnist.dlq)" in line)
+    assert f" {len(MALFORMED)} (" in table_row, table_row
+    assert report["settings"]["backend"].startswith("duckdb:///") and report["backends"] == ["duckdb"]
+    assert sorted(report["model_digests"]) == ["v1", "v2"]
+    assert all(len(digest) == 64 for digest in report["model_digests"].values())
+    assert report["generated_at"].endswith("+00:00") and report["images"] == 300
+
+
 def test_bad_backend_url_is_a_clear_error(make_settings: Callable[..., Settings]) -> None:
     result = cli("db", "init", "--backend", "postgress://x@localhost/db", env=environment(make_settings()))
     assert result.returncode == 2

@@ -106,7 +106,8 @@ class Evaluation:
             "images": len(self.image_ids()),
             "predictions": len(self.predictions),
             "duplicates_ignored": self.duplicates,
-            "malformed": self.malformed,
+            "malformed": self.malformed,  # messages on the evaluation topic that are not predictions
+            "malformed_predictions": self.malformed,
             "versions": [
                 {"model_version": r.version, "scored": r.scored, "labelled": r.labelled,
                  "correct": r.correct, "accuracy": r.accuracy, "confusion_matrix": r.confusion}
@@ -168,8 +169,8 @@ def read_predictions(
     return evaluation
 
 
-def write_reports(evaluation: Evaluation, out_dir: Path) -> tuple[Path, Path]:
-    """Write report.json and confusion.png (one matrix per model version) to ``out_dir``."""
+def write_reports(evaluation: Evaluation, out_dir: Path, extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write report.json (the evaluation, plus ``extra``: run settings, dead letters…) and confusion.png."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -177,7 +178,7 @@ def write_reports(evaluation: Evaluation, out_dir: Path) -> tuple[Path, Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "report.json"
-    json_path.write_text(json.dumps(evaluation.to_json(), indent=2))
+    json_path.write_text(json.dumps(evaluation.to_json() | (extra or {}), indent=2))
     versions = evaluation.versions() or [VersionReport(0, 0, 0, 0, [[0] * 10 for _ in range(10)])]
     fig, axes = plt.subplots(1, len(versions), figsize=(4.6 * len(versions), 4.4), squeeze=False)
     for ax, report in zip(axes[0], versions, strict=True):

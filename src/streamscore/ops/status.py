@@ -8,7 +8,6 @@ counting distinct source offsets, never from watermarks.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,15 +15,14 @@ from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streamscore.errors import BackendError, KafkaError
+from streamscore.ops.topic_summary import count_dead_letters, published_models
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import (
-    assign_from_beginning,
     client_config,
     describe_kafka_error,
     existing_topics,
     make_consumer,
 )
-from streamscore.shared.messages import headers_to_dict
 
 
 @dataclass
@@ -63,22 +61,6 @@ class Status:
             "database_error": self.database_error, "dead_letters": self.dead_letters,
             "dead_letter_reasons": self.dead_letter_reasons,
         }
-
-
-def _read_all(settings: Settings, topic: str, idle_s: float) -> list[Any]:
-    """Every message of a topic, read from the beginning until nothing arrives for ``idle_s``."""
-    consumer = make_consumer(settings, f"{settings.group}.status.{uuid.uuid4().hex[:8]}")
-    try:
-        if not assign_from_beginning(consumer, topic):
-            return []
-        messages: list[Any] = []
-        while True:
-            batch = consumer.consume(1000, idle_s)
-            if not batch:
-                return messages
-            messages.extend(m for m in batch if not m.error())
-    finally:
-        consumer.close()
 
 
 def collect_status(settings: Settings, backend_url: str | None = None, idle_s: float = 1.0,
@@ -128,27 +110,9 @@ def collect_status(settings: Settings, backend_url: str | None = None, idle_s: f
         status.members = len(group.members) if group.members or status.group_state != "STABLE" else None
     except Exception:  # groups that never joined, brokers without the API: leave it blank
         status.members = None
-    for message in _read_all(settings, settings.models_topic, idle_s):
-        if (message.key() or b"").decode("utf-8", "replace") != settings.model_name:
-            continue
-        try:
-            version = int(headers_to_dict(message.headers()).get("model-version", b"").decode())
-        except ValueError:
-            continue
-        if version not in status.published_versions:
-            status.published_versions.append(version)
-    status.published_versions.sort()
-    sources: set[tuple[bytes, bytes, bytes]] = set()
-    for message in _read_all(settings, settings.dlq_topic, idle_s):
-        headers = headers_to_dict(message.headers())
-        source = (headers.get("source.topic", b""), headers.get("source.partition", b""),
-                  headers.get("source.offset", b""))
-        if source in sources:
-            continue  # re-sent after a crash (the DLQ is at-least-once, like the predictions)
-        sources.add(source)
-        reason = headers.get("error.reason", b"?").decode("utf-8", "replace")
-        status.dead_letter_reasons[reason] = status.dead_letter_reasons.get(reason, 0) + 1
-    status.dead_letters = len(sources)
+    status.published_versions = list(published_models(settings, idle_s))
+    dead_letters = count_dead_letters(settings, idle_s)
+    status.dead_letters, status.dead_letter_reasons = dead_letters.total, dead_letters.by_reason
     return status
 
 
