@@ -23,7 +23,9 @@ from streamscore.cli_options import (
     Group,
     LogJson,
     Verbose,
+    bootstrap_given,
     consumer_start_lines,
+    log_json_requested,
     positive,
     set_globals,
     settings_from,
@@ -168,7 +170,7 @@ def consume(
     if workers != 1:
         from streamscore.consumers.workers import run_workers
 
-        extra = ["--metrics-host", metrics_host] + (["--verbose"] if verbose else [])
+        extra = ["--metrics-host", metrics_host] + (["--verbose"] if verbose or verbose_requested() else [])
         raise typer.Exit(run_workers(settings, workers, extra))
     database = open_backend(settings.backend_url, scorer=settings.duckdb_scorer)
     log.info("consuming %s as group %s into %s", settings.images_topic, settings.group, database.url.masked())
@@ -329,8 +331,11 @@ def db_init(backend: BackendOpt = None) -> None:
 def bench(
     backend: BackendOpt = None,
     images: Annotated[int, typer.Option(min=1, help="images per measurement")] = 10_000,
-    bootstrap: Annotated[str | None, typer.Option(
-        "--bootstrap", help="use this Kafka instead of a fresh embedded broker")] = None,
+    bootstrap: Bootstrap = None,
+    embedded_broker: Annotated[bool | None, typer.Option(
+        "--embedded-broker/--no-embedded-broker",
+        help="measure on a fresh embedded broker (the default unless --bootstrap is given); "
+             "--no-embedded-broker uses STREAMSCORE_KAFKA_BOOTSTRAP")] = None,
     skip_pipeline: Annotated[bool, typer.Option(help="only the in-database scoring figures")] = False,
     processes: Annotated[bool, typer.Option(
         help="also run consumer processes: 1 vs 2 (PostgreSQL) and recovery after SIGKILL")] = True,
@@ -339,13 +344,15 @@ def bench(
     """Measure pass-through vs pipeline throughput and in-DB scoring vs numpy."""
     from streamscore.bench.runner import run_bench
 
-    settings = settings_from(backend=backend)
-    run_bench(settings, images=images, bootstrap=bootstrap, skip_pipeline=skip_pipeline, out=out, console=console,
-              processes=processes and not skip_pipeline)
+    settings = settings_from(backend=backend, kafka_bootstrap=bootstrap)
+    if embedded_broker is None:
+        embedded_broker = not bootstrap_given(bootstrap)
+    run_bench(settings, images=images, bootstrap=None if embedded_broker else settings.kafka_bootstrap,
+              skip_pipeline=skip_pipeline, out=out, console=console, processes=processes and not skip_pipeline)
 
 
 def main() -> None:
-    run_command_line(app, verbose_requested)
+    run_command_line(app, verbose_requested, log_json_requested)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ else is a bug: one line naming it and exit 1; ``--verbose`` adds the traceback.
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from collections.abc import Callable
@@ -55,13 +56,18 @@ def describe(exc: BaseException) -> tuple[str, int]:
             "rerun with --verbose for the traceback"), EXIT_BUG
 
 
-def run_command_line(app: Callable[[], object], verbose: Callable[[], bool]) -> None:
-    """Run the typer app; turn any exception into one line on stderr and an exit code."""
+def run_command_line(app: Callable[[], object], verbose: Callable[[], bool],
+                     json_lines: Callable[[], bool] = lambda: False) -> None:
+    """Run the typer app; turn any exception into one line on stderr (a JSON line with --log-json) and an exit code."""
     err_console = Console(stderr=True)
     try:
         app()
     except Exception as exc:
         line, code = describe(exc)
+        if json_lines():
+            logging.getLogger("streamscore.cli").error(line, exc_info=exc if verbose() else None,
+                                                       extra={"event": "command-failed"})
+            sys.exit(code)
         if verbose():
             err_console.print(escape("".join(traceback.format_exception(exc))), highlight=False)
         err_console.print(f"[red]{escape(line)}[/]", highlight=False, soft_wrap=True)

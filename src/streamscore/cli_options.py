@@ -61,17 +61,27 @@ def settings_from(log_json: bool = False, verbose: bool = False, **overrides: An
     """Settings from env/.env < global options < this command's options; logging set up to match."""
     if overrides.get("kafka_bootstrap") is None:
         overrides["kafka_bootstrap"] = GLOBALS.bootstrap
-    if "backend" in overrides and overrides["backend"] is None:
+    if overrides.get("backend") is None:
         overrides["backend"] = GLOBALS.backend
     if log_json or GLOBALS.log_json:
         overrides["log_json"] = True  # carried by the settings, so --workers children log JSON too
     settings = load_settings(**overrides)
+    GLOBALS.log_json = settings.log_json  # the boundary reports an error as a JSON line too
     setup_logging("DEBUG" if verbose or GLOBALS.verbose else "INFO", json_lines=settings.log_json)
     return settings
 
 
+def bootstrap_given(bootstrap_flag: str | None) -> bool:
+    """Whether --bootstrap was given on the command line (before or after the command name)."""
+    return bootstrap_flag is not None or GLOBALS.bootstrap is not None
+
+
 def verbose_requested() -> bool:
     return GLOBALS.verbose
+
+
+def log_json_requested() -> bool:
+    return GLOBALS.log_json
 
 
 def backend_was_chosen(backend_flag: str | None) -> bool:

@@ -60,7 +60,7 @@ def test_produce_consume_evaluate(make_settings: Callable[..., Settings], tmp_pa
     assert "delivered 400" in produced.stdout
 
     consumer = subprocess.Popen(
-        [sys.executable, "-m", "streamscore.cli", "consume", "--backend", f"duckdb:///{database}",
+        [sys.executable, "-m", "streamscore.cli", "--backend", f"duckdb:///{database}", "consume",  # global form
          "--batch-size", "100"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         evaluation = cli("evaluate", "--expect", "400", "--out", str(tmp_path / "report"), env=env, timeout=90)
@@ -148,8 +148,11 @@ def test_demo_report_carries_what_the_table_shows(tmp_path: Path) -> None:
     assert report["generated_at"].endswith("+00:00") and report["images"] == 300
 
 
-def test_bad_backend_url_is_a_clear_error(make_settings: Callable[..., Settings]) -> None:
-    result = cli("db", "init", "--backend", "postgress://x@localhost/db", env=environment(make_settings()))
+@pytest.mark.parametrize("where", ["command", "global"])
+def test_bad_backend_url_is_a_clear_error(make_settings: Callable[..., Settings], where: str) -> None:
+    backend = ["--backend", "postgress://x@localhost/db"]
+    args = ["db", "init", *backend] if where == "command" else [*backend, "db", "init"]
+    result = cli(*args, env=environment(make_settings()))
     assert result.returncode == 2
     assert "Did you mean 'postgres'" in result.stderr or "Did you mean 'postgresql'" in result.stderr
 
@@ -180,12 +183,17 @@ def unused_port() -> int:
     return free_port()
 
 
-def test_status_with_kafka_unreachable_is_one_line_and_exit_2() -> None:
-    env = dict(os.environ, COLUMNS="200", STREAMSCORE_KAFKA_BOOTSTRAP=f"127.0.0.1:{unused_port()}")
-    result = cli("status", "--no-database", env=env, timeout=60)
+@pytest.mark.parametrize("log_json", [False, True])
+def test_status_with_kafka_unreachable_is_one_line_and_exit_2(log_json: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "STREAMSCORE_KAFKA_BOOTSTRAP"} | {"COLUMNS": "200"}
+    address = f"127.0.0.1:{unused_port()}"
+    flags = ["--log-json"] if log_json else []
+    result = cli(*flags, "--bootstrap", address, "status", "--no-database", env=env, timeout=60)  # global options
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()], "one line, no log noise"
-    assert "cannot reach Kafka at 127.0.0.1:" in result.stderr and "streamscore broker" in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, "one line, no log noise"
+    message = json.loads(lines[0])["message"] if log_json else lines[0]
+    assert f"cannot reach Kafka at {address}" in message and "streamscore broker" in message
 
 
 @pytest.mark.parametrize("args", [("evaluate", "--idle", "1"), ("produce", "--limit", "10")])
