@@ -54,6 +54,7 @@ class DeliveryTracker:
     fatal: str | None = None
     last_progress: float = 0.0
     _next_seq: int = 0
+    _marked: list[int] = field(default_factory=list)
 
     @property
     def in_flight(self) -> int:
@@ -93,7 +94,9 @@ class DeliveryTracker:
                 self.failed += 1
                 self._remember(error)
             else:
-                message.resend = True
+                if not message.resend:
+                    message.resend = True
+                    self._marked.append(seq)
                 if error.fatal():
                     self.fatal = self.fatal or str(error)
         except Exception as exc:  # never raise inside librdkafka's callback
@@ -109,7 +112,11 @@ class DeliveryTracker:
 
     def to_resend(self, everything: bool = False) -> list[tuple[int, PendingMessage]]:
         """Messages to produce again, oldest first: those marked, or every pending one (new producer)."""
-        chosen = [(seq, m) for seq, m in sorted(self.pending.items()) if everything or m.resend]
+        if not everything and not self._marked:
+            return []  # the common case, once per message sent: keep it cheap
+        seqs = sorted(self.pending) if everything else sorted(s for s in set(self._marked) if s in self.pending)
+        self._marked.clear()
+        chosen = [(seq, self.pending[seq]) for seq in seqs]
         for _seq, message in chosen:
             message.resend = False
         return chosen
