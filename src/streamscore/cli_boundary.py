@@ -12,6 +12,7 @@ import sys
 import traceback
 from collections.abc import Callable
 
+import typer
 from confluent_kafka import KafkaException
 from rich.console import Console
 from rich.markup import escape
@@ -56,19 +57,35 @@ def describe(exc: BaseException) -> tuple[str, int]:
             "rerun with --verbose for the traceback"), EXIT_BUG
 
 
-def run_command_line(app: Callable[[], object], verbose: Callable[[], bool],
+def usage_line(exc: BaseException) -> str | None:
+    """One line for a command-line usage error (bad option value, unknown option); None for other errors."""
+    if not isinstance(exc, typer.TyperException) or not hasattr(exc, "format_message"):
+        return None
+    context = getattr(exc, "ctx", None)
+    hint = f"; see `{context.command_path} --help`" if context is not None else ""
+    return f"error (usage): {first_line(exc.format_message())}{hint}"
+
+
+def run_command_line(app: Callable[..., object], verbose: Callable[[], bool],
                      json_lines: Callable[[], bool] = lambda: False) -> None:
     """Run the typer app; turn any exception into one line on stderr (a JSON line with --log-json) and an exit code."""
     err_console = Console(stderr=True)
     try:
-        app()
+        code = app(standalone_mode=False)  # usage errors come back to us instead of a framed box
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(EXIT_BUG)
     except Exception as exc:
-        line, code = describe(exc)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help has been printed
+            sys.exit(EXIT_ERROR)
+        usage = usage_line(exc)
+        line, code = (usage, EXIT_ERROR) if usage is not None else describe(exc)
         if json_lines():
-            logging.getLogger("streamscore.cli").error(line, exc_info=exc if verbose() else None,
+            logging.getLogger("streamscore.cli").error(line, exc_info=exc if verbose() and usage is None else None,
                                                        extra={"event": "command-failed"})
             sys.exit(code)
-        if verbose():
+        if verbose() and usage is None:
             err_console.print(escape("".join(traceback.format_exception(exc))), highlight=False)
         err_console.print(f"[red]{escape(line)}[/]", highlight=False, soft_wrap=True)
         sys.exit(code)
+    sys.exit(code if isinstance(code, int) else 0)
