@@ -27,11 +27,12 @@ from streamscore.shared.kafka import assign_from_beginning, make_consumer
 pytestmark = pytest.mark.slow
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, log: list[str] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            tail = "".join(line for line in (log or [])[-15:] if "rdkafka" not in line)
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; producer said:\n{tail}")
         time.sleep(0.2)
 
 
@@ -51,7 +52,10 @@ class TopicCounter:
     def at_least(self, wanted: int) -> bool:
         if self.consumer is None:
             self.consumer = make_consumer(self.settings, f"counter-{uuid.uuid4().hex[:8]}")
-            assign_from_beginning(self.consumer, self.settings.images_topic)
+            if not assign_from_beginning(self.consumer, self.settings.images_topic):
+                self.reset()  # not created yet (the restarted broker starts empty): ask again
+                time.sleep(0.5)
+                return False
         self.count += sum(1 for m in self.consumer.consume(1000, 0.5) if not m.error())
         return self.count >= wanted
 
@@ -74,12 +78,13 @@ def test_produce_rides_out_a_broker_restart_and_accounts_for_every_image(own_bro
     reader.start()
     counter = TopicCounter(settings)
     try:
-        wait_until(lambda: counter.at_least(200), 60, "the first 200 images on the broker")
+        wait_until(lambda: counter.at_least(200), 60, "the first 200 images on the broker", errors)
         counter.reset()
         own_broker.stop()
-        wait_until(lambda: any("in flight" in line for line in errors), 30, "the producer to report the stall")
+        wait_until(lambda: any("in flight" in line for line in errors), 30, "the producer to report the stall",
+                   errors)
         own_broker.start()
-        wait_until(lambda: counter.at_least(200), 90, "200 images on the restarted broker")
+        wait_until(lambda: counter.at_least(200), 90, "200 images on the restarted broker", errors)
     finally:
         counter.reset()
         producer.send_signal(signal.SIGINT)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka import KafkaException
 
 from streamscore.producers.delivery import DeliveryTracker
 from streamscore.producers.resilient import ResilientProducer
@@ -38,6 +39,8 @@ class FakeProducer:
         self.produced.append(key)
 
     def poll(self, _timeout: float = 0.0) -> int:
+        if self.fatal:  # librdkafka raises a fatal error from poll()
+            raise KafkaException(RdKafkaError(RdKafkaError.UNKNOWN_PRODUCER_ID, "Unknown Producer Id", fatal=True))
         return 0
 
     def deliver(self, count: int | None = None) -> None:
@@ -51,9 +54,14 @@ class FakeProducer:
             callback(error, None)
 
     def purge(self, **_flags: Any) -> None:
-        self.fail(RdKafkaError(RdKafkaError._PURGE_QUEUE), len(self.queued))
+        self.purged, self.queued = self.queued, []  # reported when flushed (served), like librdkafka
 
     def flush(self, _timeout: float = 0.0) -> int:
+        for _key, callback in getattr(self, "purged", []):
+            callback(RdKafkaError(RdKafkaError._PURGE_QUEUE), None)
+        self.purged = []
+        if self.fatal:
+            raise KafkaException(RdKafkaError(RdKafkaError._FATAL, "fatal", fatal=True))
         return len(self.queued)
 
 
@@ -154,3 +162,19 @@ def test_a_full_local_queue_blocks_until_give_up_and_the_rest_is_counted(setting
     assert not sender.send(b"c", b"x", [], give_up)
     sender.close()
     assert (sender.tracker.sent, sender.tracker.delivered, sender.tracker.not_delivered) == (3, 0, 3)
+
+
+def test_a_fatal_error_raised_by_poll_recreates_and_late_reports_of_the_old_producer_are_ignored(
+        settings: Settings) -> None:
+    sender, producers, _clock = make(settings)
+    send(sender, "a", "b")
+    old_reports = list(producers[0].queued)
+    producers[0].fatal = True
+    sender.service()
+    assert len(producers) == 2 and producers[1].produced == [b"a", b"b"]
+    for _key, callback in old_reports:  # the replaced producer reports late: its errors are ignored
+        callback(RdKafkaError(RdKafkaError._MSG_TIMED_OUT), None)
+    sender.service()
+    assert producers[1].produced == [b"a", b"b"], "not sent a third time"
+    producers[1].deliver()
+    assert (sender.tracker.delivered, sender.tracker.not_delivered, sender.tracker.resent) == (2, 0, 2)

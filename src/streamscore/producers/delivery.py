@@ -53,6 +53,7 @@ class DeliveryTracker:
     errors: list[str] = field(default_factory=list)
     fatal: str | None = None
     last_progress: float = 0.0
+    generation: int = 0  # bumped when the producer is replaced
     _next_seq: int = 0
     _marked: list[int] = field(default_factory=list)
 
@@ -75,16 +76,21 @@ class DeliveryTracker:
         return seq
 
     def callback(self, seq: int) -> Callable[[RdKafkaError | None, Any], None]:
+        generation = self.generation
+
         def on_delivery(error: RdKafkaError | None, _message: Any) -> None:
-            self.on_delivery(seq, error)
+            self.on_delivery(seq, error, generation)
 
         return on_delivery
 
-    def on_delivery(self, seq: int, error: RdKafkaError | None) -> None:
+    def on_delivery(self, seq: int, error: RdKafkaError | None, generation: int | None = None) -> None:
+        """Settle ``seq``; an error from a replaced producer (older ``generation``) is ignored: it was re-sent."""
         try:
             message = self.pending.get(seq)
             if message is None:
                 return  # a report for a copy already settled
+            if error is not None and generation is not None and generation != self.generation:
+                return
             if error is None:
                 del self.pending[seq]
                 self.delivered += 1

@@ -17,18 +17,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from streamscore.errors import KafkaError
 from streamscore.producers.delivery import DeliveryTracker
 from streamscore.shared.config import Settings
-from streamscore.shared.kafka import ensure_topics, existing_topics, make_producer
+from streamscore.shared.kafka import describe_kafka_error, ensure_topics, existing_topics, make_producer
 from streamscore.shared.messages import Headers
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class ResilientProducer:
         self._last_report = 0.0
         self._last_probe = 0.0
         self._backlog: deque[int] = deque()
+        self._retired: list[Producer] = []
         self.recreated = 0
 
     def _new_producer(self) -> Producer:
@@ -118,7 +120,10 @@ class ResilientProducer:
 
     def _tick(self, timeout: float) -> None:
         """Poll; recreate the producer when it is stuck; queue re-sends; report a stall."""
-        self._producer.poll(timeout)
+        try:
+            self._producer.poll(timeout)
+        except KafkaException as exc:  # poll raises a fatal error (e.g. "Unknown Producer Id")
+            self.tracker.fatal = self.tracker.fatal or describe_kafka_error(exc)
         stalled = self.tracker.stalled_for()
         if self.tracker.fatal is not None:
             self._recreate(f"fatal producer error: {self.tracker.fatal}")
@@ -145,8 +150,11 @@ class ResilientProducer:
         log.warning("recreating the Kafka producer (%s); re-sending %s image(s) not acknowledged",
                     why, f"{self.tracker.in_flight:,}")
         old = self._producer
-        old.purge(in_queue=True, in_flight=True, blocking=False)
-        old.flush(1.0)  # serves the purged messages' reports
+        with contextlib.suppress(KafkaException):  # a fatal producer raises its error again
+            old.purge(in_queue=True, in_flight=True, blocking=False)
+            old.flush(1.0)  # serves the purged messages' reports
+        self._retired.append(old)  # kept: destroying it could block; its late error reports are ignored
+        self.tracker.generation += 1
         self.tracker.fatal = None
         self._prepare_topics(self.settings)
         self._producer = self._new_producer()
@@ -165,5 +173,6 @@ class ResilientProducer:
 
     def close(self) -> None:
         """Drop what librdkafka still holds (counted as not delivered by the tracker)."""
-        self._producer.purge(in_queue=True, in_flight=True, blocking=False)
-        self._producer.poll(0)
+        with contextlib.suppress(KafkaException):
+            self._producer.purge(in_queue=True, in_flight=True, blocking=False)
+            self._producer.poll(0)
