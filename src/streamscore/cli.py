@@ -15,9 +15,6 @@ from rich.console import Console
 
 from streamscore.cli_boundary import run_command_line
 from streamscore.cli_options import (
-    BACKEND_HELP,
-    BOOTSTRAP_HELP,
-    LOG_JSON_HELP,
     BackendOpt,
     Bootstrap,
     Group,
@@ -25,9 +22,9 @@ from streamscore.cli_options import (
     Verbose,
     bootstrap_given,
     consumer_start_lines,
+    global_options,
     log_json_requested,
     positive,
-    set_globals,
     settings_from,
     stop_on_signals,
     verbose_requested,
@@ -40,23 +37,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.callback()(global_options)  # --bootstrap, --backend, --log-json, --verbose before the command name
 console = Console()
 err_console = Console(stderr=True)
 log = logging.getLogger("streamscore")
-
-
-@app.callback()
-def global_options(
-    bootstrap: Annotated[str | None, typer.Option("--bootstrap", help=BOOTSTRAP_HELP)] = None,
-    backend: Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)] = None,
-    log_json: Annotated[bool, typer.Option("--log-json", help=LOG_JSON_HELP)] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
-) -> None:
-    """Stream MNIST images through Kafka, score them inside a database, hot-swap models over Kafka.
-
-    The options here apply to every command; a command's own --bootstrap/--backend win.
-    """
-    set_globals(bootstrap, backend, log_json, verbose)
 
 
 @app.command()
@@ -111,6 +95,7 @@ def produce(
 
     from rich.progress import Progress
 
+    from streamscore.errors import KafkaError
     from streamscore.producers.images import ProduceReport, produce_images
     from streamscore.shared.kafka import ensure_topics
     from streamscore.shared.mnist import load_for
@@ -134,10 +119,8 @@ def produce(
         for error in report.errors:
             err_console.print(f"delivery error: {error}", markup=False)
     if report.failed or report.not_delivered:
-        err_console.print(f"[red]error (kafka):[/] {report.failed + report.not_delivered:,} image(s) not delivered "
-                          f"({report.failed:,} refused by Kafka, {report.not_delivered:,} still in flight when "
-                          "stopped)", soft_wrap=True)
-        raise typer.Exit(2)
+        raise KafkaError(f"{report.failed + report.not_delivered:,} image(s) not delivered ({report.failed:,} "
+                         f"refused by Kafka, {report.not_delivered:,} in flight when stopped)", reason="not-delivered")
 
 
 @app.command()
@@ -241,23 +224,12 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="folder for confusion.png and report.json")] = Path("out/evaluate"),
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Accuracy per model version, confusion matrix and latency from the evaluation topic."""
-    from streamscore.consumers.evaluator import read_predictions, write_reports
-    from streamscore.ops.evaluation_view import evaluation_table, follow_predictions
+    """Accuracy per (backend, model version), confusion matrix and latency from the evaluation topic."""
+    from streamscore.ops.evaluation_view import evaluate_and_report
 
     settings = settings_from(kafka_bootstrap=bootstrap)
-    stop = stop_on_signals()
-    if follow:
-        evaluation = follow_predictions(settings, stop, console)
-    else:
-        with err_console.status(f"reading {settings.predictions_topic}…"):
-            evaluation = read_predictions(settings, expect=expect, idle_timeout=idle, stop=stop)
-    from streamscore.ops.run_report import report_extras
-
-    extras = report_extras(settings, with_backend=False, command="evaluate", follow=follow, expect=expect)
-    png, report = write_reports(evaluation, out, extra=extras)
-    console.print(evaluation_table(evaluation))
-    console.print(f"confusion matrix: {png}\nJSON report: {report}")
+    evaluate_and_report(settings, stop_on_signals(), follow=follow, expect=expect, idle=idle, out=out,
+                        console=console, err_console=err_console)
 
 
 @app.command()

@@ -57,6 +57,19 @@ def set_globals(bootstrap: str | None, backend: str | None, log_json: bool, verb
     GLOBALS.bootstrap, GLOBALS.backend, GLOBALS.log_json, GLOBALS.verbose = bootstrap, backend, log_json, verbose
 
 
+def global_options(
+    bootstrap: Annotated[str | None, typer.Option("--bootstrap", help=BOOTSTRAP_HELP)] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)] = None,
+    log_json: Annotated[bool, typer.Option("--log-json", help=LOG_JSON_HELP)] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
+) -> None:
+    """Stream MNIST images through Kafka, score them inside a database, hot-swap models over Kafka.
+
+    The options here apply to every command; a command's own --bootstrap/--backend win.
+    """
+    set_globals(bootstrap, backend, log_json, verbose)
+
+
 def settings_from(log_json: bool = False, verbose: bool = False, **overrides: Any) -> Settings:
     """Settings from env/.env < global options < this command's options; logging set up to match."""
     if overrides.get("kafka_bootstrap") is None:

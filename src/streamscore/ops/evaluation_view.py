@@ -1,15 +1,32 @@
-"""`streamscore evaluate`: the accuracy table, and the live view of `evaluate --follow`."""
+"""`streamscore evaluate`: the accuracy table, the live view of `evaluate --follow`, the reports."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from streamscore.consumers.evaluator import Evaluation, read_predictions
+from streamscore.consumers.evaluator import Evaluation, read_predictions, write_reports
+from streamscore.ops.run_report import report_extras
 from streamscore.shared.config import Settings
+
+
+def evaluate_and_report(settings: Settings, stop: threading.Event, *, follow: bool, expect: int | None, idle: float,
+                        out: Path, console: Console, err_console: Console) -> Evaluation:
+    """Read the evaluation topic (live with ``follow``), print the table, write report.json and confusion.png."""
+    if follow:
+        evaluation = follow_predictions(settings, stop, console)
+    else:
+        with err_console.status(f"reading {settings.predictions_topic}…"):
+            evaluation = read_predictions(settings, expect=expect, idle_timeout=idle, stop=stop)
+    extras = report_extras(settings, with_backend=False, command="evaluate", follow=follow, expect=expect)
+    png, report = write_reports(evaluation, out, extra=extras)
+    console.print(evaluation_table(evaluation))
+    console.print(f"confusion matrix: {png}\nJSON report: {report}")
+    return evaluation
 
 
 def follow_predictions(settings: Settings, stop: threading.Event, console: Console) -> Evaluation:
