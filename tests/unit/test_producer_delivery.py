@@ -159,7 +159,7 @@ def test_a_full_local_queue_blocks_until_give_up_and_the_rest_is_counted(setting
     send(sender, "a", "b")
     give_up = threading.Event()
     give_up.set()
-    assert not sender.send(b"c", b"x", [], give_up)
+    assert not sender.send(b"c", b"x", [], give_up.is_set)
     sender.close()
     assert (sender.tracker.sent, sender.tracker.delivered, sender.tracker.not_delivered) == (3, 0, 3)
 

@@ -88,22 +88,26 @@ def produce_images(
                                **producer_overrides)
     bucket = TokenBucket(rate) if rate else None
     reported = 0
+
+    def stopped() -> bool:
+        return any(event is not None and event.is_set() for event in (stop, give_up))
+
     try:
         for index in image_stream(split, limit, loop):
-            if (stop is not None and stop.is_set()) or (give_up is not None and give_up.is_set()):
+            if stopped():
                 break
             if bucket is not None:
                 bucket.take()
             key, value, headers = encode_image(
                 split.image_id(index), split.images[index].tobytes(), int(split.labels[index])
             )
-            if not sender.send(key, value, headers, give_up):
+            if not sender.send(key, value, headers, stopped):
                 break
             sender.service(0)
             if progress is not None and report.sent - reported >= 100:
                 progress(report.sent - reported)
                 reported = report.sent
-        sender.drain(DrainUntil(stop, give_up, drain_after_stop_s), give_up)
+        sender.drain(DrainUntil(stop, give_up, drain_after_stop_s))
     finally:
         sender.close()
     if progress is not None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +34,9 @@ from streamscore.shared.messages import Headers
 log = logging.getLogger(__name__)
 
 ProducerFactory = Callable[..., Producer]
+
+#: a check that ends a wait (Ctrl-C); None waits as long as it takes
+Interrupted = Callable[[], bool] | None
 
 #: seconds between two "does the broker answer?" probes while deliveries are stalled
 PROBE_EVERY_S = 3.0
@@ -84,18 +86,21 @@ class ResilientProducer:
     def _new_producer(self) -> Producer:
         return self._factory(self.settings, error_cb=self.tracker.on_error, **self._overrides)
 
-    def send(self, key: bytes, value: bytes, headers: Headers, give_up: threading.Event | None = None) -> bool:
-        """Hand one message to librdkafka, waiting while its queue is full; False when ``give_up`` ends the wait."""
-        self._backlog.append(self.tracker.track(key, value, headers))
-        return self._pump(give_up)
+    def send(self, key: bytes, value: bytes, headers: Headers, interrupted: Interrupted = None) -> bool:
+        """Hand one message to librdkafka, waiting while its queue is full; False when ``interrupted()`` ends the wait.
 
-    def service(self, timeout: float = 0.0, give_up: threading.Event | None = None) -> None:
+        A message whose wait was interrupted stays owed: ``service``/``drain`` send it later.
+        """
+        self._backlog.append(self.tracker.track(key, value, headers))
+        return self._pump(interrupted)
+
+    def service(self, timeout: float = 0.0, interrupted: Interrupted = None) -> None:
         """Serve delivery reports; re-send, recreate and report stalls as needed."""
         self._tick(timeout)
-        self._pump(give_up)
+        self._pump(interrupted)
 
-    def _pump(self, give_up: threading.Event | None) -> bool:
-        """Produce the backlog (new messages and re-sends) in order; False if ``give_up`` stopped it."""
+    def _pump(self, interrupted: Interrupted) -> bool:
+        """Produce the backlog (new messages and re-sends) in order; False if ``interrupted()`` stopped it."""
         while self._backlog:
             seq = self._backlog[0]
             message = self.tracker.pending.get(seq)
@@ -108,12 +113,12 @@ class ResilientProducer:
                 self._backlog.popleft()
                 self._producer.poll(0)
             except BufferError:  # local queue full (broker slow or away): let deliveries drain
-                if give_up is not None and give_up.is_set():
+                if interrupted is not None and interrupted():
                     return False
                 self._tick(0.1)
             except Exception as exc:  # a producer in a fatal state refuses every produce(): recreate it
                 self.tracker.fatal = self.tracker.fatal or str(exc)
-                if give_up is not None and give_up.is_set():
+                if interrupted is not None and interrupted():
                     return False
                 self._tick(0.1)
         return True
@@ -165,10 +170,10 @@ class ResilientProducer:
         self.tracker.resent += sum(1 for seq, _message in resend if seq not in queued)
         self._backlog = deque(seq for seq, _message in resend)
 
-    def drain(self, should_end: Callable[[], bool] = lambda: False, give_up: threading.Event | None = None) -> int:
+    def drain(self, should_end: Callable[[], bool] = lambda: False) -> int:
         """Wait for every delivery, riding out outages, until ``should_end()``; returns how many are still owed."""
         while self.tracker.in_flight and not should_end():
-            self.service(0.2, give_up)
+            self.service(0.2, should_end)
         return self.tracker.in_flight
 
     def close(self) -> None:
