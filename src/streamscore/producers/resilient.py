@@ -142,7 +142,8 @@ class ResilientProducer:
             self._last_report = self.tracker.clock()
             log.warning("%s image(s) in flight to %s, none delivered for %.0fs; is Kafka up at %s? "
                         "(riding it out; Ctrl-C stops and reports the count not delivered)",
-                        f"{self.tracker.in_flight:,}", self.topic, stalled, self.settings.kafka_bootstrap)
+                        f"{self.tracker.in_flight:,}", self.topic, stalled, self.settings.kafka_bootstrap,
+                        extra={"event": "producer-stalled", "in_flight": self.tracker.in_flight})
 
     def _broker_answers(self) -> bool:
         now = self.tracker.clock()
@@ -153,7 +154,7 @@ class ResilientProducer:
 
     def _recreate(self, why: str) -> None:
         log.warning("recreating the Kafka producer (%s); re-sending %s image(s) not acknowledged",
-                    why, f"{self.tracker.in_flight:,}")
+                    why, f"{self.tracker.in_flight:,}", extra={"event": "producer-recreated"})
         old = self._producer
         with contextlib.suppress(KafkaException):  # a fatal producer raises its error again
             old.purge(in_queue=True, in_flight=True, blocking=False)
