@@ -1,24 +1,35 @@
 """`streamscore …` — thin typer commands over the library; settings built once here.
 
-Every option also reads its STREAMSCORE_* variable (see streamscore.shared.config).
+Every option also reads its STREAMSCORE_* variable (see streamscore.shared.config). Errors
+become one line and exit code 2 at the boundary (streamscore.cli_boundary).
 """
 
 from __future__ import annotations
 
 import logging
-import signal
-import sys
-import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from streamscore.errors import StreamscoreError
-from streamscore.logs import setup_logging
-from streamscore.shared.config import Settings, load_settings
+from streamscore.cli_boundary import run_command_line
+from streamscore.cli_options import (
+    BackendOpt,
+    Bootstrap,
+    Group,
+    LogJson,
+    Verbose,
+    backend_was_chosen,
+    bootstrap_given,
+    consumer_start_lines,
+    global_options,
+    log_json_requested,
+    positive,
+    settings_from,
+    stop_on_signals,
+    verbose_requested,
+)
 
 app = typer.Typer(
     help="Stream MNIST images through Kafka, score them inside a database, hot-swap models over Kafka.",
@@ -27,46 +38,17 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.callback()(global_options)  # --bootstrap, --backend, --log-json, --verbose before the command name
 console = Console()
 err_console = Console(stderr=True)
 log = logging.getLogger("streamscore")
-
-Bootstrap = Annotated[str | None, typer.Option(
-    "--bootstrap", help="Kafka bootstrap servers [STREAMSCORE_KAFKA_BOOTSTRAP]")]
-BackendOpt = Annotated[str | None, typer.Option(
-    "--backend", help="duckdb:///path.db | postgresql://… | oracle://… | kinetica://… [STREAMSCORE_BACKEND]")]
-Group = Annotated[str | None, typer.Option("--group", help="consumer group [STREAMSCORE_GROUP]")]
-LogJson = Annotated[bool, typer.Option("--log-json", help="structured JSON logs on stderr")]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")]
-
-
-def settings_from(log_json: bool = False, verbose: bool = False, **overrides: Any) -> Settings:
-    settings = load_settings(**overrides)
-    setup_logging("DEBUG" if verbose else "INFO", json_lines=log_json or settings.log_json)
-    return settings
-
-
-def stop_on_signals() -> threading.Event:
-    """SIGINT/SIGTERM set the event: the loop finishes its batch, commits and closes."""
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        log.info("%s received: finishing what is in hand, then stopping (again to force)",
-                 signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return stop
 
 
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="folder for the DuckDB file and the reports")] = Path("out/demo"),
-    rate: Annotated[float, typer.Option(help="images/s to produce (0 = as fast as possible)")] = 1000,
-    limit: Annotated[int | None, typer.Option(help="images to stream (default: all 10,000)")] = None,
+    rate: Annotated[float, typer.Option(min=0, help="images/s to produce (0 = as fast as possible)")] = 1000,
+    limit: Annotated[int | None, typer.Option(min=1, help="images to stream (default: all 10,000)")] = None,
     scorer: Annotated[str | None, typer.Option(help="DuckDB scorer: udf or sql")] = None,
 ) -> None:
     """Run the whole pipeline on the embedded broker and DuckDB, swapping models half-way."""
@@ -79,7 +61,7 @@ def demo(
 
 @app.command()
 def broker(
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0 = a free one)")] = 9092,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="port on 127.0.0.1 (0 = a free one)")] = 9092,
 ) -> None:
     """Run the embedded Kafka-compatible broker (Tansu, memory only) in the foreground."""
     from streamscore.broker import EmbeddedBroker
@@ -89,6 +71,8 @@ def broker(
     with EmbeddedBroker(port=port or None) as running:
         console.print(f"embedded broker listening; bootstrap: [bold]{running.bootstrap}[/]")
         console.print(f"export STREAMSCORE_KAFKA_BOOTSTRAP={running.bootstrap}   (Ctrl-C stops it)")
+        console.print("memory storage: stopping or restarting this broker loses every topic, message, "
+                      "model and committed offset (publish the models again after a restart)")
         while not stop.wait(0.5):
             pass
 
@@ -96,16 +80,24 @@ def broker(
 @app.command()
 def produce(
     split: Annotated[str, typer.Option(help="train or test")] = "test",
-    limit: Annotated[int | None, typer.Option(help="stop after this many images")] = None,
-    rate: Annotated[float | None, typer.Option(help="images/s (token bucket); default unlimited")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="stop after this many images")] = None,
+    rate: Annotated[float | None, typer.Option(
+        callback=positive, help="images/s (token bucket, > 0); default unlimited")] = None,
     loop: Annotated[bool, typer.Option(help="repeat the split until stopped or --limit")] = False,
     bootstrap: Bootstrap = None,
     log_json: LogJson = False,
 ) -> None:
-    """Stream MNIST images to the images topic (idempotent producer)."""
+    """Stream MNIST images to the images topic (idempotent producer; rides out broker outages).
+
+    Ctrl-C stops sending and waits up to 10 s for what is in flight (again: at once); the
+    sent/delivered/failed/not delivered summary is printed in every case.
+    """
+    import threading
+
     from rich.progress import Progress
 
-    from streamscore.producers.images import produce_images
+    from streamscore.errors import KafkaError
+    from streamscore.producers.images import ProduceReport, produce_images
     from streamscore.shared.kafka import ensure_topics
     from streamscore.shared.mnist import load_for
 
@@ -115,16 +107,21 @@ def produce(
     data = load_for(split, settings.mnist_dir)  # type: ignore[arg-type]
     ensure_topics(settings)
     total = limit if loop else min(limit or len(data), len(data))
-    stop = stop_on_signals()
-    with Progress(console=err_console) as progress:
-        task = progress.add_task(f"→ {settings.images_topic}", total=total)
-        report = produce_images(settings, data, limit=limit, rate=rate, loop=loop, stop=stop,
-                                progress=lambda n: progress.advance(task, n))
-    console.print(f"sent {report.sent:,}, delivered {report.delivered:,}, failed {report.failed:,}")
-    for error in report.errors:
-        err_console.print(f"[red]delivery error:[/] {error}")
-    if report.failed:
-        raise typer.Exit(1)
+    give_up = threading.Event()
+    stop = stop_on_signals(force=give_up)
+    report = ProduceReport()
+    try:
+        with Progress(console=err_console) as progress:
+            task = progress.add_task(f"→ {settings.images_topic}", total=total)
+            produce_images(settings, data, limit=limit, rate=rate, loop=loop, stop=stop, give_up=give_up,
+                           report=report, progress=lambda n: progress.advance(task, n))
+    finally:
+        console.print(report.summary())
+        for error in report.errors:
+            err_console.print(f"delivery error: {error}", markup=False)
+    if report.failed or report.not_delivered:
+        raise KafkaError(f"{report.failed + report.not_delivered:,} image(s) not delivered ({report.failed:,} "
+                         f"refused by Kafka, {report.not_delivered:,} in flight when stopped)", reason="not-delivered")
 
 
 @app.command()
@@ -132,13 +129,15 @@ def consume(
     backend: BackendOpt = None,
     bootstrap: Bootstrap = None,
     group: Group = None,
-    batch_size: Annotated[int | None, typer.Option(help="images per database batch (default 500)")] = None,
-    linger_ms: Annotated[int | None, typer.Option(help="longest wait for a batch to fill (default 50)")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        min=1, max=100_000, help="images per database batch (default 500)")] = None,
+    linger_ms: Annotated[int | None, typer.Option(min=0, help="longest wait for a batch to fill (default 50)")] = None,
     log_json: LogJson = False,
     verbose: Verbose = False,
     workers: Annotated[int, typer.Option(
-        help="consumer processes of the group on this machine (PostgreSQL; DuckDB takes one)")] = 1,
+        min=1, help="consumer processes of the group on this machine (PostgreSQL; DuckDB takes one)")] = 1,
     metrics_port: Annotated[int | None, typer.Option(
+        min=0, max=65535,
         help="Prometheus /metrics and /healthz port, 0 = off; worker i uses port+i [STREAMSCORE_METRICS_PORT]")] = None,
     metrics_host: Annotated[str, typer.Option(help="address the metrics endpoint listens on")] = "0.0.0.0",
 ) -> None:
@@ -149,11 +148,13 @@ def consume(
 
     settings = settings_from(log_json, verbose, backend=backend, kafka_bootstrap=bootstrap, group=group,
                              batch_size=batch_size, linger_ms=linger_ms, metrics_port=metrics_port)
+    for line in consumer_start_lines(settings, backend):
+        err_console.print(line, markup=False, soft_wrap=True)
     ensure_topics(settings)
     if workers != 1:
         from streamscore.consumers.workers import run_workers
 
-        extra = ["--metrics-host", metrics_host] + (["--verbose"] if verbose else [])
+        extra = ["--metrics-host", metrics_host] + (["--verbose"] if verbose or verbose_requested() else [])
         raise typer.Exit(run_workers(settings, workers, extra))
     database = open_configured_backend(settings)
     log.info("consuming %s as group %s into %s", settings.images_topic, settings.group, database.url.masked())
@@ -187,12 +188,19 @@ def status(
 @app.command("publish-model")
 def publish_model_command(
     path: Annotated[Path, typer.Argument(help="model artifact (.npz with manifest)", exists=True, dir_okay=False)],
-    version: Annotated[int | None, typer.Option(help="publish under this version instead")] = None,
+    version: Annotated[int | None, typer.Option(min=1, help="publish under this version instead")] = None,
+    force: Annotated[bool, typer.Option(
+        help="publish even if not newer than the newest on the topic (consumers ignore it; "
+             "the newest is appended again after it)")] = False,
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Publish a model artifact to the compacted models topic (every consumer hot-swaps to it)."""
+    """Publish a model artifact to the compacted models topic (every consumer hot-swaps to it).
+
+    A version not newer than the newest on the topic is refused (consumers would ignore it,
+    and compaction would keep it as the model's last record) unless --force.
+    """
     from streamscore.model.artifact import load_artifact
-    from streamscore.producers.models import publish_model
+    from streamscore.producers.models import publish_new_version
     from streamscore.shared.kafka import ensure_topics
 
     settings = settings_from(kafka_bootstrap=bootstrap)
@@ -200,71 +208,38 @@ def publish_model_command(
     if version is not None:
         artifact = artifact.with_version(version)
     ensure_topics(settings)
-    digest = publish_model(settings, artifact)
-    console.print(f"published {artifact.name} v{artifact.version} to {settings.models_topic} (sha256 {digest[:12]}…)")
+    outcome = publish_new_version(settings, artifact, force=force)
+    console.print(f"published {artifact.name} v{artifact.version} to {settings.models_topic} "
+                  f"(sha256 {outcome.digest[:12]}…)")
+    if outcome.reappended is not None:
+        console.print(f"forced: v{artifact.version} is not newer than v{outcome.reappended}, which consumers keep "
+                      f"serving; v{outcome.reappended} was appended again so it stays the newest record")
 
 
 @app.command()
 def evaluate(
     follow: Annotated[bool, typer.Option(help="keep reading live until Ctrl-C")] = False,
-    expect: Annotated[int | None, typer.Option(help="stop once this many distinct images are seen")] = None,
-    idle: Annotated[float, typer.Option(help="stop after this many seconds without new predictions")] = 3.0,
+    expect: Annotated[int | None, typer.Option(min=0, help="stop once this many distinct images are seen")] = None,
+    idle: Annotated[float, typer.Option(
+        callback=positive, help="stop after this many seconds without new predictions")] = 3.0,
     out: Annotated[Path, typer.Option(help="folder for confusion.png and report.json")] = Path("out/evaluate"),
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Accuracy per model version, confusion matrix and latency from the evaluation topic."""
-    from streamscore.consumers.evaluator import read_predictions, write_reports
+    """Accuracy per (backend, model version), confusion matrix and latency from the evaluation topic."""
+    from streamscore.ops.evaluation_view import evaluate_and_report
 
     settings = settings_from(kafka_bootstrap=bootstrap)
-    stop = stop_on_signals()
-    if follow:
-        evaluation = follow_predictions(settings, stop)
-    else:
-        with err_console.status(f"reading {settings.predictions_topic}…"):
-            evaluation = read_predictions(settings, expect=expect, idle_timeout=idle, stop=stop)
-    png, report = write_reports(evaluation, out)
-    console.print(evaluation_table(evaluation))
-    console.print(f"confusion matrix: {png}\nJSON report: {report}")
-
-
-def follow_predictions(settings: Settings, stop: threading.Event) -> Any:
-    """Read the evaluation topic live, redrawing the table every second until Ctrl-C."""
-    from rich.live import Live
-
-    from streamscore.consumers.evaluator import Evaluation, read_predictions
-
-    evaluation = Evaluation()
-    reader = threading.Thread(target=read_predictions, daemon=True,
-                              kwargs={"settings": settings, "follow": True, "stop": stop, "evaluation": evaluation})
-    reader.start()
-    with Live(evaluation_table(evaluation), console=console, refresh_per_second=2) as live:
-        while not stop.wait(1.0):
-            live.update(evaluation_table(evaluation))
-    reader.join(10)
-    return evaluation
-
-
-def evaluation_table(evaluation: Any) -> Table:
-    table = Table(title="accuracy per model version")
-    for column in ("model version", "images", "labelled", "correct", "accuracy"):
-        table.add_column(column, justify="right")
-    for report in evaluation.versions():
-        accuracy = f"{report.accuracy:.4f}" if report.accuracy is not None else "n/a"
-        counts = (f"{report.scored:,}", f"{report.labelled:,}", f"{report.correct:,}")
-        table.add_row(str(report.version), *counts, accuracy)
-    latency = evaluation.latency_percentiles()
-    if latency:
-        table.caption = "latency " + ", ".join(f"{k.removesuffix('_ms')} {v:,.0f} ms" for k, v in latency.items())
-    return table
+    evaluate_and_report(settings, stop_on_signals(), follow=follow, expect=expect, idle=idle, out=out,
+                        console=console, err_console=err_console)
 
 
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="where to write the artifact")] = Path("out/models/mlp.npz"),
-    version: Annotated[int, typer.Option(help="model version (must be newer than the one serving)")] = 1,
-    steps: Annotated[int, typer.Option(help="SGD steps of --batch images")] = 30_000,
-    batch: Annotated[int, typer.Option(help="batch size")] = 100,
-    learning_rate: Annotated[float, typer.Option(help="SGD learning rate")] = 0.5,
+    version: Annotated[int, typer.Option(min=1, help="model version (must be newer than the one serving)")] = 1,
+    steps: Annotated[int, typer.Option(min=1, help="SGD steps of --batch images")] = 30_000,
+    batch: Annotated[int, typer.Option(min=1, help="batch size")] = 100,
+    learning_rate: Annotated[float, typer.Option(callback=positive, help="SGD learning rate")] = 0.5,
     hidden: Annotated[str, typer.Option(help="hidden layer sizes, comma separated")] = "100",
     seed: Annotated[int, typer.Option(help="random seed")] = 2016,
     publish: Annotated[bool, typer.Option(
@@ -290,7 +265,8 @@ def train(
     config = TrainConfig(settings.model_name, version, sizes, "sigmoid", steps, batch, learning_rate, seed)
     from streamscore.backends import open_configured_backend
 
-    database = open_configured_backend(settings) if in_database or backend else None
+    # a chosen backend (--backend before or after `train`, STREAMSCORE_BACKEND) that trains means --in-database
+    database = open_configured_backend(settings) if in_database or backend_was_chosen(backend) else None
     in_database = database is not None and (in_database or "train" in database.implements)
     if database is not None and in_database:
         database.require("train")
@@ -306,11 +282,11 @@ def train(
     console.print(f"wrote {out}: {artifact.name} v{artifact.version}, test accuracy "
                   f"{artifact.manifest['metrics'].get('test_accuracy')}")
     if publish or in_database:  # a model trained in the database goes to every consumer
-        from streamscore.producers.models import publish_model
+        from streamscore.producers.models import publish_new_version
         from streamscore.shared.kafka import ensure_topics
 
         ensure_topics(settings)
-        publish_model(settings, artifact)
+        publish_new_version(settings, artifact)  # refused (one line, exit 2) when not newer than the topic's
         console.print(f"published v{artifact.version} to {settings.models_topic}")
 
 
@@ -328,9 +304,12 @@ def db_init(backend: BackendOpt = None) -> None:
 @app.command()
 def bench(
     backend: BackendOpt = None,
-    images: Annotated[int, typer.Option(help="images per measurement")] = 10_000,
-    bootstrap: Annotated[str | None, typer.Option(
-        "--bootstrap", help="use this Kafka instead of a fresh embedded broker")] = None,
+    images: Annotated[int, typer.Option(min=1, help="images per measurement")] = 10_000,
+    bootstrap: Bootstrap = None,
+    embedded_broker: Annotated[bool | None, typer.Option(
+        "--embedded-broker/--no-embedded-broker",
+        help="measure on a fresh embedded broker (the default unless --bootstrap is given); "
+             "--no-embedded-broker uses STREAMSCORE_KAFKA_BOOTSTRAP")] = None,
     skip_pipeline: Annotated[bool, typer.Option(help="only the in-database scoring figures")] = False,
     processes: Annotated[bool, typer.Option(
         help="also run consumer processes: 1 vs 2 (PostgreSQL) and recovery after SIGKILL")] = True,
@@ -339,17 +318,15 @@ def bench(
     """Measure pass-through vs pipeline throughput and in-DB scoring vs numpy."""
     from streamscore.bench.runner import run_bench
 
-    settings = settings_from(backend=backend)
-    run_bench(settings, images=images, bootstrap=bootstrap, skip_pipeline=skip_pipeline, out=out, console=console,
-              processes=processes and not skip_pipeline)
+    settings = settings_from(backend=backend, kafka_bootstrap=bootstrap)
+    if embedded_broker is None:
+        embedded_broker = not bootstrap_given(bootstrap)
+    run_bench(settings, images=images, bootstrap=None if embedded_broker else settings.kafka_bootstrap,
+              skip_pipeline=skip_pipeline, out=out, console=console, processes=processes and not skip_pipeline)
 
 
 def main() -> None:
-    try:
-        app()
-    except StreamscoreError as exc:
-        err_console.print(f"[red]error[/] ({exc.reason}): {exc.message}")
-        sys.exit(2)
+    run_command_line(app, verbose_requested, log_json_requested)
 
 
 if __name__ == "__main__":

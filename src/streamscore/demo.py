@@ -22,6 +22,8 @@ from streamscore.broker import EmbeddedBroker
 from streamscore.consumers.evaluator import Evaluation, read_predictions, write_reports
 from streamscore.consumers.scorer import Scorer
 from streamscore.models import bundled_model
+from streamscore.ops.run_report import report_extras
+from streamscore.ops.topic_summary import DeadLetters, count_dead_letters
 from streamscore.producers.images import produce_images
 from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
@@ -49,6 +51,7 @@ class DemoResult:
     png: Path
     report: Path
     rate: float | None
+    dead_letters: DeadLetters
 
 
 def _send_malformed(producer: Producer, topic: str) -> None:
@@ -67,7 +70,8 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
     total = min(limit or len(split), len(split))
     with EmbeddedBroker(log_path=out_dir / "broker.log") as broker:
         settings = settings.with_overrides(kafka_bootstrap=broker.bootstrap, backend=f"duckdb:///{db_path.resolve()}")
-        console.print(f"embedded broker on [bold]{broker.bootstrap}[/]; DuckDB at [bold]{db_path}[/]")
+        console.print(f"embedded broker on [bold]{broker.bootstrap}[/] (memory only: gone when the demo ends); "
+                      f"DuckDB at [bold]{db_path}[/]")
         ensure_topics(settings)
         v1, v2 = bundled_model(1), bundled_model(2)
         model_producer = make_producer(settings)  # warmed up by v1, so v2 lands when it is sent
@@ -133,9 +137,14 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
         elapsed = time.monotonic() - started
         with console.status("reading the evaluation topic…"):
             evaluation = read_predictions(settings, expect=total)
-        png, report = write_reports(evaluation, out_dir)
+        dead_letters = count_dead_letters(settings)
+        extras = report_extras(
+            settings, dead_letters, command="demo", rate=rate, limit=limit, seconds=round(elapsed, 1),
+            produced={"images": produced[0], "malformed": len(MALFORMED)}, scored=scorer.stats.scored,
+            dead_lettered_by_the_consumer=scorer.stats.dead_lettered)
+        png, report = write_reports(evaluation, out_dir, extra=extras)
     return DemoResult(produced[0], scorer.stats.scored, scorer.stats.dead_lettered, elapsed, evaluation, png, report,
-                      rate)
+                      rate, dead_letters)
 
 
 def summary_table(result: DemoResult) -> Table:
@@ -144,7 +153,8 @@ def summary_table(result: DemoResult) -> Table:
     table.add_column("value", justify="right")
     table.add_row("images produced", f"{result.produced:,}")
     table.add_row("images scored (in DuckDB)", f"{result.scored:,}")
-    table.add_row("dead-lettered (mnist.dlq)", f"{result.dead_lettered:,}")
+    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(result.dead_letters.by_reason.items()))
+    table.add_row("dead-lettered (mnist.dlq)", f"{result.dead_letters.total:,}" + (f" ({reasons})" if reasons else ""))
     for report in result.evaluation.versions():
         accuracy = f"{report.accuracy:.4f}" if report.accuracy is not None else "n/a"
         table.add_row(f"accuracy model v{report.version}", f"{accuracy} ({report.correct:,}/{report.labelled:,})")

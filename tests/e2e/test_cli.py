@@ -60,7 +60,7 @@ def test_produce_consume_evaluate(make_settings: Callable[..., Settings], tmp_pa
     assert "delivered 400" in produced.stdout
 
     consumer = subprocess.Popen(
-        [sys.executable, "-m", "streamscore.cli", "consume", "--backend", f"duckdb:///{database}",
+        [sys.executable, "-m", "streamscore.cli", "--backend", f"duckdb:///{database}", "consume",  # global form
          "--batch-size", "100"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         evaluation = cli("evaluate", "--expect", "400", "--out", str(tmp_path / "report"), env=env, timeout=90)
@@ -70,10 +70,12 @@ def test_produce_consume_evaluate(make_settings: Callable[..., Settings], tmp_pa
         out, err = consumer.communicate(timeout=30)
     assert consumer.returncode == 0, err
     assert "scored 400" in out
+    assert f"as group {settings.group} into duckdb:///{database}" in err, "consume says where it writes"
 
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["images"] == 400
     assert [v["model_version"] for v in report["versions"]] == [2]
+    assert [(r["backend"], r["model_version"]) for r in report["by_backend"]] == [("duckdb", 2)]
     assert report["versions"][0]["accuracy"] > 0.95
     assert (tmp_path / "report" / "confusion.png").stat().st_size > 10_000
     with duckdb.connect(str(database), read_only=True) as db:
@@ -91,10 +93,117 @@ def test_produce_consume_evaluate(make_settings: Callable[..., Settings], tmp_pa
     assert committed == stored == 400, "Kafka and the database agree that all 400 images are done"
 
 
-def test_bad_backend_url_is_a_clear_error(make_settings: Callable[..., Settings]) -> None:
-    result = cli("db", "init", "--backend", "postgress://x@localhost/db", env=environment(make_settings()))
+def model_versions_in_topic_order(settings: Settings) -> list[int]:
+    from streamscore.shared.kafka import assign_from_beginning, make_consumer
+    from streamscore.shared.messages import headers_to_dict
+
+    consumer = make_consumer(settings, f"{settings.group}.check")
+    try:
+        assign_from_beginning(consumer, settings.models_topic)
+        messages = []
+        while batch := consumer.consume(100, 1.0):
+            messages.extend(m for m in batch if not m.error())
+    finally:
+        consumer.close()
+    return [int(headers_to_dict(m.headers())["model-version"]) for m in messages]
+
+
+def test_publishing_an_older_version_is_refused_unless_forced(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    env = environment(settings)
+    assert cli("publish-model", str(bundled_path(2)), env=env).returncode == 0
+
+    refused = cli("publish-model", str(bundled_path(1)), env=env)
+    assert refused.returncode == 2, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "not newer than v2" in refused.stderr and "--force" in refused.stderr
+    same = cli("publish-model", str(bundled_path(2)), env=env)
+    assert same.returncode == 2, "the same version again is not newer either"
+    assert model_versions_in_topic_order(settings) == [2]
+
+    forced = cli("publish-model", str(bundled_path(1)), "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert model_versions_in_topic_order(settings)[-1] == 2, \
+        "the newest stays the model's last record: compaction can never leave v1 behind"
+    newer = cli("publish-model", str(bundled_path(1)), "--version", "3", env=env)
+    assert newer.returncode == 0, newer.stderr
+    assert model_versions_in_topic_order(settings) == [2, 1, 2, 3]
+
+
+def test_demo_report_carries_what_the_table_shows(tmp_path: Path) -> None:
+    result = cli("demo", "--limit", "300", "--rate", "0", "--out", str(tmp_path), env=dict(os.environ, COLUMNS="200"),
+                 timeout=180)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    from streamscore.demo import MALFORMED
+
+    assert report["run"]["produced"] == {"images": 300, "malformed": len(MALFORMED)}
+    assert report["dead_lettered"]["total"] == len(MALFORMED) == sum(report["dead_lettered"]["by_reason"].values())
+    assert report["run"]["dead_lettered_by_the_consumer"] == len(MALFORMED), "the consumer and the DLQ topic agree"
+    table_row = next(line for line in result.stdout.splitlines() if "dead-lettered (mnist.dlq)" in line)
+    assert f" {len(MALFORMED)} (" in table_row, table_row
+    assert report["settings"]["backend"].startswith("duckdb:///") and report["backends"] == ["duckdb"]
+    assert sorted(report["model_digests"]) == ["v1", "v2"]
+    assert all(len(digest) == 64 for digest in report["model_digests"].values())
+    assert report["generated_at"].endswith("+00:00") and report["images"] == 300
+
+
+@pytest.mark.parametrize("where", ["command", "global"])
+def test_bad_backend_url_is_a_clear_error(make_settings: Callable[..., Settings], where: str) -> None:
+    backend = ["--backend", "postgress://x@localhost/db"]
+    args = ["db", "init", *backend] if where == "command" else [*backend, "db", "init"]
+    result = cli(*args, env=environment(make_settings()))
     assert result.returncode == 2
     assert "Did you mean 'postgres'" in result.stderr or "Did you mean 'postgresql'" in result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("produce", "--rate", "-5"),
+    ("produce", "--rate", "0"),
+    ("produce", "--limit", "-1"),
+    ("demo", "--rate", "-1"),
+    ("demo", "--limit", "-1"),
+    ("consume", "--batch-size", "0"),
+    ("consume", "--workers", "0"),
+    ("consume", "--metrics-port", "70000"),
+    ("broker", "--port", "-1"),
+    ("evaluate", "--idle", "0"),
+    ("publish-model", str(bundled_path(1)), "--version", "0"),
+])
+def test_invalid_options_are_refused_before_anything_runs(args: tuple[str, ...]) -> None:
+    result = cli(*args, env=dict(os.environ, COLUMNS="200", STREAMSCORE_KAFKA_BOOTSTRAP="127.0.0.1:1"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], "one line"
+    assert result.stderr.startswith(f"error (usage): Invalid value for '{args[-2]}'")
+
+
+def unused_port() -> int:
+    from streamscore.broker.embedded import free_port
+
+    return free_port()
+
+
+@pytest.mark.parametrize("log_json", [False, True])
+def test_status_with_kafka_unreachable_is_one_line_and_exit_2(log_json: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "STREAMSCORE_KAFKA_BOOTSTRAP"} | {"COLUMNS": "200"}
+    address = f"127.0.0.1:{unused_port()}"
+    flags = ["--log-json"] if log_json else []
+    result = cli(*flags, "--bootstrap", address, "status", "--no-database", env=env, timeout=60)  # global options
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, "one line, no log noise"
+    message = json.loads(lines[0])["message"] if log_json else lines[0]
+    assert f"cannot reach Kafka at {address}" in message and "streamscore broker" in message
+
+
+@pytest.mark.parametrize("args", [("evaluate", "--idle", "1"), ("produce", "--limit", "10")])
+def test_commands_with_kafka_unreachable_end_in_one_error_line(args: tuple[str, ...], tmp_path: Path) -> None:
+    env = dict(os.environ, COLUMNS="200", STREAMSCORE_KAFKA_BOOTSTRAP=f"127.0.0.1:{unused_port()}")
+    result = cli(*args, "--bootstrap", env["STREAMSCORE_KAFKA_BOOTSTRAP"], env=env, timeout=90)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error (kafka") and "Kafka" in last
 
 
 def test_missing_tensorflow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,6 +225,38 @@ def test_stop_is_graceful_while_waiting(make_settings: Callable[..., Settings], 
     out, err = consumer.communicate(timeout=30)
     assert consumer.returncode == 0, err
     assert "scored 0" in out
+
+
+def test_consume_without_a_backend_says_which_default_it_uses(make_settings: Callable[..., Settings],
+                                                              tmp_path: Path) -> None:
+    import threading
+
+    env = {k: v for k, v in environment(make_settings()).items() if k != "STREAMSCORE_BACKEND"}
+    import streamscore
+
+    # run in an empty folder: the package must come from the same place as in this process
+    env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve().parent) for p in streamscore.__path__)
+    consumer = subprocess.Popen([sys.executable, "-m", "streamscore.cli", "consume"], env=env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said: list[str] = []
+    told = threading.Event()
+
+    def read() -> None:
+        for line in consumer.stderr or []:
+            said.append(line)
+            if "using the default" in line:
+                told.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert told.wait(60), "".join(said)
+    finally:
+        consumer.send_signal(signal.SIGINT)
+        consumer.communicate(timeout=30)
+        reader.join(10)
+    text = "".join(said)
+    assert "into duckdb:///streamscore.duckdb" in text and "own consumer group" in text
 
 
 def test_evaluate_follow_shows_live_table_and_stops_on_sigint(make_settings: Callable[..., Settings],
@@ -155,6 +296,36 @@ def test_broker_prints_its_bootstrap_and_stops_on_sigterm() -> None:
         broker.send_signal(signal.SIGTERM)
         broker.communicate(timeout=30)
     assert broker.returncode == 0
+
+
+def test_sigkill_of_the_broker_command_takes_tansu_down_with_it() -> None:
+    import re
+    import socket
+
+    broker = subprocess.Popen([sys.executable, "-m", "streamscore.cli", "broker", "--port", "0"],
+                              env=dict(os.environ, COLUMNS="200"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        line = broker.stdout.readline() if broker.stdout else ""
+        found = re.search(r"bootstrap: 127\.0\.0\.1:(\d+)", line)
+        assert found, line
+        port = int(found.group(1))
+        assert "memory storage" in (broker.stdout.readline() + broker.stdout.readline() if broker.stdout else "")
+    finally:
+        broker.kill()
+        broker.communicate(timeout=30)
+
+    def answers() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.5):
+                return True
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 15
+    while answers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not answers(), f"the Tansu child still listens on {port} after its parent was SIGKILLed"
 
 
 @pytest.mark.tensorflow

@@ -2,15 +2,23 @@
 
 Tansu keeps everything in memory: nothing survives a restart. It is for the demo,
 the tests and laptops; production points STREAMSCORE_KAFKA_BOOTSTRAP at a real Kafka.
+
+The Tansu child dies with the process that started it, even when that one is killed with
+SIGKILL (Linux: the parent-death signal, ``prctl(PR_SET_PDEATHSIG)``), so no orphan keeps
+the port.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -37,6 +45,28 @@ def broker_binary() -> str:
         raise BrokerError(f"cannot locate the Tansu broker binary: {exc}") from None
 
 
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the child get SIGTERM when its parent dies (Linux); None elsewhere.
+
+    Linux sends it when the *thread* that started the child ends: start the broker from a
+    thread that outlives it (the main thread does).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
 class EmbeddedBroker:
     """A Tansu process listening on 127.0.0.1; use as a context manager."""
 
@@ -56,11 +86,12 @@ class EmbeddedBroker:
                    "--storage-engine", "memory://tansu/"]
         if self.log_path is None:
             self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                             stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                                             stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                                             preexec_fn=die_with_parent())
         else:
             with open(self.log_path, "ab") as log:  # the child keeps its own copy of the handle
                 self._process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                                 env=env, start_new_session=True)
+                                                 env=env, start_new_session=True, preexec_fn=die_with_parent())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

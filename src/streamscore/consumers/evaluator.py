@@ -1,8 +1,10 @@
 """Read the evaluation topic and track accuracy per model version.
 
 Predictions arrive at least once; they are de-duplicated by (image id, model
-version). Completion is decided by counting (``expect``) or by an idle timeout,
-never by the high watermark (the embedded broker reports it wrongly).
+version, backend): consumers of different backends (each in its own group) score the same
+images, and the report breaks the results down by backend. Completion is decided by
+counting (``expect``) or by an idle timeout, never by the high watermark (the embedded
+broker reports it wrongly).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class VersionReport:
     labelled: int
     correct: int
     confusion: list[list[int]]
+    backend: str = ""
 
     @property
     def accuracy(self) -> float | None:
@@ -41,12 +44,12 @@ class VersionReport:
 
 @dataclass
 class Evaluation:
-    predictions: dict[tuple[str, int], Prediction] = field(default_factory=dict)
+    predictions: dict[tuple[str, int, str], Prediction] = field(default_factory=dict)
     duplicates: int = 0
     malformed: int = 0
 
     def add(self, prediction: Prediction) -> bool:
-        key = (prediction.image_id, prediction.model_version)
+        key = (prediction.image_id, prediction.model_version, prediction.backend)
         if key in self.predictions:
             self.duplicates += 1
             return False
@@ -54,19 +57,31 @@ class Evaluation:
         return True
 
     def image_ids(self) -> set[str]:
-        return {image_id for image_id, _ in self.predictions}
+        return {image_id for image_id, _version, _backend in list(self.predictions)}
 
     def versions(self) -> list[VersionReport]:
-        reports: dict[int, VersionReport] = {}
+        """One report per model version, every backend together."""
+        return self._tally(by_backend=False)
+
+    def by_backend(self) -> list[VersionReport]:
+        """One report per (backend, model version)."""
+        return self._tally(by_backend=True)
+
+    def backends(self) -> list[str]:
+        return sorted({p.backend for p in list(self.predictions.values())})
+
+    def _tally(self, by_backend: bool) -> list[VersionReport]:
+        reports: dict[tuple[str, int], VersionReport] = {}
         for prediction in list(self.predictions.values()):  # a copy: `evaluate --follow` reads while it fills
-            report = reports.setdefault(prediction.model_version, VersionReport(
-                prediction.model_version, 0, 0, 0, [[0] * 10 for _ in range(10)]))
+            backend = prediction.backend if by_backend else ""
+            report = reports.setdefault((backend, prediction.model_version), VersionReport(
+                prediction.model_version, 0, 0, 0, [[0] * 10 for _ in range(10)], backend))
             report.scored += 1
             if prediction.label is not None:
                 report.labelled += 1
                 report.correct += int(prediction.label == prediction.predicted)
                 report.confusion[prediction.label][prediction.predicted] += 1
-        return [reports[v] for v in sorted(reports)]
+        return [reports[key] for key in sorted(reports)]
 
     def latencies_ms(self) -> np.ndarray[Any, np.dtype[np.int64]]:
         values = [p.scored_at - p.produced_at for p in list(self.predictions.values()) if p.produced_at > 0]
@@ -91,12 +106,19 @@ class Evaluation:
             "images": len(self.image_ids()),
             "predictions": len(self.predictions),
             "duplicates_ignored": self.duplicates,
-            "malformed": self.malformed,
+            "malformed": self.malformed,  # messages on the evaluation topic that are not predictions
+            "malformed_predictions": self.malformed,
             "versions": [
                 {"model_version": r.version, "scored": r.scored, "labelled": r.labelled,
                  "correct": r.correct, "accuracy": r.accuracy, "confusion_matrix": r.confusion}
                 for r in self.versions()
             ],
+            "by_backend": [
+                {"backend": r.backend, "model_version": r.version, "scored": r.scored, "labelled": r.labelled,
+                 "correct": r.correct, "accuracy": r.accuracy}
+                for r in self.by_backend()
+            ],
+            "backends": self.backends(),
             "latency": self.latency_percentiles(),
             "throughput_images_per_s": self.throughput(),
         }
@@ -147,8 +169,8 @@ def read_predictions(
     return evaluation
 
 
-def write_reports(evaluation: Evaluation, out_dir: Path) -> tuple[Path, Path]:
-    """Write report.json and confusion.png (one matrix per model version) to ``out_dir``."""
+def write_reports(evaluation: Evaluation, out_dir: Path, extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write report.json (the evaluation, plus ``extra``: run settings, dead letters…) and confusion.png."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -156,7 +178,7 @@ def write_reports(evaluation: Evaluation, out_dir: Path) -> tuple[Path, Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "report.json"
-    json_path.write_text(json.dumps(evaluation.to_json(), indent=2))
+    json_path.write_text(json.dumps(evaluation.to_json() | (extra or {}), indent=2))
     versions = evaluation.versions() or [VersionReport(0, 0, 0, 0, [[0] * 10 for _ in range(10)])]
     fig, axes = plt.subplots(1, len(versions), figsize=(4.6 * len(versions), 4.4), squeeze=False)
     for ax, report in zip(axes[0], versions, strict=True):

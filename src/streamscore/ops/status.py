@@ -8,17 +8,21 @@ counting distinct source offsets, never from watermarks.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streamscore.errors import BackendError
+from streamscore.errors import BackendError, KafkaError
+from streamscore.ops.topic_summary import count_dead_letters, published_models
 from streamscore.shared.config import Settings
-from streamscore.shared.kafka import assign_from_beginning, client_config, make_consumer
-from streamscore.shared.messages import headers_to_dict
+from streamscore.shared.kafka import (
+    client_config,
+    describe_kafka_error,
+    existing_topics,
+    make_consumer,
+)
 
 
 @dataclass
@@ -59,25 +63,13 @@ class Status:
         }
 
 
-def _read_all(settings: Settings, topic: str, idle_s: float) -> list[Any]:
-    """Every message of a topic, read from the beginning until nothing arrives for ``idle_s``."""
-    consumer = make_consumer(settings, f"{settings.group}.status.{uuid.uuid4().hex[:8]}")
-    try:
-        if not assign_from_beginning(consumer, topic):
-            return []
-        messages: list[Any] = []
-        while True:
-            batch = consumer.consume(1000, idle_s)
-            if not batch:
-                return messages
-            messages.extend(m for m in batch if not m.error())
-    finally:
-        consumer.close()
-
-
 def collect_status(settings: Settings, backend_url: str | None = None, idle_s: float = 1.0,
-                   embedded: bool = True) -> Status:
-    """Ask Kafka (and the database, when a backend URL is given) where the scorers stand."""
+                   embedded: bool = True, kafka_timeout: float = 10.0) -> Status:
+    """Ask Kafka (and the database, when a backend URL is given) where the scorers stand.
+
+    Raises KafkaError (one line) when Kafka does not answer within ``kafka_timeout`` seconds.
+    """
+    existing_topics(settings, kafka_timeout)  # fail fast, in one line, before the clients below retry for long
     status = Status(settings.group, settings.images_topic, approximate_lag=embedded)
     stored: dict[int, int] = {}
     if backend_url:
@@ -91,9 +83,13 @@ def collect_status(settings: Settings, backend_url: str | None = None, idle_s: f
             status.database_error = exc.message
     consumer = make_consumer(settings, settings.group)  # never subscribes: reads the group's commits only
     try:
-        metadata = consumer.list_topics(settings.images_topic, timeout=10).topics.get(settings.images_topic)
-        numbers = sorted(metadata.partitions) if metadata is not None and metadata.partitions else []
-        committed = consumer.committed([TopicPartition(settings.images_topic, p) for p in numbers], timeout=10)
+        try:
+            metadata = consumer.list_topics(settings.images_topic, timeout=10).topics.get(settings.images_topic)
+            numbers = sorted(metadata.partitions) if metadata is not None and metadata.partitions else []
+            committed = consumer.committed([TopicPartition(settings.images_topic, p) for p in numbers], timeout=10)
+        except KafkaException as exc:
+            raise KafkaError(f"cannot read the committed offsets of group {settings.group}: "
+                             f"{describe_kafka_error(exc)}; is Kafka up?") from None
         for tp in committed:
             partition = int(tp.partition)
             offset = tp.offset if tp.offset is not None and tp.offset >= 0 else None
@@ -114,27 +110,9 @@ def collect_status(settings: Settings, backend_url: str | None = None, idle_s: f
         status.members = len(group.members) if group.members or status.group_state != "STABLE" else None
     except Exception:  # groups that never joined, brokers without the API: leave it blank
         status.members = None
-    for message in _read_all(settings, settings.models_topic, idle_s):
-        if (message.key() or b"").decode("utf-8", "replace") != settings.model_name:
-            continue
-        try:
-            version = int(headers_to_dict(message.headers()).get("model-version", b"").decode())
-        except ValueError:
-            continue
-        if version not in status.published_versions:
-            status.published_versions.append(version)
-    status.published_versions.sort()
-    sources: set[tuple[bytes, bytes, bytes]] = set()
-    for message in _read_all(settings, settings.dlq_topic, idle_s):
-        headers = headers_to_dict(message.headers())
-        source = (headers.get("source.topic", b""), headers.get("source.partition", b""),
-                  headers.get("source.offset", b""))
-        if source in sources:
-            continue  # re-sent after a crash (the DLQ is at-least-once, like the predictions)
-        sources.add(source)
-        reason = headers.get("error.reason", b"?").decode("utf-8", "replace")
-        status.dead_letter_reasons[reason] = status.dead_letter_reasons.get(reason, 0) + 1
-    status.dead_letters = len(sources)
+    status.published_versions = list(published_models(settings, idle_s))
+    dead_letters = count_dead_letters(settings, idle_s)
+    status.dead_letters, status.dead_letter_reasons = dead_letters.total, dead_letters.by_reason
     return status
 
 

@@ -1,16 +1,42 @@
-"""Publish model artifacts to the compacted models topic."""
+"""Publish model artifacts to the compacted models topic.
+
+The topic is keyed by model name and compacted: in the end only the last record per key is
+kept, and that is the one a fresh consumer starts from. So the last record per key must
+always be the newest version. ``publish_new_version`` refuses a version that is not newer
+than the newest on the topic; with ``force`` it publishes it and then appends the newest
+record again, so compaction can never leave an older version behind (docs/decisions.md).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import uuid
+from dataclasses import dataclass
 
 from confluent_kafka import Producer
 
+from streamscore.errors import ConfigError
 from streamscore.model.artifact import ModelArtifact
 from streamscore.model.signing import sign
 from streamscore.shared.config import Settings
-from streamscore.shared.kafka import flush, make_producer
-from streamscore.shared.messages import model_headers
+from streamscore.shared.kafka import assign_from_beginning, flush, make_consumer, make_producer
+from streamscore.shared.messages import Headers, headers_to_dict, model_headers
+
+
+@dataclass
+class PublishedRecord:
+    """A record of the models topic, kept byte for byte so it can be appended again."""
+
+    version: int
+    value: bytes
+    headers: Headers
+
+
+@dataclass
+class PublishOutcome:
+    digest: str
+    newest_before: int | None
+    reappended: int | None = None
 
 
 def publish_model(settings: Settings, artifact: ModelArtifact, value: bytes | None = None,
@@ -30,3 +56,52 @@ def publish_model(settings: Settings, artifact: ModelArtifact, value: bytes | No
     )
     flush(producer)
     return digest
+
+
+def newest_on_topic(settings: Settings, name: str, idle_s: float = 1.0) -> PublishedRecord | None:
+    """The newest version of ``name`` on the models topic (read whole, until ``idle_s`` without a message).
+
+    Completion is decided by silence, not by the high watermark (wrong on the embedded broker).
+    """
+    consumer = make_consumer(settings, f"{settings.group}.publisher.{uuid.uuid4().hex[:8]}")
+    newest: PublishedRecord | None = None
+    try:
+        if not assign_from_beginning(consumer, settings.models_topic):
+            return None
+        while batch := consumer.consume(100, idle_s):
+            for message in batch:
+                if message.error() or (message.key() or b"").decode("utf-8", "replace") != name:
+                    continue
+                headers = headers_to_dict(message.headers())
+                try:
+                    version = int(headers.get("model-version", b"").decode())
+                except ValueError:
+                    continue
+                if newest is None or version >= newest.version:
+                    newest = PublishedRecord(version, message.value() or b"", list(headers.items()))
+    finally:
+        consumer.close()
+    return newest
+
+
+def publish_new_version(settings: Settings, artifact: ModelArtifact, *, force: bool = False) -> PublishOutcome:
+    """Publish ``artifact`` if it is newer than the newest on the topic (or ``force``); see the module docstring."""
+    newest = newest_on_topic(settings, artifact.name)
+    older = newest if newest is not None and artifact.version <= newest.version else None
+    if older is not None and not force:
+        raise ConfigError(
+            f"{artifact.name} v{artifact.version} is not newer than v{older.version}, the newest on "
+            f"{settings.models_topic}: consumers would ignore it. To roll back, publish the old weights "
+            f"under a new version (--version {older.version + 1}); --force publishes it anyway "
+            "(it is not served, and the newest record is appended again after it)",
+            reason="version-not-newer",
+        )
+    producer = make_producer(settings)
+    digest = publish_model(settings, artifact, producer=producer)
+    outcome = PublishOutcome(digest, newest.version if newest is not None else None)
+    if older is not None:
+        producer.produce(settings.models_topic, key=artifact.name.encode(), value=older.value,
+                         headers=older.headers)
+        flush(producer)
+        outcome.reappended = older.version
+    return outcome

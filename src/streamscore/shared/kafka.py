@@ -36,6 +36,10 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
         "compression.type": "none",
         # messages beyond ~1 MB are refused by the embedded broker anyway
         "message.max.bytes": 1_000_000,
+        # a bounded local queue: while the broker is away produce() raises BufferError (the caller
+        # waits and reports) instead of memory growing for minutes (librdkafka's default is 1 GB)
+        "queue.buffering.max.messages": 20_000,
+        "queue.buffering.max.kbytes": 32_768,
     }
     # exactly one copy per send even when librdkafka retries (acks=all, ordered)
     required = {"enable.idempotence": True}
@@ -62,16 +66,51 @@ def make_consumer(settings: Settings, group: str, **overrides: Any) -> Consumer:
     return Consumer(client_config(settings, tuning, required, overrides))
 
 
-def assign_from_beginning(consumer: Consumer, topic: str) -> int:
+def assign_from_beginning(consumer: Consumer, topic: str, timeout: float = 10.0) -> int:
     """Assign every partition of ``topic`` from offset 0 (readers that see the whole topic).
 
     Returns how many partitions the topic has; 0 when it does not exist (partition 0 is
-    assigned then, so a topic created later is still read).
+    assigned then, so a topic created later is still read). Raises KafkaError (one line)
+    when Kafka does not answer within ``timeout``.
     """
-    metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+    except KafkaException as exc:
+        raise KafkaError(f"cannot read the partitions of {topic}: {describe_kafka_error(exc)}; is Kafka up? "
+                         "(start one with `streamscore broker` or set STREAMSCORE_KAFKA_BOOTSTRAP)") from None
     partitions = list(metadata.partitions) if metadata is not None and metadata.partitions else []
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions or [0]])
     return len(partitions)
+
+
+def describe_kafka_error(exc: BaseException) -> str:
+    """The one-line text of a librdkafka error (``KafkaException(KafkaError)`` → its ``str()``)."""
+    first = exc.args[0] if exc.args else exc
+    text = first.str() if hasattr(first, "str") else str(first)
+    return str(text).splitlines()[0] if str(text) else type(exc).__name__
+
+
+def quiet_admin(settings: Settings) -> AdminClient:
+    """An admin client whose connection failures are reported by our one-line errors, not librdkafka's log."""
+    # log_level 2 (critical): "Connection refused" lines would repeat every retry while we wait
+    return AdminClient(client_config(settings, overrides={"log_level": 2}))
+
+
+def existing_topics(settings: Settings, timeout: float = 15.0, admin: AdminClient | None = None) -> set[str]:
+    """The topic names of the cluster; KafkaError when Kafka does not answer within ``timeout`` seconds."""
+    admin = admin or quiet_admin(settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return set(admin.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic()))).topics)
+        except KafkaException as exc:
+            if time.monotonic() >= deadline:
+                raise KafkaError(
+                    f"cannot reach Kafka at {settings.kafka_bootstrap} within {timeout:.0f}s "
+                    f"({describe_kafka_error(exc)}); start one (`streamscore broker`) or set "
+                    "STREAMSCORE_KAFKA_BOOTSTRAP", reason="kafka-unreachable"
+                ) from None
+            time.sleep(0.5)
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
@@ -85,31 +124,23 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
 
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[str]:
-    """Create the four topics if missing; return the names that were created."""
-    admin = AdminClient(client_config(settings))
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            existing = set(admin.list_topics(timeout=5).topics)
-            break
-        except KafkaException as exc:
-            if time.monotonic() > deadline:
-                raise KafkaError(
-                    f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}; start one "
-                    "(`streamscore broker`) or set STREAMSCORE_KAFKA_BOOTSTRAP"
-                ) from None
-            time.sleep(0.5)
+    """Create the four topics if missing; return the names that were created.
+
+    Raises KafkaError (one line) when Kafka does not answer within ``timeout`` seconds.
+    """
+    admin = quiet_admin(settings)
+    existing = existing_topics(settings, timeout, admin)
     wanted = [spec for spec in topic_specs(settings) if spec.topic not in existing]
     if not wanted:
         return []
     created = []
-    for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
+    for name, future in admin.create_topics(wanted, operation_timeout=timeout, request_timeout=timeout).items():
         try:
             future.result()
             created.append(name)
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise KafkaError(f"cannot create topic {name}: {exc}") from None
+                raise KafkaError(f"cannot create topic {name}: {describe_kafka_error(exc)}") from None
     return created
 
 

@@ -1,0 +1,67 @@
+"""`streamscore evaluate`: the accuracy table, the live view of `evaluate --follow`, the reports."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from streamscore.consumers.evaluator import Evaluation, read_predictions, write_reports
+from streamscore.ops.run_report import report_extras
+from streamscore.shared.config import Settings
+
+
+def evaluate_and_report(settings: Settings, stop: threading.Event, *, follow: bool, expect: int | None, idle: float,
+                        out: Path, console: Console, err_console: Console) -> Evaluation:
+    """Read the evaluation topic (live with ``follow``), print the table, write report.json and confusion.png."""
+    if follow:
+        evaluation = follow_predictions(settings, stop, console)
+    else:
+        with err_console.status(f"reading {settings.predictions_topic}…"):
+            evaluation = read_predictions(settings, expect=expect, idle_timeout=idle, stop=stop)
+    extras = report_extras(settings, with_backend=False, command="evaluate", follow=follow, expect=expect)
+    png, report = write_reports(evaluation, out, extra=extras)
+    console.print(evaluation_table(evaluation))
+    console.print(f"confusion matrix: {png}\nJSON report: {report}")
+    return evaluation
+
+
+def follow_predictions(settings: Settings, stop: threading.Event, console: Console) -> Evaluation:
+    """Read the evaluation topic live, redrawing the table every second until Ctrl-C."""
+    evaluation = Evaluation()
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            read_predictions(settings, follow=True, stop=stop, evaluation=evaluation)
+        except BaseException as exc:  # surfaced in the main thread, as one line at the CLI boundary
+            failures.append(exc)
+            stop.set()
+
+    reader = threading.Thread(target=read, name="evaluation-reader", daemon=True)
+    reader.start()
+    with Live(evaluation_table(evaluation), console=console, refresh_per_second=2) as live:
+        while not stop.wait(1.0):
+            live.update(evaluation_table(evaluation))
+    reader.join(10)
+    if failures:
+        raise failures[0]
+    return evaluation
+
+
+def evaluation_table(evaluation: Evaluation) -> Table:
+    """Accuracy per model version, one row per (backend, version) when several backends are on the topic."""
+    table = Table(title="accuracy per model version")
+    for column in ("backend", "model version", "images", "labelled", "correct", "accuracy"):
+        table.add_column(column, justify="right")
+    for report in evaluation.by_backend():
+        accuracy = f"{report.accuracy:.4f}" if report.accuracy is not None else "n/a"
+        counts = (f"{report.scored:,}", f"{report.labelled:,}", f"{report.correct:,}")
+        table.add_row(report.backend or "?", str(report.version), *counts, accuracy)
+    latency = evaluation.latency_percentiles()
+    if latency:
+        table.caption = "latency " + ", ".join(f"{k.removesuffix('_ms')} {v:,.0f} ms" for k, v in latency.items())
+    return table

@@ -1,0 +1,71 @@
+"""What the models and dead-letter topics hold, read whole (for `status`, `evaluate` and the demo's report).
+
+Topics are read from the beginning until nothing arrives for ``idle_s`` seconds, never up to
+the high watermark (wrong on the embedded broker). Dead letters are counted by distinct
+source (topic, partition, offset): the DLQ is at-least-once, a crash can send one twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamscore.shared.config import Settings
+from streamscore.shared.kafka import assign_from_beginning, make_consumer
+from streamscore.shared.messages import headers_to_dict
+
+
+def read_whole_topic(settings: Settings, topic: str, idle_s: float = 1.0) -> list[Any]:
+    """Every message of a topic, read from the beginning until nothing arrives for ``idle_s``."""
+    consumer = make_consumer(settings, f"{settings.group}.reader.{uuid.uuid4().hex[:8]}")
+    try:
+        if not assign_from_beginning(consumer, topic):
+            return []
+        messages: list[Any] = []
+        while batch := consumer.consume(1000, idle_s):
+            messages.extend(m for m in batch if not m.error())
+        return messages
+    finally:
+        consumer.close()
+
+
+@dataclass
+class DeadLetters:
+    total: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"total": self.total, "by_reason": dict(sorted(self.by_reason.items()))}
+
+
+def count_dead_letters(settings: Settings, idle_s: float = 1.0) -> DeadLetters:
+    """Distinct dead letters on the DLQ topic, by ``error.reason``."""
+    counted = DeadLetters()
+    sources: set[tuple[bytes, bytes, bytes]] = set()
+    for message in read_whole_topic(settings, settings.dlq_topic, idle_s):
+        headers = headers_to_dict(message.headers())
+        source = (headers.get("source.topic", b""), headers.get("source.partition", b""),
+                  headers.get("source.offset", b""))
+        if source in sources:
+            continue  # re-sent after a crash (the DLQ is at-least-once, like the predictions)
+        sources.add(source)
+        reason = headers.get("error.reason", b"?").decode("utf-8", "replace")
+        counted.by_reason[reason] = counted.by_reason.get(reason, 0) + 1
+    counted.total = len(sources)
+    return counted
+
+
+def published_models(settings: Settings, idle_s: float = 1.0) -> dict[int, str]:
+    """Model versions of ``settings.model_name`` on the models topic → sha256 of the artifact (hex)."""
+    versions: dict[int, str] = {}
+    for message in read_whole_topic(settings, settings.models_topic, idle_s):
+        if (message.key() or b"").decode("utf-8", "replace") != settings.model_name:
+            continue
+        headers = headers_to_dict(message.headers())
+        try:
+            version = int(headers.get("model-version", b"").decode())
+        except ValueError:
+            continue
+        versions[version] = headers.get("sha256", b"").decode("latin-1")
+    return dict(sorted(versions.items()))
