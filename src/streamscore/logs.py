@@ -26,7 +26,8 @@ from rich.logging import RichHandler
 #: the events the scorer logs (the interface for drills, bench and operators)
 EVENTS = frozenset({
     "subscribed", "assigned", "revoked", "paused", "resumed", "retry", "model-switched",
-    "kafka-unreachable", "kafka-restored", "resubscribed", "fatal", "fault-point",
+    "kafka-unreachable", "kafka-restored", "resubscribed", "fatal", "fault-point", "stalled", "moving",
+    "worker-started", "worker-restarted",
 })
 
 

@@ -143,7 +143,8 @@ class Checkpoint:
                             self.publisher.pending)
                 return False
             self.outages.kafka_down(f"delivering {self.publisher.pending} record(s)", retry)
-        self.kafka.restored()
+        if self.publisher.sent:
+            self.kafka.restored()  # Kafka acknowledged records: it answers
         self.outages.resume()
         for version, count in per_version.items():
             self.stats.per_version[version] = self.stats.per_version.get(version, 0) + count

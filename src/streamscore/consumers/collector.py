@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from confluent_kafka import Consumer, Message
 
@@ -20,12 +19,8 @@ log = logging.getLogger(__name__)
 IDLE_GAP_S = 0.005
 
 
-def collect(consumer: Consumer, batch_size: int, linger_ms: int, stop: threading.Event,
-            on_message: Callable[[], None] = lambda: None) -> list[Message]:
-    """Up to ``batch_size`` messages; an empty list when nothing arrived within a short poll.
-
-    ``on_message`` is called when any message (good or bad) arrived: Kafka answers.
-    """
+def collect(consumer: Consumer, batch_size: int, linger_ms: int, stop: threading.Event) -> list[Message]:
+    """Up to ``batch_size`` messages; an empty list when nothing arrived within a short poll."""
     pending: list[Message] = []
     deadline: float | None = None
     while len(pending) < batch_size and not stop.is_set():
@@ -45,7 +40,6 @@ def collect(consumer: Consumer, batch_size: int, linger_ms: int, stop: threading
             pending.append(message)
         if not pending:
             return []  # nothing yet: give the loop a chance to switch models or stop
-        on_message()
         if deadline is None:
             deadline = time.monotonic() + linger_ms / 1000
         elif time.monotonic() >= deadline:

@@ -56,6 +56,11 @@ class Publisher:
         self._fatal = False
 
     @property
+    def sent(self) -> int:
+        """Records of the batch in hand (all acknowledged once :meth:`flush` returned 0)."""
+        return len(self._outbox)
+
+    @property
     def pending(self) -> int:
         """Records of the batch in hand not yet acknowledged by Kafka."""
         return len(self._unacked)

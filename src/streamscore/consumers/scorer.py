@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Producer, TopicPartition
 
 from streamscore.backends.base import Backend, ScoredBatch
 from streamscore.consumers.checkpoint import Checkpoint, FaultHook
@@ -131,8 +131,7 @@ class Scorer:
             while not self.stop.is_set():
                 self._switch_model()
                 self.partitions.revoked.clear()
-                messages = collect(self.consumer, self.settings.batch_size, self.settings.linger_ms, self.stop,
-                                   self.kafka.restored)
+                messages = collect(self.consumer, self.settings.batch_size, self.settings.linger_ms, self.stop)
                 revoked = self.partitions.revoked
                 messages = [m for m in messages if source_of(m)[:2] not in revoked]
                 if messages:
@@ -281,7 +280,16 @@ class Scorer:
             stored = self.backend.stored_offsets(self.settings.group, self.settings.images_topic)
         except BackendUnavailable as exc:
             log.warning("on assignment: database unavailable (%s); using Kafka offsets", exc.message)
-        self.partitions.assign(partitions, stored, consumer.committed(partitions, timeout=10))
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+        except KafkaException as exc:  # Kafka flapping: an exception here would escape from poll()
+            log.warning("on assignment: committed offsets unavailable (%s); starting from them when Kafka answers",
+                        exc)
+            committed = None
+        self.partitions.assign(partitions, stored, committed or [])
+        if committed is None:
+            for tp in partitions:
+                tp.offset = OFFSET_INVALID  # librdkafka fetches the committed offset itself
         self.ready.set()
         log.info("assigned %s%s", ", ".join(f"{tp.partition}@{tp.offset}" for tp in partitions),
                  " (paused: database unavailable)" if self.stats.paused else "",
@@ -292,6 +300,9 @@ class Scorer:
             consumer.assign(partitions)
         if self.stats.paused:
             consumer.pause(partitions)
+        else:
+            # librdkafka keeps a partition's pause flag across a lost-and-reassigned cycle (Kafka outage)
+            consumer.resume(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Drop what we hold of revoked partitions: their new owner replays from committed offsets."""

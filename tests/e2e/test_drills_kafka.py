@@ -1,0 +1,94 @@
+"""Kafka outage drills: the broker keeps its state while a TCP proxy cuts every client off.
+
+The broker advertises the proxy's port (tests/support/proxied_broker.py), so the consumer,
+its producer, the drill's producer and the topic watchers all lose Kafka at once, as in a
+real outage or network partition. Every drill ends with the invariant of
+tests/support/drill.py: no image lost, none stored twice, every prediction delivered.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from streamscore.broker.embedded import free_port
+from streamscore.shared.config import Settings
+from streamscore.shared.mnist import MnistSplit
+from support.databases import duckdb_rows
+from support.drill import Drill, drill, drill_settings, wait_until
+from support.proxied_broker import ProxiedBroker
+
+pytestmark = pytest.mark.slow
+
+#: how long the idle drill keeps Kafka away: well past the 3 s session timeout, so the group evicts the consumer
+IDLE_OUTAGE_S = 12.0
+
+
+@pytest.fixture
+def kd(make_settings: Callable[..., Settings], tmp_path: Path, test_split: MnistSplit,
+       proxied_broker: ProxiedBroker) -> Iterator[Drill]:
+    settings = drill_settings(make_settings, kafka_bootstrap=proxied_broker.bootstrap)
+    with drill(settings, settings.backend_url, tmp_path, test_split) as running:
+        yield running
+    proxied_broker.restore()
+
+
+def healthz(port: int) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            return int(answer.status), answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode()
+    except OSError as error:
+        return 0, str(error)
+
+
+def finish(d: Drill) -> None:
+    d.wait_predicted(timeout=90)
+    d.wait_dead_letters()
+    for consumer in d.consumers:
+        assert consumer.stop() == 0, consumer.tail()
+    d.check_invariant(*duckdb_rows(d.backend_url))
+
+
+def test_busy_consumer_holds_its_batch_through_a_kafka_outage(kd: Drill, proxied_broker: ProxiedBroker) -> None:
+    port = free_port()
+    consumer = kd.start_consumer("--metrics-port", str(port))
+    consumer.wait_event("assigned")
+    kd.send_malformed()
+    producer = kd.produce_in_background(0, 3000, rate=200)
+    wait_until(lambda: kd.predictions.count() >= 300, 30, "progress before the cut")
+    proxied_broker.cut()
+    consumer.wait_event("kafka-unreachable", 30)
+    wait_until(lambda: healthz(port)[0] == 503 and "Kafka at" in healthz(port)[1], 15,
+               lambda: f"/healthz to report Kafka unreachable: {healthz(port)}")
+    # the batch in hand is committed in the database; its predictions wait: paused, retrying, alive
+    consumer.wait_event("retry", 40, count=2, cause="kafka")
+    assert consumer.process.poll() is None, consumer.tail()
+    proxied_broker.restore()
+    consumer.wait_event("kafka-restored", 30)
+    producer.join(90)
+    wait_until(lambda: healthz(port)[0] == 200, 30, lambda: f"/healthz to recover: {healthz(port)}")
+    finish(kd)
+
+
+def test_idle_consumer_gets_its_partitions_back_after_a_kafka_outage(
+        kd: Drill, proxied_broker: ProxiedBroker) -> None:
+    consumer = kd.start_consumer()
+    consumer.wait_event("assigned")
+    kd.produce(0, 100)
+    kd.wait_predicted()
+    proxied_broker.cut()
+    consumer.wait_event("kafka-unreachable", 30)
+    time.sleep(IDLE_OUTAGE_S)  # the outage itself (not a synchronisation): the group forgets the consumer
+    proxied_broker.restore()
+    consumer.wait_event("kafka-restored", 30)
+    kd.send_malformed()
+    kd.produce(100, 300)
+    finish(kd)
+    assert consumer.events("assigned"), consumer.tail()
