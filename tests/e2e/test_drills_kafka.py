@@ -18,6 +18,7 @@ import pytest
 
 from streamscore.broker.embedded import free_port
 from streamscore.shared.config import Settings
+from streamscore.shared.kafka import ensure_topics
 from streamscore.shared.mnist import MnistSplit
 from support.databases import duckdb_rows
 from support.drill import Drill, drill, drill_settings, wait_until
@@ -92,3 +93,23 @@ def test_idle_consumer_gets_its_partitions_back_after_a_kafka_outage(
     kd.produce(100, 300)
     finish(kd)
     assert consumer.events("assigned"), consumer.tail()
+
+
+def test_idle_consumer_scores_again_after_a_broker_restart_wiped_the_topics(
+        kd: Drill, proxied_broker: ProxiedBroker) -> None:
+    """The embedded broker keeps nothing across a restart: the consumer re-subscribes once the topics are back."""
+    consumer = kd.start_consumer()
+    consumer.wait_event("assigned")
+    kd.produce(0, 100)
+    kd.wait_predicted()
+    before = set(kd.produced_ids)
+    proxied_broker.restart()
+    ensure_topics(kd.settings)  # what `streamscore produce` does at start
+    kd.rewatch()  # the drill's own readers of the wiped topics start again too
+    kd.produced_ids = set()
+    kd.produce(100, 300)
+    kd.wait_predicted(timeout=90)
+    assert consumer.stop() == 0, consumer.tail()
+    rows, images = duckdb_rows(kd.backend_url)
+    assert sorted(rows) == sorted((i, 1) for i in before | kd.produced_ids), "each image stored once"
+    assert images == before | kd.produced_ids

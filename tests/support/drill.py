@@ -189,6 +189,13 @@ class Drill:
             self._watchers[topic] = TopicWatcher(self.settings, topic)
             self._watchers[topic].start()
 
+    def rewatch(self) -> None:
+        """Read the evaluation and dead-letter topics anew from the beginning (after a broker restart wiped them)."""
+        for topic, watcher in list(self._watchers.items()):
+            watcher.stop()
+            self._watchers[topic] = TopicWatcher(self.settings, topic)
+            self._watchers[topic].start()
+
     @property
     def predictions(self) -> TopicWatcher:
         return self._watchers[self.settings.predictions_topic]

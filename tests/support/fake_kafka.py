@@ -71,6 +71,8 @@ class FakeCluster:
     producers: list[FakeProducer] = field(default_factory=list)
     #: deliveries that fail once each (the publisher must send those records again)
     failing_deliveries: int = 0
+    #: producers made while this is set never deliver, though Kafka answers (lost idempotence state)
+    stuck_producers: bool = False
     reachable: bool = True
     changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -81,7 +83,7 @@ class FakeCluster:
         return consumer
 
     def make_producer(self, settings: Settings, **overrides: Any) -> FakeProducer:
-        producer = FakeProducer(self, overrides.get("error_cb"))
+        producer = FakeProducer(self, overrides.get("error_cb"), stuck=self.stuck_producers)
         self.producers.append(producer)
         return producer
 
@@ -265,9 +267,11 @@ class FakeConsumer:
 class FakeProducer:
     """Queues records; :meth:`flush` delivers them while the cluster is reachable."""
 
-    def __init__(self, cluster: FakeCluster, error_cb: Callable[[KafkaError], None] | None) -> None:
+    def __init__(self, cluster: FakeCluster, error_cb: Callable[[KafkaError], None] | None,
+                 stuck: bool = False) -> None:
         self.cluster = cluster
         self.error_cb = error_cb
+        self.stuck = stuck
         self.queue: list[tuple[str, bytes | None, bytes | None, Headers, Callable[..., None] | None]] = []
 
     def produce(self, topic: str, key: bytes | None = None, value: bytes | None = None,
@@ -279,9 +283,15 @@ class FakeProducer:
     def poll(self, timeout: float = 0) -> int:
         return self.flush(timeout)
 
+    def purge(self) -> None:
+        queue, self.queue = self.queue, []
+        for *_, on_delivery in queue:
+            if on_delivery is not None:
+                on_delivery(KafkaError(KafkaError._PURGE_QUEUE), None)
+
     def flush(self, timeout: float = -1) -> int:
-        if not self.cluster.reachable:
-            if self.error_cb is not None:
+        if not self.cluster.reachable or self.stuck:
+            if self.error_cb is not None and not self.cluster.reachable:
                 self.error_cb(unreachable())
             with self.cluster.changed:
                 self.cluster.changed.wait(min(max(timeout, 0.0), 0.05))

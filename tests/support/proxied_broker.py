@@ -62,8 +62,16 @@ class ProxiedBroker:
     def restore(self) -> None:
         self.proxy.up()
 
+    def restart(self) -> None:
+        """Stop and start the broker on the same ports: its memory storage starts empty (no topics)."""
+        self._stop_process()
+        self.start()
+
     def stop(self) -> None:
         self.proxy.close()
+        self._stop_process()
+
+    def _stop_process(self) -> None:
         if self._process is not None:
             self._process.terminate()
             try:

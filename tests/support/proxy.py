@@ -69,6 +69,10 @@ class OutageProxy:
                 continue
             server.settimeout(None)
             with self._lock:
+                if not self._up.is_set():  # cut while this connection was being made
+                    client.close()
+                    server.close()
+                    continue
                 self._sockets += [client, server]
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()

@@ -235,7 +235,19 @@ def test_an_idle_consumer_that_lost_its_partitions_in_an_outage_gets_them_back(
     run.wait(lambda: run.scorer.kafka.unreachable, "Kafka to be seen unreachable")
     consumer.positions.clear()  # what librdkafka does on "partition count changed from 4 to 0"
     cluster.up()
-    run.wait(lambda: consumer.subscriptions == 2, "the re-subscription")
+    run.wait(lambda: consumer.closed and cluster.consumers[-1].subscription == ["images"], "a new consumer")
     cluster.send_images("images", IDS[:10])
     run.wait(lambda: len(run.predicted_ids()) == 10, "images sent after the outage")
     assert run.finish() is None
+
+
+def test_a_producer_that_never_delivers_while_kafka_answers_is_replaced(
+        tmp_path: Path, cluster: FakeCluster, backend: FlakyDuckDB) -> None:
+    cluster.stuck_producers = True  # as after a broker restart that lost the producer's idempotence state
+    run = start(tmp_path, cluster, backend)
+    run.wait(lambda: len(cluster.producers) == 1, "the first producer")
+    cluster.stuck_producers = False
+    cluster.send_images("images", IDS)
+    run.wait(lambda: committed(run) == ends(run), "the Kafka commit")
+    assert run.finish() is None
+    assert len(cluster.producers) >= 2 and sorted(run.predicted_ids()) == IDS

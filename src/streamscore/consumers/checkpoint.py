@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 FaultHook = Callable[[str], None]
 #: longest single wait for Kafka acknowledgements before the loop pauses and serves the group
 FLUSH_STEP_S = 5.0
+#: flush attempts without acknowledgements, Kafka answering metadata requests, before the producer is replaced
+STUCK_FLUSHES = 3
 
 
 class Checkpoint:
@@ -136,15 +138,22 @@ class Checkpoint:
     def _publish(self, batch: ImageBatch, scored: list[ScoredBatch], rejected: list[Rejected]) -> bool:
         per_version = self.publisher.publish(batch, scored, rejected)
         retry = self.outages.retry()
+        unanswered = 0
         while self.publisher.flush(FLUSH_STEP_S):
             if self.outages.stop.is_set():
                 log.warning("stopped with %d record(s) of a committed batch not acknowledged by Kafka; "
                             "its Kafka offsets stay uncommitted, so the next start sends them again",
                             self.publisher.pending)
                 return False
+            unanswered += 1
+            if unanswered >= STUCK_FLUSHES and self._kafka_answers():
+                log.warning("Kafka answers, but %d record(s) stay unacknowledged (a broker restart loses the "
+                            "producer's state): sending them again on a new producer", self.publisher.pending)
+                self.publisher.replace_producer()
+                unanswered = 0
             self.outages.kafka_down(f"delivering {self.publisher.pending} record(s)", retry)
-        if self.publisher.sent:
-            self.kafka.restored()  # Kafka acknowledged records: it answers
+        if retry.backoff.attempts:
+            self.kafka.restored()  # records held through the outage are acknowledged: Kafka answers again
         self.outages.resume()
         for version, count in per_version.items():
             self.stats.per_version[version] = self.stats.per_version.get(version, 0) + count
@@ -155,6 +164,13 @@ class Checkpoint:
         if self.on_batch is not None:
             for result in scored:
                 self.on_batch(result)
+        return True
+
+    def _kafka_answers(self) -> bool:
+        try:
+            self.consumer().list_topics(self.settings.predictions_topic, timeout=2.0)
+        except KafkaException:
+            return False
         return True
 
     def _commit_kafka(self, messages: list[Message]) -> None:

@@ -13,6 +13,7 @@ producer and re-sends everything not yet acknowledged.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -106,15 +107,27 @@ class Publisher:
         remaining = self.producer.flush(timeout)
         if self._fatal:
             log.warning("the producer failed fatally; re-sending %d record(s) on a new producer", len(self._unacked))
-            self._fatal = False
-            self.producer = self.make_producer(self._on_error)
-            self._failed = set(self._unacked)
+            self.replace_producer()
         elif not self._failed and not remaining:
             return len(self._unacked)
         for number in sorted(self._failed):
             self._produce_number(number)
         self._failed = set()
         return len(self._unacked)
+
+    def replace_producer(self) -> None:
+        """Drop the producer (its queue purged) for a new one; the next :meth:`flush` re-sends what is unacknowledged.
+
+        For a producer that cannot recover: a fatal error, or a broker that lost its idempotence
+        state in a restart and leaves the old producer's records unacknowledged forever.
+        """
+        old = self.producer
+        with contextlib.suppress(Exception):
+            old.purge()
+            old.flush(0)
+        self.producer = self.make_producer(self._on_error)
+        self._failed = set(self._unacked)
+        self._fatal = False
 
     def close(self, timeout: float) -> int:
         """Deliver what is queued within ``timeout``; returns the records left undelivered."""

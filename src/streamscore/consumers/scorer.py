@@ -234,10 +234,11 @@ class Scorer:
             self._check_membership(consumer, now)
 
     def _check_membership(self, consumer: Consumer, now: float) -> None:
-        """Probe Kafka; after an outage or a wiped topic, re-subscribe if the group forgot us.
+        """Probe Kafka; after an outage or a wiped topic, start a fresh consumer if the group forgot us.
 
-        After a broker restart librdkafka may log "partition count changed from 4 to 0" and
-        never ask for the partitions again; a fresh subscription makes the group assign them.
+        After a broker restart librdkafka logged "partition count changed from 4 to 0" and never
+        fetched again: the recreated topic's leader epochs are older than the ones the client
+        cached, so it waits for metadata that never comes. A new client has no such cache.
         """
         topic = self.settings.images_topic
         try:
@@ -261,9 +262,15 @@ class Scorer:
         grace = self.settings.session_timeout_ms / 1000
         if self._topic_vanished or (self._suspect_since is not None and not healthy
                                     and now - self._suspect_since >= grace):
-            log.warning("re-subscribing to %s: the group lost this consumer's partitions during a Kafka outage",
-                        topic, extra=event("resubscribed", topic=topic))
-            consumer.unsubscribe()
+            log.warning("re-subscribing to %s with a new consumer: %s", topic,
+                        "the topic was deleted and created again" if self._topic_vanished else
+                        "the group did not give the partitions back after a Kafka outage",
+                        extra=event("resubscribed", topic=topic, topic_vanished=self._topic_vanished))
+            if self._topic_vanished:
+                self.watcher.close()  # its models-topic reader has the same stale cache: read the topic anew
+            consumer.close()
+            self._consumer = self.consumer_factory(self.settings, self.settings.group,
+                                                   error_cb=self.kafka.on_error)
             self._subscribe()
             self._topic_vanished = False
             self._suspect_since = None
