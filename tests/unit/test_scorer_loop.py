@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from streamscore.backends.base import ImageBatch
-from streamscore.errors import BackendError
+from streamscore.errors import BackendError, ConfigError, StreamscoreError
 from streamscore.models import bundled_model
 from streamscore.shared.messages import headers_to_dict
 from support.fake_kafka import FakeCluster
@@ -213,17 +213,21 @@ def test_a_crash_after_the_db_commit_is_replayed_without_new_rows(tmp_path: Path
     assert sorted(backend.rows()[0]) == [(i, 1) for i in IDS]
 
 
-def test_a_permanent_error_at_start_up_stops_at_once(tmp_path: Path, cluster: FakeCluster,
-                                                     backend: FlakyDuckDB) -> None:
+@pytest.mark.parametrize("permanent", [
+    BackendError("permission denied for schema streamscore (test)", reason="permission"),
+    ConfigError("folder /nowhere for the DuckDB file does not exist (test)"),
+])
+def test_a_permanent_error_at_start_up_stops_at_once(tmp_path: Path, cluster: FakeCluster, backend: FlakyDuckDB,
+                                                     permanent: StreamscoreError) -> None:
     def refuse(*_: object) -> None:
-        raise BackendError("permission denied for schema streamscore (test)", reason="permission")
+        raise permanent
 
     backend.init_schema = refuse  # type: ignore[method-assign]
     run = start(tmp_path, cluster, backend)
     run.thread.join(10)
-    error = run.finish()
-    assert isinstance(error, BackendError) and error.reason == "permission"
-    assert run.scorer.stats.retries == 0
+    assert run.finish() is permanent
+    assert run.scorer.stats.retries == 0 and run.scorer.stats.fatal == permanent.message
+    assert cluster.consumers == [], "a consumer that cannot work never joins the group"
 
 
 def test_an_idle_consumer_that_lost_its_partitions_in_an_outage_gets_them_back(

@@ -147,7 +147,7 @@ class Scorer:
             what = "a permanent database error" if isinstance(exc, BackendError) else "an error"
             log.error("stopping on %s (%s): %s -- nothing of the batch in hand was committed; fix the cause and "
                       "restart, the consumer resumes from the stored offsets", what, exc.reason, exc.message,
-                      extra=event("fatal", reason=exc.reason))
+                      extra=event("fatal", reason=exc.reason, error=exc.message))
             raise
         finally:
             self._shutdown()
