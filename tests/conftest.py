@@ -15,6 +15,9 @@ from streamscore.broker import EmbeddedBroker
 from streamscore.shared.config import Settings, default_mnist_dir, load_settings
 from streamscore.shared.mnist import MnistSplit, load_split
 
+#: fixture modules of tests/support (plain helpers there are imported where they are used)
+pytest_plugins = ["support.proxied_broker"]
+
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:

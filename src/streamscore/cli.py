@@ -143,6 +143,7 @@ def consume(
 ) -> None:
     """Consume images, store and score them in the database, publish predictions."""
     from streamscore.backends import open_configured_backend
+    from streamscore.consumers.faults import fault_hook_from_env
     from streamscore.consumers.scorer import Scorer
     from streamscore.shared.kafka import ensure_topics
 
@@ -158,7 +159,8 @@ def consume(
         raise typer.Exit(run_workers(settings, workers, extra))
     database = open_configured_backend(settings)
     log.info("consuming %s as group %s into %s", settings.images_topic, settings.group, database.url.masked())
-    stats = Scorer(settings, database, stop=stop_on_signals(), metrics_host=metrics_host).run()
+    stats = Scorer(settings, database, stop=stop_on_signals(), metrics_host=metrics_host,
+                   fault=fault_hook_from_env()).run()
     console.print(f"consumed {stats.consumed:,}, scored {stats.scored:,}, dead-lettered {stats.dead_lettered:,}")
 
 

@@ -1,6 +1,6 @@
 """Fault drills on the embedded broker and DuckDB, with real `streamscore consume` processes.
 
-Every drill ends with the same invariant (tests/drill_support.py): each good image id
+Every drill ends with the same invariant (tests/support/drill.py): each good image id
 is predicted exactly once per model version in the database and is on the evaluation
 topic; the DLQ holds exactly the malformed messages.
 DuckDB has one writer per file, so the drills with two consumers run on PostgreSQL
@@ -15,19 +15,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from drill_support import (
-    HOSTILE_KEY,
-    MALFORMED,
-    Drill,
-    drill,
-    drill_settings,
-    duckdb_rows,
-    reset_group,
-    wait_until,
-)
 from streamscore.backends.url import BackendURL
 from streamscore.shared.config import Settings
 from streamscore.shared.mnist import MnistSplit
+from support.databases import duckdb_rows
+from support.drill import Drill, drill, drill_settings, wait_until
+from support.malformed import HOSTILE_KEY, MALFORMED
+from support.offsets import reset_group
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +47,7 @@ def test_sigkill_mid_batch_three_times(duck: Drill) -> None:
     duck.send_malformed()
     for round_ in range(3):
         consumer = duck.start_consumer()
-        consumer.wait_logged("assigned")
+        consumer.wait_event("assigned")
         seen = duck.predictions.count()
         wait_until(lambda seen=seen: duck.predictions.count() >= seen + 100, 30,  # type: ignore[misc]
                    f"progress before kill {round_ + 1}")
@@ -68,7 +62,7 @@ def test_crash_after_db_commit_before_kafka_commit(duck: Drill) -> None:
     duck.send_malformed()
     crashing = duck.start_consumer(STREAMSCORE_FAULT_POINT="after-db-commit")
     assert crashing.process.wait(60) == 137, crashing.tail()
-    assert crashing.logged("fault point after-db-commit reached")
+    assert crashing.events("fault-point", point="after-db-commit")
     # the crashed batch is in the database, but neither its predictions nor its Kafka commit went out
     duck.start_consumer()
     finish(duck)
@@ -86,8 +80,7 @@ def test_database_locked_by_another_process(duck: Drill) -> None:
         duck.produce(300, 800)
         duck.send_malformed()
         waiting = duck.start_consumer()
-        wait_until(lambda: sum(waiting.logged(f"retry {n} ") for n in (1, 2, 3, 4)) >= 4, 30,
-                   lambda: f"4 retries while the file is locked:\n{waiting.tail()}")
+        waiting.wait_event("retry", 30, count=4)  # four retries while the file is locked
         assert waiting.process.poll() is None, waiting.tail()
         assert not duck.dlq.count(), "an outage must send nothing to the DLQ"
     finally:

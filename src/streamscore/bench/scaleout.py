@@ -83,27 +83,29 @@ def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
-def _log_times(log_path: Path, fragment: str) -> list[float]:
-    """Epoch seconds of the JSON log lines containing ``fragment``."""
-    stamps = []
+def _events(log_path: Path, *names: str) -> list[tuple[float, str, dict[str, Any]]]:
+    """(epoch seconds, event, data) of the JSON log lines marking one of ``names``, in log order."""
+    found = []
     for line in log_path.read_text(errors="replace").splitlines():
-        with contextlib.suppress(ValueError, KeyError):
+        with contextlib.suppress(ValueError, KeyError, TypeError):
             record = json.loads(line)
-            if fragment in record["message"]:
-                stamps.append(datetime.fromisoformat(record["ts"].replace("Z", "+00:00")).timestamp())
-    return stamps
+            if record.get("event") in names:
+                stamp = datetime.fromisoformat(record["ts"].replace("Z", "+00:00")).timestamp()
+                found.append((stamp, str(record["event"]), dict(record.get("data") or {})))
+    return found
+
+
+def _log_times(log_path: Path, name: str) -> list[float]:
+    """Epoch seconds of the log lines that mark event ``name`` (streamscore.logs.EVENTS)."""
+    return [stamp for stamp, _, _ in _events(log_path, name)]
 
 
 def _owned(log_path: Path) -> set[int]:
-    """Partitions a consumer owns, from its "assigned …" and "revoked …" log lines."""
+    """Partitions a consumer owns, from its ``assigned`` and ``revoked`` events."""
     owned: set[int] = set()
-    for line in log_path.read_text(errors="replace").splitlines():
-        with contextlib.suppress(ValueError, KeyError):
-            message = json.loads(line)["message"]
-            if message.startswith("assigned "):
-                owned |= {int(part.split("@")[0]) for part in message[9:].split(" (")[0].split(", ") if part}
-            elif message.startswith("revoked "):
-                owned -= {int(part) for part in message[8:].split(", ") if part}
+    for _, name, data in _events(log_path, "assigned", "revoked"):
+        partitions = {int(p) for p in data.get("partitions", [])}
+        owned = owned | partitions if name == "assigned" else owned - partitions
     return owned
 
 
@@ -227,7 +229,7 @@ def recovery_benchmark(settings: Settings, backend_url: str, *, bootstrap: str |
             _stop(processes)
             producer.join(10)
         first_new = min(p.scored_at for p in fresh.values() if p.scored_at >= restarted_ms)
-        subscribed = _log_times(second_log, "subscribed to")
+        subscribed = _log_times(second_log, "subscribed")
         assigned = _log_times(second_log, "assigned")
     result: dict[str, Any] = {
         "backend": backend_url.split("://")[0],

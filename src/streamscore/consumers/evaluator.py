@@ -19,13 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from confluent_kafka import KafkaError as LibrdkafkaError
+from confluent_kafka import KafkaException
 
-from streamscore.errors import MessageError
+from streamscore.errors import KafkaError, MessageError
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import assign_from_beginning, make_consumer
 from streamscore.shared.messages import Prediction
 
 log = logging.getLogger(__name__)
+
+#: how long a one-shot evaluation waits for an unreachable Kafka before it stops with an error
+UNREACHABLE_LIMIT_S = 15.0
 
 
 @dataclass
@@ -132,19 +137,47 @@ def read_predictions(
     expect: int | None = None,
     stop: threading.Event | None = None,
     evaluation: Evaluation | None = None,
+    unreachable_limit: float = UNREACHABLE_LIMIT_S,
 ) -> Evaluation:
     """Read the topic from the beginning until ``expect`` distinct images, idle, or stop.
 
     Pass ``evaluation`` to watch it fill from another thread (``evaluate --follow``).
+    Kafka unreachable for ``unreachable_limit`` seconds raises KafkaError (``--follow``
+    keeps waiting instead, with one warning).
     """
     evaluation = evaluation if evaluation is not None else Evaluation()
-    consumer = make_consumer(settings, f"{settings.group}.evaluator.{uuid.uuid4().hex[:8]}")
+    down_since: list[float] = []  # set by librdkafka's error callback while no broker answers
+
+    def on_error(error: LibrdkafkaError) -> None:
+        if error.code() == LibrdkafkaError._ALL_BROKERS_DOWN and not down_since:
+            down_since.append(time.monotonic())
+
+    consumer = make_consumer(settings, f"{settings.group}.evaluator.{uuid.uuid4().hex[:8]}", error_cb=on_error)
     try:
-        assign_from_beginning(consumer, settings.predictions_topic)
+        try:
+            consumer.list_topics(settings.predictions_topic, timeout=unreachable_limit)
+            assign_from_beginning(consumer, settings.predictions_topic)
+        except KafkaException as exc:
+            raise KafkaError(
+                f"cannot read {settings.predictions_topic} from Kafka at {settings.kafka_bootstrap} "
+                f"({exc.args[0].str() if exc.args else exc}); is Kafka up? Set STREAMSCORE_KAFKA_BOOTSTRAP "
+                "or --bootstrap", reason="kafka-unreachable") from None
         last = time.monotonic()
         seen_ids: set[str] = set()
+        warned = False
         while not (stop is not None and stop.is_set()):
             messages = consumer.consume(1000, 0.2)
+            if messages:
+                down_since.clear()
+            elif down_since and time.monotonic() - down_since[0] > unreachable_limit:
+                if not follow:
+                    raise KafkaError(
+                        f"Kafka at {settings.kafka_bootstrap} unreachable for {unreachable_limit:.0f}s while reading "
+                        f"{settings.predictions_topic} ({len(seen_ids)} images read); try again when it is back",
+                        reason="kafka-unreachable")
+                if not warned:
+                    log.warning("Kafka at %s unreachable; still following", settings.kafka_bootstrap)
+                    warned = True
             for message in messages:
                 if message.error():
                     continue
@@ -159,7 +192,7 @@ def read_predictions(
                 last = time.monotonic()
             if expect is not None and len(seen_ids) >= expect and not follow:
                 break
-            if not follow and expect is None and time.monotonic() - last > idle_timeout:
+            if not follow and expect is None and not down_since and time.monotonic() - last > idle_timeout:
                 break
             if not follow and expect is not None and time.monotonic() - last > max(idle_timeout, 30):
                 log.warning("stopped waiting: %d of %d images seen", len(seen_ids), expect)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -25,6 +26,22 @@ HealthCheck = Callable[[], tuple[bool, list[str]]]
 
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+
+
+@dataclass
+class ScorerStats:
+    """What one scorer has done, returned by ``Scorer.run`` (the CLI prints it)."""
+
+    consumed: int = 0
+    scored: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    retries: int = 0
+    per_version: dict[int, int] = field(default_factory=dict)
+    model_version: int | None = None
+    paused: bool = False
+    #: the permanent error that stopped the loop, if one did
+    fatal: str | None = None
 
 
 class ScorerMetrics:
@@ -48,7 +65,8 @@ class ScorerMetrics:
                                             "Produced-at header to scored-at, per image",
                                             buckets=LATENCY_BUCKETS, registry=r)
         self.model_version = Gauge("streamscore_model_version", "Model version serving (champion)", registry=r)
-        self.paused = Gauge("streamscore_paused", "1 while partitions are paused for a database outage", registry=r)
+        self.paused = Gauge("streamscore_paused", "1 while partitions are paused for an outage", registry=r)
+        self.kafka_unreachable = Gauge("streamscore_kafka_unreachable", "1 while Kafka does not answer", registry=r)
         self.lag = Gauge("streamscore_consumer_lag",
                          "High watermark minus committed offset (approximate on the embedded broker)",
                          ["topic", "partition"], registry=r)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +45,8 @@ class ModelWatcher:
     backend: Backend
     current: ModelArtifact | None = None
     rejected: list[Rejection] = field(default_factory=list)
+    #: builds the models-topic reader (settings, group, **overrides); tests inject a fake
+    consumer_factory: Callable[..., Consumer] = make_consumer
     _consumer: Consumer | None = None
 
     @property
@@ -60,7 +63,7 @@ class ModelWatcher:
 
     def start(self) -> Consumer:
         # a private group that never commits: every watcher reads the whole topic
-        consumer = make_consumer(
+        consumer = self.consumer_factory(
             self.settings, f"{self.settings.group}.models.{uuid.uuid4().hex[:8]}",
             **{"partition.assignment.strategy": "range", "fetch.wait.max.ms": 100},
         )

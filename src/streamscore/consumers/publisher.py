@@ -1,26 +1,36 @@
-"""Step 5 of the scoring loop: predictions and dead letters to Kafka, after the database commit.
+"""Predictions and dead letters to Kafka, after the database commit (see .checkpoint).
 
 Both topics are written at-least-once with the idempotent producer (no duplicates
 from librdkafka's own retries): a crash before the Kafka offset commit re-sends
 them. The evaluator de-duplicates predictions by (image id, model version); a
 dead letter is identified by its ``source.topic/partition/offset`` headers.
+
+Nothing is dropped: every record of a batch stays in the publisher's outbox until
+its delivery is acknowledged. A delivery that failed (timed out during an outage)
+is produced again; a fatal producer error (idempotence state lost) replaces the
+producer and re-sends everything not yet acknowledged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 
+from confluent_kafka import KafkaError as LibrdkafkaError
 from confluent_kafka import Message, Producer
 
 from streamscore.backends.base import ImageBatch, ScoredBatch
 from streamscore.consumers.batching import Rejected
 from streamscore.consumers.metrics import ScorerMetrics
-from streamscore.shared.kafka import flush
 from streamscore.shared.messages import Prediction, dlq_headers
 
 log = logging.getLogger(__name__)
 
 Source = tuple[str, int, int]
+Record = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes | str | None]]]
+#: builds a producer whose librdkafka errors go to the given callback
+ProducerFactory = Callable[[Callable[[LibrdkafkaError], None]], Producer]
 
 
 def source_of(message: Message) -> Source:
@@ -31,16 +41,34 @@ def source_of(message: Message) -> Source:
 class Publisher:
     """Produces one prediction per scored image and one DLQ message per refused one."""
 
-    def __init__(self, producer: Producer, predictions_topic: str, dlq_topic: str, backend_name: str,
-                 metrics: ScorerMetrics) -> None:
-        self.producer = producer
+    def __init__(self, make_producer: ProducerFactory, predictions_topic: str, dlq_topic: str, backend_name: str,
+                 metrics: ScorerMetrics, on_error: Callable[[LibrdkafkaError], None] = lambda error: None) -> None:
+        self.make_producer = make_producer
         self.predictions_topic = predictions_topic
         self.dlq_topic = dlq_topic
         self.backend_name = backend_name
         self.metrics = metrics
+        self.on_error = on_error
+        self.producer = make_producer(self._on_error)
+        #: records of the batch in hand by number, and those not yet acknowledged / to produce again
+        self._outbox: list[Record] = []
+        self._unacked: set[int] = set()
+        self._failed: set[int] = set()
+        self._fatal = False
+
+    @property
+    def sent(self) -> int:
+        """Records of the batch in hand (all acknowledged once :meth:`flush` returned 0)."""
+        return len(self._outbox)
+
+    @property
+    def pending(self) -> int:
+        """Records of the batch in hand not yet acknowledged by Kafka."""
+        return len(self._unacked)
 
     def publish(self, batch: ImageBatch, scored: list[ScoredBatch], rejected: list[Rejected]) -> dict[int, int]:
-        """Send everything and flush; returns the images published per model version."""
+        """Queue everything for Kafka (see :meth:`flush`); returns the images per model version."""
+        self._outbox, self._unacked, self._failed = [], set(), set()
         for item in rejected:
             self.dead_letter(item)
         per_version: dict[int, int] = {}
@@ -68,8 +96,47 @@ class Publisher:
             per_version[version] = per_version.get(version, 0) + len(result.image_ids)
             self.metrics.scored.labels(str(version)).inc(len(result.image_ids))
             self.metrics.observe_latency(batch.produced_at[rows], result.scored_at)
-        flush(self.producer)
         return per_version
+
+    def flush(self, timeout: float) -> int:
+        """Wait up to ``timeout`` for acknowledgements; returns how many are still missing.
+
+        Failed deliveries are produced again (on a new producer after a fatal error), so
+        calling this until it returns 0 delivers every record at least once.
+        """
+        remaining = self.producer.flush(timeout)
+        if self._fatal:
+            log.warning("the producer failed fatally; re-sending %d record(s) on a new producer", len(self._unacked))
+            self.replace_producer()
+        elif not self._failed and not remaining:
+            return len(self._unacked)
+        for number in sorted(self._failed):
+            self._produce_number(number)
+        self._failed = set()
+        return len(self._unacked)
+
+    def replace_producer(self) -> None:
+        """Drop the producer (its queue purged) for a new one; the next :meth:`flush` re-sends what is unacknowledged.
+
+        For a producer that cannot recover: a fatal error, or a broker that lost its idempotence
+        state in a restart and leaves the old producer's records unacknowledged forever.
+        """
+        old = self.producer
+        with contextlib.suppress(Exception):
+            old.purge()
+            old.flush(0)
+        self.producer = self.make_producer(self._on_error)
+        self._failed = set(self._unacked)
+        self._fatal = False
+
+    def close(self, timeout: float) -> int:
+        """Deliver what is queued within ``timeout``; returns the records left undelivered."""
+        return int(self.producer.flush(timeout))
+
+    def _on_error(self, error: LibrdkafkaError) -> None:
+        if error.fatal():
+            self._fatal = True
+        self.on_error(error)
 
     def dead_letter(self, item: Rejected) -> None:
         message = item.message
@@ -87,9 +154,25 @@ class Publisher:
 
     def _produce(self, topic: str, key: bytes | None, value: bytes | None,
                  headers: list[tuple[str, bytes | str | None]]) -> None:
+        self._outbox.append((topic, key, value, headers))
+        self._unacked.add(len(self._outbox) - 1)
+        self._produce_number(len(self._outbox) - 1)
+
+    def _produce_number(self, number: int) -> None:
+        topic, key, value, headers = self._outbox[number]
+
+        def delivered(error: LibrdkafkaError | None, _message: Message) -> None:
+            if error is None:
+                self._unacked.discard(number)
+            else:
+                log.debug("delivery to %s failed (%s): will send again", topic, error)
+                self._failed.add(number)
+                if error.fatal():
+                    self._fatal = True
+
         while True:
             try:
-                self.producer.produce(topic, key=key, value=value, headers=headers)
+                self.producer.produce(topic, key=key, value=value, headers=headers, on_delivery=delivered)
                 return
             except BufferError:  # local queue full: let deliveries drain
                 self.producer.poll(0.1)

@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from streamscore.logs import event
+
 log = logging.getLogger(__name__)
 
 PartitionKey = tuple[str, int]
@@ -64,7 +66,8 @@ class ProgressWatchdog:
             seen = self._partitions.get(key)
             if seen is None or seen.offset != offset or lag <= 0:
                 if seen is not None and seen.reported:
-                    log.info("partition %s[%d] moves again (offset %d, lag %d)", key[0], key[1], offset, lag)
+                    log.info("partition %s[%d] moves again (offset %d, lag %d)", key[0], key[1], offset, lag,
+                             extra=event("moving", topic=key[0], partition=key[1], offset=offset, lag=lag))
                 self._partitions[key] = _Progress(offset, lag, now)
             else:
                 seen.lag = lag
@@ -92,7 +95,9 @@ class ProgressWatchdog:
                 progress = self._partitions.get((stall.topic, stall.partition))
                 if progress is not None and not progress.reported:
                     progress.reported = True
-                    log.warning("watchdog: %s (stall timeout %.0fs)", stall, self.stall_timeout_s)
+                    log.warning("watchdog: %s (stall timeout %.0fs)", stall, self.stall_timeout_s,
+                                extra=event("stalled", topic=stall.topic, partition=stall.partition,
+                                            offset=stall.offset, lag=stall.lag))
         return stalls
 
     def health(self) -> tuple[bool, list[str]]:

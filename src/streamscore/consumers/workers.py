@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 from streamscore.backends import BackendURL, resolve_backend
 from streamscore.errors import ConfigError
+from streamscore.logs import event
 from streamscore.shared.config import Settings
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,8 @@ class Supervisor:
         # passes one SIGTERM on (a second signal would abort the worker's batch)
         self.children[index] = subprocess.Popen(self.command(), env=worker_env(self.settings, index),
                                                 start_new_session=True)
-        log.info("worker %d started (pid %d)", index, self.children[index].pid)
+        pid = self.children[index].pid
+        log.info("worker %d started (pid %d)", index, pid, extra=event("worker-started", worker=index, pid=pid))
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
         self.stopping = True
@@ -111,8 +113,9 @@ class Supervisor:
                     continue
                 del self.children[index]
                 if code < 0 and not self.stopping and self._may_restart(index):
-                    log.warning("worker %d (pid %d) killed by %s: restarting it",
-                                index, child.pid, signal.Signals(-code).name)
+                    name = signal.Signals(-code).name
+                    log.warning("worker %d (pid %d) killed by %s: restarting it", index, child.pid, name,
+                                extra=event("worker-restarted", worker=index, pid=child.pid, signal=name))
                     self.start(index)
                 elif code != 0 and not self.stopping:
                     log.error("worker %d exited with code %d: stopping the other workers", index, code)

@@ -22,6 +22,7 @@ STREAMSCORE_MODEL_NAME            the model key on the models topic
 STREAMSCORE_SIGNING_KEY           HMAC key; when set, model artifacts must carry a valid signature
 STREAMSCORE_METRICS_PORT          Prometheus port (0 = off)
 STREAMSCORE_LOG_JSON              structured JSON logs
+STREAMSCORE_MAX_BATCH_RETRIES     retriable errors on one batch (database answering) before the consumer stops
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class Settings(BaseSettings):
     retry_backoff_start_s: float = Field(default=0.5, gt=0)
     retry_backoff_max_s: float = Field(default=15.0, gt=0)
     stall_timeout_s: float = Field(default=60.0, gt=0)
+    #: a retriable error repeated this often on one batch while the database answers is treated as permanent
+    max_batch_retries: int = Field(default=10, ge=1)
 
     @field_validator("kafka_config")
     @classmethod

@@ -10,10 +10,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streamscore.errors import KafkaError
+from streamscore.logs import RepeatFilter
 from streamscore.shared.config import Settings
 
 log = logging.getLogger(__name__)
 librdkafka_log = logging.getLogger("streamscore.librdkafka")
+# while a broker is away librdkafka repeats its connection errors every few hundred ms
+librdkafka_log.addFilter(RepeatFilter(window_s=30.0))
 
 
 def client_config(settings: Settings, tuning: dict[str, Any] | None = None, required: dict[str, Any] | None = None,

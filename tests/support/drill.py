@@ -15,12 +15,12 @@ Completion is decided by counting ids, never by watermarks (the embedded broker'
 high watermark is wrong). Every wait has a deadline and fails with what it saw.
 """
 
+
 from __future__ import annotations
 
 import contextlib
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,9 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
-from streamscore.backends.url import BackendURL
 from streamscore.consumers.workers import worker_env
 from streamscore.models import bundled_model
 from streamscore.producers.images import produce_images
@@ -42,6 +39,7 @@ from streamscore.shared.config import Settings
 from streamscore.shared.kafka import assign_from_beginning, ensure_topics, flush, make_consumer, make_producer
 from streamscore.shared.messages import headers_to_dict
 from streamscore.shared.mnist import MnistSplit
+from support.malformed import MALFORMED, MALFORMED_GOOD_IDS
 
 #: settings every drill consumer runs with: small batches, short session, fast retries
 DRILL_SETTINGS: dict[str, Any] = {
@@ -53,31 +51,6 @@ DRILL_SETTINGS: dict[str, Any] = {
     "retry_backoff_max_s": 1.0,
     "stall_timeout_s": 4.0,
 }
-
-HOSTILE_KEY = "t10k-'; DROP TABLE images; --"
-
-#: (key, value, headers, DLQ reason or None when the message is valid and must be scored)
-MALFORMED: list[tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | None]], str | None]] = [
-    (b"bad-783", bytes(783), [], "bad-length"),
-    (b"bad-785", bytes(785), [], "bad-length"),
-    (b"bad-empty", b"", [], "bad-length"),
-    (b"bad-tombstone", None, [], "tombstone"),
-    (None, bytes(784), [], "missing-key"),
-    (b"bad-label", bytes(784), [("label", b"ten")], "bad-label"),
-    (b"bad-produced-at", bytes(784), [("produced-at", b"yesterday")], "bad-header"),
-    (b"bad-content-type", bytes(784), [("content-type", b"image/png")], "bad-content-type"),
-    (b"\xff\xfe-not-utf8", bytes(784), [], "bad-key"),
-    (b"x" * 129, bytes(784), [], "bad-key"),
-    (b"bad-\x00-control", bytes(784), [], "bad-key"),
-    (b"bad-'quote\"; DELETE FROM predictions; --", bytes(785), [], "bad-length"),
-    (b"bad-1mb", bytes(900_000), [], "bad-length"),
-    # well-formed, however hostile the key looks: stored and scored under exactly that id
-    (HOSTILE_KEY.encode(), bytes(784), [("label", b"0")], None),
-    (b"t10k-no-headers", bytes(255 for _ in range(784)), [], None),
-]
-
-MALFORMED_GOOD_IDS = {key.decode() for key, _, _, reason in MALFORMED if reason is None and key is not None}
-
 
 class Slice(MnistSplit):
     """Images ``start …`` of a split, keeping their ids (t10k-00500 stays t10k-00500)."""
@@ -160,17 +133,24 @@ class ConsumerProcess:
                 lines.append(json.loads(raw))
         return lines
 
-    def logged(self, fragment: str) -> bool:
-        return any(fragment in line.get("message", "") for line in self.log_lines())
+    def events(self, name: str, **data: Any) -> list[dict[str, Any]]:
+        """The log records marking event ``name`` whose data has the given values (streamscore.logs.EVENTS)."""
+        return [line for line in self.log_lines() if line.get("event") == name
+                and all((line.get("data") or {}).get(key) == value for key, value in data.items())]
 
-    def wait_logged(self, fragment: str, timeout: float = 30) -> None:
+    def wait_event(self, name: str, timeout: float = 30, count: int = 1, **data: Any) -> None:
+        """Until ``count`` records of event ``name`` (with ``data``) are logged; fails if the process exits first."""
         def seen() -> bool:
-            if self.process.poll() is not None and not self.logged(fragment):
-                raise AssertionError(f"{self.name} exited ({self.process.returncode}) before logging "
-                                     f"{fragment!r}:\n{self.tail()}")
-            return self.logged(fragment)
+            found = len(self.events(name, **data)) >= count
+            if not found and self.process.poll() is not None:
+                raise AssertionError(f"{self.name} exited ({self.process.returncode}) before logging event "
+                                     f"{name!r} {data or ''}:\n{self.tail()}")
+            return found
 
-        wait_until(seen, timeout, lambda: f"{self.name} to log {fragment!r}:\n{self.tail()}")
+        wait_until(seen, timeout, lambda: f"{self.name} to log event {name!r} {data or ''} x{count}:\n{self.tail()}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     def tail(self, lines: int = 15) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -206,6 +186,13 @@ class Drill:
         ensure_topics(self.settings)
         publish_model(self.settings, bundled_model(1))
         for topic in (self.settings.predictions_topic, self.settings.dlq_topic):
+            self._watchers[topic] = TopicWatcher(self.settings, topic)
+            self._watchers[topic].start()
+
+    def rewatch(self) -> None:
+        """Read the evaluation and dead-letter topics anew from the beginning (after a broker restart wiped them)."""
+        for topic, watcher in list(self._watchers.items()):
+            watcher.stop()
             self._watchers[topic] = TopicWatcher(self.settings, topic)
             self._watchers[topic].start()
 
@@ -311,123 +298,6 @@ class Drill:
         assert reasons == expected, f"DLQ {sorted(reasons.items())} != {sorted(expected.items())}"
 
 
-# -- databases ---------------------------------------------------------------------------------
-def duckdb_rows(url: str) -> tuple[list[tuple[str, int]], set[str]]:
-    """Prediction rows and image ids of a DuckDB file (no consumer may hold it)."""
-    import duckdb
-
-    path = BackendURL.parse(url).path.removeprefix("/")
-    with duckdb.connect(path, read_only=True) as con:
-        rows = [(str(i), int(v)) for i, v in con.execute("SELECT image_id, model_version FROM predictions").fetchall()]
-        images = {str(i) for (i,) in con.execute("SELECT image_id FROM images").fetchall()}
-    return rows, images
-
-
-def postgres_connect(url: str) -> Any:
-    import psycopg
-
-    from streamscore.backends.postgres_sql import conninfo, set_search_path
-
-    parsed = BackendURL.parse(url)
-    conn = psycopg.connect(conninfo(parsed), autocommit=True)
-    schema = parsed.options.get("schema")
-    if schema:
-        conn.execute(set_search_path(schema))
-    return conn
-
-
-def postgres_rows(url: str) -> tuple[list[tuple[str, int]], set[str]]:
-    with postgres_connect(url) as conn:
-        rows = [(str(i), int(v)) for i, v in conn.execute("SELECT image_id, model_version FROM predictions")]
-        images = {str(i) for (i,) in conn.execute("SELECT image_id FROM images")}
-    return rows, images
-
-
-# -- a TCP proxy that can play "database down" ------------------------------------------------
-class OutageProxy:
-    """Forwards 127.0.0.1:<port> to a server; :meth:`down` cuts every connection and refuses new ones.
-
-    A refused connection is what a crashed server or a network partition looks like to
-    the client (libpq: no SQLSTATE), without touching the shared server itself.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._listener.getsockname()[1])
-        self._up = threading.Event()
-        self._up.set()
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True, name="proxy").start()
-
-    def url_for(self, url: str) -> str:
-        parsed = BackendURL.parse(url)
-        return url.replace(f"@{parsed.host}:{parsed.port}", f"@127.0.0.1:{self.port}", 1) if parsed.port else \
-            url.replace(f"@{parsed.host}", f"@127.0.0.1:{self.port}", 1)
-
-    def down(self) -> None:
-        self._up.clear()
-        with self._lock:
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            self._sockets.clear()
-
-    def up(self) -> None:
-        self._up.set()
-
-    def close(self) -> None:
-        self._closed = True
-        self.down()
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            if not self._up.is_set():
-                client.close()
-                continue
-            try:
-                server = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            server.settimeout(None)
-            with self._lock:
-                self._sockets += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-def reset_group(settings: Settings, partitions: int) -> None:
-    """Commit offset 0 for every partition of the images topic (the group must have no members)."""
-    from confluent_kafka import ConsumerGroupTopicPartitions
-    from confluent_kafka.admin import AdminClient
-
-    from streamscore.shared.kafka import client_config
-
-    admin = AdminClient(client_config(settings))
-    request = ConsumerGroupTopicPartitions(
-        settings.group, [TopicPartition(settings.images_topic, p, 0) for p in range(partitions)])
-    for future in admin.alter_consumer_group_offsets([request]).values():
-        future.result(timeout=15)
-
-
 @contextlib.contextmanager
 def drill(settings: Settings, backend_url: str, workdir: Path, split: MnistSplit) -> Iterator[Drill]:
     running = Drill(settings, backend_url, workdir, split)
@@ -439,36 +309,3 @@ def drill(settings: Settings, backend_url: str, workdir: Path, split: MnistSplit
 
 def drill_settings(make_settings: Callable[..., Settings], **overrides: Any) -> Settings:
     return make_settings(**(DRILL_SETTINGS | overrides))
-
-
-
-
-def committed_offsets(settings: Settings) -> dict[int, int]:
-    """The group's committed offset per partition of the images topic (-1001 when none)."""
-    consumer = make_consumer(settings, settings.group)  # never subscribes: reads commits only
-    try:
-        partitions = [TopicPartition(settings.images_topic, p) for p in range(settings.partitions)]
-        return {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=10)}
-    finally:
-        consumer.close()
-
-
-def end_offsets(settings: Settings, total: int, timeout: float = 30) -> dict[int, int]:
-    """Next offset per partition after the last of ``total`` messages, found by reading them (not watermarks)."""
-    consumer = make_consumer(settings, f"drill-ends-{uuid.uuid4().hex[:8]}")
-    ends = {p: 0 for p in range(settings.partitions)}
-    seen = 0
-    try:
-        consumer.assign([TopicPartition(settings.images_topic, p, OFFSET_BEGINNING) for p in ends])
-        deadline = time.monotonic() + timeout
-        while seen < total:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"read {seen} of {total} messages of {settings.images_topic}")
-            for message in consumer.consume(1000, 0.5):
-                if not message.error():
-                    seen += 1
-                    partition, offset = int(message.partition() or 0), int(message.offset() or 0)
-                    ends[partition] = max(ends[partition], offset + 1)
-    finally:
-        consumer.close()
-    return ends
