@@ -526,3 +526,30 @@ def test_inbox_rows_encode_against_the_inbox_table() -> None:
     decoded = gpudb.GPUdbRecord.decode_binary_data(schema, tables.encode_binary(records, tables.INBOX_COLUMNS))
     assert [d["image_id"] for d in decoded] == ["score-1/0", "score-1/1"]
     assert {d["batch_id"] for d in decoded} == {"score-1"} and decoded[1]["pixels"] == pixels[1].tobytes()
+
+
+def test_statements_reach_kinetica_without_comments_but_with_the_hint() -> None:
+    # issue 17 item 7: comments holding ";", "$1" or apostrophes must not be sent
+    from streamscore.backends.sqlfiles import named_statements
+    texts = [tables.sql(name, "s", 2) for name in named_statements("kinetica")] + tables.schema_statements("s")
+    assert texts and all("--" not in text and "'" not in text for text in texts)
+    assert all(";" not in text for text in texts)
+    assert "/* KI_HINT_UPDATE_ON_EXISTING_PK */" in tables.sql("merge_predictions", "s")
+
+
+def test_select_predictions_is_a_primary_key_lookup() -> None:
+    statement = tables.sql("select_predictions", "s", 3, first=5)
+    assert "image_id IN ($5, $6, $7)" in statement and "batch_id = $1" in statement
+
+
+def test_strings_longer_than_their_column_are_refused_before_writing() -> None:
+    # kinetica_proc and Kinetica truncate a charN value silently (issue 17 item 7)
+    b = InMemoryKinetica()
+    art = build_artifact("mlp", 1, [np.ones((784, 10), np.float32)], [np.zeros(10, np.float32)], ["softmax"])
+    with pytest.raises(ArtifactError, match="model_name") as long_name:
+        b._install_model(dataclasses.replace(art, name="n" * 65))  # past the shared name check
+    assert long_name.value.reason == "bad-name" and "models" not in b.rows and "model_layers" not in b.rows
+    with pytest.raises(ConfigError, match="consumer_group"):
+        b.store_offsets("g" * 257, {("t", 0): 1})
+    b.store_offsets("g" * 256, {("t", 0): 1})
+    assert tables.oversized([["é" * 33]], [["x", "string", "char64"]])  # bytes, not characters

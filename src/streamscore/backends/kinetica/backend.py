@@ -160,9 +160,11 @@ class KineticaBackend(Backend):
             heads = self._query("select_model", [ref.name, ref.version])
             if already_installed(ref, str(heads[0][1]) if heads else None, artifact):
                 return
+            layers, head = tables.layer_records(artifact), tables.model_record(artifact, _now_ms())
+            tables.check_model_fits(ref, layers, head)
             # layers first, the models row last: a version is listed only when complete
-            self._upsert("model_layers", tables.layer_records(artifact))
-            self._upsert("models", [tables.model_record(artifact, _now_ms())])
+            self._upsert("model_layers", layers)
+            self._upsert("models", [head])
 
     def installed_versions(self, name: str) -> list[int]:
         with self.translate_errors("listing installed models"):
@@ -278,7 +280,9 @@ class KineticaBackend(Backend):
                 key = (topic, int(partition))
                 if key in forward and int(stored) > forward[key]:
                     forward[key] = int(stored)
-        self._upsert("consumer_offsets", tables.offset_records(group, forward, _now_ms()))
+        records = tables.offset_records(group, forward, _now_ms())
+        tables.check_offsets_fit(records)
+        self._upsert("consumer_offsets", records)
 
     def _score(self, inbox: list[list[Any]], scoring_id: str, model: ModelRef, weights: dict[str, str]) -> None:
         """Put ``inbox`` rows into score_inbox, run the inference UDF over them into the stage and

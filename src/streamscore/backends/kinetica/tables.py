@@ -107,6 +107,34 @@ def sql(name: str, schema: str, binds: int = 0, first: int = 1) -> str:
     return named("kinetica", name).format(schema=check_identifier(schema, "schema"), ids=placeholders)
 
 
+_CHAR_BYTES = {"char16": 16, "char64": 64, "char128": 128, "char256": 256}
+
+
+def oversized(records: Sequence[Sequence[Any]], columns: Sequence[Sequence[str]]) -> list[str]:
+    """``column=value…`` for every string too long for its charN column: Kinetica (and
+    kinetica_proc for UDF output) would truncate it silently, so callers refuse it first."""
+    limits = [(i, c[0], next((_CHAR_BYTES[p] for p in c[2:] if p in _CHAR_BYTES), None))
+              for i, c in enumerate(columns)]
+    return [f"{name}={str(record[i])[:40]!r}… ({len(str(record[i]).encode())} > {limit} bytes)"
+            for record in records for i, name, limit in limits
+            if limit is not None and record[i] is not None and len(str(record[i]).encode()) > limit]
+
+
+def check_model_fits(ref: ModelRef, layers: Sequence[Sequence[Any]], head: Sequence[Any]) -> None:
+    """ArtifactError ``bad-name`` when a model's rows hold a string longer than its column."""
+    too_long = oversized(layers, LAYER_COLUMNS) + oversized([head], MODEL_COLUMNS)
+    if too_long:
+        raise ArtifactError(f"{ref} does not fit the Kinetica columns: {'; '.join(too_long)}", reason="bad-name")
+
+
+def check_offsets_fit(records: Sequence[Sequence[Any]]) -> None:
+    """ConfigError when a consumer group or topic is longer than its consumer_offsets column."""
+    too_long = oversized(records, OFFSET_COLUMNS)
+    if too_long:
+        raise ConfigError(f"consumer group or topic too long for Kinetica's consumer_offsets: {too_long[0]}; "
+                          "use a shorter name")
+
+
 def conflicting_rows(records: Sequence[Sequence[Any]], stored: Sequence[Sequence[Any]]) -> set[str]:
     """Ids of ``images`` records stored (``select_images`` rows) with other pixels or label."""
     wanted = {str(record[0]): record for record in records}
