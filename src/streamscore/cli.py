@@ -5,6 +5,7 @@ Every option also reads its STREAMSCORE_* variable (see streamscore.shared.confi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import sys
@@ -261,7 +262,9 @@ def evaluation_table(evaluation: Any) -> Table:
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="where to write the artifact")] = Path("out/models/mlp.npz"),
-    version: Annotated[int, typer.Option(help="model version (must be newer than the one serving)")] = 1,
+    version: Annotated[int | None, typer.Option(
+        help="model version (must be newer than the one serving; default: in the database the next "
+             "after the installed ones, else 1)")] = None,
     steps: Annotated[int, typer.Option(help="SGD steps of --batch images")] = 30_000,
     batch: Annotated[int, typer.Option(help="batch size")] = 100,
     learning_rate: Annotated[float, typer.Option(help="SGD learning rate")] = 0.5,
@@ -287,15 +290,17 @@ def train(
 
     settings = settings_from(kafka_bootstrap=bootstrap, backend=backend)
     sizes = tuple(int(h) for h in hidden.split(",") if h.strip())
-    config = TrainConfig(settings.model_name, version, sizes, "sigmoid", steps, batch, learning_rate, seed)
+    config = TrainConfig(settings.model_name, 1 if version is None else version, sizes, "sigmoid", steps, batch,
+                         learning_rate, seed)
     from streamscore.backends import open_configured_backend
 
     database = open_configured_backend(settings) if in_database or backend else None
     in_database = database is not None and (in_database or "train" in database.implements)
     if database is not None and in_database:
         database.require("train")
-        with database:
-            artifact = database.train_model(config, settings.mnist_dir)
+        with database:  # version 0: the backend trains the next version (installed max + 1)
+            artifact = database.train_model(
+                config if version is not None else dataclasses.replace(config, version=0), settings.mnist_dir)
     else:
         train_split, test_split = load_split("train", settings.mnist_dir), load_split("test", settings.mnist_dir)
         with Progress(console=err_console) as progress:

@@ -17,7 +17,7 @@ from streamscore.backends.kinetica.backend import KineticaBackend
 from streamscore.backends.kinetica.client import request_timeout_s
 from streamscore.backends.kinetica.errors import connection_failure
 from streamscore.backends.kinetica.tables import scored_batch
-from streamscore.backends.kinetica.train import refuse_installed_version
+from streamscore.backends.kinetica.train import NEXT_VERSION, resolve_version
 from streamscore.backends.sqlfiles import read_sql
 from streamscore.errors import ArtifactError, BackendDataError, BackendError, BackendUnavailable, ConfigError
 from streamscore.model.artifact import build_artifact
@@ -514,9 +514,20 @@ def test_training_refuses_an_installed_version() -> None:
     b.install_model(build_artifact("mlp", 1, [np.ones((784, 10), np.float32)], [np.zeros(10, np.float32)],
                                    ["softmax"]))
     with pytest.raises(ArtifactError, match="--version 2") as refused:
-        refuse_installed_version(b, "mlp", 1)
+        resolve_version(b, "mlp", 1)
     assert refused.value.reason == "version-conflict"
-    refuse_installed_version(b, "mlp", 2)  # a new version is fine
+    assert resolve_version(b, "mlp", 2) == 2  # a new version is fine
+
+
+def test_training_defaults_to_the_next_version() -> None:
+    # issue 17 item 4: `train --backend kinetica://…` without --version trains installed max + 1
+    b = InMemoryKinetica()
+    assert resolve_version(b, "mlp", NEXT_VERSION) == 1
+    for version in (1, 4):
+        b.install_model(build_artifact("mlp", version, [np.ones((784, 10), np.float32)],
+                                       [np.zeros(10, np.float32)], ["softmax"]))
+    assert resolve_version(b, "mlp", NEXT_VERSION) == 5
+    assert resolve_version(b, "other", NEXT_VERSION) == 1
 
 
 def test_inbox_rows_encode_against_the_inbox_table() -> None:

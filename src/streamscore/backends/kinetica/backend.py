@@ -223,7 +223,8 @@ class KineticaBackend(Backend):
 
     # -- training in the database ---------------------------------------------------------
     def train_model(self, config: TrainConfig, mnist_dir: Path | None = None) -> ModelArtifact:
-        """The training UDF over ``training_images`` (see train.py); the model is installed."""
+        """The training UDF over ``training_images`` (see train.py); the model is installed.
+        ``config.version`` 0 (train.NEXT_VERSION, the CLI's default) trains the next version."""
         from streamscore.backends.kinetica.train import train_in_database
 
         return train_in_database(
