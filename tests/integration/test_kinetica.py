@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +24,17 @@ pytestmark = pytest.mark.kinetica
 
 
 def test_write_batch_replay_and_models(kinetica_url: str) -> None:  # noqa: F811
+    check_write_batch_replay_and_models(kinetica_url)
+
+
+def check_write_batch_replay_and_models(url: str) -> None:
     test = load_split("test")
     rng = np.random.default_rng(0)
     artifact = build_artifact(
         "mlp", 1, [rng.normal(0, 0.05, (784, 32)).astype(np.float32),
                    rng.normal(0, 0.05, (32, 10)).astype(np.float32)],
         [np.zeros(32, np.float32), np.zeros(10, np.float32)], ["sigmoid", "softmax"])
-    backend = open_backend(kinetica_url)
+    backend = open_backend(url)
     assert isinstance(backend, KineticaBackend)
     with backend:
         backend.init_schema()
@@ -47,3 +55,31 @@ def test_write_batch_replay_and_models(kinetica_url: str) -> None:  # noqa: F811
         assert (again.predicted == first.predicted).all()
         assert backend.stored_offsets("g", "mnist.images") == {0: n}
         assert np.abs(backend.score(test.images[:5], ModelRef("mlp", 1)) - want[:5]).max() <= 1e-4
+
+
+@pytest.fixture
+def standin_module_url(tmp_path: Path) -> Iterator[str]:
+    """``python -m tests.fakes.kinetica_server --port 0`` in a child process; its URL."""
+    root = Path(__file__).resolve().parents[2]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.kinetica_server", "--port", "0",
+         "--database", str(tmp_path / "standin.duckdb")],
+        cwd=root, env=env, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()  # printed once the port is bound
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match, f"the stand-in did not start: {line!r}"
+        yield f"kinetica://u:p@127.0.0.1:{match[1]}?schema=it"
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+def test_the_standin_runs_as_a_module_and_serves_the_backend(standin_module_url: str) -> None:
+    # issue 17 item 9: the real gpudb client, multi-head ingest and the UDF over two segments
+    check_write_batch_replay_and_models(standin_module_url)

@@ -207,6 +207,8 @@ class KineticaBackend(Backend):
         return tables.scored_batch(ids, stored, model, scored_at, conflicting)
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
+        if len(pixels) == 0:
+            return np.zeros((0, tables.CLASSES), np.float32)
         scratch = f"score-{uuid.uuid4().hex}"
         inbox = tables.pixel_records(pixels, scratch, _now_ms())
         with self.translate_errors(f"scoring {len(inbox)} images with {model}"):
