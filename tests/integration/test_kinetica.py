@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +14,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from drill_support import drill, drill_settings, reset_group, wait_until
 from kinetica_fixtures import kinetica_url  # noqa: F401
 from streamscore.backends import ImageBatch, ModelRef, SourceOffset, open_backend
 from streamscore.backends.kinetica import KineticaBackend
 from streamscore.model.artifact import build_artifact
-from streamscore.shared.mnist import load_split
+from streamscore.models import bundled_model
+from streamscore.producers.models import publish_model
+from streamscore.shared.config import Settings
+from streamscore.shared.mnist import MnistSplit, load_split
 
 pytestmark = pytest.mark.kinetica
 
@@ -83,3 +87,62 @@ def standin_module_url(tmp_path: Path) -> Iterator[str]:
 def test_the_standin_runs_as_a_module_and_serves_the_backend(standin_module_url: str) -> None:
     # issue 17 item 9: the real gpudb client, multi-head ingest and the UDF over two segments
     check_write_batch_replay_and_models(standin_module_url)
+
+
+def kinetica_rows(url: str) -> tuple[list[tuple[str, int]], set[str]]:
+    """(image id, model version) of every prediction row and the stored image ids, read with gpudb."""
+    backend = open_backend(url)
+    assert isinstance(backend, KineticaBackend)
+    with backend, backend.db.query(f"SELECT image_id, model_version FROM {backend.schema}.predictions") as rows:
+        predictions = [(str(image_id), int(version)) for image_id, version in rows]
+    with open_backend(url) as again, again.db.query(  # type: ignore[attr-defined]
+            f"SELECT image_id FROM {backend.schema}.images") as rows:
+        images = {str(row[0]) for row in rows}
+    return predictions, images
+
+
+@pytest.mark.slow
+def test_consume_against_the_standin_survives_kills_replay_and_a_swap(
+    standin_module_url: str, make_settings: Callable[..., Settings], tmp_path: Path, test_split: MnistSplit,
+) -> None:
+    """`streamscore consume --backend kinetica://…` with the real gpudb client against the stand-in:
+    SIGKILL twice mid-stream, malformed input to the DLQ, a replay from offset 0, a model swap;
+    every image predicted exactly once per model version, nothing lost (issue 17 item 9)."""
+    settings = drill_settings(make_settings)
+    # this checkout's code in the consumers too (a relative PYTHONPATH would not hold in their cwd)
+    src = {"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    with drill(settings, standin_module_url, tmp_path, test_split) as d:
+        producer = d.produce_in_background(0, 600, rate=300)
+        d.send_malformed()
+        for round_ in range(2):
+            consumer = d.start_consumer(**src)
+            consumer.wait_logged("assigned")
+            seen = d.predictions.count()
+            wait_until(lambda seen=seen: d.predictions.count() >= seen + 50, 60,  # type: ignore[misc]
+                       f"progress before kill {round_ + 1}")
+            consumer.kill()
+        producer.join(30)
+        consumer = d.start_consumer(**src)
+        d.wait_predicted(timeout=90)
+        d.wait_dead_letters()
+        consumer.stop()
+        rows_before, images_before = kinetica_rows(standin_module_url)
+        d.check_invariant(rows_before, images_before)
+
+        # replay from offset 0: every prediction is sent again, the database gains no row
+        sent = d.predictions.count()
+        reset_group(d.settings, d.settings.partitions)
+        consumer = d.start_consumer(**src)
+        wait_until(lambda: d.predictions.count() >= sent + len(d.produced_ids), 90,
+                   lambda: f"{d.predictions.count() - sent} of {len(d.produced_ids)} re-sent:\n{consumer.tail()}")
+        # hot swap: v2 is published while the consumer runs; later images are scored with it
+        publish_model(d.settings, bundled_model(2))
+        consumer.wait_logged("v2 installed and serving", timeout=60)
+        d.produce(600, 800)
+        d.wait_predicted(timeout=90)
+        consumer.stop()
+        rows, images = kinetica_rows(standin_module_url)
+        d.check_invariant(rows, images)
+        assert sorted(row for row in rows if row[1] == 1) == sorted(rows_before)  # the replay added nothing
+        versions = dict(sorted(rows, key=lambda row: row[1]))  # the newest version per id
+        assert {versions[test_split.image_id(i)] for i in range(600, 800)} == {2}
