@@ -110,6 +110,7 @@ class Server:
     def __init__(self, db: Database, workdir: Path) -> None:
         self.db, self.workdir = db, workdir
         self.url = ""  # set once the HTTP server has its port: every rank's URL is this one
+        self.worker_url = ""  # announced for the worker ranks instead (e.g. an unreachable address)
         self.schemas = _schemas()
         self.procs: dict[str, dict[str, Any]] = {}
         self.runs: dict[str, dict[str, Any]] = {}
@@ -154,7 +155,7 @@ class Server:
         return {"property_map": {
             "version.gpudb_core_version": "7.2.3.0", "conf.enable_ha": "FALSE", "conf.number_of_hosts": "1",
             "conf.host0_public_urls": self.url, "conf.enable_worker_http_servers": "TRUE",
-            "conf.worker_http_server_urls": ";".join([self.url] * (SEGMENTS + 1)),
+            "conf.worker_http_server_urls": ";".join([self.url] + [self.worker_url or self.url] * SEGMENTS),
         }}
 
     def show_shards(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -305,18 +306,28 @@ def make_handler(server: Server) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(answer)
 
+        def do_GET(self) -> None:
+            answer = b"Kinetica is running!"  # gpudb's ping (and the compose healthcheck) reads GET /
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
         def log_message(self, format: str, *args: Any) -> None:
             return
 
     return Handler
 
 
-def serve(port: int, host: str = "127.0.0.1", database: str = ":memory:") -> ThreadingHTTPServer:
-    """A started-but-not-serving HTTP server (call ``serve_forever``; port 0 picks a free one)."""
+def serve(port: int, host: str = "127.0.0.1", database: str = ":memory:", worker_url: str = "") -> ThreadingHTTPServer:
+    """A started-but-not-serving HTTP server (call ``serve_forever``; port 0 picks a free one).
+    ``worker_url``: the address announced for the worker ranks (default: this server's)."""
     workdir = Path(tempfile.mkdtemp(prefix="kinetica-standin-"))
     server = Server(Database(database), workdir)
     httpd = ThreadingHTTPServer((host, port), make_handler(server))
     server.url = f"http://{host}:{httpd.server_address[1]}"
+    server.worker_url = worker_url
     httpd.daemon_threads = True
     return httpd
 
@@ -326,8 +337,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9191)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--database", default=":memory:", help="DuckDB file (default: in memory)")
+    parser.add_argument("--worker-url", default="", help="address announced for the worker ranks")
     args = parser.parse_args()
-    httpd = serve(args.port, args.host, args.database)
+    httpd = serve(args.port, args.host, args.database, args.worker_url)
     print(f"kinetica stand-in listening on http://{args.host}:{httpd.server_address[1]}", flush=True)
     try:
         httpd.serve_forever()

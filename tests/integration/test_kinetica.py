@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,8 +18,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drill_support import drill, drill_settings, reset_group, wait_until
-from kinetica_fixtures import kinetica_url  # noqa: F401
-from streamscore.backends import ImageBatch, ModelRef, SourceOffset, open_backend
+from kinetica_fixtures import kinetica_url, standin_url  # noqa: F401
+from streamscore.backends import BackendURL, ImageBatch, ModelRef, SourceOffset, open_backend
 from streamscore.backends.kinetica import KineticaBackend
 from streamscore.model.artifact import build_artifact
 from streamscore.models import bundled_model
@@ -146,3 +149,47 @@ def test_consume_against_the_standin_survives_kills_replay_and_a_swap(
         assert sorted(row for row in rows if row[1] == 1) == sorted(rows_before)  # the replay added nothing
         versions = dict(sorted(rows, key=lambda row: row[1]))  # the newest version per id
         assert {versions[test_split.image_id(i)] for i in range(600, 800)} == {2}
+
+
+def test_unreachable_worker_ranks_fall_back_to_head_only_ingest(caplog: pytest.LogCaptureFixture) -> None:
+    # issue 17 item 8: the cluster announces worker addresses this host cannot reach (Docker with
+    # only 9191 published); multi-head ingest to them would look like an endless outage
+    from fakes.kinetica_server import serve
+
+    httpd = serve(0, worker_url="http://127.0.0.1:1")
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"kinetica://u:p@127.0.0.1:{httpd.server_address[1]}?schema=probe"
+        backend = open_backend(url)
+        assert isinstance(backend, KineticaBackend) and not backend.head_only
+        with caplog.at_level(logging.WARNING, "streamscore.backends.kinetica.backend"), backend:
+            assert backend.head_only
+            assert "127.0.0.1:1" in caplog.text and "head node" in caplog.text
+            backend.init_schema()
+            backend.store_offsets("g", {("t", 0): 5})  # a multi-head upsert, now through the head
+            assert backend.stored_offsets("g", "t") == {0: 5}
+        reachable = open_backend(f"{standin_url()}?schema=probe2")
+        assert isinstance(reachable, KineticaBackend)
+        with reachable:
+            assert not reachable.head_only  # reachable workers: multi-head ingest stays on
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def test_the_compose_healthcheck_needs_only_bash() -> None:
+    # issue 17 item 8: the image may lack curl; the check must not rely on it
+    text = (Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text()
+    service = [line for line in text.split("\n  kinetica:\n", 1)[1].splitlines()
+               if not line.lstrip().startswith("#")]
+    (test_line,) = [line for line in service if line.strip().startswith("test:")]
+    command = json.loads(test_line.split("test:", 1)[1])  # a YAML flow list in JSON syntax
+    assert command[:3] == ["CMD", "bash", "-c"] and not {"curl", "wget"} & set(" ".join(command).split())
+    assert not any("KINETICA_ADMIN_PASSWORD" in line for line in service)  # the image ignores it
+    url = BackendURL.parse(standin_url())
+    script = command[3].replace("/9191", f"/{url.port}")
+    assert subprocess.run(["bash", "-c", script], timeout=10).returncode == 0
+    closed = script.replace(f"/{url.port}", "/1")
+    assert subprocess.run(["bash", "-c", closed], timeout=10, stderr=subprocess.DEVNULL).returncode != 0

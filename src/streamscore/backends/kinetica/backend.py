@@ -1,16 +1,9 @@
 """Kinetica backend: multi-head binary ingest, scoring in a distributed Python UDF.
 
-URL: ``kinetica://user:password@host:9191`` with options in the query string:
-
-- ``https=1``          talk HTTPS to the head node
-- ``schema=NAME``      schema of the streamscore tables (default ``streamscore``)
-- ``head_only=1``      disable auto-discovery: multi-head ingest then posts to the head
-                       node only (use when worker ports 9192+ are not reachable, e.g.
-                       Docker with only 9191 published)
-- ``udf_timeout=S``    seconds to wait for one UDF run (default 120)
-- ``timeout_ms=MS``    HTTP request timeout of the client (default 60000; whole seconds are sent)
-
-Any other option is refused. The role predictions are stored under is the ModelRef's.
+URL: ``kinetica://user:password@host:9191`` with the options of ``url_options`` (any other is
+refused). Without ``head_only=1``, connect probes the worker ranks' addresses and falls back to
+head-only ingest, with a warning, when one is unreachable. Predictions are stored under the
+ModelRef's role.
 
 Kinetica has no multi-statement transactions (``transactional = False``), so
 :meth:`KineticaBackend.write_batch` orders idempotent steps:
@@ -50,7 +43,7 @@ import numpy.typing as npt
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
 from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.kinetica import errors, procs, tables
-from streamscore.backends.kinetica.client import request_timeout_s
+from streamscore.backends.kinetica.client import request_timeout_s, unreachable_workers
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import ModelArtifact
@@ -120,9 +113,14 @@ class KineticaBackend(Backend):
         return options
 
     def connect(self) -> None:
-        options = self.client_options()
         with self.translate_errors(f"connecting to {self.url.masked()}"):
-            self._db = gpudb.GPUdb(host=self.head_url, options=options)
+            self._db = gpudb.GPUdb(host=self.head_url, options=self.client_options())
+            unreachable = [] if self.head_only else unreachable_workers(self._db)
+            if unreachable:
+                log.warning("Kinetica worker rank(s) %s are not reachable from here: ingest goes through the "
+                            "head node (set head_only=1 to skip this probe)", ", ".join(unreachable))
+                self.head_only = True
+                self._db = gpudb.GPUdb(host=self.head_url, options=self.client_options())
         log.info("connected to Kinetica at %s (schema %s)", self.url.masked(), self.schema)
 
     def close(self) -> None:
