@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import struct
+import subprocess
 import sys
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -160,7 +161,7 @@ def load_udf(filename: str) -> ModuleType:
 
 
 def run_udf(
-    entry: Callable[[], None],
+    entry: Callable[[], None] | Sequence[str],
     folder: Path,
     *,
     params: dict[str, str],
@@ -171,6 +172,8 @@ def run_udf(
 ) -> UdfRun:
     """Write the control file and tables, run ``entry`` (the UDF's main), read the outputs.
 
+    ``entry`` may instead be a command (``[python, udfs/x.py]``), run as Kinetica runs a UDF: a
+    process of its own, with ``kinetica_proc`` on its path (tests a UDF under another Python).
     ``segment`` is (number, count) of the data segment this instance plays."""
     folder.mkdir(parents=True, exist_ok=True)
     request_info = {
@@ -187,16 +190,15 @@ def run_udf(
     results_path, status_path = folder / "output-control", folder / "status"
     control += _str(str(results_path)) + _str(str(status_path))
     (folder / "control").write_bytes(control)
-    previous = os.environ.get("KINETICA_PCF")
-    os.environ["KINETICA_PCF"] = str(folder / "control")
-    try:
-        with kinetica_proc_on_path():
-            entry()
-    finally:
-        if previous is None:
-            os.environ.pop("KINETICA_PCF", None)
-        else:
-            os.environ["KINETICA_PCF"] = previous
+    if callable(entry):
+        _run_in_process(entry, folder / "control")
+    else:
+        proc_dir = os.environ.get("STREAMSCORE_KINETICA_PROC_DIR") or str(FAKES)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env |= {"KINETICA_PCF": str(folder / "control"), "PYTHONPATH": proc_dir}
+        done = subprocess.run(list(entry), env=env, capture_output=True, text=True, timeout=300, check=False)
+        if done.returncode != 0:
+            raise AssertionError(f"{' '.join(entry)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     tables = {}
     for i, table in enumerate(outputs):
         tables[table.name] = {
@@ -229,7 +231,7 @@ def split_table(table: Table, segments: int, shard_key: str = "image_id") -> lis
 
 
 def run_distributed(
-    entry: Callable[[], None],
+    entry: Callable[[], None] | Sequence[str],
     folder: Path,
     *,
     params: dict[str, str],
@@ -246,6 +248,19 @@ def run_distributed(
                 rank=number + 1, segment=(number, segments))
         for number in range(segments)
     ]
+
+
+def _run_in_process(entry: Callable[[], None], control: Path) -> None:
+    previous = os.environ.get("KINETICA_PCF")
+    os.environ["KINETICA_PCF"] = str(control)
+    try:
+        with kinetica_proc_on_path():
+            entry()
+    finally:
+        if previous is None:
+            os.environ.pop("KINETICA_PCF", None)
+        else:
+            os.environ["KINETICA_PCF"] = previous
 
 
 def _read_or_empty(path: Path) -> bytes:
