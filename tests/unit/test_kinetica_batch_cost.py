@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import kinetica_harness as harness
 from streamscore.backends import BackendURL, ImageBatch, ModelRef, SourceOffset
 from streamscore.backends.kinetica import KineticaBackend
+from streamscore.errors import BackendError
 from streamscore.models import bundled_model
 
 OK = {"status": "OK", "message": ""}
@@ -200,3 +201,23 @@ def test_a_replayed_old_image_is_scored_from_the_inbox_too(tmp_path: Path) -> No
     scored = b.write_batch(batch, ModelRef(artifact.name, 1), "g")
     assert scored.image_ids == ["old-0000007"] and scored.conflicts == []
     assert b.endpoint.rows_read(0) == (1, 1)
+
+
+class FailingEndpoint(ProcEndpoint):
+    """A run that fails in every segment (the UDF raised)."""
+
+    def show_proc_status(self, run_id: str, options: dict[str, str]) -> dict[str, Any]:
+        return {"status_info": OK, "overall_statuses": {run_id: "error"},
+                "statuses": {run_id: {"s0": "error"}}, "messages": {run_id: {"s0": "ValueError: boom"}}}
+
+
+def test_a_failed_run_leaves_nothing_in_the_inbox(tmp_path: Path) -> None:
+    b = DictKinetica(10, tmp_path)
+    b.install_model(bundled_model(1))
+    b.endpoint = FailingEndpoint(b, tmp_path)
+    b._db = b.endpoint
+    with pytest.raises(BackendError, match="boom") as failed:
+        b.write_batch(new_batch("k-4", 0, 20), ModelRef(bundled_model(1).name, 1), "g")
+    assert failed.value.reason == "udf-failed"
+    assert b.endpoint.rows_read(0) == (20, 20)  # the batch was in the inbox for the run ...
+    assert b.rows["score_inbox"] == {}  # ... and is not read again by the next one
