@@ -14,7 +14,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import struct
+import subprocess
 import sys
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ _FIXED = {DOUBLE: "=d", FLOAT: "=f", INT: "=i", LONG: "=q", TIMESTAMP: "=q", INT
 _CHARS = {CHAR16: 16, CHAR64: 64, CHAR128: 128}
 _VARIABLE = {STRING, BYTES}
 
-#: the inference UDF's input (images, restricted columns) and output (prediction_stage)
+#: the inference UDF's input (score_inbox, restricted columns) and output (prediction_stage)
 INFER_INPUT = [("image_id", CHAR128), ("pixels", BYTES), ("batch_id", CHAR64)]
 INFER_OUTPUT = [
     ("image_id", CHAR128), ("batch_id", CHAR64), ("model_name", CHAR64), ("model_version", LONG),
@@ -128,6 +130,8 @@ class UdfRun:
     outputs: dict[str, dict[str, list[Any]]]
     results: dict[str, str]
     bin_results: dict[str, str]
+    #: rows of the input tables this instance was given (what Kinetica copies for the run)
+    rows_in: int = 0
 
 
 @contextmanager
@@ -157,20 +161,25 @@ def load_udf(filename: str) -> ModuleType:
 
 
 def run_udf(
-    entry: Callable[[], None],
+    entry: Callable[[], None] | Sequence[str],
     folder: Path,
     *,
     params: dict[str, str],
     inputs: Sequence[Table] = (),
     outputs: Sequence[Table] = (),
     rank: int = 1,
+    segment: tuple[int, int] = (0, 1),
 ) -> UdfRun:
-    """Write the control file and tables, run ``entry`` (the UDF's main), read the outputs."""
+    """Write the control file and tables, run ``entry`` (the UDF's main), read the outputs.
+
+    ``entry`` may instead be a command (``[python, udfs/x.py]``), run as Kinetica runs a UDF: a
+    process of its own, with ``kinetica_proc`` on its path (tests a UDF under another Python).
+    ``segment`` is (number, count) of the data segment this instance plays."""
     folder.mkdir(parents=True, exist_ok=True)
     request_info = {
         "proc_name": "streamscore_test", "run_id": "42", "rank_number": str(rank),
-        "tom_number": "0" if rank else "", "data_segment_id": f"seg{rank}",
-        "data_segment_count": "1", "data_segment_number": "0",
+        "tom_number": str(segment[0]) if rank else "", "data_segment_id": f"seg{rank}-{segment[0]}",
+        "data_segment_count": str(segment[1]), "data_segment_number": str(segment[0]),
         "head_url": "http://127.0.0.1:1", "username": "harness", "password": "not-a-secret",
     }
     control = _u64(2) + _dict(request_info) + _dict({}) + _dict(params) + _dict({})
@@ -181,16 +190,15 @@ def run_udf(
     results_path, status_path = folder / "output-control", folder / "status"
     control += _str(str(results_path)) + _str(str(status_path))
     (folder / "control").write_bytes(control)
-    previous = os.environ.get("KINETICA_PCF")
-    os.environ["KINETICA_PCF"] = str(folder / "control")
-    try:
-        with kinetica_proc_on_path():
-            entry()
-    finally:
-        if previous is None:
-            os.environ.pop("KINETICA_PCF", None)
-        else:
-            os.environ["KINETICA_PCF"] = previous
+    if callable(entry):
+        _run_in_process(entry, folder / "control")
+    else:
+        proc_dir = os.environ.get("STREAMSCORE_KINETICA_PROC_DIR") or str(FAKES)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env |= {"KINETICA_PCF": str(folder / "control"), "PYTHONPATH": proc_dir}
+        done = subprocess.run(list(entry), env=env, capture_output=True, text=True, timeout=300, check=False)
+        if done.returncode != 0:
+            raise AssertionError(f"{' '.join(entry)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     tables = {}
     for i, table in enumerate(outputs):
         tables[table.name] = {
@@ -202,7 +210,57 @@ def run_udf(
             for j, (name, type_code) in enumerate(table.columns)
         }
     results, bin_results = _read_results(results_path)
-    return UdfRun(tables, results, bin_results)
+    rows_in = sum(len(next(iter(t.rows.values()), [])) for t in inputs)
+    return UdfRun(tables, results, bin_results, rows_in)
+
+
+def shard_of(key: str, segments: int) -> int:
+    """The data segment a shard-key value lives on (a stable hash, like Kinetica's sharding)."""
+    return zlib.crc32(key.encode()) % segments
+
+
+def split_table(table: Table, segments: int, shard_key: str = "image_id") -> list[Table]:
+    """``table``'s rows hash-split on ``shard_key`` into ``segments`` tables (one per segment)."""
+    keys = table.rows.get(shard_key, [])
+    parts = [Table(table.name, table.columns, {name: [] for name, _ in table.columns}) for _ in range(segments)]
+    for row, key in enumerate(keys):
+        part = parts[shard_of(str(key), segments)]
+        for name, _ in table.columns:
+            part.rows[name].append(table.rows[name][row])
+    return parts
+
+
+def run_distributed(
+    entry: Callable[[], None] | Sequence[str],
+    folder: Path,
+    *,
+    params: dict[str, str],
+    inputs: Sequence[Table] = (),
+    outputs: Sequence[Table] = (),
+    segments: int = 2,
+) -> list[UdfRun]:
+    """A distributed proc run: the input tables hash-split on image_id over ``segments`` data
+    segments, ``entry`` run once per segment (rank 1 … segments) on its part, as Kinetica does."""
+    split = [split_table(table, segments) for table in inputs]
+    return [
+        run_udf(entry, folder / f"segment{number}", params=params,
+                inputs=[parts[number] for parts in split], outputs=outputs,
+                rank=number + 1, segment=(number, segments))
+        for number in range(segments)
+    ]
+
+
+def _run_in_process(entry: Callable[[], None], control: Path) -> None:
+    previous = os.environ.get("KINETICA_PCF")
+    os.environ["KINETICA_PCF"] = str(control)
+    try:
+        with kinetica_proc_on_path():
+            entry()
+    finally:
+        if previous is None:
+            os.environ.pop("KINETICA_PCF", None)
+        else:
+            os.environ["KINETICA_PCF"] = previous
 
 
 def _read_or_empty(path: Path) -> bytes:

@@ -1,23 +1,23 @@
 """streamscore distributed inference UDF for Kinetica (runs inside the database).
 
-Registered by ``streamscore.backends.kinetica_procs`` with ``create_proc`` in
-distributed mode and executed once per batch with ``execute_proc``. Each
-instance sees its own shard of the input table (sharded on ``image_id``), keeps
-the rows of the requested batch, scores them with the requested model version
-and appends one row per image to the output table (sharded the same way, so the
-rows stay on the input's shard).
+Registered by ``streamscore.backends.kinetica.procs`` with ``create_proc`` in
+distributed mode and executed once per batch with ``execute_proc`` over the
+``score_inbox`` table, which holds only the batches in flight (the backend
+inserts a batch before the run and deletes it after): the rows Kinetica copies
+for a run and the rows this UDF scans do not grow with the images table. Each
+instance sees its own shard of the inbox (sharded on ``image_id``), keeps the
+rows of the requested batch, scores them and appends one row per image to the
+output table (sharded the same way, so the rows stay on the input's shard).
 
-Params (all strings): ``batch_id``, ``model_name``, ``model_version``, ``role``
-and ``schema`` (where the ``models`` and ``model_layers`` tables live).
+Params (all strings): ``batch_id``, ``model_name``, ``model_version``, ``role``,
+and the weights: ``model_id``, ``sha256``, ``input_scale`` and ``layers`` (JSON,
+the float32 little-endian bytes base64-encoded -- not ``bin_params``, which
+kinetica_proc 7.2.0.1 decodes as UTF-8 text and so corrupts binary data). The
+weights are verified against ``sha256`` before anything is scored; no rank calls
+back to the head node.
 
-Weights come from the ``model_layers`` table through the gpudb client with the
-temporary credentials in ``request_info`` -- never through ``bin_params``, which
-kinetica_proc 7.2.0.1 decodes as UTF-8 text and so corrupts binary data. They
-are verified against the model's sha256 and cached per (name, version) for the life of this
-process.
-
-This file must stay standalone: only numpy, the stdlib, ``kinetica_proc`` and
-(for the weights) ``gpudb`` exist inside Kinetica. The forward pass therefore
+This file must stay standalone: only numpy, the stdlib and ``kinetica_proc``
+are used inside Kinetica. The forward pass therefore
 duplicates ``streamscore.model.reference.forward`` on purpose, line by line, so
 a reviewer can hold the two side by side; tests/unit/test_kinetica_udf.py
 checks that they agree on the MNIST test set.
@@ -25,8 +25,9 @@ checks that they agree on the MNIST test set.
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import re
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -118,49 +119,18 @@ def decode_pixels(blobs: Sequence[bytes]) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(-1, PIXELS)
 
 
-# -- weights source -----------------------------------------------------------------------
-WeightsLoader = Callable[[str, int], Model]
-
-
-class GpudbWeights:
-    """Reads a model version from the database with the run's temporary credentials."""
-
-    def __init__(self, request_info: Any, schema: str) -> None:
-        self._url = request_info["head_url"]
-        self._user = request_info.get("username", "")
-        self._password = request_info.get("password", "")  # temporary; never printed
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", schema):
-            raise ValueError(f"schema {schema!r} is not a plain identifier")
-        self._schema = schema
-
-    def __call__(self, name: str, version: int) -> Model:
-        import gpudb  # present in Kinetica's UDF environment; imported only when used
-
-        db = gpudb.GPUdb(host=self._url, username=self._user, password=self._password)
-        head = db.query_one(
-            f"SELECT model_id, input_scale, sha256 FROM {self._schema}.models "
-            "WHERE model_name = $1 AND model_version = $2",
-            sql_params=[name, version],
-        )
-        if head is None:
-            raise LookupError(f"model {name} v{version} is not installed in {self._schema}.models")
-        with db.query(
-            f"SELECT layer, n_in, n_out, activation, weights, biases FROM {self._schema}.model_layers "
-            "WHERE model_name = $1 AND model_version = $2",
-            sql_params=[name, version],
-        ) as rows:
-            layers = [(int(r[0]), int(r[1]), int(r[2]), str(r[3]), bytes(r[4]), bytes(r[5])) for r in rows]
-        return model_from_layers(str(head[0]), float(head[1]), layers, str(head[2]))
-
-
-_CACHE: dict[tuple[str, int], Model] = {}
-
-
-def cached_model(load: WeightsLoader, name: str, version: int) -> Model:
-    key = (name, version)
-    if key not in _CACHE:
-        _CACHE[key] = load(name, version)
-    return _CACHE[key]
+# -- weights from the run's params --------------------------------------------------------
+def model_from_params(params: Any) -> Model:
+    """The model the backend sent with the run (params ``model_id``, ``sha256``, ``input_scale``,
+    ``layers``: JSON ``[[n_in, n_out, activation, base64 weights, base64 biases], ...]``),
+    verified against its sha256. Params are text in kinetica_proc (bin_params are decoded as
+    UTF-8 by 7.2.0.1 and corrupt bytes), hence base64."""
+    layers = [
+        (index, int(n_in), int(n_out), str(activation), base64.b64decode(w), base64.b64decode(b))
+        for index, (n_in, n_out, activation, w, b) in enumerate(json.loads(params["layers"]))
+    ]
+    return model_from_layers(str(params["model_id"]), float(params["input_scale"]), layers,
+                             str(params["sha256"]))
 
 
 # -- kinetica_proc glue -------------------------------------------------------------------
@@ -171,8 +141,12 @@ def _fill(column: Any, values: Sequence[Any]) -> None:
         column[:] = values
 
 
-def run(proc: Any, load: WeightsLoader) -> int:
-    """Score this instance's rows of the batch into output table 0; returns the row count."""
+def run(proc: Any) -> int:
+    """Score this instance's rows of the batch into output table 0; returns the row count.
+
+    The input is the small inbox table (this batch and other consumers' batches in flight), so
+    a run reads as many rows as are in flight, never the whole images table; the weights come
+    with the params, so no rank calls back to the head node."""
     params = proc.params
     batch_id = params["batch_id"]
     name, version, role = params["model_name"], int(params["model_version"]), params["role"]
@@ -183,7 +157,7 @@ def run(proc: Any, load: WeightsLoader) -> int:
     out = proc.output_data[0]
     out.size = len(rows)
     if rows:
-        model = cached_model(load, name, version)
+        model = model_from_params(params)
         probabilities = forward(pixels, model)
         now = int(time.time() * 1000)
         n = len(rows)
@@ -198,16 +172,17 @@ def run(proc: Any, load: WeightsLoader) -> int:
             _fill(out[f"p{k}"], [float(p) for p in probabilities[:, k]])
         _fill(out["scored_at"], [now] * n)
     proc.results["scored"] = str(len(rows))
+    proc.results["read"] = str(table.size)
     proc.status = f"scored {len(rows)} of {table.size} rows with {name} v{version}"
     return len(rows)
 
 
-def main(load: WeightsLoader | None = None) -> None:
-    """Entry point inside Kinetica; tests pass ``load`` to bypass the database."""
+def main() -> None:
+    """Entry point inside Kinetica."""
     from kinetica_proc import ProcData
 
     proc = ProcData()
-    run(proc, load or GpudbWeights(proc.request_info, proc.params["schema"]))
+    run(proc)
     proc.complete()
 
 

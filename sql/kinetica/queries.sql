@@ -43,10 +43,12 @@ FROM {schema}.prediction_stage
 WHERE batch_id = $1 AND model_name = $2 AND model_version = $3 AND role = $4
 
 -- name: select_predictions
--- What the database holds for one batch after its predictions were merged.
+-- What the database holds for the batch's ids after their predictions were merged: a primary-key
+-- lookup (predictions grows without bound; a batch_id filter alone would scan it). {ids} are the
+-- bind placeholders $5, $6 … (one per id); $1 … $4 are the scoring id, model and role.
 SELECT image_id, predicted, p0, p1, p2, p3, p4, p5, p6, p7, p8, p9
 FROM {schema}.predictions
-WHERE batch_id = $1 AND model_name = $2 AND model_version = $3 AND role = $4
+WHERE image_id IN ({ids}) AND model_name = $2 AND model_version = $3 AND role = $4 AND batch_id = $1
 
 -- name: select_stage
 -- Probabilities of a scratch scoring run (Backend.score), read before they are deleted.
@@ -54,9 +56,13 @@ SELECT image_id, p0, p1, p2, p3, p4, p5, p6, p7, p8, p9
 FROM {schema}.prediction_stage
 WHERE batch_id = $1
 
--- name: delete_scratch
--- Scratch rows of Backend.score live for one call only.
-DELETE FROM {schema}.score_scratch WHERE batch_id = $1
+-- name: delete_inbox
+-- A batch leaves the UDF's input table once its run is over (scored or failed).
+DELETE FROM {schema}.score_inbox WHERE batch_id = $1
+
+-- name: purge_inbox
+-- Inbox rows of runs that crashed before deleting them; run at start-up ($1: epoch ms).
+DELETE FROM {schema}.score_inbox WHERE LONG(created_at) < $1
 
 -- name: purge_stage
 -- Staged rows of batches that crashed between scoring and merging (their replay used a

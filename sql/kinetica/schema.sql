@@ -95,15 +95,19 @@ CREATE REPLICATED TABLE IF NOT EXISTS {schema}.consumer_offsets
     PRIMARY KEY (consumer_group, topic, partition_id)
 );
 
--- scratch input of Backend.score (canaries, checks): rows live for one call only
-CREATE TABLE IF NOT EXISTS {schema}.score_scratch
+-- input of the inference UDF: the batches being scored right now (write_batch and
+-- Backend.score insert a batch under its scoring id before the run and delete it after; rows of
+-- crashed runs are purged by age at start-up). Kinetica copies a proc's whole input table for
+-- every run, so the UDF reads this small table instead of images: a batch costs the same at any
+-- table size. Keyed on (image_id, batch_id): two consumers scoring one id never overwrite each
+-- other's row.
+CREATE TABLE IF NOT EXISTS {schema}.score_inbox
 (
     image_id    VARCHAR(128) NOT NULL,
+    batch_id    VARCHAR(64) NOT NULL,    -- the scoring id of one write_batch or score call
     pixels      BLOB NOT NULL,
-    label       SMALLINT,
-    produced_at TIMESTAMP NOT NULL,
-    batch_id    VARCHAR(64) NOT NULL,
-    PRIMARY KEY (image_id),
+    created_at  TIMESTAMP NOT NULL,
+    PRIMARY KEY (image_id, batch_id),
     SHARD KEY (image_id)
 );
 

@@ -6,6 +6,7 @@ become one line and exit code 2 at the boundary (streamscore.cli_boundary).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -238,7 +239,9 @@ def evaluate(
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="where to write the artifact")] = Path("out/models/mlp.npz"),
-    version: Annotated[int, typer.Option(min=1, help="model version (must be newer than the one serving)")] = 1,
+    version: Annotated[int | None, typer.Option(
+        min=1, help="model version (must be newer than the one serving; default: in the database the next "
+                    "after the installed ones, else 1)")] = None,
     steps: Annotated[int, typer.Option(min=1, help="SGD steps of --batch images")] = 30_000,
     batch: Annotated[int, typer.Option(min=1, help="batch size")] = 100,
     learning_rate: Annotated[float, typer.Option(callback=positive, help="SGD learning rate")] = 0.5,
@@ -264,7 +267,8 @@ def train(
 
     settings = settings_from(kafka_bootstrap=bootstrap, backend=backend)
     sizes = tuple(int(h) for h in hidden.split(",") if h.strip())
-    config = TrainConfig(settings.model_name, version, sizes, "sigmoid", steps, batch, learning_rate, seed)
+    config = TrainConfig(settings.model_name, 1 if version is None else version, sizes, "sigmoid", steps, batch,
+                         learning_rate, seed)
     from streamscore.backends import open_configured_backend
 
     # a chosen backend (--backend before or after `train`, STREAMSCORE_BACKEND) that trains means --in-database
@@ -272,8 +276,9 @@ def train(
     in_database = database is not None and (in_database or "train" in database.implements)
     if database is not None and in_database:
         database.require("train")
-        with database:
-            artifact = database.train_model(config, settings.mnist_dir)
+        with database:  # version 0: the backend trains the next version (installed max + 1)
+            artifact = database.train_model(
+                config if version is not None else dataclasses.replace(config, version=0), settings.mnist_dir)
     else:
         train_split, test_split = load_split("train", settings.mnist_dir), load_split("test", settings.mnist_dir)
         with Progress(console=err_console) as progress:

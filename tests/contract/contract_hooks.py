@@ -1,8 +1,9 @@
 """Engine-specific hooks of the contract suite (a plain module; the fixtures are in conftest.py).
 
 DuckDB always runs (a file in tmp_path); PostgreSQL when a server answers
-(``STREAMSCORE_TEST_POSTGRES_URL``, tests/postgres_fixtures.py); Oracle and Kinetica when
-``STREAMSCORE_TEST_ORACLE_DSN`` / ``STREAMSCORE_TEST_KINETICA_URL`` are set. Every test uses
+(``STREAMSCORE_TEST_POSTGRES_URL``, tests/postgres_fixtures.py); Oracle when
+``STREAMSCORE_TEST_ORACLE_DSN`` is set; Kinetica at ``STREAMSCORE_TEST_KINETICA_URL`` when set,
+else on the local stand-in (tests/fakes/kinetica_server.py, with the real gpudb client). Every test uses
 its own image-id prefix, model name and consumer group (``Scope``), so engines that share one
 schema between tests (Oracle) keep tests apart too.
 
@@ -24,8 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kinetica_fixtures import ENV as KINETICA_ENV
-from kinetica_fixtures import kinetica_test_url
+from kinetica_fixtures import kinetica_url_or_standin
 from oracle_fixtures import ENV as ORACLE_ENV
 from oracle_fixtures import oracle_test_url
 from postgres_fixtures import postgres_schema_url
@@ -111,9 +111,9 @@ def engine_url(engine: str, tmp_path: Path) -> Iterator[str]:
             pytest.skip(f"Oracle not configured: set {ORACLE_ENV}=oracle://user:password@host:1521/FREEPDB1")
         yield oracle
     else:
-        kinetica = kinetica_test_url()
-        if kinetica is None:
-            pytest.skip(f"Kinetica not configured: set {KINETICA_ENV}=kinetica://user:password@host:9191")
+        # a real Kinetica when STREAMSCORE_TEST_KINETICA_URL is set, else the local stand-in
+        # (tests/fakes/kinetica_server.py: the real gpudb client over HTTP; see its README)
+        kinetica, _ = kinetica_url_or_standin()
         separator = "&" if "?" in kinetica else "?"
         yield f"{kinetica}{separator}schema=sst_{secrets.token_hex(5)}"
 
@@ -129,6 +129,11 @@ def _sql(backend: Backend, statement: str, params: list[Any]) -> list[Any]:
         with backend._connection().cursor() as cursor:  # type: ignore[attr-defined]
             cursor.execute(re.sub(r"\?", lambda _: ":1", statement), params)
             return list(cursor.fetchall()) if cursor.description else []
+    if backend.name == "kinetica":
+        numbered = iter(range(1, len(params) + 1))
+        with backend.db.query(re.sub(r"\?", lambda _: f"${next(numbered)}", statement),  # type: ignore[attr-defined]
+                              sql_params=list(params)) as rows:
+            return [tuple(row) for row in rows]
     pytest.skip(f"the contract suite has no SQL hook for {backend.name}")
 
 
@@ -139,9 +144,16 @@ TABLES = {
 }
 
 
+def _names(backend: Backend) -> dict[str, str] | None:
+    if backend.name == "kinetica":
+        schema = backend.schema  # type: ignore[attr-defined]
+        return {"images": f"{schema}.images", "predictions": f"{schema}.predictions"}
+    return TABLES.get(backend.name)
+
+
 def count(backend: Backend, table: str, scope: Scope) -> int:
     """Rows of ``images`` or ``predictions`` whose image id belongs to this test."""
-    names = TABLES.get(backend.name)
+    names = _names(backend)
     if names is None:
         pytest.skip(f"the contract suite cannot count rows in {backend.name}")
     (row,) = _sql(backend, f"SELECT count(*) FROM {names[table]} WHERE image_id LIKE ?", [f"{scope.tag}-%"])
@@ -150,7 +162,7 @@ def count(backend: Backend, table: str, scope: Scope) -> int:
 
 def stored_roles(backend: Backend, scope: Scope) -> list[tuple[str, str]]:
     """(image id, role) of the stored predictions of this test's images, sorted."""
-    names = TABLES.get(backend.name)
+    names = _names(backend)
     if names is None:
         pytest.skip(f"the contract suite cannot read predictions in {backend.name}")
     rows = _sql(backend, f"SELECT image_id, role FROM {names['predictions']} WHERE image_id LIKE ?",
@@ -187,7 +199,7 @@ def forbid_label(backend: Backend, label: int) -> Iterator[None]:
 
 def stored_labels(backend: Backend, scope: Scope) -> dict[str, int | None]:
     """Image id → stored label of this test's images."""
-    names = TABLES.get(backend.name)
+    names = _names(backend)
     if names is None:
         pytest.skip(f"the contract suite cannot read images in {backend.name}")
     rows = _sql(backend, f"SELECT image_id, label FROM {names['images']} WHERE image_id LIKE ?",

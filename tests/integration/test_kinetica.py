@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import re
+import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,23 +17,31 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kinetica_fixtures import kinetica_url  # noqa: F401
-from streamscore.backends import ImageBatch, ModelRef, SourceOffset, open_backend
+from drill_support import drill, drill_settings, reset_group, wait_until
+from kinetica_fixtures import kinetica_url, standin_url  # noqa: F401
+from streamscore.backends import BackendURL, ImageBatch, ModelRef, SourceOffset, open_backend
 from streamscore.backends.kinetica import KineticaBackend
 from streamscore.model.artifact import build_artifact
-from streamscore.shared.mnist import load_split
+from streamscore.models import bundled_model
+from streamscore.producers.models import publish_model
+from streamscore.shared.config import Settings
+from streamscore.shared.mnist import MnistSplit, load_split
 
 pytestmark = pytest.mark.kinetica
 
 
 def test_write_batch_replay_and_models(kinetica_url: str) -> None:  # noqa: F811
+    check_write_batch_replay_and_models(kinetica_url)
+
+
+def check_write_batch_replay_and_models(url: str) -> None:
     test = load_split("test")
     rng = np.random.default_rng(0)
     artifact = build_artifact(
         "mlp", 1, [rng.normal(0, 0.05, (784, 32)).astype(np.float32),
                    rng.normal(0, 0.05, (32, 10)).astype(np.float32)],
         [np.zeros(32, np.float32), np.zeros(10, np.float32)], ["sigmoid", "softmax"])
-    backend = open_backend(kinetica_url)
+    backend = open_backend(url)
     assert isinstance(backend, KineticaBackend)
     with backend:
         backend.init_schema()
@@ -47,3 +62,134 @@ def test_write_batch_replay_and_models(kinetica_url: str) -> None:  # noqa: F811
         assert (again.predicted == first.predicted).all()
         assert backend.stored_offsets("g", "mnist.images") == {0: n}
         assert np.abs(backend.score(test.images[:5], ModelRef("mlp", 1)) - want[:5]).max() <= 1e-4
+
+
+@pytest.fixture
+def standin_module_url(tmp_path: Path) -> Iterator[str]:
+    """``python -m tests.fakes.kinetica_server --port 0`` in a child process; its URL."""
+    root = Path(__file__).resolve().parents[2]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.kinetica_server", "--port", "0",
+         "--database", str(tmp_path / "standin.duckdb")],
+        cwd=root, env=env, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()  # printed once the port is bound
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match, f"the stand-in did not start: {line!r}"
+        yield f"kinetica://u:p@127.0.0.1:{match[1]}?schema=it"
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+def test_the_standin_runs_as_a_module_and_serves_the_backend(standin_module_url: str) -> None:
+    # issue 17 item 9: the real gpudb client, multi-head ingest and the UDF over two segments
+    check_write_batch_replay_and_models(standin_module_url)
+
+
+def kinetica_rows(url: str) -> tuple[list[tuple[str, int]], set[str]]:
+    """(image id, model version) of every prediction row and the stored image ids, read with gpudb."""
+    backend = open_backend(url)
+    assert isinstance(backend, KineticaBackend)
+    with backend, backend.db.query(f"SELECT image_id, model_version FROM {backend.schema}.predictions") as rows:
+        predictions = [(str(image_id), int(version)) for image_id, version in rows]
+    with open_backend(url) as again, again.db.query(  # type: ignore[attr-defined]
+            f"SELECT image_id FROM {backend.schema}.images") as rows:
+        images = {str(row[0]) for row in rows}
+    return predictions, images
+
+
+@pytest.mark.slow
+def test_consume_against_the_standin_survives_kills_replay_and_a_swap(
+    standin_module_url: str, make_settings: Callable[..., Settings], tmp_path: Path, test_split: MnistSplit,
+) -> None:
+    """`streamscore consume --backend kinetica://…` with the real gpudb client against the stand-in:
+    SIGKILL twice mid-stream, malformed input to the DLQ, a replay from offset 0, a model swap;
+    every image predicted exactly once per model version, nothing lost (issue 17 item 9)."""
+    settings = drill_settings(make_settings)
+    # this checkout's code in the consumers too (a relative PYTHONPATH would not hold in their cwd)
+    src = {"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    with drill(settings, standin_module_url, tmp_path, test_split) as d:
+        producer = d.produce_in_background(0, 600, rate=300)
+        d.send_malformed()
+        for round_ in range(2):
+            consumer = d.start_consumer(**src)
+            consumer.wait_logged("assigned")
+            seen = d.predictions.count()
+            wait_until(lambda seen=seen: d.predictions.count() >= seen + 50, 60,  # type: ignore[misc]
+                       f"progress before kill {round_ + 1}")
+            consumer.kill()
+        producer.join(30)
+        consumer = d.start_consumer(**src)
+        d.wait_predicted(timeout=90)
+        d.wait_dead_letters()
+        consumer.stop()
+        rows_before, images_before = kinetica_rows(standin_module_url)
+        d.check_invariant(rows_before, images_before)
+
+        # replay from offset 0: every prediction is sent again, the database gains no row
+        sent = d.predictions.count()
+        reset_group(d.settings, d.settings.partitions)
+        consumer = d.start_consumer(**src)
+        wait_until(lambda: d.predictions.count() >= sent + len(d.produced_ids), 90,
+                   lambda: f"{d.predictions.count() - sent} of {len(d.produced_ids)} re-sent:\n{consumer.tail()}")
+        # hot swap: v2 is published while the consumer runs; later images are scored with it
+        publish_model(d.settings, bundled_model(2))
+        consumer.wait_logged("v2 installed and serving", timeout=60)
+        d.produce(600, 800)
+        d.wait_predicted(timeout=90)
+        consumer.stop()
+        rows, images = kinetica_rows(standin_module_url)
+        d.check_invariant(rows, images)
+        assert sorted(row for row in rows if row[1] == 1) == sorted(rows_before)  # the replay added nothing
+        versions = dict(sorted(rows, key=lambda row: row[1]))  # the newest version per id
+        assert {versions[test_split.image_id(i)] for i in range(600, 800)} == {2}
+
+
+def test_unreachable_worker_ranks_fall_back_to_head_only_ingest(caplog: pytest.LogCaptureFixture) -> None:
+    # issue 17 item 8: the cluster announces worker addresses this host cannot reach (Docker with
+    # only 9191 published); multi-head ingest to them would look like an endless outage
+    from fakes.kinetica_server import serve
+
+    httpd = serve(0, worker_url="http://127.0.0.1:1")
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"kinetica://u:p@127.0.0.1:{httpd.server_address[1]}?schema=probe"
+        backend = open_backend(url)
+        assert isinstance(backend, KineticaBackend) and not backend.head_only
+        with caplog.at_level(logging.WARNING, "streamscore.backends.kinetica.backend"), backend:
+            assert backend.head_only
+            assert "127.0.0.1:1" in caplog.text and "head node" in caplog.text
+            backend.init_schema()
+            backend.store_offsets("g", {("t", 0): 5})  # a multi-head upsert, now through the head
+            assert backend.stored_offsets("g", "t") == {0: 5}
+        reachable = open_backend(f"{standin_url()}?schema=probe2")
+        assert isinstance(reachable, KineticaBackend)
+        with reachable:
+            assert not reachable.head_only  # reachable workers: multi-head ingest stays on
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def test_the_compose_healthcheck_needs_only_bash() -> None:
+    # issue 17 item 8: the image may lack curl; the check must not rely on it
+    text = (Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text()
+    service = [line for line in text.split("\n  kinetica:\n", 1)[1].splitlines()
+               if not line.lstrip().startswith("#")]
+    (test_line,) = [line for line in service if line.strip().startswith("test:")]
+    command = json.loads(test_line.split("test:", 1)[1])  # a YAML flow list in JSON syntax
+    assert command[:3] == ["CMD", "bash", "-c"] and not {"curl", "wget"} & set(" ".join(command).split())
+    assert not any("KINETICA_ADMIN_PASSWORD" in line for line in service)  # the image ignores it
+    url = BackendURL.parse(standin_url())
+    script = command[3].replace("/9191", f"/{url.port}")
+    assert subprocess.run(["bash", "-c", script], timeout=10).returncode == 0
+    closed = script.replace(f"/{url.port}", "/1")
+    assert subprocess.run(["bash", "-c", closed], timeout=10, stderr=subprocess.DEVNULL).returncode != 0

@@ -13,10 +13,11 @@ import pytest
 
 from streamscore.backends import BackendURL, ImageBatch, ModelRef, SourceOffset, resolve_backend
 from streamscore.backends.kinetica import procs, tables
-from streamscore.backends.kinetica.backend import KineticaBackend, request_timeout_s
+from streamscore.backends.kinetica.backend import KineticaBackend
+from streamscore.backends.kinetica.client import request_timeout_s
 from streamscore.backends.kinetica.errors import connection_failure
 from streamscore.backends.kinetica.tables import scored_batch
-from streamscore.backends.kinetica.train import refuse_installed_version
+from streamscore.backends.kinetica.train import NEXT_VERSION, resolve_version
 from streamscore.backends.sqlfiles import read_sql
 from streamscore.errors import ArtifactError, BackendDataError, BackendError, BackendUnavailable, ConfigError
 from streamscore.model.artifact import build_artifact
@@ -296,10 +297,10 @@ def test_binds_of_one_statement_never_reach_the_next(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(procs, "register", lambda db, filename, mode: "p")
     b.init_schema()
     b.init_schema()  # the second run's DDL comes after the first run's purge binds
-    ddl = [opts for sql, opts in calls if "prediction_stage WHERE" not in sql]
-    purges = [opts for sql, opts in calls if "prediction_stage WHERE" in sql]
+    ddl = [opts for sql, opts in calls if not sql.startswith("DELETE")]
+    purges = [opts for sql, opts in calls if sql.startswith("DELETE")]  # stage and inbox, by age
     assert len(ddl) == 18 and all("query_parameters" not in opts for opts in ddl)
-    assert len(purges) == 2 and all(len(json.loads(o["query_parameters"])) == 1 for o in purges)
+    assert len(purges) == 4 and all(len(json.loads(o["query_parameters"])) == 1 for o in purges)
     assert gpudb.GPUdb.execute.__defaults__ == defaults and defaults is not None and defaults[1] == {}
 
 
@@ -341,14 +342,17 @@ class InMemoryKinetica(KineticaBackend):
         self.rows: dict[str, dict[tuple[Any, ...], list[Any]]] = {}
         self.scored: list[tuple[str, ModelRef]] = []
 
-    KEYS: ClassVar[dict[str, int]] = {"models": 2, "model_layers": 3, "consumer_offsets": 3, "images": 1}
+    KEYS: ClassVar[dict[str, int]] = {"models": 2, "model_layers": 3, "consumer_offsets": 3, "images": 1,
+                                      "score_inbox": 2}
 
     def _upsert(self, name: str, records: Any) -> None:
         table = self.rows.setdefault(name, {})
         for record in records:
             table[tuple(record[: self.KEYS[name]])] = list(record)
 
-    def _query(self, name: str, params: list[Any]) -> list[list[Any]]:
+    def _query(self, name: str, params: list[Any], ids: Any = ()) -> list[list[Any]]:
+        if name == "select_layers":
+            return sorted([r[2:] for r in self.rows.get("model_layers", {}).values() if r[:2] == params])
         if name == "select_model":
             row = self.rows.get("models", {}).get(tuple(params))
             return [] if row is None else [[row[2], row[3], row[4], row[5], row[6]]]
@@ -358,17 +362,18 @@ class InMemoryKinetica(KineticaBackend):
             return sorted([[r[1]] for r in self.rows.get("models", {}).values() if r[0] == params[0]])
         if name == "select_images":
             images = self.rows.get("images", {})
-            return [[r[0], r[1], r[2]] for key in params if (r := images.get((key,))) is not None]
+            return [[r[0], r[1], r[2]] for key in ids if (r := images.get((key,))) is not None]
         if name == "select_predictions":
-            batch = [r for r in self.rows.get("images", {}).values() if r[4] == params[0]]
+            batch = [r for r in self.rows.get("images", {}).values() if r[4] == params[0] and r[0] in ids]
             return [[r[0], 1, *([0.1] * 10)] for r in batch]
         raise AssertionError(name)
 
     def _execute_sql(self, name: str, params: list[Any]) -> int:
         return 0
 
-    def _score(self, table: str, batch_id: str, model: ModelRef, *, expected: int) -> None:
-        self.scored.append((batch_id, model))
+    def _score(self, inbox: Any, scoring_id: str, model: ModelRef, weights: dict[str, str]) -> None:
+        assert {row[1] for row in inbox} == {scoring_id}
+        self.scored.append((scoring_id, model))
 
 
 def test_offsets_never_move_backwards() -> None:
@@ -509,6 +514,53 @@ def test_training_refuses_an_installed_version() -> None:
     b.install_model(build_artifact("mlp", 1, [np.ones((784, 10), np.float32)], [np.zeros(10, np.float32)],
                                    ["softmax"]))
     with pytest.raises(ArtifactError, match="--version 2") as refused:
-        refuse_installed_version(b, "mlp", 1)
+        resolve_version(b, "mlp", 1)
     assert refused.value.reason == "version-conflict"
-    refuse_installed_version(b, "mlp", 2)  # a new version is fine
+    assert resolve_version(b, "mlp", 2) == 2  # a new version is fine
+
+
+def test_training_defaults_to_the_next_version() -> None:
+    # issue 17 item 4: `train --backend kinetica://…` without --version trains installed max + 1
+    b = InMemoryKinetica()
+    assert resolve_version(b, "mlp", NEXT_VERSION) == 1
+    for version in (1, 4):
+        b.install_model(build_artifact("mlp", version, [np.ones((784, 10), np.float32)],
+                                       [np.zeros(10, np.float32)], ["softmax"]))
+    assert resolve_version(b, "mlp", NEXT_VERSION) == 5
+    assert resolve_version(b, "other", NEXT_VERSION) == 1
+
+
+def test_inbox_rows_encode_against_the_inbox_table() -> None:
+    pixels = np.arange(2 * 784).reshape(2, 784).astype(np.uint8)
+    records = tables.pixel_records(pixels, "score-1", 5)
+    schema = tables.record_type(tables.INBOX_COLUMNS, "score_inbox").schema_string
+    decoded = gpudb.GPUdbRecord.decode_binary_data(schema, tables.encode_binary(records, tables.INBOX_COLUMNS))
+    assert [d["image_id"] for d in decoded] == ["score-1/0", "score-1/1"]
+    assert {d["batch_id"] for d in decoded} == {"score-1"} and decoded[1]["pixels"] == pixels[1].tobytes()
+
+
+def test_statements_reach_kinetica_without_comments_but_with_the_hint() -> None:
+    # issue 17 item 7: comments holding ";", "$1" or apostrophes must not be sent
+    from streamscore.backends.sqlfiles import named_statements
+    texts = [tables.sql(name, "s", 2) for name in named_statements("kinetica")] + tables.schema_statements("s")
+    assert texts and all("--" not in text and "'" not in text for text in texts)
+    assert all(";" not in text for text in texts)
+    assert "/* KI_HINT_UPDATE_ON_EXISTING_PK */" in tables.sql("merge_predictions", "s")
+
+
+def test_select_predictions_is_a_primary_key_lookup() -> None:
+    statement = tables.sql("select_predictions", "s", 3, first=5)
+    assert "image_id IN ($5, $6, $7)" in statement and "batch_id = $1" in statement
+
+
+def test_strings_longer_than_their_column_are_refused_before_writing() -> None:
+    # kinetica_proc and Kinetica truncate a charN value silently (issue 17 item 7)
+    b = InMemoryKinetica()
+    art = build_artifact("mlp", 1, [np.ones((784, 10), np.float32)], [np.zeros(10, np.float32)], ["softmax"])
+    with pytest.raises(ArtifactError, match="model_name") as long_name:
+        b._install_model(dataclasses.replace(art, name="n" * 65))  # past the shared name check
+    assert long_name.value.reason == "bad-name" and "models" not in b.rows and "model_layers" not in b.rows
+    with pytest.raises(ConfigError, match="consumer_group"):
+        b.store_offsets("g" * 257, {("t", 0): 1})
+    b.store_offsets("g" * 256, {("t", 0): 1})
+    assert tables.oversized([["é" * 33]], [["x", "string", "char64"]])  # bytes, not characters

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -66,31 +69,27 @@ def test_udf_digest_and_model_id_match_streamscore(trainer: ModuleType, artifact
     assert trainer.model_id("mlp", 3, artifact.sha256) == tables.model_id("mlp", 3, artifact.sha256)
 
 
+def infer_params(artifact: ModelArtifact, batch_id: str) -> dict[str, str]:
+    return {"batch_id": batch_id, "model_name": artifact.name, "model_version": str(artifact.version),
+            "role": "champion", **tables.weights_params(artifact)}
+
+
 def test_inference_udf_in_harness(
     infer: ModuleType, artifact: ModelArtifact, test_split: MnistSplit, tmp_path: Path
 ) -> None:
     ids = [test_split.image_id(i) for i in range(30)]
-    batch = ["b1" if i % 3 else "b0" for i in range(30)]  # this shard holds two batches
-    table = harness.Table("streamscore.images", harness.INFER_INPUT, {
+    batch = ["b1" if i % 3 else "b0" for i in range(30)]  # the inbox holds two batches in flight
+    table = harness.Table("streamscore.score_inbox", harness.INFER_INPUT, {
         "image_id": ids, "pixels": [test_split.images[i].tobytes() for i in range(30)],
         "batch_id": batch,
     })
-    calls: list[tuple[str, int]] = []
-
-    def load(name: str, version: int) -> Any:
-        calls.append((name, version))
-        return udf_model(infer, artifact)
-
     run = harness.run_udf(
-        lambda: infer.main(load), tmp_path,
-        params={"batch_id": "b1", "model_name": "mlp", "model_version": "3",
-                "role": "champion", "schema": "streamscore"},
-        inputs=[table],
+        infer.main, tmp_path, params=infer_params(artifact, "b1"), inputs=[table],
         outputs=[harness.Table("streamscore.prediction_stage", harness.INFER_OUTPUT)],
     )
     out = run.outputs["streamscore.prediction_stage"]
     mine = [i for i in range(30) if batch[i] == "b1"]
-    assert run.results == {"scored": str(len(mine))}
+    assert run.results == {"scored": str(len(mine)), "read": "30"}
     assert out["image_id"] == [ids[i] for i in mine]
     assert set(out["batch_id"]) == {"b1"} and set(out["model_version"]) == {3}
     assert set(out["model_id"]) == {tables.model_id("mlp", 3, artifact.sha256)}
@@ -98,23 +97,32 @@ def test_inference_udf_in_harness(
     want = artifact.forward(test_split.images[mine])
     assert np.abs(probs - want).max() <= 1e-6  # float32 columns round-trip exactly
     assert out["predicted"] == want.argmax(axis=1).tolist()
-    assert calls == [("mlp", 3)]
+
+
+def test_inference_udf_over_hash_split_segments(
+    infer: ModuleType, artifact: ModelArtifact, test_split: MnistSplit, tmp_path: Path
+) -> None:
+    ids = [test_split.image_id(i) for i in range(40)]
+    table = harness.Table("s.score_inbox", harness.INFER_INPUT, {
+        "image_id": ids, "pixels": [test_split.images[i].tobytes() for i in range(40)], "batch_id": ["b"] * 40,
+    })
+    runs = harness.run_distributed(
+        infer.main, tmp_path, params=infer_params(artifact, "b"), inputs=[table],
+        outputs=[harness.Table("s.prediction_stage", harness.INFER_OUTPUT)], segments=3,
+    )
+    assert all(run.rows_in > 0 for run in runs) and sum(run.rows_in for run in runs) == 40
+    scored = sorted(i for run in runs for i in run.outputs["s.prediction_stage"]["image_id"])
+    assert scored == sorted(ids)
 
 
 def test_inference_udf_with_no_rows_of_the_batch(infer: ModuleType, tmp_path: Path) -> None:
     table = harness.Table("t", harness.INFER_INPUT, {"image_id": ["a"], "pixels": [bytes(784)],
                                                     "batch_id": ["other"]})
-
-    def load(name: str, version: int) -> Any:
-        raise AssertionError("weights must not be loaded for an empty shard")
-
-    run = harness.run_udf(
-        lambda: infer.main(load), tmp_path,
-        params={"batch_id": "b9", "model_name": "mlp", "model_version": "1", "role": "champion",
-                "schema": "streamscore"},
-        inputs=[table], outputs=[harness.Table("o", harness.INFER_OUTPUT)],
-    )
-    assert run.results == {"scored": "0"}
+    params = {"batch_id": "b9", "model_name": "mlp", "model_version": "1", "role": "champion",
+              "model_id": "x", "sha256": "0" * 64, "input_scale": "1", "layers": "[]"}  # never decoded
+    run = harness.run_udf(infer.main, tmp_path, params=params, inputs=[table],
+                          outputs=[harness.Table("o", harness.INFER_OUTPUT)])
+    assert run.results == {"scored": "0", "read": "1"}
     assert run.outputs["o"]["image_id"] == []
 
 
@@ -173,3 +181,61 @@ def test_infer_verifies_the_weights_digest(infer: ModuleType, artifact: ModelArt
     tampered = [*rows[:-1], (*rows[-1][:5], bytes(x ^ 1 for x in rows[-1][5]))]  # a bit of every bias byte
     with pytest.raises(ValueError, match="do not match"):
         infer.model_from_layers("x", 1 / 255, tampered, artifact.sha256)
+    params = tables.weights_params(artifact)
+    assert infer.model_from_params(params).model_id == tables.model_id("mlp", 3, artifact.sha256)
+    with pytest.raises(ValueError, match="do not match"):
+        infer.model_from_params(params | {"sha256": "0" * 64})
+
+
+def udf_python() -> str:
+    """A Python 3.10 with numpy, like Kinetica's default UDF environment (3.10, numpy 2.2.6):
+    ``STREAMSCORE_UDF_PYTHON``, else ``python3.10`` on PATH; skips when there is none."""
+    candidates = [os.environ.get("STREAMSCORE_UDF_PYTHON"), shutil.which("python3.10")]
+    for python in filter(None, candidates):
+        probe = subprocess.run([python, "-c", "import sys, numpy; print(sys.version_info[:2] >= (3, 10))"],
+                               capture_output=True, text=True, check=False)
+        if probe.returncode == 0 and probe.stdout.strip() == "True":
+            return python
+    pytest.skip("no Python 3.10 with numpy (Kinetica's UDF environment): set STREAMSCORE_UDF_PYTHON")
+
+
+def test_inference_udf_under_kineticas_python(
+    artifact: ModelArtifact, test_split: MnistSplit, tmp_path: Path
+) -> None:
+    # issue 17 item 10: the UDF runs as its own process under Kinetica's Python, not ours
+    python = udf_python()
+    version = subprocess.run([python, "-c", "import sys, numpy; print(sys.version.split()[0], numpy.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    ids = [test_split.image_id(i) for i in range(40)]
+    table = harness.Table("s.score_inbox", harness.INFER_INPUT, {
+        "image_id": ids, "pixels": [test_split.images[i].tobytes() for i in range(40)], "batch_id": ["b"] * 40,
+    })
+    runs = harness.run_distributed(
+        [python, str(harness.ROOT / "udfs" / "mnist_infer.py")], tmp_path, params=infer_params(artifact, "b"),
+        inputs=[table], outputs=[harness.Table("s.prediction_stage", harness.INFER_OUTPUT)], segments=2,
+    )
+    out = {name: [v for run in runs for v in run.outputs["s.prediction_stage"][name]]
+           for name, _ in harness.INFER_OUTPUT}
+    order = [ids.index(i) for i in out["image_id"]]
+    probs = np.array([out[f"p{k}"] for k in range(10)]).T
+    assert sorted(order) == list(range(40)), version
+    assert np.abs(probs - artifact.forward(test_split.images[order])).max() <= 1e-5, version
+
+
+def test_training_udf_math_under_kineticas_python(test_split: MnistSplit, tmp_path: Path) -> None:
+    python = udf_python()
+    np.save(tmp_path / "x.npy", test_split.images[:2000])
+    np.save(tmp_path / "y.npy", test_split.labels[:2000].astype(np.int64))
+    script = (
+        "import runpy, sys, numpy as np\n"
+        f"m = runpy.run_path({str(harness.ROOT / 'udfs' / 'mnist_train.py')!r})\n"
+        f"x, y = np.load({str(tmp_path / 'x.npy')!r}), np.load({str(tmp_path / 'y.npy')!r})\n"
+        "w, b, loss = m['train'](x, y, steps=200)\n"
+        "np.savez(sys.argv[1], *w, *b)\n"
+    )
+    subprocess.run([python, "-c", script, str(tmp_path / "net.npz")], check=True, capture_output=True)
+    saved = np.load(tmp_path / "net.npz")
+    arrays = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    artifact = build_artifact("mlp", 1, arrays[:2], arrays[2:], ["sigmoid", "softmax"])
+    accuracy = (artifact.forward(test_split.images[5000:]).argmax(axis=1) == test_split.labels[5000:]).mean()
+    assert accuracy > 0.6  # learned under Kinetica's Python, checked under ours

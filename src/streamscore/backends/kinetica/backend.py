@@ -1,16 +1,9 @@
 """Kinetica backend: multi-head binary ingest, scoring in a distributed Python UDF.
 
-URL: ``kinetica://user:password@host:9191`` with options in the query string:
-
-- ``https=1``          talk HTTPS to the head node
-- ``schema=NAME``      schema of the streamscore tables (default ``streamscore``)
-- ``head_only=1``      disable auto-discovery: multi-head ingest then posts to the head
-                       node only (use when worker ports 9192+ are not reachable, e.g.
-                       Docker with only 9191 published)
-- ``udf_timeout=S``    seconds to wait for one UDF run (default 120)
-- ``timeout_ms=MS``    HTTP request timeout of the client (default 60000; whole seconds are sent)
-
-Any other option is refused. The role predictions are stored under is the ModelRef's.
+URL: ``kinetica://user:password@host:9191`` with the options of ``url_options`` (any other is
+refused). Without ``head_only=1``, connect probes the worker ranks' addresses and falls back to
+head-only ingest, with a warning, when one is unreachable. Predictions are stored under the
+ModelRef's role.
 
 Kinetica has no multi-statement transactions (``transactional = False``), so
 :meth:`KineticaBackend.write_batch` orders idempotent steps:
@@ -18,12 +11,14 @@ Kinetica has no multi-statement transactions (``transactional = False``), so
 0. look the batch's ids up (primary key): an id stored with other pixels or label is an
    id-conflict, left out of every later step and reported in ``ScoredBatch.conflicts``;
 1. upsert the images (primary key image_id, sharded on it): new ids, and replays re-tagged
-   with this batch's id (same content);
-2. run the inference UDF on the rows tagged with this attempt's scoring id (fresh per call,
-   so a retry never scores rows a failed attempt tagged); each rank appends its predictions,
-   carrying the model id, to ``prediction_stage`` on the same shard;
+   with this attempt's scoring id (same content);
+2. insert the batch into ``score_inbox`` under the scoring id (fresh per call, so a retry never
+   scores rows a failed attempt left) and run the inference UDF over that small table, with the
+   weights in its params; each rank appends its predictions, carrying the model id, to
+   ``prediction_stage`` on the same shard; the inbox rows are deleted after the run. The run's
+   input is the batches in flight, never the images table: a batch costs the same at any size;
 3. upsert the staged rows into ``predictions`` (key image + model + version + role)
-   and delete them from the stage;
+   and delete them from the stage; read them back by primary key;
 4. upsert the next offset per (topic, partition), never below the stored one (read first:
    an upsert alone would let a late replay rewind it).
 
@@ -33,8 +28,8 @@ with the same values, so the database converges.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -48,8 +43,9 @@ import numpy.typing as npt
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
 from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.kinetica import errors, procs, tables
+from streamscore.backends.kinetica.client import request_timeout_s, unreachable_workers
 from streamscore.backends.url import BackendURL
-from streamscore.errors import BackendError, BackendUnavailable, ConfigError, ErrorKind
+from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import ModelArtifact
 from streamscore.model.trainer import TrainConfig
 
@@ -103,7 +99,7 @@ class KineticaBackend(Backend):
         self._db: Any = None
         self._tables: dict[str, Any] = {}
         self._procs: dict[str, str] = {}
-        self._installed: set[tuple[str, int]] = set()  # versions seen installed (scoring checks once)
+        self._weights: dict[tuple[str, int], dict[str, str]] = {}  # UDF params per installed version
 
     # -- lifecycle -------------------------------------------------------------------------
     def client_options(self) -> Any:
@@ -117,13 +113,18 @@ class KineticaBackend(Backend):
         return options
 
     def connect(self) -> None:
-        options = self.client_options()
         with self.translate_errors(f"connecting to {self.url.masked()}"):
-            self._db = gpudb.GPUdb(host=self.head_url, options=options)
+            self._db = gpudb.GPUdb(host=self.head_url, options=self.client_options())
+            unreachable = [] if self.head_only else unreachable_workers(self._db)
+            if unreachable:
+                log.warning("Kinetica worker rank(s) %s are not reachable from here: ingest goes through the "
+                            "head node (set head_only=1 to skip this probe)", ", ".join(unreachable))
+                self.head_only = True
+                self._db = gpudb.GPUdb(host=self.head_url, options=self.client_options())
         log.info("connected to Kinetica at %s (schema %s)", self.url.masked(), self.schema)
 
     def close(self) -> None:
-        self._db, self._tables, self._procs, self._installed = None, {}, {}, set()
+        self._db, self._tables, self._procs, self._weights = None, {}, {}, {}
 
     @property
     def db(self) -> Any:
@@ -135,7 +136,8 @@ class KineticaBackend(Backend):
         with self.translate_errors("creating the schema"):
             for statement in tables.schema_statements(self.schema):
                 self._execute(statement, [])
-            self._execute_sql("purge_stage", [int(time.time() * 1000) - STAGE_RETENTION_MS])
+            self._execute_sql("purge_stage", [_now_ms() - STAGE_RETENTION_MS])
+            self._execute_sql("purge_inbox", [_now_ms() - STAGE_RETENTION_MS])
             self._procs["infer"] = procs.register(self.db, procs.INFER_UDF, "distributed")
 
     # -- offsets ---------------------------------------------------------------------------
@@ -156,9 +158,11 @@ class KineticaBackend(Backend):
             heads = self._query("select_model", [ref.name, ref.version])
             if already_installed(ref, str(heads[0][1]) if heads else None, artifact):
                 return
+            layers, head = tables.layer_records(artifact), tables.model_record(artifact, _now_ms())
+            tables.check_model_fits(ref, layers, head)
             # layers first, the models row last: a version is listed only when complete
-            self._upsert("model_layers", tables.layer_records(artifact))
-            self._upsert("models", [tables.model_record(artifact, _now_ms())])
+            self._upsert("model_layers", layers)
+            self._upsert("models", [head])
 
     def installed_versions(self, name: str) -> list[int]:
         with self.translate_errors("listing installed models"):
@@ -170,54 +174,57 @@ class KineticaBackend(Backend):
             layers = self._query("select_layers", [ref.name, ref.version])
         if not heads:
             raise not_installed(ref, f"{self.schema}.models")
-        self._installed.add(ref.key)
         return tables.artifact_from_rows(ref.name, ref.version, heads[0], layers)
 
     # -- scoring ---------------------------------------------------------------------------
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
-        # a fresh scoring id per attempt: the UDF scores every row tagged with it, so a retry of
-        # a subset (a partition was revoked) must not find rows tagged by the failed attempt
+        # a fresh scoring id per attempt: the UDF scores every inbox row tagged with it, so a retry
+        # of a subset (a partition was revoked) never finds rows of the failed attempt
         scoring_id = uuid.uuid4().hex
         records = tables.image_records(batch, batch.unique_rows(), scoring_id)
         scored_at = _now_ms()
         selector = [scoring_id, model.name, model.version, model.role]
         with self.translate_errors(f"writing batch {batch.batch_id} (scoring id {scoring_id})"):
-            self._require_installed(model)
+            weights = self._model_params(model)
             conflicts = self._conflicts(records)                               # 0. id-conflicts
             conflicting = [str(record[0]) for record in records if record[0] in conflicts]
             if conflicts:
                 records = [record for record in records if record[0] not in conflicts]
+            stored: list[list[Any]] = []
             if records:
                 self._upsert("images", records)                                   # 1. images
-                self._score("images", scoring_id, model, expected=len(records))   # 2. UDF → stage
+                inbox = tables.inbox_records([r[0] for r in records], [r[1] for r in records],
+                                             scoring_id, scored_at)
+                self._score(inbox, scoring_id, model, weights)                     # 2. inbox → UDF → stage
                 self._execute_sql("merge_predictions", selector)                  # 3. predictions
                 self._execute_sql("delete_stage", [scoring_id])
+                stored = self._stored_predictions([str(r[0]) for r in records], selector)
             if batch.offsets:                                                  # 4. offsets
                 self._upsert_offsets(group, batch.offsets)
-            stored = self._query("select_predictions", selector) if records else []
         ids = [str(record[0]) for record in records]
         return tables.scored_batch(ids, stored, model, scored_at, conflicting)
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
+        if len(pixels) == 0:
+            return np.zeros((0, tables.CLASSES), np.float32)
         scratch = f"score-{uuid.uuid4().hex}"
-        records = tables.pixel_records(pixels, scratch, _now_ms())
-        with self.translate_errors(f"scoring {len(records)} images with {model}"):
-            self._require_installed(model)
+        inbox = tables.pixel_records(pixels, scratch, _now_ms())
+        with self.translate_errors(f"scoring {len(inbox)} images with {model}"):
+            weights = self._model_params(model)
             try:
-                self._upsert("score_scratch", records)
-                self._score("score_scratch", scratch, model, expected=len(records))
+                self._score(inbox, scratch, model, weights)
                 staged = {str(r[0]): r[1:] for r in self._query("select_stage", [scratch])}
             finally:
                 self._execute_sql("delete_stage", [scratch])
-                self._execute_sql("delete_scratch", [scratch])
-        missing = [i for i in range(len(records)) if f"{scratch}/{i}" not in staged]
+        missing = [i for i in range(len(inbox)) if f"{scratch}/{i}" not in staged]
         if missing:
             raise BackendError(f"the UDF returned no probabilities for {len(missing)} images")
-        return np.asarray([staged[f"{scratch}/{i}"] for i in range(len(records))], np.float32)
+        return np.asarray([staged[f"{scratch}/{i}"] for i in range(len(inbox))], np.float32)
 
     # -- training in the database ---------------------------------------------------------
     def train_model(self, config: TrainConfig, mnist_dir: Path | None = None) -> ModelArtifact:
-        """The training UDF over ``training_images`` (see train.py); the model is installed."""
+        """The training UDF over ``training_images`` (see train.py); the model is installed.
+        ``config.version`` 0 (train.NEXT_VERSION, the CLI's default) trains the next version."""
         from streamscore.backends.kinetica.train import train_in_database
 
         return train_in_database(
@@ -236,12 +243,19 @@ class KineticaBackend(Backend):
         return None
 
     # -- helpers ---------------------------------------------------------------------------
-    def _require_installed(self, model: ModelRef) -> None:
-        """ArtifactError not-installed before the UDF runs (checked once per version and connection)."""
-        if model.key not in self._installed:
-            if not self._query("select_model", [model.name, model.version]):
-                raise not_installed(model, f"{self.schema}.models")
-            self._installed.add(model.key)
+    def _model_params(self, model: ModelRef) -> dict[str, str]:
+        """The UDF's weights params of an installed version (read and verified once per connection:
+        installed weights never change); ArtifactError not-installed before the UDF runs."""
+        if model.key not in self._weights:
+            self._weights[model.key] = tables.weights_params(self.load_model(ModelRef(model.name, model.version)))
+        return self._weights[model.key]
+
+    def _stored_predictions(self, ids: list[str], selector: list[Any]) -> list[list[Any]]:
+        """The predictions of ``ids`` for this scoring id, model and role (primary-key lookups)."""
+        stored: list[list[Any]] = []
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            stored.extend(self._query("select_predictions", selector, ids[start:start + LOOKUP_CHUNK]))
+        return stored
 
     def _conflicts(self, records: list[list[Any]]) -> set[str]:
         """Ids of ``records`` already stored with other pixels or label (one primary-key lookup).
@@ -252,7 +266,7 @@ class KineticaBackend(Backend):
         stored: list[list[Any]] = []
         for start in range(0, len(records), LOOKUP_CHUNK):
             chunk = [str(record[0]) for record in records[start:start + LOOKUP_CHUNK]]
-            stored.extend(self._query("select_images", chunk))
+            stored.extend(self._query("select_images", [], chunk))
         conflicts = tables.conflicting_rows(records, stored)
         if conflicts:
             log.warning("%d image id(s) already stored with other content (id-conflict), e.g. %r",
@@ -267,26 +281,27 @@ class KineticaBackend(Backend):
                 key = (topic, int(partition))
                 if key in forward and int(stored) > forward[key]:
                     forward[key] = int(stored)
-        self._upsert("consumer_offsets", tables.offset_records(group, forward, _now_ms()))
+        records = tables.offset_records(group, forward, _now_ms())
+        tables.check_offsets_fit(records)
+        self._upsert("consumer_offsets", records)
 
-    def _score(self, table: str, batch_id: str, model: ModelRef, *, expected: int) -> None:
-        """Run the inference UDF over the batch's rows of ``table`` into the stage."""
+    def _score(self, inbox: list[list[Any]], scoring_id: str, model: ModelRef, weights: dict[str, str]) -> None:
+        """Put ``inbox`` rows into score_inbox, run the inference UDF over them into the stage and
+        take them out again (also when the run failed; leftovers of a crash are purged by age)."""
         name = self._procs.get("infer") or procs.register(self.db, procs.INFER_UDF, "distributed")
         self._procs["infer"] = name
-        qualified = f"{self.schema}.{table}"
-        run = procs.execute(
-            self.db, name,
-            params={"batch_id": batch_id, "model_name": model.name,
-                    "model_version": str(model.version), "role": model.role, "schema": self.schema},
-            inputs=[qualified], input_columns={qualified: ["image_id", "pixels", "batch_id"]},
-            outputs=[f"{self.schema}.prediction_stage"], timeout=self.udf_timeout,
-        )
-        scored = run.total("scored")
-        if scored != expected:
-            raise BackendUnavailable(
-                f"UDF run {run.run_id} scored {scored} of {expected} rows of batch {batch_id}",
-                reason="udf-incomplete",
+        self._upsert("score_inbox", inbox)
+        try:
+            procs.infer(
+                self.db, name, schema=self.schema, scoring_id=scoring_id, weights=weights,
+                model={"model_name": model.name, "model_version": str(model.version), "role": model.role},
+                expected=len(inbox), timeout=self.udf_timeout,
             )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._execute_sql("delete_inbox", [scoring_id])
+            raise
+        self._execute_sql("delete_inbox", [scoring_id])
 
     def _table(self, name: str) -> Any:
         if name not in self._tables:
@@ -310,8 +325,10 @@ class KineticaBackend(Backend):
             self._tables.pop(name, None)
             raise
 
-    def _query(self, name: str, params: list[Any]) -> list[list[Any]]:
-        with self.db.query(tables.sql(name, self.schema, len(params)), sql_params=list(params)) as rows:
+    def _query(self, name: str, params: list[Any], ids: Sequence[str] = ()) -> list[list[Any]]:
+        """Rows of the named statement; ``ids`` fill its ``{ids}`` list, bound after ``params``."""
+        statement = tables.sql(name, self.schema, len(ids), first=len(params) + 1)
+        with self.db.query(statement, sql_params=[*params, *ids]) as rows:
             return [list(row) for row in rows]
 
     def _execute_sql(self, name: str, params: list[Any]) -> int:
@@ -322,15 +339,6 @@ class KineticaBackend(Backend):
         # dict it is given, and its default is one shared mutable {} -- a later call
         # without parameters would send the previous call's binds with it.
         return int(self.db.execute(statement, sql_params=list(params), sql_opts={}))
-
-
-def request_timeout_s(timeout_ms: int) -> int:
-    """The gpudb ``Options.timeout`` for a timeout in ms: whole seconds, at least 1 (0 stays 0, no timeout).
-
-    gpudb documents the option in milliseconds but hands it to ``requests`` as its ``timeout``,
-    which is seconds (and int()s it): 60000 would wait 16.7 hours, 500 would become 0 = forever.
-    """
-    return 0 if timeout_ms == 0 else max(1, math.ceil(timeout_ms / 1000))
 
 
 def _now_ms() -> int:

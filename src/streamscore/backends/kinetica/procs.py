@@ -128,6 +128,31 @@ def execute(
     return wait(db, name, str(response["run_id"]), timeout)
 
 
+def infer(
+    db: Any, name: str, *, schema: str, scoring_id: str, model: Mapping[str, str], weights: Mapping[str, str],
+    expected: int, timeout: float,
+) -> ProcRun:
+    """Run the inference UDF ``name`` over the ``score_inbox`` rows of ``scoring_id`` into
+    ``prediction_stage``; BackendUnavailable ``udf-incomplete`` unless it scored ``expected`` rows.
+
+    ``model`` holds ``model_name``, ``model_version`` and ``role``; ``weights`` the model's
+    params (tables.weights_params).
+    """
+    inbox = f"{schema}.score_inbox"
+    run = execute(
+        db, name, params={"batch_id": scoring_id, **model, **weights},
+        inputs=[inbox], input_columns={inbox: ["image_id", "pixels", "batch_id"]},
+        outputs=[f"{schema}.prediction_stage"], timeout=timeout,
+    )
+    scored = run.total("scored")
+    if scored != expected:
+        raise BackendUnavailable(
+            f"UDF run {run.run_id} scored {scored} of {expected} rows of batch {scoring_id}",
+            reason="udf-incomplete",
+        )
+    return run
+
+
 def wait(
     db: Any,
     name: str,

@@ -7,6 +7,7 @@ two in step. Everything in this module works offline (no server needed).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Sequence
@@ -64,6 +65,14 @@ OFFSET_COLUMNS: list[list[str]] = [
     ["next_offset", "long"],
     ["updated_at", "long", "timestamp"],
 ]
+INBOX_COLUMNS: list[list[str]] = [
+    ["image_id", "string", "char128", "primary_key", "shard_key"],
+    ["batch_id", "string", "char64", "primary_key"],
+    ["pixels", "bytes"],
+    ["created_at", "long", "timestamp"],
+]
+#: the columns of score_inbox the inference UDF reads, in its order
+UDF_INPUT_COLUMNS = ["image_id", "pixels", "batch_id"]
 TRAINING_COLUMNS: list[list[str]] = [
     ["image_id", "string", "char128", "primary_key"],
     ["pixels", "bytes"],
@@ -76,7 +85,7 @@ STAGE_COLUMNS: list[str] = [
 #: table name → mirrored columns, for the tables the backend inserts into
 TABLES: dict[str, list[list[str]]] = {
     "images": IMAGE_COLUMNS,
-    "score_scratch": IMAGE_COLUMNS,
+    "score_inbox": INBOX_COLUMNS,
     "models": MODEL_COLUMNS,
     "model_layers": LAYER_COLUMNS,
     "consumer_offsets": OFFSET_COLUMNS,
@@ -91,11 +100,39 @@ def check_identifier(value: str, what: str) -> str:
     return value
 
 
-def sql(name: str, schema: str, binds: int = 0) -> str:
+def sql(name: str, schema: str, binds: int = 0, first: int = 1) -> str:
     """The named statement ``name`` of ``sql/kinetica/*.sql`` with the schema identifier filled in
-    (and ``{ids}``, where a statement has it, as ``binds`` placeholders $1 … $binds)."""
-    placeholders = ", ".join(f"${n}" for n in range(1, binds + 1))
+    (and ``{ids}``, where a statement has it, as ``binds`` placeholders $first, $first+1 …)."""
+    placeholders = ", ".join(f"${n}" for n in range(first, first + binds))
     return named("kinetica", name).format(schema=check_identifier(schema, "schema"), ids=placeholders)
+
+
+_CHAR_BYTES = {"char16": 16, "char64": 64, "char128": 128, "char256": 256}
+
+
+def oversized(records: Sequence[Sequence[Any]], columns: Sequence[Sequence[str]]) -> list[str]:
+    """``column=value…`` for every string too long for its charN column: Kinetica (and
+    kinetica_proc for UDF output) would truncate it silently, so callers refuse it first."""
+    limits = [(i, c[0], next((_CHAR_BYTES[p] for p in c[2:] if p in _CHAR_BYTES), None))
+              for i, c in enumerate(columns)]
+    return [f"{name}={str(record[i])[:40]!r}… ({len(str(record[i]).encode())} > {limit} bytes)"
+            for record in records for i, name, limit in limits
+            if limit is not None and record[i] is not None and len(str(record[i]).encode()) > limit]
+
+
+def check_model_fits(ref: ModelRef, layers: Sequence[Sequence[Any]], head: Sequence[Any]) -> None:
+    """ArtifactError ``bad-name`` when a model's rows hold a string longer than its column."""
+    too_long = oversized(layers, LAYER_COLUMNS) + oversized([head], MODEL_COLUMNS)
+    if too_long:
+        raise ArtifactError(f"{ref} does not fit the Kinetica columns: {'; '.join(too_long)}", reason="bad-name")
+
+
+def check_offsets_fit(records: Sequence[Sequence[Any]]) -> None:
+    """ConfigError when a consumer group or topic is longer than its consumer_offsets column."""
+    too_long = oversized(records, OFFSET_COLUMNS)
+    if too_long:
+        raise ConfigError(f"consumer group or topic too long for Kinetica's consumer_offsets: {too_long[0]}; "
+                          "use a shorter name")
 
 
 def conflicting_rows(records: Sequence[Sequence[Any]], stored: Sequence[Sequence[Any]]) -> set[str]:
@@ -155,12 +192,26 @@ def image_records(batch: ImageBatch, rows: Sequence[int], batch_id: str) -> list
     return records
 
 
+def inbox_records(image_ids: Sequence[str], pixels: Sequence[bytes], batch_id: str, now_ms: int) -> list[list[Any]]:
+    """``score_inbox`` rows (column order of INBOX_COLUMNS): the UDF's input for one run."""
+    return [[image_id, batch_id, raw, now_ms] for image_id, raw in zip(image_ids, pixels, strict=True)]
+
+
 def pixel_records(pixels: np.ndarray, batch_id: str, now_ms: int) -> list[list[Any]]:
-    """``score_scratch`` rows for bare pixels (ids are private to the call)."""
-    return [
-        [f"{batch_id}/{i}", np.ascontiguousarray(p, np.uint8).tobytes(), None, now_ms, batch_id]
-        for i, p in enumerate(pixels)
-    ]
+    """``score_inbox`` rows for bare pixels (Backend.score; ids are private to the call)."""
+    return inbox_records([f"{batch_id}/{i}" for i in range(len(pixels))],
+                         [np.ascontiguousarray(p, np.uint8).tobytes() for p in pixels], batch_id, now_ms)
+
+
+def weights_params(artifact: ModelArtifact) -> dict[str, str]:
+    """The inference UDF's model params (udfs/mnist_infer.py ``model_from_params``): the weights
+    travel with every run (base64 in text params) instead of every rank reading them back."""
+    layers = [[int(w.shape[0]), int(w.shape[1]), act,
+               base64.b64encode(np.ascontiguousarray(w, "<f4").tobytes()).decode(),
+               base64.b64encode(np.ascontiguousarray(b, "<f4").tobytes()).decode()]
+              for w, b, act in zip(artifact.weights, artifact.biases, artifact.activations, strict=True)]
+    return {"model_id": model_id(artifact.name, artifact.version, artifact.sha256), "sha256": artifact.sha256,
+            "input_scale": repr(float(artifact.input_scale)), "layers": json.dumps(layers)}
 
 
 def offset_records(group: str, offsets: dict[TopicPartitionKey, int], now_ms: int) -> list[list[Any]]:

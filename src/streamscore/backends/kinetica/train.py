@@ -47,16 +47,24 @@ def upload_training(backend: KineticaBackend, split: MnistSplit) -> int:
     return len(split)
 
 
-def refuse_installed_version(backend: KineticaBackend, name: str, version: int) -> None:
-    """ArtifactError ``version-conflict`` when ``name`` v``version`` is installed: the training UDF
-    would overwrite the rows of a version consumers may be serving."""
+#: ``TrainConfig.version`` asking for the next version: the highest installed one + 1 (versions are ≥ 1)
+NEXT_VERSION = 0
+
+
+def resolve_version(backend: KineticaBackend, name: str, version: int) -> int:
+    """The version to train: ``version``, or for :data:`NEXT_VERSION` the highest installed + 1
+    (1 when none is); ArtifactError ``version-conflict`` when ``version`` is installed: the
+    training UDF would overwrite the rows of a version consumers may be serving."""
     installed = backend.installed_versions(name)
+    if version == NEXT_VERSION:
+        return max(installed, default=0) + 1
     if version in installed:
         raise ArtifactError(
             f"model {name} v{version} is already installed in Kinetica (installed: "
             f"{', '.join(map(str, installed))}): train a new version, e.g. --version {max(installed) + 1}",
             reason="version-conflict",
         )
+    return version
 
 
 def train_in_database(
@@ -76,13 +84,15 @@ def train_in_database(
 
     :param backend: a connected Kinetica backend
     :param steps: SGD steps of ``batch_size`` images
-    :param version: model version to write; refused when installed already (it would overwrite
-        the weights of a version consumers may be serving)
+    :param version: model version to write; :data:`NEXT_VERSION` (0, the CLI's default) for the
+        highest installed + 1; refused when installed already (it would overwrite the weights of
+        a version consumers may be serving)
     :param mnist_dir: folder with the MNIST IDX files (default: the bundled/shared data)
     :param timeout: seconds to wait for the training proc
     """
     backend.init_schema()
-    refuse_installed_version(backend, name, version)
+    version = resolve_version(backend, name, version)
+    log.info("training %s v%d in Kinetica", name, version)
     train = load_split("train", mnist_dir)
     test = load_split("test", mnist_dir)
     sent = upload_training(backend, train)
