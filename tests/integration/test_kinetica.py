@@ -18,6 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drill_support import drill, drill_settings, reset_group, wait_until
+
 from kinetica_fixtures import kinetica_url, standin_url  # noqa: F401
 from streamscore.backends import BackendURL, ImageBatch, ModelRef, SourceOffset, open_backend
 from streamscore.backends.kinetica import KineticaBackend
