@@ -17,8 +17,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drill_support import drill, drill_settings, reset_group, wait_until
-
 from kinetica_fixtures import kinetica_url, standin_url  # noqa: F401
 from streamscore.backends import BackendURL, ImageBatch, ModelRef, SourceOffset, open_backend
 from streamscore.backends.kinetica import KineticaBackend
@@ -27,6 +25,8 @@ from streamscore.models import bundled_model
 from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
 from streamscore.shared.mnist import MnistSplit, load_split
+from support.drill import drill, drill_settings, wait_until
+from support.offsets import reset_group
 
 pytestmark = pytest.mark.kinetica
 
@@ -120,7 +120,7 @@ def test_consume_against_the_standin_survives_kills_replay_and_a_swap(
         d.send_malformed()
         for round_ in range(2):
             consumer = d.start_consumer(**src)
-            consumer.wait_logged("assigned")
+            consumer.wait_event("assigned")
             seen = d.predictions.count()
             wait_until(lambda seen=seen: d.predictions.count() >= seen + 50, 60,  # type: ignore[misc]
                        f"progress before kill {round_ + 1}")
@@ -141,7 +141,7 @@ def test_consume_against_the_standin_survives_kills_replay_and_a_swap(
                    lambda: f"{d.predictions.count() - sent} of {len(d.produced_ids)} re-sent:\n{consumer.tail()}")
         # hot swap: v2 is published while the consumer runs; later images are scored with it
         publish_model(d.settings, bundled_model(2))
-        consumer.wait_logged("v2 installed and serving", timeout=60)
+        consumer.wait_event("model-switched", timeout=60, version=2)
         d.produce(600, 800)
         d.wait_predicted(timeout=90)
         consumer.stop()
