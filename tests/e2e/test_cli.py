@@ -157,6 +157,17 @@ def test_bad_backend_url_is_a_clear_error(make_settings: Callable[..., Settings]
     assert "Did you mean 'postgres'" in result.stderr or "Did you mean 'postgresql'" in result.stderr
 
 
+def test_consume_stops_at_once_on_a_database_path_that_can_never_open(make_settings: Callable[..., Settings],
+                                                                      tmp_path: Path) -> None:
+    """A folder where the DuckDB file should be is permanent: one line and exit 2, not endless retries."""
+    folder = tmp_path / "scores.duckdb"
+    folder.mkdir()
+    result = cli("consume", "--backend", f"duckdb:///{folder}", env=environment(make_settings()), timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "is a folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("args", [
     ("produce", "--rate", "-5"),
     ("produce", "--rate", "0"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -92,9 +93,8 @@ class DuckDBBackend(Backend):
     def connect(self) -> None:
         if self._con is not None:
             return
-        folder = Path(self.path).parent
-        if self.path != ":memory:" and not folder.is_dir():
-            raise ConfigError(f"folder {folder} for the DuckDB file does not exist; create it or fix the URL")
+        if self.path != ":memory:":
+            check_database_path(Path(self.path))
         with self.translate_errors(f"opening {self.path}"):
             self._con = duckdb.connect(self.path)
             register_udf(self._con, self._model)
@@ -276,6 +276,17 @@ class DuckDBBackend(Backend):
     # -- transactions ------------------------------------------------------------------------
     def _transaction(self, commit: bool = True, timings: PhaseTimes | None = None) -> _Transaction:
         return _Transaction(self.con, commit, timings)
+
+
+def check_database_path(path: Path) -> None:
+    """Refuse, with the fix, a path DuckDB can never open (retrying would not help)."""
+    if not path.parent.is_dir():
+        raise ConfigError(f"folder {path.parent} for the DuckDB file does not exist; create it or fix the URL")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a DuckDB file; name a file in it, e.g. duckdb:///{path}/scores.duckdb")
+    target = path if path.exists() else path.parent
+    if not os.access(target, os.W_OK):
+        raise ConfigError(f"{target} is not writable by this user; fix its permissions or choose another path")
 
 
 def _probabilities(column: pa.ChunkedArray) -> npt.NDArray[np.float32]:

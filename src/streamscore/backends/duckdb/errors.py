@@ -3,7 +3,9 @@
 * retriable: a locked file (another process writes it) or an I/O hiccup (IOException), a
   transaction conflict (TransactionException);
 * data: the rows were refused: constraint, conversion, out-of-range values;
-* fatal: everything else (catalog, binder, syntax errors).
+* fatal: everything else (catalog, binder, syntax errors), and I/O errors that waiting cannot
+  fix: the path is a folder, permission denied, a read-only file system, a file that is not a
+  DuckDB database.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ DATA_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+#: words of an IOException that mean "fix the path", not "wait for the lock"
+PERMANENT_IO = ("is a directory", "permission denied", "read-only file system", "not a valid duckdb database")
+
+
 def classify(exc: BaseException) -> ErrorKind:
+    if isinstance(exc, duckdb.IOException) and any(words in str(exc).lower() for words in PERMANENT_IO):
+        return ErrorKind("fatal", "database-path")
     for error_class, (reason, delay) in RETRIABLE.items():
         if isinstance(exc, error_class):
             return ErrorKind("retriable", reason, delay)
