@@ -8,9 +8,11 @@ delivered, Kafka offsets committed only after both.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from streamscore.backends.base import ImageBatch
@@ -255,3 +257,29 @@ def test_a_producer_that_never_delivers_while_kafka_answers_is_replaced(
     run.wait(lambda: committed(run) == ends(run), "the Kafka commit")
     assert run.finish() is None
     assert len(cluster.producers) >= 2 and sorted(run.predicted_ids()) == IDS
+
+
+def test_a_reused_id_with_other_content_is_dead_lettered_never_predicted(
+        tmp_path: Path, cluster: FakeCluster, backend: FlakyDuckDB) -> None:
+    """issue 11: the database keeps the first content of an id, and the evaluation topic never shows another."""
+    run = start(tmp_path, cluster, backend)
+    cluster.send_images("images", IDS[:10], pixels=bytes(784), label=3)
+    run.wait(lambda: len(run.predicted_ids()) == 10, "the first images")
+    cluster.send_images("images", [IDS[0]], pixels=bytes([255]) * 784, label=3)  # other pixels
+    cluster.send_images("images", [IDS[1]], pixels=bytes(784), label=5)  # other label
+    cluster.send_images("images", [IDS[2]], pixels=bytes(784), label=3)  # a replay: absorbed, predicted again
+    cluster.send_images("images", ["new-1"], pixels=bytes(784), label=1)
+    cluster.send_images("images", ["new-1"], pixels=bytes([7]) * 784, label=1)  # reused within the stream
+    run.wait(lambda: len(cluster.messages("dlq")) == 3 and "new-1" in run.predicted_ids(), "the conflicts")
+    assert run.finish() is None
+    reasons = sorted((m.key(), headers_to_dict(m.headers())["error.reason"]) for m in cluster.messages("dlq"))
+    assert reasons == sorted((key, b"id-conflict") for key in (IDS[0].encode(), IDS[1].encode(), b"new-1"))
+    predictions = [json.loads(m.value()) for m in cluster.messages(run.settings.predictions_topic)]
+    assert sorted(p["image_id"] for p in predictions) == sorted([*IDS[:10], IDS[2], "new-1"])
+    assert {p["label"] for p in predictions if p["image_id"] in IDS[:10]} == {3}
+    with duckdb.connect(str(tmp_path / "loop.duckdb")) as con:
+        stored = dict(con.execute("SELECT image_id, label FROM images").fetchall())
+        first_new = con.execute("SELECT pixels FROM images WHERE image_id = 'new-1'").fetchall()
+    assert stored == {**{i: 3 for i in IDS[:10]}, "new-1": 1}
+    assert bytes(first_new[0][0]) == bytes(784)
+    assert run.scorer.stats.dead_lettered == 3

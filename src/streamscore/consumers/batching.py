@@ -31,8 +31,24 @@ def next_offsets(messages: list[Message]) -> dict[TopicPartitionKey, int]:
     return offsets
 
 
+#: DLQ reason of an image id that arrives again with other pixels or label
+ID_CONFLICT = "id-conflict"
+
+
+def id_conflict(message: Message, where: str) -> Rejected:
+    return Rejected(message, ID_CONFLICT,
+                    f"image id {message.key()!r} was already {where} with other pixels or label; ids must be "
+                    "unique per image (the first content is kept; send the new image under a new id)", "database")
+
+
 def build_batch(messages: list[Message]) -> tuple[ImageBatch, list[Rejected]]:
-    """Decode every message; the batch's offsets cover all of them, good and bad."""
+    """Decode every message; the batch's offsets cover all of them, good and bad.
+
+    An id repeated in the batch with the same content is kept (the database absorbs it); with
+    other pixels or label it is rejected as an id conflict, so the first content wins, as it
+    does against rows already stored.
+    """
+    first_content: dict[str, tuple[bytes, int]] = {}
     ids: list[str] = []
     pixels: list[bytes] = []
     labels: list[int] = []
@@ -44,6 +60,10 @@ def build_batch(messages: list[Message]) -> tuple[ImageBatch, list[Rejected]]:
             image = decode_image(message.key(), message.value(), message.headers())
         except MessageError as exc:
             rejected.append(Rejected(message, exc.reason, exc.message, "decode"))
+            continue
+        content = (image.pixels, -1 if image.label is None else image.label)
+        if first_content.setdefault(image.image_id, content) != content:
+            rejected.append(id_conflict(message, "in this batch"))
             continue
         ids.append(image.image_id)
         pixels.append(image.pixels)

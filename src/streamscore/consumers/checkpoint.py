@@ -15,7 +15,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch
-from streamscore.consumers.batching import Rejected, build_batch, next_offsets
+from streamscore.consumers.batching import Rejected, build_batch, id_conflict, next_offsets
 from streamscore.consumers.kafka_link import KafkaLink
 from streamscore.consumers.metrics import ScorerMetrics, ScorerStats
 from streamscore.consumers.outage import OutageHandler
@@ -80,6 +80,7 @@ class Checkpoint:
         if outcome is None:
             return False
         scored, refused = outcome
+        refused += self._conflicts(batch, scored, by_source)
         revoked = self.partitions.revoked
         if len(scored) != 1 or refused or revoked:  # 3
             offsets = {k: v for k, v in batch.offsets.items() if k not in revoked}
@@ -133,6 +134,14 @@ class Checkpoint:
             left = self._bisect(batch.subset(range(middle)), model, by_source)
             right = self._bisect(batch.subset(range(middle, len(batch))), model, by_source)
             return left[0] + right[0], left[1] + right[1]
+
+    def _conflicts(self, batch: ImageBatch, scored: list[ScoredBatch], by_source: dict[Source, Message]
+                   ) -> list[Rejected]:
+        """The messages whose id the database already holds with other content (dead-lettered)."""
+        ids = {image_id for result in scored for image_id in result.conflicts}
+        return [id_conflict(by_source[(s.topic, s.partition, s.offset)], "stored")
+                for image_id, s in zip(batch.image_ids, batch.sources, strict=True)
+                if image_id in ids and (s.topic, s.partition) not in self.partitions.revoked]
 
     # -- steps 5 and 6 -----------------------------------------------------------------------
     def _publish(self, batch: ImageBatch, scored: list[ScoredBatch], rejected: list[Rejected]) -> bool:
