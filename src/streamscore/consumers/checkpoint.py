@@ -23,6 +23,7 @@ from streamscore.consumers.partitions import Partitions
 from streamscore.consumers.publisher import Publisher, Source, source_of
 from streamscore.errors import BackendDataError, BackendUnavailable
 from streamscore.shared.config import Settings
+from streamscore.shared.timing import PhaseTimes
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class Checkpoint:
     def __init__(self, settings: Settings, backend: Backend, partitions: Partitions, publisher: Publisher,
                  outages: OutageHandler, kafka: KafkaLink, consumer: Callable[[], Consumer],
                  stats: ScorerStats, metrics: ScorerMetrics, *, fault: FaultHook | None = None,
-                 on_batch: Callable[[ScoredBatch], None] | None = None) -> None:
+                 on_batch: Callable[[ScoredBatch], None] | None = None, timings: PhaseTimes | None = None) -> None:
         self.settings = settings
         self.backend = backend
         self.partitions = partitions
@@ -52,6 +53,8 @@ class Checkpoint:
         self.metrics = metrics
         self.fault = fault
         self.on_batch = on_batch
+        #: time per step (decode, flush, kafka-commit; the backend and publisher time theirs)
+        self.timings = timings or PhaseTimes()
 
     def commit(self, messages: list[Message], model: ModelRef) -> bool:
         """Store, score, publish and commit ``messages``; False when stopped before the end.
@@ -72,7 +75,8 @@ class Checkpoint:
         predictions are sent again (at-least-once; the evaluator de-duplicates).
         """
         started = time.monotonic()
-        batch, rejected = build_batch(messages)  # 1
+        with self.timings.phase("decode"):
+            batch, rejected = build_batch(messages)  # 1
         self.stats.consumed += len(messages)
         self.metrics.consumed.inc(len(messages))
         by_source = {source_of(m): m for m in messages}
@@ -92,7 +96,9 @@ class Checkpoint:
         owned = [r for r in rejected if source_of(r.message)[:2] not in revoked]
         if not self._publish(batch, scored, owned + refused):  # 5
             return False
-        self._commit_kafka(messages)  # 6
+        with self.timings.phase("kafka-commit"):
+            self._commit_kafka(messages)  # 6
+        self.timings.batch_done()
         self.metrics.batch_seconds.observe(time.monotonic() - started)
         return True
 
@@ -148,6 +154,7 @@ class Checkpoint:
         per_version = self.publisher.publish(batch, scored, rejected)
         retry = self.outages.retry()
         unanswered = 0
+        flush_started = time.perf_counter()
         while self.publisher.flush(FLUSH_STEP_S):
             if self.outages.stop.is_set():
                 log.warning("stopped with %d record(s) of a committed batch not acknowledged by Kafka; "
@@ -161,6 +168,7 @@ class Checkpoint:
                 self.publisher.replace_producer()
                 unanswered = 0
             self.outages.kafka_down(f"delivering {self.publisher.pending} record(s)", retry)
+        self.timings.add("flush", time.perf_counter() - flush_started)
         if retry.backoff.attempts:
             self.kafka.restored()  # records held through the outage are acknowledged: Kafka answers again
         self.outages.resume()

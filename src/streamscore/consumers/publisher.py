@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from confluent_kafka import KafkaError as LibrdkafkaError
 from confluent_kafka import Message, Producer
@@ -24,6 +24,7 @@ from streamscore.backends.base import ImageBatch, ScoredBatch
 from streamscore.consumers.batching import Rejected
 from streamscore.consumers.metrics import ScorerMetrics
 from streamscore.shared.messages import Prediction, dlq_headers
+from streamscore.shared.timing import PhaseTimes
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,11 @@ class Publisher:
     """Produces one prediction per scored image and one DLQ message per refused one."""
 
     def __init__(self, make_producer: ProducerFactory, predictions_topic: str, dlq_topic: str, backend_name: str,
-                 metrics: ScorerMetrics, on_error: Callable[[LibrdkafkaError], None] = lambda error: None) -> None:
+                 metrics: ScorerMetrics, on_error: Callable[[LibrdkafkaError], None] = lambda error: None,
+                 timings: PhaseTimes | None = None) -> None:
         self.make_producer = make_producer
+        #: time spent encoding predictions and handing records to librdkafka (bench's breakdown)
+        self.timings = timings or PhaseTimes()
         self.predictions_topic = predictions_topic
         self.dlq_topic = dlq_topic
         self.backend_name = backend_name
@@ -69,34 +73,45 @@ class Publisher:
     def publish(self, batch: ImageBatch, scored: list[ScoredBatch], rejected: list[Rejected]) -> dict[int, int]:
         """Queue everything for Kafka (see :meth:`flush`); returns the images per model version."""
         self._outbox, self._unacked, self._failed = [], set(), set()
-        for item in rejected:
-            self.dead_letter(item)
+        with self.timings.phase("produce"):
+            for item in rejected:
+                self.dead_letter(item)
         per_version: dict[int, int] = {}
         row_of = {image_id: row for row, image_id in enumerate(batch.image_ids)}
         for result in scored:
             rows = [row_of[image_id] for image_id in result.image_ids]
-            for i, image_id in enumerate(result.image_ids):
-                row = rows[i]
-                label = int(batch.labels[row])
-                prediction = Prediction(
-                    image_id=image_id,
-                    predicted=int(result.predicted[i]),
-                    probabilities=tuple(float(p) for p in result.probabilities[i]),
-                    label=None if label < 0 else label,
-                    model_name=result.model.name,
-                    model_version=result.model.version,
-                    role=result.model.role,
-                    backend=self.backend_name,
-                    produced_at=int(batch.produced_at[row]),
-                    scored_at=int(result.scored_at[i]),
-                )
-                self._produce(self.predictions_topic, image_id.encode(), prediction.to_json(),
-                              list(prediction.headers()))
+            with self.timings.phase("encode"):
+                records = list(self._predictions(batch, result, rows))
+            with self.timings.phase("produce"):
+                for key, value, headers in records:
+                    self._produce(self.predictions_topic, key, value, headers)
             version = result.model.version
             per_version[version] = per_version.get(version, 0) + len(result.image_ids)
             self.metrics.scored.labels(str(version)).inc(len(result.image_ids))
             self.metrics.observe_latency(batch.produced_at[rows], result.scored_at)
         return per_version
+
+    def _predictions(self, batch: ImageBatch, result: ScoredBatch, rows: list[int]
+                     ) -> Iterator[tuple[bytes, bytes, list[tuple[str, bytes | str | None]]]]:
+        """(key, JSON value, headers) of the prediction of every image of ``result``."""
+        probabilities = result.probabilities.tolist()
+        predicted = result.predicted.tolist()
+        for i, image_id in enumerate(result.image_ids):
+            row = rows[i]
+            label = int(batch.labels[row])
+            prediction = Prediction(
+                image_id=image_id,
+                predicted=predicted[i],
+                probabilities=tuple(probabilities[i]),
+                label=None if label < 0 else label,
+                model_name=result.model.name,
+                model_version=result.model.version,
+                role=result.model.role,
+                backend=self.backend_name,
+                produced_at=int(batch.produced_at[row]),
+                scored_at=int(result.scored_at[i]),
+            )
+            yield image_id.encode(), prediction.to_json(), list(prediction.headers())
 
     def flush(self, timeout: float) -> int:
         """Wait up to ``timeout`` for acknowledgements; returns how many are still missing.

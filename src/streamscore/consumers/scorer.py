@@ -40,6 +40,7 @@ from streamscore.errors import BackendError, BackendUnavailable, StreamscoreErro
 from streamscore.logs import event
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import make_consumer, make_producer
+from streamscore.shared.timing import PhaseTimes
 
 __all__ = ["Scorer", "ScorerStats"]
 
@@ -78,6 +79,8 @@ class Scorer:
         self.producer_factory = producer_factory
         self.fault = fault
         self.stats = ScorerStats()
+        #: where the time of a batch goes in the loop (the backend's own phases: backend.timings)
+        self.timings = PhaseTimes()
         self.metrics = ScorerMetrics()
         self.watchdog = ProgressWatchdog(settings.stall_timeout_s)
         self.kafka = KafkaLink(settings.kafka_bootstrap, self.metrics)
@@ -95,6 +98,17 @@ class Scorer:
         self._restorations_seen = 0
         self._topic_vanished = False
         self._suspect_since: float | None = None
+
+    def breakdown_ms(self) -> dict[str, float]:
+        """Milliseconds per batch by phase, the loop's and the backend's, in the order of a batch."""
+        batches = self.timings.batches
+        if not batches:
+            return {}
+        seconds = self.timings.seconds | self.backend.timings.seconds
+        order = ["decode", "insert", "score", "predictions", "offsets", "commit", "encode", "produce", "flush",
+                 "kafka-commit"]
+        names = [n for n in order if n in seconds] + [n for n in seconds if n not in order]
+        return {name: 1000 * seconds[name] / batches for name in names}
 
     @property
     def consumer(self) -> Consumer:
@@ -119,14 +133,14 @@ class Scorer:
                 return self.stats
             self._publisher = Publisher(lambda on_error: self.producer_factory(self.settings, error_cb=on_error),
                                         self.settings.predictions_topic, self.settings.dlq_topic,
-                                        self.backend.name, self.metrics, self.kafka.on_error)
+                                        self.backend.name, self.metrics, self.kafka.on_error, self.timings)
             self._wait_for_model()
             if self.stop.is_set():
                 return self.stats
             self._consumer = self.consumer_factory(self.settings, self.settings.group, error_cb=self.kafka.on_error)
             checkpoint = Checkpoint(self.settings, self.backend, self.partitions, self._publisher, self.outages,
                                     self.kafka, lambda: self.consumer, self.stats, self.metrics,
-                                    fault=self.fault, on_batch=self.on_batch)
+                                    fault=self.fault, on_batch=self.on_batch, timings=self.timings)
             self._subscribe()
             while not self.stop.is_set():
                 self._switch_model()
