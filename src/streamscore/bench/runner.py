@@ -16,26 +16,24 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from streamscore.backends import ModelRef, open_backend, open_configured_backend
 from streamscore.backends.base import ScoredBatch
+from streamscore.bench.arrivals import PredictionArrivals
 from streamscore.bench.passthrough import passthrough_rate
 from streamscore.broker import EmbeddedBroker
-from streamscore.consumers.evaluator import read_predictions
 from streamscore.consumers.scorer import Scorer
 from streamscore.models import bundled_model
 from streamscore.producers.images import produce_images
 from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import ensure_topics
-from streamscore.shared.messages import Prediction
 from streamscore.shared.mnist import MnistSplit, load_split
 
 #: Canali's 2016 Oracle scorer: 10,000 images in about 2 minutes, one UTL_NLA call per image
@@ -74,8 +72,12 @@ def kafka_for(settings: Settings, bootstrap: str | None, out: Path) -> Iterator[
         yield settings.with_overrides(kafka_bootstrap=broker.bootstrap)
 
 
-def pipeline_rate(settings: Settings, split: MnistSplit, images: int, rate: float | None = None) -> dict[str, float]:
-    """Run a Scorer over pre-produced images (or paced ones with ``rate``); images/s and latency."""
+def pipeline_rate(settings: Settings, split: MnistSplit, images: int, rate: float | None = None) -> dict[str, Any]:
+    """Run a Scorer over pre-produced images (or paced ones with ``rate``).
+
+    Returns images/s, the time per phase of a batch (``breakdown_ms``) and, when paced, the
+    latency from produced-at to the prediction's arrival on the evaluation topic.
+    """
     stop = threading.Event()
     backend = open_configured_backend(settings)
     stamps: list[tuple[float, int]] = []
@@ -89,34 +91,22 @@ def pipeline_rate(settings: Settings, split: MnistSplit, images: int, rate: floa
     if rate is None:
         produce_images(settings, split, limit=images)
     thread = threading.Thread(target=scorer.run, daemon=True)
-    thread.start()
-    if rate is not None:
-        scorer.ready.wait(30)
-        produce_images(settings, split, limit=images, rate=rate)
-    thread.join(300)
-    stop.set()
-    result: dict[str, float] = {}
+    with PredictionArrivals(settings) as arrivals:
+        thread.start()
+        if rate is not None:
+            scorer.ready.wait(30)
+            produce_images(settings, split, limit=images, rate=rate)
+        thread.join(300)
+        stop.set()
+        if rate is not None:
+            arrivals.wait_for(images, 30)
+    result: dict[str, Any] = {"breakdown_ms": scorer.breakdown_ms(), "batches": scorer.timings.batches}
     if len(stamps) > 1:
         elapsed = stamps[-1][0] - stamps[0][0]
         result["images_per_s"] = (sum(n for _, n in stamps) - stamps[0][1]) / elapsed
     if rate is not None:
-        result |= steady_state_latency(read_predictions(settings, expect=images).predictions.values())
+        result |= arrivals.percentiles()
     return result
-
-
-def steady_state_latency(predictions: Iterable[Prediction], warmup_ms: int = 1000) -> dict[str, float]:
-    """Latency percentiles of the images produced after the first ``warmup_ms``.
-
-    An idempotent librdkafka producer waits ~500 ms for its producer id before its first send,
-    so the first half second of a fresh stream measures start-up, not the pipeline.
-    """
-    rows = [(p.produced_at, p.scored_at - p.produced_at) for p in predictions if p.produced_at > 0]
-    if not rows:
-        return {}
-    start = min(produced for produced, _ in rows) + warmup_ms
-    steady = [latency for produced, latency in rows if produced >= start] or [latency for _, latency in rows]
-    p50, p95, p99 = np.percentile(steady, [50, 95, 99])
-    return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99), "measured_images": float(len(steady))}
 
 
 def fresh_settings(settings: Settings, backend_url: str, tag: str) -> Settings:
@@ -156,7 +146,7 @@ def drop_scratch_schemas() -> None:
 
 
 def run_pipeline(settings: Settings, out: Path, images: int, split: MnistSplit, tag: str,
-                 rate: float | None = None) -> dict[str, float]:
+                 rate: float | None = None) -> dict[str, Any]:
     run = fresh_settings(settings, scratch_backend_url(settings, out, tag), tag)
     ensure_topics(run)
     publish_model(run, bundled_model(2))
@@ -190,6 +180,7 @@ def run_bench(settings: Settings, *, images: int, bootstrap: str | None, skip_pi
         results["pipeline"] = pipeline
         results["pipeline_ratio"] = pipeline.get("images_per_s", 0) / raw if raw else None
         results["latency_at_half_rate"] = paced | {"rate": half}
+        results["breakdown_ms"] = pipeline.get("breakdown_ms", {})
     if processes:
         from streamscore.bench.scaleout import recovery_benchmark, scaleout_benchmark
 
@@ -200,6 +191,7 @@ def run_bench(settings: Settings, *, images: int, bootstrap: str | None, skip_pi
                 results["scaleout"] = scaleout_benchmark(
                     settings, scratch_backend_url(settings, out, "scaleout"), max(images, SCALEOUT_IMAGES),
                     bootstrap=bootstrap)
+                results["scaleout_ratio"] = results["scaleout"].get("speedup_2_vs_1")
         with console.status("recovery after SIGKILL…"):
             results["recovery"] = recovery_benchmark(
                 settings, scratch_backend_url(settings, out, "recovery"), bootstrap=bootstrap)
@@ -231,8 +223,13 @@ def bench_table(results: dict[str, Any]) -> Table:
         ratio = results.get("pipeline_ratio")
         table.add_row("pipeline ÷ pass-through", f"{ratio:.2f}×" if ratio else "n/a")
         paced = results["latency_at_half_rate"]
-        table.add_row(f"latency p50 / p99 at {paced['rate']:,.0f} images/s",
+        table.add_row(f"latency p50 / p99 at {paced['rate']:,.0f} images/s (produced → on the evaluation topic)",
                       f"{paced.get('p50_ms', float('nan')):,.0f} / {paced.get('p99_ms', float('nan')):,.0f} ms")
+        breakdown = results.get("breakdown_ms") or {}
+        if breakdown:
+            per_batch = results["images"] / max(1, results["pipeline"].get("batches", 1))
+            table.add_row(f"one batch (≈{per_batch:,.0f} images), ms by phase",
+                          ", ".join(f"{name} {ms:.1f}" for name, ms in breakdown.items()))
     scaleout = results.get("scaleout")
     if scaleout and "speedup_2_vs_1" in scaleout:
         runs = scaleout["runs"]
