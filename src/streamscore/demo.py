@@ -28,17 +28,8 @@ from streamscore.producers.images import produce_images
 from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import ensure_topics, flush, make_producer
-from streamscore.shared.messages import Headers
+from streamscore.shared.malformed import DEMO_MALFORMED as MALFORMED
 from streamscore.shared.mnist import load_split
-
-#: malformed messages mixed into the demo stream to show the dead-letter topic at work
-MALFORMED: list[tuple[bytes | None, bytes | None, Headers]] = [
-    (b"demo-short", bytes(783), []),
-    (b"demo-tombstone", None, []),
-    (b"demo-label", bytes(784), [("label", b"12")]),
-    (b"demo-type", bytes(784), [("content-type", b"image/png")]),
-    (b"\xff\xfe-demo", bytes(784), []),
-]
 
 
 @dataclass
@@ -55,8 +46,8 @@ class DemoResult:
 
 
 def _send_malformed(producer: Producer, topic: str) -> None:
-    for key, value, headers in MALFORMED:
-        producer.produce(topic, key=key, value=value, headers=headers)
+    for message in MALFORMED:
+        producer.produce(topic, key=message.key, value=message.value, headers=message.headers)
     flush(producer)
 
 
