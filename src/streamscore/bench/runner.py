@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -95,7 +98,7 @@ def pipeline_rate(settings: Settings, split: MnistSplit, images: int, rate: floa
         thread.start()
         if rate is not None:
             scorer.ready.wait(30)
-            produce_images(settings, split, limit=images, rate=rate)
+            produce_in_another_process(settings, images, rate)
         thread.join(300)
         stop.set()
         if rate is not None:
@@ -107,6 +110,18 @@ def pipeline_rate(settings: Settings, split: MnistSplit, images: int, rate: floa
     if rate is not None:
         result |= arrivals.percentiles()
     return result
+
+
+def produce_in_another_process(settings: Settings, images: int, rate: float) -> None:
+    """`streamscore produce --rate` as a user runs it: its own process, so its pacing does not
+    compete with the consumer for this process's interpreter lock (it would add latency that a
+    real deployment does not have)."""
+    env = os.environ | {
+        "STREAMSCORE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "STREAMSCORE_IMAGES_TOPIC": settings.images_topic,
+        "STREAMSCORE_PARTITIONS": str(settings.partitions),
+    }
+    command = [sys.executable, "-m", "streamscore.cli", "produce", "--limit", str(images), "--rate", f"{rate:.1f}"]
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=600)
 
 
 def fresh_settings(settings: Settings, backend_url: str, tag: str) -> Settings:
