@@ -4,7 +4,8 @@ URL: ``oracle://user[:password]@host[:port]/service[?option=value…]``, e.g.
 ``oracle://streamscore@localhost:1521/FREEPDB1``. The password comes from the URL or
 from ``STREAMSCORE_ORACLE_PASSWORD`` (read at connect time); it is never logged.
 URL options: ``protocol`` (tcp|tcps), ``tcp_connect_timeout`` (s), ``expire_time``
-(min), ``retry_count``, ``retry_delay`` (s), ``call_timeout`` (ms); any other is refused.
+(min), ``retry_count``, ``retry_delay`` (s), ``call_timeout`` (ms), ``plsql_timing`` (1: log
+the scorer's CPU time per phase after each batch); any other is refused.
 Constructor keyword: ``native_plsql`` (compile the package natively, default True).
 The role predictions are stored under is the ModelRef's.
 
@@ -79,6 +80,7 @@ class OracleBackend(Backend):
         self._target = oracle_sql.parse_target(url)
         self._conn: oracledb.Connection | None = None
         self._active: dict[str, int] = {}  # model name → version last written to active_models
+        self._timing_on = False  # set_timing(1) ran in this session (plsql_timing=1)
 
     # -- lifecycle -------------------------------------------------------------------------
     def connect(self) -> None:
@@ -94,6 +96,7 @@ class OracleBackend(Backend):
             conn.module = "streamscore"
         self._conn = conn
         self._active.clear()
+        self._timing_on = False
         log.info("connected to %s", self.url.masked())
 
     def close(self) -> None:
@@ -335,6 +338,9 @@ class OracleBackend(Backend):
     ) -> list[Any]:
         """One PL/SQL call scores the batch; retried once after ORA-04068 (package recompiled)."""
         arguments = [batch_id, model.name, model.version, model.role]
+        if self._target.plsql_timing and not self._timing_on:
+            cursor.callproc(oracle_sql.SET_TIMING_PROCEDURE, [1])  # debug: counters from zero
+            self._timing_on = True
         try:
             cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
         except oracledb.DatabaseError as exc:
@@ -343,5 +349,14 @@ class OracleBackend(Backend):
             log.info("package state discarded (package recompiled); calling the scorer again")
             cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
         cursor.execute(oracle_sql.statement("select_predictions"), arguments)
-        return list(cursor.fetchall())
+        fetched = list(cursor.fetchall())
+        if self._target.plsql_timing:
+            self._log_timings(cursor)
+        return fetched
+
+    @staticmethod
+    def _log_timings(cursor: oracledb.Cursor) -> None:
+        """Debug (plsql_timing=1): the scorer's CPU time per phase, summed over this session."""
+        timings = cursor.callfunc(oracle_sql.TIMINGS_FUNCTION, oracledb.DB_TYPE_VARCHAR)
+        log.info("mnist_scorer CPU time (1/100 s, this session): %s", timings)
 

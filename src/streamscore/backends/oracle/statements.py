@@ -44,6 +44,7 @@ _URL_OPTIONS: dict[str, type] = {
     "retry_count": int,
     "retry_delay": int,
     "call_timeout": int,
+    "plsql_timing": int,
 }
 URL_OPTION_HELP = {
     "protocol": "tcp (default) or tcps",
@@ -52,6 +53,7 @@ URL_OPTION_HELP = {
     "retry_count": "connect attempts",
     "retry_delay": "seconds between connect attempts",
     "call_timeout": "milliseconds one database round trip may take (0 = none)",
+    "plsql_timing": "1: log the scorer's CPU time per phase after every batch (debug)",
 }
 
 
@@ -63,6 +65,7 @@ class OracleTarget:
     dsn: str
     connect_options: dict[str, str | int | float]
     call_timeout_ms: int
+    plsql_timing: bool = False
 
 
 def parse_target(url: BackendURL) -> OracleTarget:
@@ -91,13 +94,16 @@ def parse_target(url: BackendURL) -> OracleTarget:
                 f"option {key}={raw!r} in {url.masked()!r} is not a {kind.__name__}"
             ) from None
     call_timeout = int(options.pop("call_timeout", 0))
+    plsql_timing = int(options.pop("plsql_timing", 0))
+    if plsql_timing not in (0, 1):
+        raise ConfigError(f"plsql_timing={plsql_timing} in {url.masked()!r}: use 0 or 1")
     protocol = str(options.pop("protocol", "tcp")).lower()
     if protocol not in ("tcp", "tcps"):
         raise ConfigError(f"protocol={protocol!r} in {url.masked()!r}: use tcp or tcps")
     host = f"[{url.host}]" if ":" in url.host else url.host
     prefix = "tcps://" if protocol == "tcps" else ""
     dsn = f"{prefix}{host}:{url.port or DEFAULT_PORT}/{url.database}"
-    return OracleTarget(url.username, dsn, options, call_timeout)
+    return OracleTarget(url.username, dsn, options, call_timeout, plsql_timing == 1)
 
 
 def resolve_password(url: BackendURL, environ: Mapping[str, str]) -> str:
@@ -117,6 +123,9 @@ def statement(name: str) -> str:
 
 #: the scorer (sql/oracle/mnist_scorer.sql): batch id, model name, version, role
 SCORE_PROCEDURE = "mnist_scorer.score_batch"
+#: debug timing of the scorer's phases (URL option plsql_timing=1)
+SET_TIMING_PROCEDURE = "mnist_scorer.set_timing"
+TIMINGS_FUNCTION = "mnist_scorer.timings"
 
 
 def compile_errors(units: Sequence[Statement], errors: Sequence[Sequence[Any]]) -> str:
