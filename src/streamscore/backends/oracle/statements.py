@@ -155,14 +155,18 @@ OffsetBind = tuple[str, str, int, int]
 
 
 def image_binds(batch: ImageBatch, rows: Sequence[int]) -> list[ImageBind]:
-    """merge_image parameters for ``rows``: id, 784 pixel bytes, label or NULL, ms, batch id."""
+    """insert_image parameters for ``rows``: id, 784 pixel bytes, label or NULL, ms, batch id.
+
+    Sorted by image id: consumers whose batches share ids then lock the index entries in the
+    same order (a wait instead of an ORA-00060 deadlock), as offsets are sorted too.
+    """
     pixels = np.ascontiguousarray(batch.pixels, dtype=np.uint8)
     if pixels.ndim != 2 or pixels.shape[1] != INPUTS:
         raise BackendError(
             f"batch {batch.batch_id}: pixels have shape {pixels.shape}, not (n, 784)"
         )
     binds: list[ImageBind] = []
-    for row in rows:
+    for row in sorted(rows, key=lambda row: batch.image_ids[row]):
         label = int(batch.labels[row])
         binds.append((
             batch.image_ids[row],
