@@ -33,14 +33,14 @@
 
 CREATE OR REPLACE PACKAGE mnist_scorer AUTHID DEFINER AS
 
-  -- Score the images of mnist_images whose batch_id is p_batch_id and that have no
-  -- prediction yet for (p_model_name, p_model_version, p_role); insert their
-  -- predictions. p_model_version NULL means the version in active_models.
+  -- Score the images whose ids the caller put in mnist_batch_ids (a global temporary
+  -- table: this transaction's batch) and that have no prediction yet for
+  -- (p_model_name, p_model_version, p_role); insert their predictions.
+  -- p_model_version NULL means the version in active_models.
   -- Commits nothing: the caller commits the batch (or rolls back to store nothing).
   -- Raises ORA-20001 when the model is not installed, ORA-20002..20005 when its
   -- rows are inconsistent.
   PROCEDURE score_batch(
-    p_batch_id      IN VARCHAR2,
     p_model_name    IN VARCHAR2,
     p_model_version IN NUMBER,
     p_role          IN VARCHAR2 DEFAULT 'champion');
@@ -484,7 +484,6 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
   END score_chunk;
 
   PROCEDURE score_batch(
-    p_batch_id      IN VARCHAR2,
     p_model_name    IN VARCHAR2,
     p_model_version IN NUMBER,
     p_role          IN VARCHAR2 DEFAULT 'champion')
@@ -497,9 +496,8 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
     l_cpu     NUMBER := cpu_now;
     CURSOR c_todo(cp_version NUMBER) IS
       SELECT i.image_id, i.pixels
-        FROM mnist_images i
-       WHERE i.batch_id = p_batch_id
-         AND NOT EXISTS (SELECT 1
+        FROM mnist_batch_ids b JOIN mnist_images i ON i.image_id = b.image_id
+       WHERE NOT EXISTS (SELECT 1
                            FROM mnist_predictions p
                           WHERE p.image_id = i.image_id
                             AND p.model_name = p_model_name

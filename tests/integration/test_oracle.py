@@ -153,6 +153,26 @@ def test_duplicates_and_replays_are_stored_once(backend: OracleBackend, champion
     assert scalar(backend, "SELECT COUNT(*) FROM mnist_images WHERE image_id LIKE :1", like) == 3
     assert scalar(backend, "SELECT COUNT(*) FROM mnist_predictions WHERE image_id LIKE :1",
                  like) == 3
+    # a replay rewrites nothing: the rows still name the batch that first delivered them
+    assert scalar(backend, "SELECT COUNT(*) FROM mnist_images WHERE image_id LIKE :1 AND batch_id = :2",
+                  like, f"{prefix}-1") == 3
+    # the batch's ids lived in the temporary table for one transaction only
+    assert scalar(backend, "SELECT COUNT(*) FROM mnist_batch_ids") == 0
+
+
+def test_plsql_timing_counts_the_phases(oracle_url: str, champion: ModelArtifact,
+                                        mnist: MnistSplit) -> None:
+    separator = "&" if "?" in oracle_url else "?"
+    timed = open_backend(f"{oracle_url}{separator}plsql_timing=1")
+    assert isinstance(timed, OracleBackend)
+    with timed:
+        ref = ModelRef(champion.name, champion.version)
+        timed.write_batch(image_batch(mnist, list(range(300, 340)), f"{RUN}-timed"), ref, GROUP)
+        with timed._connection().cursor() as cursor:
+            text = str(cursor.callfunc("mnist_scorer.timings", oracledb.DB_TYPE_VARCHAR))
+    counters = dict(part.split("=") for part in text.split())
+    assert counters["batches"] == "1" and counters["images"] == "40"
+    assert set(counters) == {"batches", "images", "load", "fetch", "decode", "gemm", "activate", "store"}
 
 
 def test_model_switch_reloads_once(backend: OracleBackend, champion: ModelArtifact,

@@ -243,7 +243,7 @@ def test_package_file_holds_two_whole_plsql_units() -> None:
 
 def test_dml_uses_binds_and_known_tables() -> None:
     schema = read_sql("oracle", "schema.sql")
-    tables = set(re.findall(r"CREATE TABLE (\w+)", schema))
+    tables = set(re.findall(r"CREATE (?:GLOBAL TEMPORARY )?TABLE (\w+)", schema))
     for name, found in named_statements("oracle").items():
         text = found.text
         if not re.match(r"\s*(SELECT|MERGE|INSERT)", text):
@@ -251,7 +251,8 @@ def test_dml_uses_binds_and_known_tables() -> None:
         used = set(re.findall(r"(?:FROM|INTO|JOIN)\s+(\w+)", text)) - {"dual", "user_objects",
                                                                       "user_errors"}
         assert used <= tables, (name, used - tables)
-        assert ":1" in text and "{" not in text, name  # values are binds, never formatted in
+        assert "{" not in text, name  # values are binds, never formatted in
+        assert ":1" in text or name == "select_conflicts", name  # that one joins two tables only
 
 
 def test_create_user_script_is_least_privilege() -> None:
@@ -313,7 +314,7 @@ def oracle_statements() -> list[tuple[str, str]]:
 
 def test_bind_names_are_not_reserved_words() -> None:
     statements = oracle_statements()
-    assert any(where == "merge_image" for where, _ in statements)
+    assert any(where == "insert_image" for where, _ in statements)
     for where, text in statements:
         names = bind_names(text)
         if re.match(r"\s*CREATE", text, re.I):
@@ -327,7 +328,7 @@ def test_bind_names_are_not_reserved_words() -> None:
 
 def test_column_names_are_not_reserved_words() -> None:
     for statement in split_statements(read_sql("oracle", "schema.sql")):
-        if not statement.upper().startswith("CREATE TABLE"):
+        if not re.match(r"CREATE (GLOBAL TEMPORARY )?TABLE", statement.upper()):
             continue
         body = statement[statement.index("(") + 1:]
         for line in body.splitlines():
@@ -566,6 +567,10 @@ class FakeCursor:
         if self.conn.callproc_errors:
             raise self.conn.callproc_errors.pop(0)
 
+    def callfunc(self, name: str, return_type: Any, params: Any = None) -> Any:
+        self.conn.log.append(("callfunc", name))
+        return "batches=1 images=2"
+
     def fetchall(self) -> list[tuple[Any, ...]]:
         return self.rows
 
@@ -627,10 +632,12 @@ def test_write_batch_order_and_duplicates(fake: tuple[OracleBackend, FakeConnect
     backend, conn = fake
     conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a", "b"])
     conn.batch_errors["mnist_images"] = [ora(1, "unique constraint violated", offset=1)]
-    scored = backend.write_batch(make_batch(["a", "b", "a"]), ModelRef("mlp", 2), "group-1")
+    scored = backend.write_batch(make_batch(["b", "a", "b"]), ModelRef("mlp", 2), "group-1")
     assert [entry[0:2] for entry in conn.log if entry[0] != "setinputsizes"] == [
-        ("executemany", "mnist_images"),
-        ("executemany", "mnist_images"),  # the ORA-00001 row again, to move it to this batch
+        ("executemany", "mnist_images"),         # INSERT, once: no row is rewritten
+        ("executemany", "mnist_batch_replays"),  # the ORA-00001 row, for the conflict check
+        ("execute", "SELECT r.image_id FROM"),
+        ("executemany", "mnist_batch_ids"),
         ("executemany", "consumer_offsets"),
         ("callproc", "mnist_scorer.score_batch"),
         ("execute", "SELECT p.image_id, p.predicted,"),
@@ -638,15 +645,16 @@ def test_write_batch_order_and_duplicates(fake: tuple[OracleBackend, FakeConnect
         ("commit",),
     ]
     assert ("executemany", "mnist_images", True) in conn.log  # batcherrors on
-    first, again = conn.bind_history["mnist_images"]
-    assert [bind[0] for bind in first] == ["a", "b"]  # duplicate once
-    assert again == [first[1]]  # only the row that raced another writer
-    # label types are set before each executemany (input sizes may last one execution)
-    assert conn.log.count(("setinputsizes", 5)) == 2
+    assert [bind[0] for bind in conn.binds["mnist_images"]] == ["a", "b"]  # once each, sorted
+    assert [bind[0] for bind in conn.binds["mnist_batch_replays"]] == ["b"]
+    assert conn.binds["mnist_batch_ids"] == [("a",), ("b",)]
+    assert conn.proc_args == [["mlp", 2, "champion"]]
+    # label types are set before each executemany that carries labels
+    assert conn.log.count(("setinputsizes", 5)) == 1 and conn.log.count(("setinputsizes", 3)) == 1
     assert conn.binds["consumer_offsets"] == [
         ("group-1", "mnist.images", 0, 200), ("group-1", "mnist.images", 1, 201),
     ]
-    assert scored.image_ids == ["a", "b"] and scored.predicted.tolist() == [3, 3]
+    assert scored.image_ids == ["b", "a"] and scored.predicted.tolist() == [3, 3]
     assert scored.model == ModelRef("mlp", 2)
     # the same version again: active_models is not written twice
     conn.log.clear()
@@ -682,18 +690,6 @@ def test_row_errors_are_classified_one_by_one(
     with pytest.raises(BackendError) as failure:
         backend.write_batch(make_batch(["a", "b"]), ModelRef("mlp", 1), "g")
     assert type(failure.value) is expected and failure.value.reason == reason
-    assert conn.log[-1] == ("rollback",) and ("commit",) not in conn.log
-
-
-def test_image_id_collisions_that_never_settle_are_retriable(
-    fake: tuple[OracleBackend, FakeConnection],
-) -> None:
-    backend, conn = fake
-    conn.batch_errors["mnist_images"] = [ora(1, "unique constraint violated", offset=0)]
-    conn.sticky_batch_errors.add("mnist_images")
-    with pytest.raises(BackendUnavailable, match="colliding"):
-        backend.write_batch(make_batch(["a"]), ModelRef("mlp", 1), "g")
-    assert len(conn.bind_history["mnist_images"]) == 3
     assert conn.log[-1] == ("rollback",) and ("commit",) not in conn.log
 
 
@@ -838,27 +834,28 @@ def test_install_model_is_idempotent_and_refuses_conflicts(
 # -- id-conflict: an id stored with other content is reported, never scored -------------------
 
 
-def test_merge_moves_only_ids_stored_with_the_same_content() -> None:
-    merge = oracle_sql.statement("merge_image")
-    assert "WHEN MATCHED THEN UPDATE SET t.batch_id = s.batch_id" in merge
-    assert "WHERE t.pixels = s.pixels AND DECODE(t.label, s.label, 1, 0) = 1" in merge
+def test_images_are_inserted_and_conflicts_found_in_one_join() -> None:
+    insert = oracle_sql.statement("insert_image")
+    assert insert.lstrip().startswith("INSERT INTO mnist_images") and "MERGE" not in insert
+    conflicts = oracle_sql.statement("select_conflicts")
+    assert "i.pixels <> r.pixels OR DECODE(i.label, r.label, 1, 0) = 0" in conflicts
+    predictions = oracle_sql.statement("select_predictions")
+    assert "mnist_batch_ids" in predictions and "batch_id" not in predictions.replace("batch_ids", "")
 
 
-def test_ids_missing_after_scoring_with_other_content_are_conflicts(
+def test_replayed_ids_with_other_content_are_conflicts_and_not_scored(
     fake: tuple[OracleBackend, FakeConnection],
 ) -> None:
     backend, conn = fake
     batch = make_batch(["a", "b", "c", "d"])
-    stored = {
-        "b": (bytes(784), int(batch.labels[1])),               # other pixels
-        "c": (batch.pixels[2].tobytes(), 9),                    # same pixels, other label
-    }
+    conn.batch_errors["mnist_images"] = [ora(1, "unique", offset=1), ora(1, "unique", offset=2)]
+    conn.results["SELECT r.image_id FROM"] = [("c",), ("b",)]
     conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a", "d"])
-    conn.lookups["SELECT pixels, label"] = lambda params: [stored[params[0]]]
     scored = backend.write_batch(batch, ModelRef("mlp", 1), "g")
     assert scored.conflicts == ["b", "c"]
     assert scored.image_ids == ["a", "d"] and scored.probabilities.shape == (2, 10)
-    assert conn.log.count(("execute", "SELECT pixels, label")) == 2
+    assert [bind[0] for bind in conn.binds["mnist_batch_replays"]] == ["b", "c"]
+    assert conn.binds["mnist_batch_ids"] == [("a",), ("d",)]  # only these are scored
     assert conn.log[-1] == ("commit",)
 
 
@@ -866,19 +863,48 @@ def test_a_batch_of_new_ids_looks_nothing_up(fake: tuple[OracleBackend, FakeConn
     backend, conn = fake
     conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a", "b"])
     assert backend.write_batch(make_batch(["a", "b"]), ModelRef("mlp", 1), "g").conflicts == []
-    assert ("execute", "SELECT pixels, label") not in conn.log
+    assert ("execute", "SELECT r.image_id FROM") not in conn.log
+    assert "mnist_batch_replays" not in conn.binds
 
 
-def test_a_missing_id_stored_with_the_same_content_is_a_race_not_a_conflict(
+def test_a_batch_of_conflicts_only_scores_nothing_and_stores_offsets(
     fake: tuple[OracleBackend, FakeConnection],
 ) -> None:
     backend, conn = fake
-    batch = make_batch(["a", "b", "c"])
-    same = {image_id: (batch.pixels[i].tobytes(), None if batch.labels[i] < 0 else int(batch.labels[i]))
-            for i, image_id in enumerate(batch.image_ids)}
+    conn.batch_errors["mnist_images"] = [ora(1, "unique", offset=0), ora(1, "unique", offset=1)]
+    conn.results["SELECT r.image_id FROM"] = [("a",), ("b",)]
+    scored = backend.write_batch(make_batch(["a", "b"]), ModelRef("mlp", 1), "g")
+    assert scored.conflicts == ["a", "b"] and scored.image_ids == []
+    assert not any(entry[0] == "callproc" for entry in conn.log)
+    assert ("execute", "MERGE INTO active_models") not in conn.log
+    assert "mnist_batch_ids" not in conn.binds and "consumer_offsets" in conn.binds
+    assert conn.log[-1] == ("commit",)
+
+
+def test_a_replay_without_a_prediction_is_predictions_missing(
+    fake: tuple[OracleBackend, FakeConnection],
+) -> None:
+    backend, conn = fake
+    conn.batch_errors["mnist_images"] = [ora(1, "unique", offset=i) for i in range(3)]
     conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a"])
-    conn.lookups["SELECT pixels, label"] = lambda params: [same[params[0]]]
     with pytest.raises(BackendUnavailable) as failure:
-        backend.write_batch(batch, ModelRef("mlp", 1), "g")
+        backend.write_batch(make_batch(["a", "b", "c"]), ModelRef("mlp", 1), "g")
     assert failure.value.reason == "predictions-missing"
-    assert conn.log.count(("execute", "SELECT pixels, label")) == 1  # the first one settles it
+
+
+def test_plsql_timing_switches_the_counters_on_once_and_logs_them(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    conn = FakeConnection()
+    monkeypatch.setattr(oracledb, "connect", lambda **kwargs: conn)
+    backend = OracleBackend(BackendURL.parse("oracle://app:pw@db:1521/FREEPDB1?plsql_timing=1"))
+    conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a"])
+    with caplog.at_level("INFO", logger="streamscore.backends.oracle.backend"):
+        backend.write_batch(make_batch(["a"]), ModelRef("mlp", 1), "g")
+        backend.write_batch(make_batch(["a"], "b-2"), ModelRef("mlp", 1), "g")
+    calls = [entry for entry in conn.log if entry[0] in ("callproc", "callfunc")]
+    assert calls == [("callproc", "mnist_scorer.set_timing"), ("callproc", "mnist_scorer.score_batch"),
+                     ("callfunc", "mnist_scorer.timings"), ("callproc", "mnist_scorer.score_batch"),
+                     ("callfunc", "mnist_scorer.timings")]
+    assert conn.proc_args[0] == [1]
+    assert "batches=1 images=2" in caplog.text

@@ -11,16 +11,15 @@ The role predictions are stored under is the ModelRef's.
 
 One batch is one transaction (DDL never runs inside it):
 
-1. MERGE the images with ``executemany(batcherrors=True)``: a replayed id (same pixels and
-   label) is kept as first written and moved to this batch, an id stored with other content is
-   left alone in its old batch (id-conflict, found in step 4); rows that hit ORA-00001 (a racing
-   writer committed the id first) are merged again, which moves them the same way;
-   any other row error rolls back and raises BackendDataError naming the ORA code;
-2. MERGE the batch's next offsets per (topic, partition);
-3. call ``mnist_scorer.score_batch`` once: it scores every image of the batch in
-   the database (UTL_NLA.BLAS_GEMM per layer) and inserts the predictions;
-4. SELECT the batch's predictions back; only ids without one are looked up and compared with
-   the stored rows (id-conflicts are reported, anything else is predictions-missing); commit.
+1. INSERT the images, sorted by id, with ``executemany(batcherrors=True)`` (``ingest``): an id
+   stored already fails its row with ORA-00001 and is left as first written; those ids are
+   compared with the stored rows in one join, and the ones with other content are id-conflicts;
+   any other row error rolls back (each row's error classified: bad data, outage or fatal);
+2. put the batch's ids (conflicts left out) in ``mnist_batch_ids``, a global temporary table;
+3. MERGE the batch's next offsets per (topic, partition);
+4. call ``mnist_scorer.score_batch`` once: it scores every image of ``mnist_batch_ids`` without
+   a prediction in the database (UTL_NLA.BLAS_GEMM per layer) and inserts the predictions;
+5. SELECT the batch's predictions back (an id without one is predictions-missing); commit.
 
 The user and its rights come from ``sql/oracle/00_create_user.sql`` (for a DBA);
 tables and package from ``init_schema``. See docs/oracle.md.
@@ -41,14 +40,11 @@ import oracledb
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
 from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.oracle import errors as oracle_errors
+from streamscore.backends.oracle import ingest
 from streamscore.backends.oracle import statements as oracle_sql
 from streamscore.backends.sqlfiles import script
 from streamscore.backends.url import BackendURL
-from streamscore.errors import (
-    BackendError,
-    BackendUnavailable,
-    ErrorKind,
-)
+from streamscore.errors import BackendError, ErrorKind
 from streamscore.model.artifact import OUTPUTS, ModelArtifact
 from streamscore.shared.messages import now_ms
 
@@ -235,15 +231,18 @@ class OracleBackend(Backend):
             try:
                 with conn.cursor() as cursor:
                     image_binds = oracle_sql.image_binds(batch, rows)
-                    self._merge_images(cursor, image_binds)
+                    stored = ingest.insert_images(cursor, image_binds)
+                    conflicts = ingest.find_conflicts(cursor, stored)
+                    skipped = set(conflicts)
+                    to_score = [bind[0] for bind in image_binds if bind[0] not in skipped]
+                    ingest.stage_batch_ids(cursor, to_score)
                     if batch.offsets:
                         binds = oracle_sql.offset_binds(group, batch.offsets)
                         cursor.executemany(oracle_sql.statement("merge_offset"), binds)
-                    fetched = self._score_and_fetch(cursor, batch.batch_id, model) if rows else []
-                    conflicts = self._find_conflicts(cursor, image_binds, fetched)
+                    fetched = self._score_and_fetch(cursor, model) if to_score else []
                     # after scoring: a missing model fails there first, with ORA-20001 (fatal),
                     # not here with a foreign-key error the loop would take for bad rows
-                    switched = bool(rows) and self._activate(cursor, model)
+                    switched = bool(to_score) and self._activate(cursor, model)
                 conn.commit()
             except BaseException:
                 self._rollback()
@@ -252,35 +251,8 @@ class OracleBackend(Backend):
             self._active[model.name] = model.version
         return oracle_sql.scored_batch(image_ids, fetched, model, scored_at, conflicts)
 
-    @staticmethod
-    def _find_conflicts(
-        cursor: oracledb.Cursor, binds: list[oracle_sql.ImageBind], fetched: list[Any]
-    ) -> list[str]:
-        """Ids without a prediction whose stored content differs from the batch's (id-conflict).
-
-        MERGE leaves such a row in its old batch, so only ids missing from ``fetched`` are looked
-        up (none on a batch of new ids). The first one stored with the same content stops the
-        search: that is a rebalance race, and scored_batch raises predictions-missing for it.
-        """
-        if len(fetched) == len(binds):
-            return []
-        found = {str(row[0]) for row in fetched}
-        conflicts: list[str] = []
-        for bind in binds:
-            if bind[0] in found:
-                continue
-            cursor.execute(oracle_sql.statement("select_image_content"), [bind[0]])
-            stored = cursor.fetchone()
-            if stored is None or oracle_sql.same_content(bind, stored):
-                break
-            conflicts.append(bind[0])
-        if conflicts:
-            log.warning("%d image id(s) already stored with other content (id-conflict), e.g. %r",
-                        len(conflicts), conflicts[0])
-        return conflicts
-
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
-        """Stage the images under a scratch batch id, score them in PL/SQL, roll everything back."""
+        """Stage the images under scratch ids, score them in PL/SQL, roll everything back."""
         if len(pixels) == 0:
             return np.zeros((0, OUTPUTS), dtype=np.float32)
         scratch = f"score-{uuid.uuid4().hex}"
@@ -292,8 +264,9 @@ class OracleBackend(Backend):
             conn = self._connection()
             try:
                 with conn.cursor() as cursor:
-                    self._merge_images(cursor, oracle_sql.image_binds(batch, range(len(pixels))))
-                    fetched = self._score_and_fetch(cursor, scratch, model)
+                    ingest.insert_images(cursor, oracle_sql.image_binds(batch, range(len(pixels))))
+                    ingest.stage_batch_ids(cursor, batch.image_ids)
+                    fetched = self._score_and_fetch(cursor, model)
             finally:
                 self._rollback()  # nothing of this call is kept
         return oracle_sql.scored_batch(batch.image_ids, fetched, model, 0).probabilities
@@ -309,35 +282,9 @@ class OracleBackend(Backend):
         cursor.execute(oracle_sql.statement("merge_active"), [model.name, model.version])
         return True
 
-    def _merge_images(self, cursor: oracledb.Cursor, binds: list[oracle_sql.ImageBind]) -> None:
-        pending = binds
-        for _attempt in range(3):
-            if not pending:
-                return
-            # label is often NULL for a whole batch: type it, or it would bind as a string
-            # (set before every executemany, in case input sizes last a single execution)
-            cursor.setinputsizes(None, None, oracledb.DB_TYPE_NUMBER, oracledb.DB_TYPE_NUMBER, None)
-            cursor.executemany(oracle_sql.statement("merge_image"), pending, batcherrors=True)
-            errors = cursor.getbatcherrors()
-            rejected = [error for error in errors if error.code != 1]
-            if rejected:
-                raise oracle_errors.row_errors(rejected, pending)
-            # ORA-00001: another session inserted the same id and committed while this MERGE
-            # waited on its index entry. Its row (pixels) is kept, but the row was skipped here,
-            # so its batch_id still names the other batch: score_batch would not see it and
-            # SELECT_PREDICTIONS would not return it. MERGE those rows again: now they match,
-            # and only batch_id moves to this batch, as for any replay.
-            pending = [pending[error.offset] for error in errors]
-        raise BackendUnavailable(
-            f"oracle: {len(pending)} image id(s) kept colliding with concurrent writers, "
-            f"e.g. {pending[0][0]!r}", retry_after=0.5,
-        )
-
-    def _score_and_fetch(
-        self, cursor: oracledb.Cursor, batch_id: str, model: ModelRef
-    ) -> list[Any]:
-        """One PL/SQL call scores the batch; retried once after ORA-04068 (package recompiled)."""
-        arguments = [batch_id, model.name, model.version, model.role]
+    def _score_and_fetch(self, cursor: oracledb.Cursor, model: ModelRef) -> list[Any]:
+        """One PL/SQL call scores mnist_batch_ids; retried once after ORA-04068 (package recompiled)."""
+        arguments = [model.name, model.version, model.role]
         if self._target.plsql_timing and not self._timing_on:
             cursor.callproc(oracle_sql.SET_TIMING_PROCEDURE, [1])  # debug: counters from zero
             self._timing_on = True

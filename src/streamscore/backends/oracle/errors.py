@@ -195,7 +195,7 @@ def fix(exc: BaseException) -> str | None:
 
 
 def row_errors(errors: list[Any], binds: Sequence[Sequence[Any]]) -> StreamscoreError:
-    """One error for the per-row errors of a MERGE, each classified on its own.
+    """One error for the per-row errors of an image INSERT, each classified on its own.
 
     fatal beats retriable beats data: a deadlock on one row is an outage to retry (the retry
     meets any bad row again, and then the loop bisects), not a reason to dead-letter rows.
@@ -212,7 +212,7 @@ def row_errors(errors: list[Any], binds: Sequence[Sequence[Any]]) -> Streamscore
     if hint is not None:
         where = f"{where} ({hint})"
     if kind.kind == "retriable":
-        return BackendUnavailable(f"oracle unavailable while merging {where}",
+        return BackendUnavailable(f"oracle unavailable while inserting {where}",
                                   retry_after=kind.retry_after or 0.0, reason=kind.reason)
     if kind.kind == "data":
         return BackendDataError(f"oracle rejected {where}", reason=kind.reason)

@@ -178,12 +178,6 @@ def image_binds(batch: ImageBatch, rows: Sequence[int]) -> list[ImageBind]:
     return binds
 
 
-def same_content(bind: ImageBind, stored: Sequence[Any]) -> bool:
-    """True when a stored (pixels, label) row holds what ``bind`` (a merge_image bind) carries."""
-    pixels, label = stored
-    return bytes(pixels) == bind[1] and (None if label is None else int(label)) == bind[2]
-
-
 def offset_binds(group: str, offsets: Mapping[TopicPartitionKey, int]) -> list[OffsetBind]:
     """merge_offset parameters, in a stable order (fewer lock-order deadlocks between consumers)."""
     return [
@@ -199,8 +193,7 @@ def scored_batch(
     """select_predictions rows in the order of ``image_ids``; ``scored_at`` is this pass's time.
 
     ``conflicts`` (ids stored with other content) are left out. Any other id without a row
-    (another consumer moved the image to its batch in a rebalance race) is BackendUnavailable
-    ``predictions-missing``: the batch is written again.
+    is BackendUnavailable ``predictions-missing``: the batch is written again.
     """
     by_id = {str(row[0]): row for row in rows}
     if conflicts:
