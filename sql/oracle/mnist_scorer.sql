@@ -33,6 +33,12 @@
 
 CREATE OR REPLACE PACKAGE mnist_scorer AUTHID DEFINER AS
 
+  -- The version of this package. init_schema compiles the file only when this number is
+  -- higher than the installed package's (read from USER_SOURCE), so during a rolling
+  -- upgrade old consumers never compile an old package over a new one (every compile
+  -- discards the package state of all sessions: ORA-04068). Raise it with every change.
+  c_package_version CONSTANT PLS_INTEGER := 2;
+
   -- Score the images whose ids the caller put in mnist_batch_ids (a global temporary
   -- table: this transaction's batch) and that have no prediction yet for
   -- (p_model_name, p_model_version, p_role); insert their predictions.
@@ -86,6 +92,7 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
     input_scale BINARY_FLOAT,
     pixel_value t_pixel_values,     -- reference: np.float32(p) * np.float32(input_scale)
     widest      PLS_INTEGER,        -- largest of 784 and every n_out
+    last_used   PLS_INTEGER,        -- g_clock when a batch last used it (LRU eviction)
     layers      t_layers);
   TYPE t_models IS TABLE OF t_model INDEX BY VARCHAR2(200);
 
@@ -98,6 +105,7 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
   -- Package state (one copy per database session, i.e. per consumer connection).
   g_models      t_models;           -- 'name:version' -> weights
   g_cache_loads PLS_INTEGER := 0;
+  g_clock       PLS_INTEGER := 0;   -- counts ensure_loaded calls (LRU order of g_models)
   g_zeros       UTL_NLA_ARRAY_FLT;  -- c_inputs * c_max_chunk zeros, built on first use
   g_timing      BOOLEAN := FALSE;   -- set_timing(1): count CPU time per phase
   g_cpu         t_cpu_times;        -- phase -> hundredths of a second (and the counts)
@@ -231,6 +239,22 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
     RETURN l_model;
   END read_model;
 
+  -- Drop the cached model that no batch has used for the longest time.
+  PROCEDURE evict_least_recently_used IS
+    l_key    VARCHAR2(200) := g_models.FIRST;
+    l_oldest VARCHAR2(200) := g_models.FIRST;
+  BEGIN
+    WHILE l_key IS NOT NULL LOOP
+      IF g_models(l_key).last_used < g_models(l_oldest).last_used THEN
+        l_oldest := l_key;
+      END IF;
+      l_key := g_models.NEXT(l_key);
+    END LOOP;
+    IF l_oldest IS NOT NULL THEN
+      g_models.DELETE(l_oldest);
+    END IF;
+  END evict_least_recently_used;
+
   -- Make sure (p_name, p_version) is in the package state and return its key.
   -- One indexed lookup per batch; the weights are read again only when the version
   -- is new to this session or its rows were replaced (different sha256).
@@ -248,13 +272,16 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
       WHEN NO_DATA_FOUND THEN
         RAISE_APPLICATION_ERROR(-20001, 'model ' || l_key || ' is not installed');
     END;
+    g_clock := g_clock + 1;
     IF g_models.EXISTS(l_key) AND g_models(l_key).sha256 = l_sha THEN
+      g_models(l_key).last_used := g_clock;
       RETURN l_key;
     END IF;
-    IF g_models.COUNT >= c_max_cached THEN
-      g_models.DELETE;  -- a few versions at most serve at once (champion, shadow)
+    IF NOT g_models.EXISTS(l_key) AND g_models.COUNT >= c_max_cached THEN
+      evict_least_recently_used;  -- the champion, used every batch, stays
     END IF;
     g_models(l_key) := read_model(p_name, p_version, l_sha, l_count, l_scale);
+    g_models(l_key).last_used := g_clock;
     g_cache_loads := g_cache_loads + 1;
     RETURN l_key;
   END ensure_loaded;

@@ -78,10 +78,13 @@ INSERT INTO model_layers
 VALUES (:1, :2, :3, :4, :5, :6, :7, :8)
 
 -- name: select_package_state
--- the installed package's source digest and how many of its two units are VALID
+-- the installed package's source digest, how many of its two units are VALID, and the spec
+-- line that declares its version (c_package_version; NULL before versions existed)
 SELECT (SELECT source_sha256 FROM schema_objects WHERE object_name = :1),
        (SELECT COUNT(*) FROM user_objects
-         WHERE object_name = :2 AND object_type IN ('PACKAGE', 'PACKAGE BODY') AND status = 'VALID')
+         WHERE object_name = :2 AND object_type IN ('PACKAGE', 'PACKAGE BODY') AND status = 'VALID'),
+       (SELECT MAX(text) FROM user_source
+         WHERE name = :3 AND type = 'PACKAGE' AND text LIKE '%c_package_version%CONSTANT%')
   FROM dual
 
 -- name: select_compile_errors

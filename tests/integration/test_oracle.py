@@ -194,6 +194,21 @@ def test_model_switch_reloads_once(backend: OracleBackend, champion: ModelArtifa
                  champion.name) == 1
 
 
+def test_the_champion_survives_a_stream_of_shadow_versions(backend: OracleBackend, champion: ModelArtifact,
+                                                          mnist: MnistSplit) -> None:
+    """The model cache (4 versions) evicts the least recently used one, never every model."""
+    champion_ref = ModelRef(champion.name, champion.version)
+    backend.write_batch(image_batch(mnist, [30], f"{RUN}-lru-0"), champion_ref, GROUP)
+    for version in range(3, 9):
+        backend.install_model(random_artifact(champion.name, version, (784, 16, 10), ("relu", "softmax"),
+                                              seed=version))
+        shadow = ModelRef(champion.name, version, "shadow")
+        backend.write_batch(image_batch(mnist, [30 + version], f"{RUN}-lru-{version}"), shadow, GROUP)
+        loads = cache_loads(backend)
+        backend.write_batch(image_batch(mnist, [50 + version], f"{RUN}-lru-c{version}"), champion_ref, GROUP)
+        assert cache_loads(backend) == loads  # the champion was still cached
+
+
 def test_load_model_round_trip(backend: OracleBackend, champion: ModelArtifact) -> None:
     loaded = backend.load_model(ModelRef(champion.name, champion.version))
     assert loaded.sha256 == champion.sha256

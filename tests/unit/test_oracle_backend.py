@@ -31,6 +31,7 @@ from streamscore.backends import (
 )
 from streamscore.backends.oracle import OracleBackend
 from streamscore.backends.oracle import errors as oracle_errors
+from streamscore.backends.oracle import package as oracle_package
 from streamscore.backends.oracle import statements as oracle_sql
 from streamscore.backends.sqlfiles import named_statements, read_sql, script, split_statements
 from streamscore.errors import (
@@ -249,7 +250,7 @@ def test_dml_uses_binds_and_known_tables() -> None:
         if not re.match(r"\s*(SELECT|MERGE|INSERT)", text):
             continue
         used = set(re.findall(r"(?:FROM|INTO|JOIN)\s+(\w+)", text)) - {"dual", "user_objects",
-                                                                      "user_errors"}
+                                                                      "user_errors", "user_source"}
         assert used <= tables, (name, used - tables)
         assert "{" not in text, name  # values are binds, never formatted in
         assert ":1" in text or name == "select_conflicts", name  # that one joins two tables only
@@ -780,14 +781,15 @@ def test_init_schema_tolerates_existing_objects_and_skips_unchanged_package(
 ) -> None:
     backend, conn = fake
     conn.fail_on["CREATE TABLE mnist_images"] = ora_exception(955, "name is already used")
-    conn.results["SELECT (SELECT source_sha256"] = [(oracle_sql.package_digest(), 2)]
+    version_line = f"  c_package_version CONSTANT PLS_INTEGER := {oracle_package.file_version()};"
+    conn.results["SELECT (SELECT source_sha256"] = [(oracle_sql.package_digest(), 2, version_line)]
     backend.init_schema()
     executed = [entry[1] for entry in conn.log if entry[0] == "execute"]
     assert executed.count("CREATE TABLE mnist_predictions") == 1
     assert not any("PACKAGE" in statement for statement in executed)  # no recompile
     # a changed (or missing) package is compiled, natively, and its digest recorded
     conn.log.clear()
-    conn.results["SELECT (SELECT source_sha256"] = [("old", 2)]
+    conn.results["SELECT (SELECT source_sha256"] = [("old", 2, None)]  # from before versions
     backend.init_schema()
     executed = [entry[1] for entry in conn.log if entry[0] == "execute"]
     assert "ALTER SESSION SET" in executed

@@ -41,6 +41,7 @@ from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch
 from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.oracle import errors as oracle_errors
 from streamscore.backends.oracle import ingest
+from streamscore.backends.oracle import package as oracle_package
 from streamscore.backends.oracle import statements as oracle_sql
 from streamscore.backends.sqlfiles import script
 from streamscore.backends.url import BackendURL
@@ -141,12 +142,26 @@ class OracleBackend(Backend):
                 self._install_package(conn, cursor)
 
     def _install_package(self, conn: oracledb.Connection, cursor: oracledb.Cursor) -> None:
-        """(Re)compile MNIST_SCORER only when its file changed or it is invalid (see ORA-04068)."""
+        """Compile MNIST_SCORER only upward (its c_package_version) or when invalid (ORA-04068)."""
         digest = oracle_sql.package_digest()
+        version = oracle_package.file_version()
         name = oracle_sql.PACKAGE_NAME
-        cursor.execute(oracle_sql.statement("select_package_state"), [name, name])
-        row = cursor.fetchone()
-        if row is not None and row[0] == digest and row[1] == 2:
+        cursor.execute(oracle_sql.statement("select_package_state"), [name, name, name])
+        row = cursor.fetchone() or (None, 0, None)
+        installed = oracle_package.InstalledPackage(
+            None if row[0] is None else str(row[0]), int(row[1] or 0),
+            None if row[2] is None else str(row[2]))
+        action = oracle_package.decide(installed, version, digest)
+        if action == "newer-invalid":
+            raise BackendError(
+                f"package {name} version {installed.version} (installed by a newer streamscore) is "
+                f"invalid: run `streamscore db init` with that newer version; this one ({version}) "
+                "never compiles over a newer package")
+        if action == "forgotten-bump":
+            log.warning("sql/oracle/%s differs from the installed package but declares the same "
+                        "c_package_version %d: not compiled (raise the version to install it)",
+                        oracle_sql.PACKAGE_FILE, version)
+        if action != "compile":
             return
         if self.native_plsql:
             cursor.execute(oracle_sql.statement("native_compilation"))
@@ -159,7 +174,7 @@ class OracleBackend(Backend):
             raise BackendError(f"package {name} does not compile: {oracle_sql.compile_errors(units, errors)}")
         cursor.execute(oracle_sql.statement("merge_package_digest"), [name, digest])
         conn.commit()
-        log.info("installed package %s (sha256 %s)", name, digest[:12])
+        log.info("installed package %s version %d (sha256 %s)", name, version, digest[:12])
 
     # -- offsets ---------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
@@ -239,7 +254,7 @@ class OracleBackend(Backend):
                     if batch.offsets:
                         binds = oracle_sql.offset_binds(group, batch.offsets)
                         cursor.executemany(oracle_sql.statement("merge_offset"), binds)
-                    fetched = self._score_and_fetch(cursor, model) if to_score else []
+                    fetched = self._score_and_fetch(cursor, model, len(to_score)) if to_score else []
                     # after scoring: a missing model fails there first, with ORA-20001 (fatal),
                     # not here with a foreign-key error the loop would take for bad rows
                     switched = bool(to_score) and self._activate(cursor, model)
@@ -266,7 +281,7 @@ class OracleBackend(Backend):
                 with conn.cursor() as cursor:
                     ingest.insert_images(cursor, oracle_sql.image_binds(batch, range(len(pixels))))
                     ingest.stage_batch_ids(cursor, batch.image_ids)
-                    fetched = self._score_and_fetch(cursor, model)
+                    fetched = self._score_and_fetch(cursor, model, len(pixels))
             finally:
                 self._rollback()  # nothing of this call is kept
         return oracle_sql.scored_batch(batch.image_ids, fetched, model, 0).probabilities
@@ -282,7 +297,7 @@ class OracleBackend(Backend):
         cursor.execute(oracle_sql.statement("merge_active"), [model.name, model.version])
         return True
 
-    def _score_and_fetch(self, cursor: oracledb.Cursor, model: ModelRef) -> list[Any]:
+    def _score_and_fetch(self, cursor: oracledb.Cursor, model: ModelRef, expected: int) -> list[Any]:
         """One PL/SQL call scores mnist_batch_ids; retried once after ORA-04068 (package recompiled)."""
         arguments = [model.name, model.version, model.role]
         if self._target.plsql_timing and not self._timing_on:
@@ -295,6 +310,8 @@ class OracleBackend(Backend):
                 raise
             log.info("package state discarded (package recompiled); calling the scorer again")
             cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
+        # one round trip for the whole batch (the default arraysize is 100)
+        cursor.arraysize = cursor.prefetchrows = max(expected, 1)
         cursor.execute(oracle_sql.statement("select_predictions"), arguments)
         fetched = list(cursor.fetchall())
         if self._target.plsql_timing:
