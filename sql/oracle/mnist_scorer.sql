@@ -62,6 +62,16 @@ CREATE OR REPLACE PACKAGE mnist_scorer AUTHID DEFINER AS
   PROCEDURE set_timing(p_enabled IN PLS_INTEGER);
   FUNCTION timings RETURN VARCHAR2;
 
+  -- Retention: delete the images inserted more than p_older_than_s seconds ago and
+  -- their predictions, p_rows_per_commit images at a time, COMMITTING after each
+  -- chunk (bounded undo; call it outside a batch, e.g. from a scheduler job).
+  -- p_images / p_predictions return how many rows went.
+  PROCEDURE purge(
+    p_older_than_s    IN  NUMBER,
+    p_images          OUT NUMBER,
+    p_predictions     OUT NUMBER,
+    p_rows_per_commit IN  PLS_INTEGER DEFAULT 10000);
+
 END mnist_scorer;
 /
 
@@ -509,6 +519,38 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
         (p_ids(j), p_name, p_version, p_role, l_predicted(j), l_probs(j), l_scored_at);
     tick('store', l_cpu);
   END score_chunk;
+
+  PROCEDURE purge(
+    p_older_than_s    IN  NUMBER,
+    p_images          OUT NUMBER,
+    p_predictions     OUT NUMBER,
+    p_rows_per_commit IN  PLS_INTEGER DEFAULT 10000)
+  IS
+    -- inserted_at holds SYSTIMESTAMP without its zone (the server's clock), so compare
+    -- with the same; the cutoff is fixed once, so rows inserted meanwhile are kept
+    l_cutoff CONSTANT TIMESTAMP :=
+      CAST(SYSTIMESTAMP AS TIMESTAMP) - NUMTODSINTERVAL(p_older_than_s, 'SECOND');
+    l_ids t_ids;
+  BEGIN
+    IF p_older_than_s IS NULL OR p_older_than_s < 0 OR p_rows_per_commit < 1 THEN
+      RAISE_APPLICATION_ERROR(-20006, 'purge: the age must be >= 0 seconds and the chunk >= 1 row');
+    END IF;
+    p_images := 0;
+    p_predictions := 0;
+    LOOP
+      SELECT image_id BULK COLLECT INTO l_ids
+        FROM mnist_images
+       WHERE inserted_at < l_cutoff AND ROWNUM <= p_rows_per_commit;
+      EXIT WHEN l_ids.COUNT = 0;
+      FORALL j IN 1 .. l_ids.COUNT                  -- predictions first: they reference the image
+        DELETE FROM mnist_predictions WHERE image_id = l_ids(j);
+      p_predictions := p_predictions + SQL%ROWCOUNT;
+      FORALL j IN 1 .. l_ids.COUNT
+        DELETE FROM mnist_images WHERE image_id = l_ids(j);
+      p_images := p_images + SQL%ROWCOUNT;
+      COMMIT;
+    END LOOP;
+  END purge;
 
   PROCEDURE score_batch(
     p_model_name    IN VARCHAR2,

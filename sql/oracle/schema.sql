@@ -25,6 +25,9 @@ CREATE TABLE mnist_images (
   CONSTRAINT mnist_images_label_ck CHECK (label BETWEEN 0 AND 9)
 );
 
+-- Retention (mnist_scorer.purge) finds old images by inserted_at.
+CREATE INDEX mnist_images_inserted_ix ON mnist_images (inserted_at);
+
 -- The ids of the batch being written, for this transaction only: the scorer and
 -- select_predictions join it (rows vanish at COMMIT or ROLLBACK, per session).
 CREATE GLOBAL TEMPORARY TABLE mnist_batch_ids (

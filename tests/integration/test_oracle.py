@@ -233,5 +233,14 @@ def test_bad_row_is_a_data_error_naming_the_code(backend: OracleBackend, champio
                  f"{RUN}-bad") == 0
 
 
+def test_purge_runs_and_keeps_recent_rows(backend: OracleBackend, champion: ModelArtifact,
+                                         mnist: MnistSplit) -> None:
+    ref = ModelRef(champion.name, champion.version)
+    backend.write_batch(image_batch(mnist, [400, 401], f"{RUN}-purge"), ref, GROUP)
+    # ten years: nothing of this (or any recent) run is that old, so the shared database keeps its rows
+    assert backend.purge(10 * 365 * 86_400, rows_per_commit=2) == (0, 0)
+    assert scalar(backend, "SELECT COUNT(*) FROM mnist_images WHERE batch_id = :1", f"{RUN}-purge") == 2
+
+
 def test_driver_is_thin() -> None:
     assert oracledb.is_thin_mode()

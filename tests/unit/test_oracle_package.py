@@ -18,7 +18,7 @@ from streamscore.backends.oracle import OracleBackend
 from streamscore.backends.oracle import package as oracle_package
 from streamscore.backends.oracle import statements as oracle_sql
 from streamscore.backends.sqlfiles import read_sql
-from streamscore.errors import BackendError
+from streamscore.errors import BackendError, ConfigError
 
 InstalledPackage = oracle_package.InstalledPackage
 FILE_DIGEST = "f" * 64
@@ -182,3 +182,36 @@ def test_the_champion_used_every_batch_is_never_evicted() -> None:
     cache, loads = simulate_cache(source, uses, capacity)
     assert "mlp:1" in cache and len(cache) == capacity
     assert loads == 1 + 7  # the champion was read once
+
+
+class Var:
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def getvalue(self) -> int:
+        return self.value
+
+
+def test_purge_calls_the_package_and_returns_the_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    backend, _conn = connected(monkeypatch, {})
+    calls: list[Any] = []
+    outputs = iter([Var(1200), Var(2300)])
+
+    def callproc(self: Cursor, name: str, params: Any) -> None:
+        calls.append((name, params))
+
+    monkeypatch.setattr(Cursor, "var", lambda self, kind: next(outputs), raising=False)
+    monkeypatch.setattr(Cursor, "callproc", callproc)
+    assert backend.purge(86_400, rows_per_commit=500) == (1200, 2300)
+    (name, params), = calls
+    assert name == "mnist_scorer.purge" and params[0] == 86_400 and params[3] == 500
+    with pytest.raises(ConfigError):
+        backend.purge(-1)
+
+
+def test_purge_deletes_predictions_before_images_and_commits_per_chunk() -> None:
+    source = read_sql("oracle", oracle_sql.PACKAGE_FILE)
+    body = source[source.index("PROCEDURE purge(", source.index("PACKAGE BODY")): source.index("END purge;")]
+    assert body.index("DELETE FROM mnist_predictions") < body.index("DELETE FROM mnist_images") < body.index("COMMIT")
+    assert "ROWNUM <= p_rows_per_commit" in body
+    assert "CREATE INDEX mnist_images_inserted_ix ON mnist_images (inserted_at)" in read_sql("oracle", "schema.sql")

@@ -45,7 +45,7 @@ from streamscore.backends.oracle import package as oracle_package
 from streamscore.backends.oracle import statements as oracle_sql
 from streamscore.backends.sqlfiles import script
 from streamscore.backends.url import BackendURL
-from streamscore.errors import BackendError, ErrorKind
+from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import OUTPUTS, ModelArtifact
 from streamscore.shared.messages import now_ms
 
@@ -175,6 +175,19 @@ class OracleBackend(Backend):
         cursor.execute(oracle_sql.statement("merge_package_digest"), [name, digest])
         conn.commit()
         log.info("installed package %s version %d (sha256 %s)", name, version, digest[:12])
+
+    def purge(self, older_than_s: float, rows_per_commit: int = 10_000) -> tuple[int, int]:
+        """Delete images inserted more than ``older_than_s`` seconds ago and their predictions.
+
+        Commits every ``rows_per_commit`` images (mnist_scorer.purge); returns (images,
+        predictions) deleted. Offsets stay: a purged image is not consumed again.
+        """
+        if older_than_s < 0 or rows_per_commit < 1:
+            raise ConfigError(f"purge: age {older_than_s} s and chunk {rows_per_commit} must be >= 0 and >= 1")
+        with self.translate_errors("purging old images"), self._connection().cursor() as cursor:
+            images, predictions = cursor.var(int), cursor.var(int)
+            cursor.callproc(oracle_sql.PURGE_PROCEDURE, [older_than_s, images, predictions, rows_per_commit])
+            return int(images.getvalue() or 0), int(predictions.getvalue() or 0)
 
     # -- offsets ---------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:

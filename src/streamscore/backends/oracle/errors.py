@@ -114,6 +114,7 @@ FIXES: dict[int, str] = {
           "or ask a DBA to raise PGA_AGGREGATE_LIMIT",
     12954: "Oracle Free's 12 GB user-data limit is reached: delete old images and predictions",
     20001: "the model is not installed in this database: install_model() it first",
+    20006: "purge takes an age of 0 seconds or more and a chunk of 1 row or more",
 }
 
 

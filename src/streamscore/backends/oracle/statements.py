@@ -125,6 +125,8 @@ def statement(name: str) -> str:
 SCORE_PROCEDURE = "mnist_scorer.score_batch"
 #: debug timing of the scorer's phases (URL option plsql_timing=1)
 SET_TIMING_PROCEDURE = "mnist_scorer.set_timing"
+#: retention: age in seconds, OUT images, OUT predictions, rows per commit
+PURGE_PROCEDURE = "mnist_scorer.purge"
 TIMINGS_FUNCTION = "mnist_scorer.timings"
 
 
