@@ -46,7 +46,16 @@ CREATE OR REPLACE PACKAGE mnist_scorer AUTHID DEFINER AS
   -- Commits nothing: the caller commits the batch (or rolls back to store nothing).
   -- Raises ORA-20001 when the model is not installed, ORA-20002..20005 when its
   -- rows are inconsistent.
+  PROCEDURE score_staged(
+    p_model_name    IN VARCHAR2,
+    p_model_version IN NUMBER,
+    p_role          IN VARCHAR2 DEFAULT 'champion');
+
+  -- Version 1's entry point, kept so that consumers from before version 2 keep working
+  -- during a rolling upgrade: the same, for the images whose batch_id is p_batch_id
+  -- (those consumers MERGE each image into their batch). Remove once none run.
   PROCEDURE score_batch(
+    p_batch_id      IN VARCHAR2,
     p_model_name    IN VARCHAR2,
     p_model_version IN NUMBER,
     p_role          IN VARCHAR2 DEFAULT 'champion');
@@ -552,27 +561,9 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
     END LOOP;
   END purge;
 
-  PROCEDURE score_batch(
-    p_model_name    IN VARCHAR2,
-    p_model_version IN NUMBER,
-    p_role          IN VARCHAR2 DEFAULT 'champion')
-  IS
+  -- p_model_version, or the version active_models names when it is NULL.
+  FUNCTION resolve_version(p_model_name VARCHAR2, p_model_version NUMBER) RETURN NUMBER IS
     l_version NUMBER := p_model_version;
-    l_key     VARCHAR2(200);
-    l_chunk   PLS_INTEGER;
-    l_ids     t_ids;
-    l_pixels  t_pixels;
-    l_cpu     NUMBER := cpu_now;
-    CURSOR c_todo(cp_version NUMBER) IS
-      SELECT i.image_id, i.pixels
-        FROM mnist_batch_ids b JOIN mnist_images i ON i.image_id = b.image_id
-       WHERE NOT EXISTS (SELECT 1
-                           FROM mnist_predictions p
-                          WHERE p.image_id = i.image_id
-                            AND p.model_name = p_model_name
-                            AND p.model_version = cp_version
-                            AND p.role = p_role)
-       ORDER BY i.image_id;
   BEGIN
     IF l_version IS NULL THEN
       BEGIN
@@ -582,30 +573,87 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
           RAISE_APPLICATION_ERROR(-20001, 'model ' || p_model_name || ' has no active version');
       END;
     END IF;
-    l_key := ensure_loaded(p_model_name, l_version);
-    tick('load', l_cpu);
-    l_chunk := LEAST(c_max_chunk, TRUNC(c_max_entries / g_models(l_key).widest));
-    OPEN c_todo(l_version);
+    RETURN l_version;
+  END resolve_version;
+
+  -- Score every (image_id, pixels) row of p_todo in chunks (LIMIT keeps each UTL_NLA array
+  -- within 1,000,000 entries) and insert the predictions; closes p_todo.
+  PROCEDURE score_rows(p_todo IN OUT SYS_REFCURSOR, p_key VARCHAR2, p_name VARCHAR2,
+                       p_version NUMBER, p_role VARCHAR2)
+  IS
+    l_chunk  CONSTANT PLS_INTEGER := LEAST(c_max_chunk, TRUNC(c_max_entries / g_models(p_key).widest));
+    l_ids    t_ids;
+    l_pixels t_pixels;
+    l_cpu    NUMBER := cpu_now;
+  BEGIN
     LOOP
-      FETCH c_todo BULK COLLECT INTO l_ids, l_pixels LIMIT l_chunk;
+      FETCH p_todo BULK COLLECT INTO l_ids, l_pixels LIMIT l_chunk;
       EXIT WHEN l_ids.COUNT = 0;
       tick('fetch', l_cpu);
-      score_chunk(l_key, l_ids, l_pixels, p_model_name, l_version, p_role);
+      score_chunk(p_key, l_ids, l_pixels, p_name, p_version, p_role);
       l_cpu := cpu_now;                    -- score_chunk charged its own phases
       IF g_timing THEN
         count_up('images', l_ids.COUNT);
       END IF;
     END LOOP;
-    CLOSE c_todo;
+    CLOSE p_todo;
     IF g_timing THEN
       count_up('batches', 1);
     END IF;
   EXCEPTION
     WHEN OTHERS THEN
-      IF c_todo%ISOPEN THEN
-        CLOSE c_todo;
+      IF p_todo%ISOPEN THEN
+        CLOSE p_todo;
       END IF;
       RAISE;
+  END score_rows;
+
+  PROCEDURE score_staged(
+    p_model_name    IN VARCHAR2,
+    p_model_version IN NUMBER,
+    p_role          IN VARCHAR2 DEFAULT 'champion')
+  IS
+    l_cpu     NUMBER := cpu_now;
+    l_version CONSTANT NUMBER := resolve_version(p_model_name, p_model_version);
+    l_key     CONSTANT VARCHAR2(200) := ensure_loaded(p_model_name, l_version);
+    l_todo    SYS_REFCURSOR;
+  BEGIN
+    tick('load', l_cpu);
+    OPEN l_todo FOR
+      SELECT i.image_id, i.pixels
+        FROM mnist_batch_ids b JOIN mnist_images i ON i.image_id = b.image_id
+       WHERE NOT EXISTS (SELECT 1
+                           FROM mnist_predictions p
+                          WHERE p.image_id = i.image_id
+                            AND p.model_name = p_model_name
+                            AND p.model_version = l_version
+                            AND p.role = p_role)
+       ORDER BY i.image_id;
+    score_rows(l_todo, l_key, p_model_name, l_version, p_role);
+  END score_staged;
+
+  PROCEDURE score_batch(
+    p_batch_id      IN VARCHAR2,
+    p_model_name    IN VARCHAR2,
+    p_model_version IN NUMBER,
+    p_role          IN VARCHAR2 DEFAULT 'champion')
+  IS
+    l_version CONSTANT NUMBER := resolve_version(p_model_name, p_model_version);
+    l_key     CONSTANT VARCHAR2(200) := ensure_loaded(p_model_name, l_version);
+    l_todo    SYS_REFCURSOR;
+  BEGIN
+    OPEN l_todo FOR
+      SELECT i.image_id, i.pixels
+        FROM mnist_images i
+       WHERE i.batch_id = p_batch_id
+         AND NOT EXISTS (SELECT 1
+                           FROM mnist_predictions p
+                          WHERE p.image_id = i.image_id
+                            AND p.model_name = p_model_name
+                            AND p.model_version = l_version
+                            AND p.role = p_role)
+       ORDER BY i.image_id;
+    score_rows(l_todo, l_key, p_model_name, l_version, p_role);
   END score_batch;
 
 END mnist_scorer;

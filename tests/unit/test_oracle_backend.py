@@ -640,7 +640,7 @@ def test_write_batch_order_and_duplicates(fake: tuple[OracleBackend, FakeConnect
         ("execute", "SELECT r.image_id FROM"),
         ("executemany", "mnist_batch_ids"),
         ("executemany", "consumer_offsets"),
-        ("callproc", "mnist_scorer.score_batch"),
+        ("callproc", "mnist_scorer.score_staged"),
         ("execute", "SELECT p.image_id, p.predicted,"),
         ("execute", "MERGE INTO active_models"),
         ("commit",),
@@ -703,7 +703,7 @@ def test_shadow_never_writes_active_models(monkeypatch: pytest.MonkeyPatch) -> N
     assert ("execute", "MERGE INTO active_models") not in conn.log
     assert conn.log[-1] == ("commit",)
     assert scored.model.role == "shadow"
-    assert [e for e in conn.log if e[0] == "callproc"] == [("callproc", "mnist_scorer.score_batch")]
+    assert [e for e in conn.log if e[0] == "callproc"] == [("callproc", "mnist_scorer.score_staged")]
     assert conn.proc_args[-1][-1] == "shadow"  # the role reaches the scorer (and the rows)
 
 
@@ -740,7 +740,7 @@ def test_write_batch_retries_scorer_once_after_recompile(
     conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a"])
     conn.callproc_errors = [ora_exception(4068, "existing state of packages has been discarded")]
     backend.write_batch(make_batch(["a"]), ModelRef("mlp", 1), "g")
-    assert [e for e in conn.log if e[0] == "callproc"] == [("callproc", "mnist_scorer.score_batch")] * 2
+    assert [e for e in conn.log if e[0] == "callproc"] == [("callproc", "mnist_scorer.score_staged")] * 2
     assert conn.log[-1] == ("commit",)
     # twice in a row is an outage for the loop to retry, and the batch is rolled back
     conn.callproc_errors = [ora_exception(4068), ora_exception(4068)]
@@ -905,8 +905,8 @@ def test_plsql_timing_switches_the_counters_on_once_and_logs_them(
         backend.write_batch(make_batch(["a"]), ModelRef("mlp", 1), "g")
         backend.write_batch(make_batch(["a"], "b-2"), ModelRef("mlp", 1), "g")
     calls = [entry for entry in conn.log if entry[0] in ("callproc", "callfunc")]
-    assert calls == [("callproc", "mnist_scorer.set_timing"), ("callproc", "mnist_scorer.score_batch"),
-                     ("callfunc", "mnist_scorer.timings"), ("callproc", "mnist_scorer.score_batch"),
+    assert calls == [("callproc", "mnist_scorer.set_timing"), ("callproc", "mnist_scorer.score_staged"),
+                     ("callfunc", "mnist_scorer.timings"), ("callproc", "mnist_scorer.score_staged"),
                      ("callfunc", "mnist_scorer.timings")]
     assert conn.proc_args[0] == [1]
     assert "batches=1 images=2" in caplog.text

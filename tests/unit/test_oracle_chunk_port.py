@@ -1,4 +1,4 @@
-"""MNIST_SCORER's score_batch/score_chunk ported to Python with Oracle's types and netlib's order.
+"""MNIST_SCORER's score_staged/score_chunk ported to Python with Oracle's types and netlib's order.
 
 No Oracle runs here. The port follows sql/oracle/mnist_scorer.sql step by step:
 
@@ -60,7 +60,7 @@ def fitted_artifact(sizes: tuple[int, ...], activations: tuple[str, ...], seed: 
 
 
 def chunk_size(artifact: ModelArtifact) -> int:
-    """score_batch: LEAST(c_max_chunk, TRUNC(c_max_entries / widest)), widest >= 784."""
+    """score_rows: LEAST(c_max_chunk, TRUNC(c_max_entries / widest)), widest >= 784."""
     widest = max([INPUTS, *(int(w.shape[1]) for w in artifact.weights)])
     return min(MAX_CHUNK, MAX_ENTRIES // widest)
 
@@ -172,7 +172,8 @@ def test_a_wide_layer_shrinks_the_chunk_and_every_array_fits_utl_nla(test_split:
 
 def test_the_port_reads_its_rules_from_the_package() -> None:
     source = read_sql("oracle", "mnist_scorer.sql")
-    assert "l_chunk := LEAST(c_max_chunk, TRUNC(c_max_entries / g_models(l_key).widest));" in source
+    assert "l_chunk  CONSTANT PLS_INTEGER := LEAST(c_max_chunk, TRUNC(c_max_entries / g_models(p_key).widest));" \
+        in source
     assert re.search(r"c_max_entries CONSTANT PLS_INTEGER := 1000000;", source)
     assert "z(i) := 1d / (1d + EXP(-TO_BINARY_DOUBLE(z(i))));" in source
     assert "z(i) := 1d - 2d / (EXP(2d * TO_BINARY_DOUBLE(z(i))) + 1d);" in source

@@ -215,3 +215,18 @@ def test_purge_deletes_predictions_before_images_and_commits_per_chunk() -> None
     assert body.index("DELETE FROM mnist_predictions") < body.index("DELETE FROM mnist_images") < body.index("COMMIT")
     assert "ROWNUM <= p_rows_per_commit" in body
     assert "CREATE INDEX mnist_images_inserted_ix ON mnist_images (inserted_at)" in read_sql("oracle", "schema.sql")
+
+
+def test_version_one_consumers_keep_their_entry_point() -> None:
+    """A rolling upgrade: consumers from before version 2 call score_batch(batch_id, name, version,
+    role) and find their images by batch_id; new ones call score_staged (mnist_batch_ids)."""
+    source = read_sql("oracle", oracle_sql.PACKAGE_FILE)
+    spec = source[: source.index("CREATE OR REPLACE PACKAGE BODY")]
+    legacy = re.search(r"PROCEDURE score_batch\((.*?)\);", spec, flags=re.S)
+    assert legacy is not None
+    assert [line.split()[0] for line in legacy.group(1).strip().splitlines()] == [
+        "p_batch_id", "p_model_name", "p_model_version", "p_role"]
+    start = source.index("PROCEDURE score_batch(", source.index("PACKAGE BODY"))
+    body = source[start: source.index("END score_batch;")]
+    assert "WHERE i.batch_id = p_batch_id" in body
+    assert oracle_sql.SCORE_PROCEDURE == "mnist_scorer.score_staged" and "PROCEDURE score_staged(" in spec

@@ -17,7 +17,7 @@ One batch is one transaction (DDL never runs inside it):
    any other row error rolls back (each row's error classified: bad data, outage or fatal);
 2. put the batch's ids (conflicts left out) in ``mnist_batch_ids``, a global temporary table;
 3. MERGE the batch's next offsets per (topic, partition);
-4. call ``mnist_scorer.score_batch`` once: it scores every image of ``mnist_batch_ids`` without
+4. call ``mnist_scorer.score_staged`` once: it scores every image of ``mnist_batch_ids`` without
    a prediction in the database (UTL_NLA.BLAS_GEMM per layer) and inserts the predictions;
 5. SELECT the batch's predictions back (an id without one is predictions-missing); commit.
 
@@ -303,7 +303,7 @@ class OracleBackend(Backend):
         """Record the serving version in active_models when it changed (same transaction).
 
         Only the champion does: a shadow consumer scoring a candidate version must not
-        flip the row that names the version being served (score_batch's NULL default).
+        flip the row that names the version being served (score_staged's NULL default).
         """
         if model.role != "champion" or self._active.get(model.name) == model.version:
             return False

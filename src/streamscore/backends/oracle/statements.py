@@ -121,8 +121,8 @@ def statement(name: str) -> str:
     return sql("oracle", name)
 
 
-#: the scorer (sql/oracle/mnist_scorer.sql): batch id, model name, version, role
-SCORE_PROCEDURE = "mnist_scorer.score_batch"
+#: the scorer (sql/oracle/mnist_scorer.sql): model name, version, role; scores mnist_batch_ids
+SCORE_PROCEDURE = "mnist_scorer.score_staged"
 #: debug timing of the scorer's phases (URL option plsql_timing=1)
 SET_TIMING_PROCEDURE = "mnist_scorer.set_timing"
 #: retention: age in seconds, OUT images, OUT predictions, rows per commit
