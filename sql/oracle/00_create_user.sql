@@ -60,4 +60,8 @@ CREATE USER &app_user IDENTIFIED BY "&app_password"
 
 GRANT CREATE SESSION, CREATE TABLE, CREATE PROCEDURE TO &app_user;
 
+-- Only for oracle://…?onnx=1 (Oracle 23ai's ONNX runtime; docs/oracle.md "ONNX"): remove the
+-- leading dashes to let the user load ONNX models (DBMS_VECTOR.LOAD_ONNX_MODEL).
+-- GRANT CREATE MINING MODEL TO &app_user;
+
 UNDEFINE app_password

@@ -11,6 +11,7 @@ Every run uses fresh model names and image ids, so a long-lived database can be 
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -240,6 +241,21 @@ def test_purge_runs_and_keeps_recent_rows(backend: OracleBackend, champion: Mode
     # ten years: nothing of this (or any recent) run is that old, so the shared database keeps its rows
     assert backend.purge(10 * 365 * 86_400, rows_per_commit=2) == (0, 0)
     assert scalar(backend, "SELECT COUNT(*) FROM mnist_images WHERE batch_id = :1", f"{RUN}-purge") == 2
+
+
+@pytest.mark.skipif(os.environ.get("STREAMSCORE_TEST_ORACLE_ONNX") != "1",
+                    reason="set STREAMSCORE_TEST_ORACLE_ONNX=1 for a 23ai user with CREATE MINING MODEL")
+def test_onnx_scoring_agrees_with_the_reference(oracle_url: str, champion: ModelArtifact,
+                                                mnist: MnistSplit) -> None:
+    pytest.importorskip("onnx", reason="pip install 'streamscore[onnx]'")
+    separator = "&" if "?" in oracle_url else "?"
+    with open_backend(f"{oracle_url}{separator}onnx=1") as onnx_backend:
+        ref = ModelRef(champion.name, champion.version, "shadow")
+        rows = list(range(1000, 3000))
+        scored = onnx_backend.write_batch(image_batch(mnist, rows, f"{RUN}-onnx"), ref, GROUP)
+    reference = champion.forward(mnist.images[rows])
+    assert float(np.mean(scored.predicted == predict(reference))) >= 0.999
+    assert float(np.abs(scored.probabilities - reference).max()) <= 1e-4
 
 
 def test_driver_is_thin() -> None:

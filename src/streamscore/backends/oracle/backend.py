@@ -5,7 +5,8 @@ URL: ``oracle://user[:password]@host[:port]/service[?option=value…]``, e.g.
 from ``STREAMSCORE_ORACLE_PASSWORD`` (read at connect time); it is never logged.
 URL options: ``protocol`` (tcp|tcps), ``tcp_connect_timeout`` (s), ``expire_time``
 (min), ``retry_count``, ``retry_delay`` (s), ``call_timeout`` (ms), ``plsql_timing`` (1: log
-the scorer's CPU time per phase after each batch); any other is refused.
+the scorer's CPU time per phase after each batch), ``onnx`` (1: Oracle 23ai's ONNX runtime
+instead of the PL/SQL scorer, ``onnx_scorer``; never run here); any other is refused.
 Constructor keyword: ``native_plsql`` (compile the package natively, default True).
 The role predictions are stored under is the ModelRef's.
 
@@ -40,7 +41,7 @@ import oracledb
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
 from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.oracle import errors as oracle_errors
-from streamscore.backends.oracle import ingest
+from streamscore.backends.oracle import ingest, onnx_scorer
 from streamscore.backends.oracle import package as oracle_package
 from streamscore.backends.oracle import statements as oracle_sql
 from streamscore.backends.sqlfiles import script
@@ -78,6 +79,8 @@ class OracleBackend(Backend):
         self._conn: oracledb.Connection | None = None
         self._active: dict[str, int] = {}  # model name → version last written to active_models
         self._timing_on = False  # set_timing(1) ran in this session (plsql_timing=1)
+        self._onnx = False  # onnx=1 and the server has in-database ONNX (checked at connect)
+        self._onnx_loaded: set[tuple[str, int]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
     def connect(self) -> None:
@@ -94,6 +97,11 @@ class OracleBackend(Backend):
         self._conn = conn
         self._active.clear()
         self._timing_on = False
+        self._onnx_loaded.clear()
+        self._onnx = self._target.onnx and onnx_scorer.supports_onnx(str(conn.version))
+        if self._target.onnx and not self._onnx:
+            log.warning("onnx=1 needs Oracle 23ai or later; %s runs %s: scoring with the PL/SQL "
+                        "scorer instead", self.url.masked(), conn.version)
         log.info("connected to %s", self.url.masked())
 
     def close(self) -> None:
@@ -139,42 +147,7 @@ class OracleBackend(Backend):
                     except oracledb.DatabaseError as exc:
                         if oracle_errors.error_codes(exc)[0] not in oracle_sql.ALREADY_EXISTS_CODES:
                             raise
-                self._install_package(conn, cursor)
-
-    def _install_package(self, conn: oracledb.Connection, cursor: oracledb.Cursor) -> None:
-        """Compile MNIST_SCORER only upward (its c_package_version) or when invalid (ORA-04068)."""
-        digest = oracle_sql.package_digest()
-        version = oracle_package.file_version()
-        name = oracle_sql.PACKAGE_NAME
-        cursor.execute(oracle_sql.statement("select_package_state"), [name, name, name])
-        row = cursor.fetchone() or (None, 0, None)
-        installed = oracle_package.InstalledPackage(
-            None if row[0] is None else str(row[0]), int(row[1] or 0),
-            None if row[2] is None else str(row[2]))
-        action = oracle_package.decide(installed, version, digest)
-        if action == "newer-invalid":
-            raise BackendError(
-                f"package {name} version {installed.version} (installed by a newer streamscore) is "
-                f"invalid: run `streamscore db init` with that newer version; this one ({version}) "
-                "never compiles over a newer package")
-        if action == "forgotten-bump":
-            log.warning("sql/oracle/%s differs from the installed package but declares the same "
-                        "c_package_version %d: not compiled (raise the version to install it)",
-                        oracle_sql.PACKAGE_FILE, version)
-        if action != "compile":
-            return
-        if self.native_plsql:
-            cursor.execute(oracle_sql.statement("native_compilation"))
-        units = script("oracle", oracle_sql.PACKAGE_FILE)
-        for unit in units:
-            cursor.execute(unit.text)  # compile errors are a warning here, not an exception
-        cursor.execute(oracle_sql.statement("select_compile_errors"), [name])
-        errors = cursor.fetchall()
-        if errors:
-            raise BackendError(f"package {name} does not compile: {oracle_sql.compile_errors(units, errors)}")
-        cursor.execute(oracle_sql.statement("merge_package_digest"), [name, digest])
-        conn.commit()
-        log.info("installed package %s version %d (sha256 %s)", name, version, digest[:12])
+                oracle_package.install(conn, cursor, native=self.native_plsql)
 
     def purge(self, older_than_s: float, rows_per_commit: int = 10_000) -> tuple[int, int]:
         """Delete images inserted more than ``older_than_s`` seconds ago and their predictions.
@@ -254,6 +227,7 @@ class OracleBackend(Backend):
         rows = batch.unique_rows()  # a repeated id is stored (and scored) once
         image_ids = [batch.image_ids[row] for row in rows]
         scored_at = now_ms()
+        self._ensure_onnx_model(model)  # DDL when new: before the batch's transaction
         with self.translate_errors(f"writing batch {batch.batch_id}"):
             conn = self._connection()
             try:
@@ -288,6 +262,7 @@ class OracleBackend(Backend):
             scratch, [f"{scratch}-{i}" for i in range(len(pixels))], pixels,
             np.full(len(pixels), -1, dtype=np.int16), np.zeros(len(pixels), dtype=np.int64), [],
         )
+        self._ensure_onnx_model(model)
         with self.translate_errors(f"scoring {len(pixels)} images with {model}"):
             conn = self._connection()
             try:
@@ -310,24 +285,37 @@ class OracleBackend(Backend):
         cursor.execute(oracle_sql.statement("merge_active"), [model.name, model.version])
         return True
 
+    def _ensure_onnx_model(self, model: ModelRef) -> None:
+        """onnx=1: load the version into the database's ONNX runtime once (DDL: commits)."""
+        if not self._onnx or (model.name, model.version) in self._onnx_loaded:
+            return
+        artifact = self.load_model(ModelRef(model.name, model.version))  # not-installed when absent
+        with self.translate_errors(f"loading {model} into the ONNX runtime"), self._connection().cursor() as cursor:
+            onnx_scorer.ensure_loaded(cursor, model, artifact)
+        self._onnx_loaded.add((model.name, model.version))
+
     def _score_and_fetch(self, cursor: oracledb.Cursor, model: ModelRef, expected: int) -> list[Any]:
-        """One PL/SQL call scores mnist_batch_ids; retried once after ORA-04068 (package recompiled)."""
+        """One call scores mnist_batch_ids; retried once after ORA-04068 (package recompiled)."""
         arguments = [model.name, model.version, model.role]
-        if self._target.plsql_timing and not self._timing_on:
-            cursor.callproc(oracle_sql.SET_TIMING_PROCEDURE, [1])  # debug: counters from zero
-            self._timing_on = True
-        try:
-            cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
-        except oracledb.DatabaseError as exc:
-            if not oracle_errors.is_package_state_error(exc):
-                raise
-            log.info("package state discarded (package recompiled); calling the scorer again")
-            cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
+        if self._onnx:
+            onnx_scorer.score(cursor, model, now_ms())  # no package state to lose
+        else:
+            timed = self._target.plsql_timing
+            if timed and not self._timing_on:
+                cursor.callproc(oracle_sql.SET_TIMING_PROCEDURE, [1])  # debug: counters from zero
+                self._timing_on = True
+            try:
+                cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
+            except oracledb.DatabaseError as exc:
+                if not oracle_errors.is_package_state_error(exc):
+                    raise
+                log.info("package state discarded (package recompiled); calling the scorer again")
+                cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
         # one round trip for the whole batch (the default arraysize is 100)
         cursor.arraysize = cursor.prefetchrows = max(expected, 1)
         cursor.execute(oracle_sql.statement("select_predictions"), arguments)
         fetched = list(cursor.fetchall())
-        if self._target.plsql_timing:
+        if self._target.plsql_timing and not self._onnx:
             self._log_timings(cursor)
         return fetched
 

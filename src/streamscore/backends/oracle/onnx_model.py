@@ -8,7 +8,8 @@ version 8, so the ONNX Runtime 1.15 that Oracle 23ai's documentation cites can l
 
 :func:`oracle_metadata` is the JSON that ``DBMS_VECTOR.LOAD_ONNX_MODEL`` takes for a
 classification model whose 784 input attributes are named P0…P783. Only the export is built
-and tested (with onnxruntime, here); the ``oracle://…?scorer=onnx`` scoring path is not.
+and tested (with onnxruntime, here); the ``oracle://…?onnx=1`` scoring path (onnx_scorer)
+is written but has never run.
 Needs ``pip install onnx`` (imported lazily).
 """
 

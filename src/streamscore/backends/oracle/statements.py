@@ -45,6 +45,7 @@ _URL_OPTIONS: dict[str, type] = {
     "retry_delay": int,
     "call_timeout": int,
     "plsql_timing": int,
+    "onnx": int,
 }
 URL_OPTION_HELP = {
     "protocol": "tcp (default) or tcps",
@@ -54,6 +55,7 @@ URL_OPTION_HELP = {
     "retry_delay": "seconds between connect attempts",
     "call_timeout": "milliseconds one database round trip may take (0 = none)",
     "plsql_timing": "1: log the scorer's CPU time per phase after every batch (debug)",
+    "onnx": "1: score with Oracle 23ai's ONNX runtime instead of the PL/SQL scorer (never run here)",
 }
 
 
@@ -66,6 +68,7 @@ class OracleTarget:
     connect_options: dict[str, str | int | float]
     call_timeout_ms: int
     plsql_timing: bool = False
+    onnx: bool = False
 
 
 def parse_target(url: BackendURL) -> OracleTarget:
@@ -97,13 +100,18 @@ def parse_target(url: BackendURL) -> OracleTarget:
     plsql_timing = int(options.pop("plsql_timing", 0))
     if plsql_timing not in (0, 1):
         raise ConfigError(f"plsql_timing={plsql_timing} in {url.masked()!r}: use 0 or 1")
+    # not "scorer": the settings-wide scorer default (STREAMSCORE_DUCKDB_SCORER) reaches every
+    # engine that declares an option of that name
+    onnx = int(options.pop("onnx", 0))
+    if onnx not in (0, 1):
+        raise ConfigError(f"onnx={onnx} in {url.masked()!r}: use 0 or 1")
     protocol = str(options.pop("protocol", "tcp")).lower()
     if protocol not in ("tcp", "tcps"):
         raise ConfigError(f"protocol={protocol!r} in {url.masked()!r}: use tcp or tcps")
     host = f"[{url.host}]" if ":" in url.host else url.host
     prefix = "tcps://" if protocol == "tcps" else ""
     dsn = f"{prefix}{host}:{url.port or DEFAULT_PORT}/{url.database}"
-    return OracleTarget(url.username, dsn, options, call_timeout, plsql_timing == 1)
+    return OracleTarget(url.username, dsn, options, call_timeout, plsql_timing == 1, onnx == 1)
 
 
 def resolve_password(url: BackendURL, environ: Mapping[str, str]) -> str:
