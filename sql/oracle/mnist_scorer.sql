@@ -403,7 +403,7 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
   -- skipped, and a non-zero word is split into its bytes with integer arithmetic
   -- (the top byte carries the sign) and each byte looked up in p_value (its scaled
   -- float32, computed once per model: bit-exact with numpy's product).
-  -- tests/unit/test_oracle_decode.py runs a line-by-line Python port of this procedure.
+  -- tests/oracle_ports.py holds a line-by-line Python port of it (tests/unit/test_oracle_decode.py).
   PROCEDURE decode_image(p_image RAW, p_base PLS_INTEGER, p_value t_pixel_values,
                          x IN OUT NOCOPY UTL_NLA_ARRAY_FLT)
   IS

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import oracledb
 import pytest
-from test_oracle_backend import FakeConnection, make_batch, prediction_rows, rows_from_binds
-from test_oracle_chunk_port import assert_agrees, fitted_artifact
 
+from oracle_fakes import FakeConnection, make_batch, prediction_rows, rows_from_binds
+from oracle_ports import assert_agrees, fitted_artifact
 from streamscore.backends import BackendURL, ModelRef
 from streamscore.backends.oracle import OracleBackend, onnx_model, onnx_scorer
 from streamscore.backends.oracle import statements as oracle_sql
