@@ -33,12 +33,27 @@
 
 CREATE OR REPLACE PACKAGE mnist_scorer AUTHID DEFINER AS
 
-  -- Score the images of mnist_images whose batch_id is p_batch_id and that have no
-  -- prediction yet for (p_model_name, p_model_version, p_role); insert their
-  -- predictions. p_model_version NULL means the version in active_models.
+  -- The version of this package. init_schema compiles the file only when this number is
+  -- higher than the installed package's (read from USER_SOURCE), so during a rolling
+  -- upgrade old consumers never compile an old package over a new one (every compile
+  -- discards the package state of all sessions: ORA-04068). Raise it with every change.
+  c_package_version CONSTANT PLS_INTEGER := 2;
+
+  -- Score the images whose ids the caller put in mnist_batch_ids (a global temporary
+  -- table: this transaction's batch) and that have no prediction yet for
+  -- (p_model_name, p_model_version, p_role); insert their predictions.
+  -- p_model_version NULL means the version in active_models.
   -- Commits nothing: the caller commits the batch (or rolls back to store nothing).
   -- Raises ORA-20001 when the model is not installed, ORA-20002..20005 when its
   -- rows are inconsistent.
+  PROCEDURE score_staged(
+    p_model_name    IN VARCHAR2,
+    p_model_version IN NUMBER,
+    p_role          IN VARCHAR2 DEFAULT 'champion');
+
+  -- Version 1's entry point, kept so that consumers from before version 2 keep working
+  -- during a rolling upgrade: the same, for the images whose batch_id is p_batch_id
+  -- (those consumers MERGE each image into their batch). Remove once none run.
   PROCEDURE score_batch(
     p_batch_id      IN VARCHAR2,
     p_model_name    IN VARCHAR2,
@@ -48,6 +63,23 @@ CREATE OR REPLACE PACKAGE mnist_scorer AUTHID DEFINER AS
   -- How many times this session read a model's weights from the tables
   -- (tests and monitoring: it must not grow while the same version serves).
   FUNCTION cache_loads RETURN PLS_INTEGER;
+
+  -- Debug timing: with p_enabled = 1, score_batch adds the CPU time of each phase
+  -- (DBMS_UTILITY.GET_CPU_TIME, hundredths of a second) to per-session counters, which
+  -- start again from zero; 0 switches it off. timings returns them as
+  -- 'batches=3 images=1500 load=0 fetch=1 decode=4 gemm=21 activate=3 store=2'.
+  PROCEDURE set_timing(p_enabled IN PLS_INTEGER);
+  FUNCTION timings RETURN VARCHAR2;
+
+  -- Retention: delete the images inserted more than p_older_than_s seconds ago and
+  -- their predictions, p_rows_per_commit images at a time, COMMITTING after each
+  -- chunk (bounded undo; call it outside a batch, e.g. from a scheduler job).
+  -- p_images / p_predictions return how many rows went.
+  PROCEDURE purge(
+    p_older_than_s    IN  NUMBER,
+    p_images          OUT NUMBER,
+    p_predictions     OUT NUMBER,
+    p_rows_per_commit IN  PLS_INTEGER DEFAULT 10000);
 
 END mnist_scorer;
 /
@@ -60,8 +92,10 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
   c_max_chunk   CONSTANT PLS_INTEGER := 500;      -- images per GEMM (memory bound)
   c_max_cached  CONSTANT PLS_INTEGER := 4;        -- models kept in package state
   c_lob_chunk   CONSTANT PLS_INTEGER := 32000;    -- bytes per DBMS_LOB.SUBSTR (x 4, <= 32767)
-  c_hex_digits  CONSTANT VARCHAR2(16) := '0123456789ABCDEF';
+  c_row_bytes   CONSTANT PLS_INTEGER := 28;       -- pixels per image row
+  c_row_words   CONSTANT PLS_INTEGER := 7;        -- 4-byte words per image row
   c_one         CONSTANT BINARY_FLOAT := 1;
+  c_zero_row    CONSTANT RAW(28) := UTL_RAW.COPIES(HEXTORAW('00'), 28);
 
   TYPE t_layer IS RECORD (
     n_in       PLS_INTEGER,
@@ -70,10 +104,14 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
     w          UTL_NLA_ARRAY_FLT,   -- (n_in, n_out) row-major = W' column-major, lda n_out
     b          UTL_NLA_ARRAY_FLT);  -- n_out biases
   TYPE t_layers IS TABLE OF t_layer INDEX BY PLS_INTEGER;
+  -- pixel byte 0..255 -> its scaled float32 input, computed once per model version
+  TYPE t_pixel_values IS TABLE OF BINARY_FLOAT INDEX BY PLS_INTEGER;
   TYPE t_model IS RECORD (
     sha256      VARCHAR2(64),
     input_scale BINARY_FLOAT,
+    pixel_value t_pixel_values,     -- reference: np.float32(p) * np.float32(input_scale)
     widest      PLS_INTEGER,        -- largest of 784 and every n_out
+    last_used   PLS_INTEGER,        -- g_clock when a batch last used it (LRU eviction)
     layers      t_layers);
   TYPE t_models IS TABLE OF t_model INDEX BY VARCHAR2(200);
 
@@ -81,17 +119,66 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
   TYPE t_pixels    IS TABLE OF mnist_images.pixels%TYPE INDEX BY PLS_INTEGER;
   TYPE t_predicted IS TABLE OF mnist_predictions.predicted%TYPE INDEX BY PLS_INTEGER;
   TYPE t_probs     IS TABLE OF mnist_predictions.probabilities%TYPE INDEX BY PLS_INTEGER;
-  TYPE t_byte_map  IS TABLE OF BINARY_FLOAT INDEX BY VARCHAR2(2);
+  TYPE t_cpu_times IS TABLE OF NUMBER INDEX BY VARCHAR2(16);
 
   -- Package state (one copy per database session, i.e. per consumer connection).
   g_models      t_models;           -- 'name:version' -> weights
   g_cache_loads PLS_INTEGER := 0;
-  g_byte_value  t_byte_map;         -- '00'..'FF' -> 0..255, filled at the end of this body
+  g_clock       PLS_INTEGER := 0;   -- counts ensure_loaded calls (LRU order of g_models)
+  g_zeros       UTL_NLA_ARRAY_FLT;  -- c_inputs * c_max_chunk zeros, built on first use
+  g_timing      BOOLEAN := FALSE;   -- set_timing(1): count CPU time per phase
+  g_cpu         t_cpu_times;        -- phase -> hundredths of a second (and the counts)
 
   FUNCTION cache_loads RETURN PLS_INTEGER IS
   BEGIN
     RETURN g_cache_loads;
   END cache_loads;
+
+  PROCEDURE set_timing(p_enabled IN PLS_INTEGER) IS
+  BEGIN
+    g_timing := p_enabled = 1;
+    g_cpu.DELETE;
+  END set_timing;
+
+  FUNCTION timings RETURN VARCHAR2 IS
+    l_text  VARCHAR2(400);
+    l_phase VARCHAR2(16);
+  BEGIN
+    FOR i IN 1 .. 8 LOOP
+      l_phase := CASE i WHEN 1 THEN 'batches' WHEN 2 THEN 'images' WHEN 3 THEN 'load'
+                        WHEN 4 THEN 'fetch' WHEN 5 THEN 'decode' WHEN 6 THEN 'gemm'
+                        WHEN 7 THEN 'activate' ELSE 'store' END;
+      l_text := l_text || CASE WHEN i > 1 THEN ' ' END || l_phase || '='
+        || TO_CHAR(CASE WHEN g_cpu.EXISTS(l_phase) THEN g_cpu(l_phase) ELSE 0 END);
+    END LOOP;
+    RETURN l_text;
+  END timings;
+
+  -- Debug timing: add p_amount to counter p_phase (only while set_timing(1) is on).
+  PROCEDURE count_up(p_phase VARCHAR2, p_amount NUMBER) IS
+  BEGIN
+    IF g_cpu.EXISTS(p_phase) THEN
+      g_cpu(p_phase) := g_cpu(p_phase) + p_amount;
+    ELSE
+      g_cpu(p_phase) := p_amount;
+    END IF;
+  END count_up;
+
+  -- Debug timing: charge the CPU time since p_since to p_phase and restart the clock.
+  PROCEDURE tick(p_phase VARCHAR2, p_since IN OUT NUMBER) IS
+    l_now NUMBER;
+  BEGIN
+    IF g_timing THEN
+      l_now := DBMS_UTILITY.GET_CPU_TIME;
+      count_up(p_phase, l_now - p_since);
+      p_since := l_now;
+    END IF;
+  END tick;
+
+  FUNCTION cpu_now RETURN NUMBER IS
+  BEGIN
+    RETURN CASE WHEN g_timing THEN DBMS_UTILITY.GET_CPU_TIME ELSE 0 END;
+  END cpu_now;
 
   -- Milliseconds since 1970-01-01 UTC (the scored_at of the wire format).
   FUNCTION epoch_ms RETURN NUMBER IS
@@ -139,6 +226,11 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
   BEGIN
     l_model.sha256 := p_sha256;
     l_model.input_scale := TO_BINARY_FLOAT(p_input_scale);  -- reference: np.float32(input_scale)
+    -- reference: pixels.astype(np.float32) * np.float32(input_scale), for every byte value
+    -- once: a float32 product rounded to float32, as numpy computes it (bit-exact)
+    FOR p IN 0 .. 255 LOOP
+      l_model.pixel_value(p) := TO_BINARY_FLOAT(p) * l_model.input_scale;
+    END LOOP;
     l_model.widest := c_inputs;
     FOR r IN (SELECT layer_no, n_in, n_out, activation, weights, biases
                 FROM model_layers
@@ -166,6 +258,22 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
     RETURN l_model;
   END read_model;
 
+  -- Drop the cached model that no batch has used for the longest time.
+  PROCEDURE evict_least_recently_used IS
+    l_key    VARCHAR2(200) := g_models.FIRST;
+    l_oldest VARCHAR2(200) := g_models.FIRST;
+  BEGIN
+    WHILE l_key IS NOT NULL LOOP
+      IF g_models(l_key).last_used < g_models(l_oldest).last_used THEN
+        l_oldest := l_key;
+      END IF;
+      l_key := g_models.NEXT(l_key);
+    END LOOP;
+    IF l_oldest IS NOT NULL THEN
+      g_models.DELETE(l_oldest);
+    END IF;
+  END evict_least_recently_used;
+
   -- Make sure (p_name, p_version) is in the package state and return its key.
   -- One indexed lookup per batch; the weights are read again only when the version
   -- is new to this session or its rows were replaced (different sha256).
@@ -183,13 +291,16 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
       WHEN NO_DATA_FOUND THEN
         RAISE_APPLICATION_ERROR(-20001, 'model ' || l_key || ' is not installed');
     END;
+    g_clock := g_clock + 1;
     IF g_models.EXISTS(l_key) AND g_models(l_key).sha256 = l_sha THEN
+      g_models(l_key).last_used := g_clock;
       RETURN l_key;
     END IF;
-    IF g_models.COUNT >= c_max_cached THEN
-      g_models.DELETE;  -- a few versions at most serve at once (champion, shadow)
+    IF NOT g_models.EXISTS(l_key) AND g_models.COUNT >= c_max_cached THEN
+      evict_least_recently_used;  -- the champion, used every batch, stays
     END IF;
     g_models(l_key) := read_model(p_name, p_version, l_sha, l_count, l_scale);
+    g_models(l_key).last_used := g_clock;
     g_cache_loads := g_cache_loads + 1;
     RETURN l_key;
   END ensure_loaded;
@@ -266,34 +377,96 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
     END CASE;
   END activate;
 
+  -- x' (p_images columns of 784) for a chunk: every entry 0 (a copy of the cached
+  -- g_zeros), so only non-zero pixels are written; about 80 % of MNIST's are zero.
+  FUNCTION zero_inputs(p_images PLS_INTEGER) RETURN UTL_NLA_ARRAY_FLT IS
+    x UTL_NLA_ARRAY_FLT;
+  BEGIN
+    IF g_zeros IS NULL THEN
+      g_zeros := UTL_NLA_ARRAY_FLT();
+      g_zeros.EXTEND(c_inputs * c_max_chunk);        -- EXTEND leaves NULLs: set them once
+      FOR i IN 1 .. c_inputs * c_max_chunk LOOP
+        g_zeros(i) := 0f;
+      END LOOP;
+    END IF;
+    x := g_zeros;
+    IF p_images < c_max_chunk THEN
+      x.TRIM(c_inputs * (c_max_chunk - p_images));
+    END IF;
+    RETURN x;
+  END zero_inputs;
+
+  -- reference: x = pixels.astype(np.float32) * np.float32(input_scale), for one image:
+  -- its 784 bytes into x(p_base + 1 .. p_base + 784), which hold zeros already.
+  -- An all-zero row of 28 pixels is skipped with one RAW comparison; otherwise the row
+  -- is read 4 bytes at a time as a big-endian signed 32-bit integer, a zero word is
+  -- skipped, and a non-zero word is split into its bytes with integer arithmetic
+  -- (the top byte carries the sign) and each byte looked up in p_value (its scaled
+  -- float32, computed once per model: bit-exact with numpy's product).
+  -- tests/oracle_ports.py holds a line-by-line Python port of it (tests/unit/test_oracle_decode.py).
+  PROCEDURE decode_image(p_image RAW, p_base PLS_INTEGER, p_value t_pixel_values,
+                         x IN OUT NOCOPY UTL_NLA_ARRAY_FLT)
+  IS
+    l_row  RAW(28);
+    l_word PLS_INTEGER;
+    l_top  PLS_INTEGER;
+    l_byte PLS_INTEGER;
+    l_at   PLS_INTEGER;
+  BEGIN
+    FOR r IN 0 .. c_row_bytes - 1 LOOP
+      l_row := UTL_RAW.SUBSTR(p_image, r * c_row_bytes + 1, c_row_bytes);
+      IF l_row <> c_zero_row THEN
+        FOR q IN 0 .. c_row_words - 1 LOOP
+          l_word := UTL_RAW.CAST_TO_BINARY_INTEGER(UTL_RAW.SUBSTR(l_row, 4 * q + 1, 4),
+                                                   UTL_RAW.BIG_ENDIAN);
+          IF l_word <> 0 THEN
+            l_at := p_base + r * c_row_bytes + 4 * q;  -- x(l_at + 1 .. l_at + 4)
+            l_top := 0;
+            IF l_word < 0 THEN                          -- top byte >= 128
+              l_top := 128;
+              l_word := (l_word + 2147483647) + 1;      -- clear the sign bit, no overflow
+            END IF;
+            l_byte := TRUNC(l_word / 16777216);
+            x(l_at + 1) := p_value(l_top + l_byte);
+            l_word := l_word - l_byte * 16777216;
+            l_byte := TRUNC(l_word / 65536);
+            x(l_at + 2) := p_value(l_byte);
+            l_word := l_word - l_byte * 65536;
+            l_byte := TRUNC(l_word / 256);
+            x(l_at + 3) := p_value(l_byte);
+            x(l_at + 4) := p_value(l_word - l_byte * 256);
+          END IF;
+        END LOOP;
+      END IF;
+    END LOOP;
+  END decode_image;
+
   -- Score one chunk of images (columns) with a cached model; insert the predictions.
   PROCEDURE score_chunk(p_key VARCHAR2, p_ids t_ids, p_pixels t_pixels,
                         p_name VARCHAR2, p_version NUMBER, p_role VARCHAR2)
   IS
     l_images    CONSTANT PLS_INTEGER := p_ids.COUNT;
-    l_scale     CONSTANT BINARY_FLOAT := g_models(p_key).input_scale;
     l_scored_at CONSTANT NUMBER := epoch_ms;
-    x           UTL_NLA_ARRAY_FLT := UTL_NLA_ARRAY_FLT();  -- x': one column per image
+    l_value     t_pixel_values := g_models(p_key).pixel_value;
+    x           UTL_NLA_ARRAY_FLT;                     -- x': one column per image
     z           UTL_NLA_ARRAY_FLT;
-    l_hex       VARCHAR2(1568);
     l_in        PLS_INTEGER;
     l_out       PLS_INTEGER;
     l_base      PLS_INTEGER;
     l_best      PLS_INTEGER;
     l_predicted t_predicted;
     l_probs     t_probs;
+    l_cpu       NUMBER := cpu_now;
   BEGIN
     -- reference: x = pixels.astype(np.float32) * np.float32(input_scale)
-    x.EXTEND(c_inputs * l_images);
+    x := zero_inputs(l_images);
     FOR j IN 1 .. l_images LOOP
       IF UTL_RAW.LENGTH(p_pixels(j)) <> c_inputs THEN
         RAISE_APPLICATION_ERROR(-20005, 'image ' || p_ids(j) || ' does not have 784 pixels');
       END IF;
-      l_hex := RAWTOHEX(p_pixels(j));                -- two hex digits per pixel
-      FOR p IN 1 .. c_inputs LOOP
-        x((j - 1) * c_inputs + p) := g_byte_value(SUBSTR(l_hex, 2 * p - 1, 2)) * l_scale;
-      END LOOP;
+      decode_image(p_pixels(j), (j - 1) * c_inputs, l_value, x);
     END LOOP;
+    tick('decode', l_cpu);
 
     -- reference: for w, b, act in zip(weights, biases, activations):
     FOR l IN 1 .. g_models(p_key).layers.COUNT LOOP
@@ -318,9 +491,11 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
         c_one,                            -- beta: keep the bias already in z'
         z,                                -- c = z', overwritten with W' x' + b
         l_out);                           -- ldc
+      tick('gemm', l_cpu);
       -- reference: x = ACTIVATIONS[act](...)
       activate(g_models(p_key).layers(l).activation, z, l_out, l_images);
       x := z;
+      tick('activate', l_cpu);
     END LOOP;
 
     -- reference: predict(probabilities) = np.argmax(probabilities, axis=1)
@@ -351,30 +526,44 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
         (image_id, model_name, model_version, role, predicted, probabilities, scored_at)
       VALUES
         (p_ids(j), p_name, p_version, p_role, l_predicted(j), l_probs(j), l_scored_at);
+    tick('store', l_cpu);
   END score_chunk;
 
-  PROCEDURE score_batch(
-    p_batch_id      IN VARCHAR2,
-    p_model_name    IN VARCHAR2,
-    p_model_version IN NUMBER,
-    p_role          IN VARCHAR2 DEFAULT 'champion')
+  PROCEDURE purge(
+    p_older_than_s    IN  NUMBER,
+    p_images          OUT NUMBER,
+    p_predictions     OUT NUMBER,
+    p_rows_per_commit IN  PLS_INTEGER DEFAULT 10000)
   IS
+    -- inserted_at holds SYSTIMESTAMP without its zone (the server's clock), so compare
+    -- with the same; the cutoff is fixed once, so rows inserted meanwhile are kept
+    l_cutoff CONSTANT TIMESTAMP :=
+      CAST(SYSTIMESTAMP AS TIMESTAMP) - NUMTODSINTERVAL(p_older_than_s, 'SECOND');
+    l_ids t_ids;
+  BEGIN
+    IF p_older_than_s IS NULL OR p_older_than_s < 0 OR p_rows_per_commit < 1 THEN
+      RAISE_APPLICATION_ERROR(-20006, 'purge: the age must be >= 0 seconds and the chunk >= 1 row');
+    END IF;
+    p_images := 0;
+    p_predictions := 0;
+    LOOP
+      SELECT image_id BULK COLLECT INTO l_ids
+        FROM mnist_images
+       WHERE inserted_at < l_cutoff AND ROWNUM <= p_rows_per_commit;
+      EXIT WHEN l_ids.COUNT = 0;
+      FORALL j IN 1 .. l_ids.COUNT                  -- predictions first: they reference the image
+        DELETE FROM mnist_predictions WHERE image_id = l_ids(j);
+      p_predictions := p_predictions + SQL%ROWCOUNT;
+      FORALL j IN 1 .. l_ids.COUNT
+        DELETE FROM mnist_images WHERE image_id = l_ids(j);
+      p_images := p_images + SQL%ROWCOUNT;
+      COMMIT;
+    END LOOP;
+  END purge;
+
+  -- p_model_version, or the version active_models names when it is NULL.
+  FUNCTION resolve_version(p_model_name VARCHAR2, p_model_version NUMBER) RETURN NUMBER IS
     l_version NUMBER := p_model_version;
-    l_key     VARCHAR2(200);
-    l_chunk   PLS_INTEGER;
-    l_ids     t_ids;
-    l_pixels  t_pixels;
-    CURSOR c_todo(cp_version NUMBER) IS
-      SELECT i.image_id, i.pixels
-        FROM mnist_images i
-       WHERE i.batch_id = p_batch_id
-         AND NOT EXISTS (SELECT 1
-                           FROM mnist_predictions p
-                          WHERE p.image_id = i.image_id
-                            AND p.model_name = p_model_name
-                            AND p.model_version = cp_version
-                            AND p.role = p_role)
-       ORDER BY i.image_id;
   BEGIN
     IF l_version IS NULL THEN
       BEGIN
@@ -384,30 +573,88 @@ CREATE OR REPLACE PACKAGE BODY mnist_scorer AS
           RAISE_APPLICATION_ERROR(-20001, 'model ' || p_model_name || ' has no active version');
       END;
     END IF;
-    l_key := ensure_loaded(p_model_name, l_version);
-    l_chunk := LEAST(c_max_chunk, TRUNC(c_max_entries / g_models(l_key).widest));
-    OPEN c_todo(l_version);
+    RETURN l_version;
+  END resolve_version;
+
+  -- Score every (image_id, pixels) row of p_todo in chunks (LIMIT keeps each UTL_NLA array
+  -- within 1,000,000 entries) and insert the predictions; closes p_todo.
+  PROCEDURE score_rows(p_todo IN OUT SYS_REFCURSOR, p_key VARCHAR2, p_name VARCHAR2,
+                       p_version NUMBER, p_role VARCHAR2)
+  IS
+    l_chunk  CONSTANT PLS_INTEGER := LEAST(c_max_chunk, TRUNC(c_max_entries / g_models(p_key).widest));
+    l_ids    t_ids;
+    l_pixels t_pixels;
+    l_cpu    NUMBER := cpu_now;
+  BEGIN
     LOOP
-      FETCH c_todo BULK COLLECT INTO l_ids, l_pixels LIMIT l_chunk;
+      FETCH p_todo BULK COLLECT INTO l_ids, l_pixels LIMIT l_chunk;
       EXIT WHEN l_ids.COUNT = 0;
-      score_chunk(l_key, l_ids, l_pixels, p_model_name, l_version, p_role);
+      tick('fetch', l_cpu);
+      score_chunk(p_key, l_ids, l_pixels, p_name, p_version, p_role);
+      l_cpu := cpu_now;                    -- score_chunk charged its own phases
+      IF g_timing THEN
+        count_up('images', l_ids.COUNT);
+      END IF;
     END LOOP;
-    CLOSE c_todo;
+    CLOSE p_todo;
+    IF g_timing THEN
+      count_up('batches', 1);
+    END IF;
   EXCEPTION
     WHEN OTHERS THEN
-      IF c_todo%ISOPEN THEN
-        CLOSE c_todo;
+      IF p_todo%ISOPEN THEN
+        CLOSE p_todo;
       END IF;
       RAISE;
+  END score_rows;
+
+  PROCEDURE score_staged(
+    p_model_name    IN VARCHAR2,
+    p_model_version IN NUMBER,
+    p_role          IN VARCHAR2 DEFAULT 'champion')
+  IS
+    l_cpu     NUMBER := cpu_now;
+    l_version CONSTANT NUMBER := resolve_version(p_model_name, p_model_version);
+    l_key     CONSTANT VARCHAR2(200) := ensure_loaded(p_model_name, l_version);
+    l_todo    SYS_REFCURSOR;
+  BEGIN
+    tick('load', l_cpu);
+    OPEN l_todo FOR
+      SELECT i.image_id, i.pixels
+        FROM mnist_batch_ids b JOIN mnist_images i ON i.image_id = b.image_id
+       WHERE NOT EXISTS (SELECT 1
+                           FROM mnist_predictions p
+                          WHERE p.image_id = i.image_id
+                            AND p.model_name = p_model_name
+                            AND p.model_version = l_version
+                            AND p.role = p_role)
+       ORDER BY i.image_id;
+    score_rows(l_todo, l_key, p_model_name, l_version, p_role);
+  END score_staged;
+
+  PROCEDURE score_batch(
+    p_batch_id      IN VARCHAR2,
+    p_model_name    IN VARCHAR2,
+    p_model_version IN NUMBER,
+    p_role          IN VARCHAR2 DEFAULT 'champion')
+  IS
+    l_version CONSTANT NUMBER := resolve_version(p_model_name, p_model_version);
+    l_key     CONSTANT VARCHAR2(200) := ensure_loaded(p_model_name, l_version);
+    l_todo    SYS_REFCURSOR;
+  BEGIN
+    OPEN l_todo FOR
+      SELECT i.image_id, i.pixels
+        FROM mnist_images i
+       WHERE i.batch_id = p_batch_id
+         AND NOT EXISTS (SELECT 1
+                           FROM mnist_predictions p
+                          WHERE p.image_id = i.image_id
+                            AND p.model_name = p_model_name
+                            AND p.model_version = l_version
+                            AND p.role = p_role)
+       ORDER BY i.image_id;
+    score_rows(l_todo, l_key, p_model_name, l_version, p_role);
   END score_batch;
 
-BEGIN
-  -- package initialization, once per session: the value of every two-digit hex byte
-  FOR hi IN 0 .. 15 LOOP
-    FOR lo IN 0 .. 15 LOOP
-      g_byte_value(SUBSTR(c_hex_digits, hi + 1, 1) || SUBSTR(c_hex_digits, lo + 1, 1)) :=
-        hi * 16 + lo;
-    END LOOP;
-  END LOOP;
 END mnist_scorer;
 /

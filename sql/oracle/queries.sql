@@ -1,22 +1,26 @@
 -- Every statement the Oracle backend sends besides the schema and the package scripts.
 -- Values are always positional binds (:1, :2 …); nothing is formatted into this text.
 
--- name: merge_image
--- one row per image; the first write wins, a replay (same pixels and label) only moves the
--- image to the new batch. An id stored with other content is left as it is, in its old batch:
--- the scorer does not see it and the backend reports it as an id-conflict (select_image_content)
-MERGE INTO mnist_images t
-USING (SELECT :1 AS image_id, :2 AS pixels, :3 AS label, :4 AS produced_at, :5 AS batch_id
-         FROM dual) s
-   ON (t.image_id = s.image_id)
- WHEN MATCHED THEN UPDATE SET t.batch_id = s.batch_id
-      WHERE t.pixels = s.pixels AND DECODE(t.label, s.label, 1, 0) = 1
- WHEN NOT MATCHED THEN INSERT (image_id, pixels, label, produced_at, batch_id)
-      VALUES (s.image_id, s.pixels, s.label, s.produced_at, s.batch_id)
+-- name: insert_image
+-- one row per image id, written once: a replayed id fails its row with ORA-00001
+-- (executemany with batcherrors), and the stored row stays as first written.
+-- batch_id is the batch that first delivered the image (for people; the scorer does not read it)
+INSERT INTO mnist_images (image_id, pixels, label, produced_at, batch_id)
+VALUES (:1, :2, :3, :4, :5)
 
--- name: select_image_content
--- the stored content of one image id that came back without a prediction (id-conflict check)
-SELECT pixels, label FROM mnist_images WHERE image_id = :1
+-- name: insert_replay
+-- an id that was stored already, with the content this batch carries (id-conflict check)
+INSERT INTO mnist_batch_replays (image_id, pixels, label) VALUES (:1, :2, :3)
+
+-- name: select_conflicts
+-- replayed ids stored with other pixels or another label (NULL labels compare equal)
+SELECT r.image_id
+  FROM mnist_batch_replays r JOIN mnist_images i ON i.image_id = r.image_id
+ WHERE i.pixels <> r.pixels OR DECODE(i.label, r.label, 1, 0) = 0
+
+-- name: insert_batch_id
+-- the ids mnist_scorer.score_batch scores in this transaction (id-conflicts left out)
+INSERT INTO mnist_batch_ids (image_id) VALUES (:1)
 
 -- name: merge_offset
 -- offsets only move forward, so a late replay cannot rewind another consumer's progress
@@ -45,8 +49,8 @@ USING (SELECT :1 AS model_name, :2 AS model_version FROM dual) s
 -- name: select_predictions
 -- the batch's predictions under one model version and role (after mnist_scorer.score_batch)
 SELECT p.image_id, p.predicted, p.probabilities
-  FROM mnist_predictions p JOIN mnist_images i ON i.image_id = p.image_id
- WHERE i.batch_id = :1 AND p.model_name = :2 AND p.model_version = :3 AND p.role = :4
+  FROM mnist_batch_ids b JOIN mnist_predictions p ON p.image_id = b.image_id
+ WHERE p.model_name = :1 AND p.model_version = :2 AND p.role = :3
 
 -- name: select_model
 SELECT sha256, layer_count, input_scale, manifest, canary_pixels FROM model_versions
@@ -74,10 +78,13 @@ INSERT INTO model_layers
 VALUES (:1, :2, :3, :4, :5, :6, :7, :8)
 
 -- name: select_package_state
--- the installed package's source digest and how many of its two units are VALID
+-- the installed package's source digest, how many of its two units are VALID, and the spec
+-- line that declares its version (c_package_version; NULL before versions existed)
 SELECT (SELECT source_sha256 FROM schema_objects WHERE object_name = :1),
        (SELECT COUNT(*) FROM user_objects
-         WHERE object_name = :2 AND object_type IN ('PACKAGE', 'PACKAGE BODY') AND status = 'VALID')
+         WHERE object_name = :2 AND object_type IN ('PACKAGE', 'PACKAGE BODY') AND status = 'VALID'),
+       (SELECT MAX(text) FROM user_source
+         WHERE name = :3 AND type = 'PACKAGE' AND text LIKE '%c_package_version%CONSTANT%')
   FROM dual
 
 -- name: select_compile_errors

@@ -10,8 +10,8 @@
 -- come back bit-exact. Class k of a prediction in SQL:
 --   UTL_RAW.CAST_TO_BINARY_FLOAT(UTL_RAW.SUBSTR(probabilities, 4 * k + 1, 4), UTL_RAW.LITTLE_ENDIAN)
 
--- Images, one row per Kafka image id; the first write wins (replays are absorbed).
--- batch_id names the last batch that delivered the image: the scorer scores by batch.
+-- Images, one row per Kafka image id, written once by INSERT (a replay's row fails
+-- with ORA-00001 and changes nothing). batch_id is the batch that first delivered it.
 CREATE TABLE mnist_images (
   image_id     VARCHAR2(128 BYTE) NOT NULL,
   pixels       RAW(784)           NOT NULL,
@@ -20,12 +20,29 @@ CREATE TABLE mnist_images (
   batch_id     VARCHAR2(128 BYTE) NOT NULL,
   inserted_at  TIMESTAMP DEFAULT SYSTIMESTAMP NOT NULL,
   CONSTRAINT mnist_images_pk PRIMARY KEY (image_id),
-  -- 784 bytes = 1568 hex digits (28 x 28 uint8 pixels, row-major)
-  CONSTRAINT mnist_images_pixels_ck CHECK (LENGTH(RAWTOHEX(pixels)) = 1568),
+  -- 28 x 28 uint8 pixels, row-major; VSIZE is the stored byte count (no hex string)
+  CONSTRAINT mnist_images_pixels_ck CHECK (VSIZE(pixels) = 784),
   CONSTRAINT mnist_images_label_ck CHECK (label BETWEEN 0 AND 9)
 );
 
-CREATE INDEX mnist_images_batch_ix ON mnist_images (batch_id);
+-- Retention (mnist_scorer.purge) finds old images by inserted_at.
+CREATE INDEX mnist_images_inserted_ix ON mnist_images (inserted_at);
+
+-- The ids of the batch being written, for this transaction only: the scorer and
+-- select_predictions join it (rows vanish at COMMIT or ROLLBACK, per session).
+CREATE GLOBAL TEMPORARY TABLE mnist_batch_ids (
+  image_id     VARCHAR2(128 BYTE) NOT NULL,
+  CONSTRAINT mnist_batch_ids_pk PRIMARY KEY (image_id)
+) ON COMMIT DELETE ROWS;
+
+-- Ids of the batch that were stored already, with the content the batch carries: one
+-- join finds the id-conflicts (same id, other pixels or label). Transaction-scoped too.
+CREATE GLOBAL TEMPORARY TABLE mnist_batch_replays (
+  image_id     VARCHAR2(128 BYTE) NOT NULL,
+  pixels       RAW(784)           NOT NULL,
+  label        NUMBER(1),
+  CONSTRAINT mnist_batch_replays_pk PRIMARY KEY (image_id)
+) ON COMMIT DELETE ROWS;
 
 -- One row per installed model version: the artifact's manifest (JSON text) and
 -- what the scorer needs before it reads the layers.

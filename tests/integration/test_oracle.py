@@ -11,6 +11,7 @@ Every run uses fresh model names and image ids, so a long-lived database can be 
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -153,6 +154,26 @@ def test_duplicates_and_replays_are_stored_once(backend: OracleBackend, champion
     assert scalar(backend, "SELECT COUNT(*) FROM mnist_images WHERE image_id LIKE :1", like) == 3
     assert scalar(backend, "SELECT COUNT(*) FROM mnist_predictions WHERE image_id LIKE :1",
                  like) == 3
+    # a replay rewrites nothing: the rows still name the batch that first delivered them
+    assert scalar(backend, "SELECT COUNT(*) FROM mnist_images WHERE image_id LIKE :1 AND batch_id = :2",
+                  like, f"{prefix}-1") == 3
+    # the batch's ids lived in the temporary table for one transaction only
+    assert scalar(backend, "SELECT COUNT(*) FROM mnist_batch_ids") == 0
+
+
+def test_plsql_timing_counts_the_phases(oracle_url: str, champion: ModelArtifact,
+                                        mnist: MnistSplit) -> None:
+    separator = "&" if "?" in oracle_url else "?"
+    timed = open_backend(f"{oracle_url}{separator}plsql_timing=1")
+    assert isinstance(timed, OracleBackend)
+    with timed:
+        ref = ModelRef(champion.name, champion.version)
+        timed.write_batch(image_batch(mnist, list(range(300, 340)), f"{RUN}-timed"), ref, GROUP)
+        with timed._connection().cursor() as cursor:
+            text = str(cursor.callfunc("mnist_scorer.timings", oracledb.DB_TYPE_VARCHAR))
+    counters = dict(part.split("=") for part in text.split())
+    assert counters["batches"] == "1" and counters["images"] == "40"
+    assert set(counters) == {"batches", "images", "load", "fetch", "decode", "gemm", "activate", "store"}
 
 
 def test_model_switch_reloads_once(backend: OracleBackend, champion: ModelArtifact,
@@ -172,6 +193,21 @@ def test_model_switch_reloads_once(backend: OracleBackend, champion: ModelArtifa
     assert cache_loads(backend) == loads + 1  # both versions stay cached
     assert scalar(backend, "SELECT model_version FROM active_models WHERE model_name = :1",
                  champion.name) == 1
+
+
+def test_the_champion_survives_a_stream_of_shadow_versions(backend: OracleBackend, champion: ModelArtifact,
+                                                          mnist: MnistSplit) -> None:
+    """The model cache (4 versions) evicts the least recently used one, never every model."""
+    champion_ref = ModelRef(champion.name, champion.version)
+    backend.write_batch(image_batch(mnist, [30], f"{RUN}-lru-0"), champion_ref, GROUP)
+    for version in range(3, 9):
+        backend.install_model(random_artifact(champion.name, version, (784, 16, 10), ("relu", "softmax"),
+                                              seed=version))
+        shadow = ModelRef(champion.name, version, "shadow")
+        backend.write_batch(image_batch(mnist, [30 + version], f"{RUN}-lru-{version}"), shadow, GROUP)
+        loads = cache_loads(backend)
+        backend.write_batch(image_batch(mnist, [50 + version], f"{RUN}-lru-c{version}"), champion_ref, GROUP)
+        assert cache_loads(backend) == loads  # the champion was still cached
 
 
 def test_load_model_round_trip(backend: OracleBackend, champion: ModelArtifact) -> None:
@@ -196,6 +232,30 @@ def test_bad_row_is_a_data_error_naming_the_code(backend: OracleBackend, champio
         backend.write_batch(batch, ModelRef(champion.name, champion.version), GROUP)
     assert scalar(backend, "SELECT COUNT(*) FROM mnist_images WHERE batch_id = :1",
                  f"{RUN}-bad") == 0
+
+
+def test_purge_runs_and_keeps_recent_rows(backend: OracleBackend, champion: ModelArtifact,
+                                         mnist: MnistSplit) -> None:
+    ref = ModelRef(champion.name, champion.version)
+    backend.write_batch(image_batch(mnist, [400, 401], f"{RUN}-purge"), ref, GROUP)
+    # ten years: nothing of this (or any recent) run is that old, so the shared database keeps its rows
+    assert backend.purge(10 * 365 * 86_400, rows_per_commit=2) == (0, 0)
+    assert scalar(backend, "SELECT COUNT(*) FROM mnist_images WHERE batch_id = :1", f"{RUN}-purge") == 2
+
+
+@pytest.mark.skipif(os.environ.get("STREAMSCORE_TEST_ORACLE_ONNX") != "1",
+                    reason="set STREAMSCORE_TEST_ORACLE_ONNX=1 for a 23ai user with CREATE MINING MODEL")
+def test_onnx_scoring_agrees_with_the_reference(oracle_url: str, champion: ModelArtifact,
+                                                mnist: MnistSplit) -> None:
+    pytest.importorskip("onnx", reason="pip install 'streamscore[onnx]'")
+    separator = "&" if "?" in oracle_url else "?"
+    with open_backend(f"{oracle_url}{separator}onnx=1") as onnx_backend:
+        ref = ModelRef(champion.name, champion.version, "shadow")
+        rows = list(range(1000, 3000))
+        scored = onnx_backend.write_batch(image_batch(mnist, rows, f"{RUN}-onnx"), ref, GROUP)
+    reference = champion.forward(mnist.images[rows])
+    assert float(np.mean(scored.predicted == predict(reference))) >= 0.999
+    assert float(np.abs(scored.probabilities - reference).max()) <= 1e-4
 
 
 def test_driver_is_thin() -> None:

@@ -22,15 +22,24 @@ import oracledb
 import pytest
 from oracledb import errors as oracledb_errors
 
+from oracle_fakes import (
+    FakeConnection,
+    FakeCursor,
+    dpy_exception,
+    make_batch,
+    ora,
+    ora_exception,
+    prediction_rows,
+    rows_from_binds,
+)
 from streamscore.backends import (
     BackendURL,
-    ImageBatch,
     ModelRef,
-    SourceOffset,
     open_backend,
 )
 from streamscore.backends.oracle import OracleBackend
 from streamscore.backends.oracle import errors as oracle_errors
+from streamscore.backends.oracle import package as oracle_package
 from streamscore.backends.oracle import statements as oracle_sql
 from streamscore.backends.sqlfiles import named_statements, read_sql, script, split_statements
 from streamscore.errors import (
@@ -48,22 +57,6 @@ from streamscore.model.reference import ACTIVATIONS
 # -- helpers --------------------------------------------------------------------------------
 
 
-def ora(code: int, text: str = "error", offset: int = 0) -> oracledb_errors._Error:
-    return oracledb_errors._Error(f"ORA-{code:05d}: {text}", code=code, offset=offset)
-
-
-def ora_exception(code: int, text: str = "error") -> BaseException:
-    error = ora(code, text)
-    exc: BaseException = error.exc_type(error)
-    return exc
-
-
-def dpy_exception(number: int, **args: str) -> BaseException:
-    error = oracledb_errors._Error(oracledb_errors._get_error_text(number, **args))
-    exc: BaseException = error.exc_type(error)
-    return exc
-
-
 def make_artifact(sizes: tuple[int, ...] = (784, 32, 10), seed: int = 7, version: int = 1,
                   activations: tuple[str, ...] = ("sigmoid", "softmax")) -> ModelArtifact:
     rng = np.random.default_rng(seed)
@@ -71,24 +64,6 @@ def make_artifact(sizes: tuple[int, ...] = (784, 32, 10), seed: int = 7, version
     biases = [rng.normal(0, 0.1, b).astype(np.float32) for b in sizes[1:]]
     canary = rng.integers(0, 256, (3, 784), dtype=np.uint8)
     return build_artifact("mlp", version, weights, biases, activations, canary_pixels=canary)
-
-
-def make_batch(ids: list[str], batch_id: str = "b-1") -> ImageBatch:
-    n = len(ids)
-    pixels = np.arange(n * 784, dtype=np.int64).reshape(n, 784).astype(np.uint8)
-    labels = np.array([i % 10 if i % 3 else -1 for i in range(n)], dtype=np.int16)
-    sources = [SourceOffset("mnist.images", i % 2, 100 + i) for i in range(n)]
-    offsets = {("mnist.images", 0): 200, ("mnist.images", 1): 201}
-    return ImageBatch(batch_id, ids, pixels, labels, np.full(n, 1_700_000_000_000, np.int64),
-                      sources, offsets)
-
-
-def rows_from_binds(artifact: ModelArtifact) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
-    """What SELECT_MODEL / SELECT_LAYERS return for rows written with model_binds."""
-    model, layers = oracle_sql.model_binds(artifact)
-    model_row = (model[2], model[3], model[4], model[5], model[6])
-    layer_rows = [(layer[2], layer[3], layer[4], layer[5], layer[6], layer[7]) for layer in layers]
-    return model_row, layer_rows
 
 
 # -- URL → connect arguments ----------------------------------------------------------------
@@ -243,15 +218,19 @@ def test_package_file_holds_two_whole_plsql_units() -> None:
 
 def test_dml_uses_binds_and_known_tables() -> None:
     schema = read_sql("oracle", "schema.sql")
-    tables = set(re.findall(r"CREATE TABLE (\w+)", schema))
+    tables = set(re.findall(r"CREATE (?:GLOBAL TEMPORARY )?TABLE (\w+)", schema))
     for name, found in named_statements("oracle").items():
         text = found.text
         if not re.match(r"\s*(SELECT|MERGE|INSERT)", text):
             continue
         used = set(re.findall(r"(?:FROM|INTO|JOIN)\s+(\w+)", text)) - {"dual", "user_objects",
-                                                                      "user_errors"}
+                                                                      "user_errors", "user_source",
+                                                                      "user_mining_models"}
         assert used <= tables, (name, used - tables)
-        assert ":1" in text and "{" not in text, name  # values are binds, never formatted in
+        # values are binds, never formatted in; the ONNX statement takes generated identifiers only
+        assert "{" not in re.sub(r"\{(model|using|attributes)\}", "", text) if name.startswith("onnx_") \
+            else "{" not in text, name
+        assert ":1" in text or name == "select_conflicts", name  # that one joins two tables only
 
 
 def test_create_user_script_is_least_privilege() -> None:
@@ -313,7 +292,7 @@ def oracle_statements() -> list[tuple[str, str]]:
 
 def test_bind_names_are_not_reserved_words() -> None:
     statements = oracle_statements()
-    assert any(where == "merge_image" for where, _ in statements)
+    assert any(where == "insert_image" for where, _ in statements)
     for where, text in statements:
         names = bind_names(text)
         if re.match(r"\s*CREATE", text, re.I):
@@ -327,7 +306,7 @@ def test_bind_names_are_not_reserved_words() -> None:
 
 def test_column_names_are_not_reserved_words() -> None:
     for statement in split_statements(read_sql("oracle", "schema.sql")):
-        if not statement.upper().startswith("CREATE TABLE"):
+        if not re.match(r"CREATE (GLOBAL TEMPORARY )?TABLE", statement.upper()):
             continue
         body = statement[statement.index("(") + 1:]
         for line in body.splitlines():
@@ -523,84 +502,6 @@ def test_plsql_activation_formulas_match_reference(name: str) -> None:
 # -- the batch transaction, against a fake connection ------------------------------------------
 
 
-class FakeCursor:
-    def __init__(self, conn: FakeConnection) -> None:
-        self.conn = conn
-        self.rows: list[tuple[Any, ...]] = []
-        self.batch_errors: list[Any] = []
-
-    def __enter__(self) -> FakeCursor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def setinputsizes(self, *args: Any) -> None:
-        self.conn.log.append(("setinputsizes", len(args)))
-
-    def execute(self, sql: str, params: Any = None, **kwargs: Any) -> None:
-        first = " ".join(sql.split()[:3])
-        self.conn.log.append(("execute", first))
-        error = self.conn.fail_on.pop(first, None)
-        if error is not None:
-            raise error
-        lookup = self.conn.lookups.get(first)
-        self.rows = lookup(params) if lookup is not None else self.conn.results.get(first, [])
-
-    def executemany(self, sql: str, params: list[Any], batcherrors: bool = False) -> None:
-        target = sql.split()[2]
-        self.conn.log.append(("executemany", target, batcherrors))
-        self.conn.binds[target] = params
-        self.conn.bind_history.setdefault(target, []).append(params)
-        if target in self.conn.sticky_batch_errors:
-            self.batch_errors = self.conn.batch_errors.get(target, [])
-        else:
-            self.batch_errors = self.conn.batch_errors.pop(target, [])
-
-    def getbatcherrors(self) -> list[Any]:
-        return self.batch_errors
-
-    def callproc(self, name: str, params: list[Any]) -> None:
-        self.conn.log.append(("callproc", name))
-        self.conn.proc_args.append(list(params))
-        if self.conn.callproc_errors:
-            raise self.conn.callproc_errors.pop(0)
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        return self.rows
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        return self.rows[0] if self.rows else None
-
-
-class FakeConnection:
-    def __init__(self) -> None:
-        self.log: list[tuple[Any, ...]] = []
-        self.results: dict[str, list[tuple[Any, ...]]] = {}
-        self.lookups: dict[str, Any] = {}  # statement start → rows computed from the binds
-        self.fail_on: dict[str, BaseException] = {}
-        self.batch_errors: dict[str, list[Any]] = {}
-        self.sticky_batch_errors: set[str] = set()  # same errors on every executemany
-        self.bind_history: dict[str, list[Any]] = {}
-        self.callproc_errors: list[BaseException] = []
-        self.proc_args: list[list[Any]] = []
-        self.binds: dict[str, Any] = {}
-        self.call_timeout = 0
-        self.module = ""
-
-    def cursor(self) -> FakeCursor:
-        return FakeCursor(self)
-
-    def commit(self) -> None:
-        self.log.append(("commit",))
-
-    def rollback(self) -> None:
-        self.log.append(("rollback",))
-
-    def close(self) -> None:
-        self.log.append(("close",))
-
-
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OracleBackend, FakeConnection]]:
     conn = FakeConnection()
@@ -618,35 +519,33 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OracleBackend, FakeC
     yield backend, conn
 
 
-def prediction_rows(ids: list[str]) -> list[tuple[Any, ...]]:
-    probs = np.full(10, 0.1, np.float32).tobytes()
-    return [(image_id, 3, probs) for image_id in ids]
-
-
 def test_write_batch_order_and_duplicates(fake: tuple[OracleBackend, FakeConnection]) -> None:
     backend, conn = fake
     conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a", "b"])
     conn.batch_errors["mnist_images"] = [ora(1, "unique constraint violated", offset=1)]
-    scored = backend.write_batch(make_batch(["a", "b", "a"]), ModelRef("mlp", 2), "group-1")
+    scored = backend.write_batch(make_batch(["b", "a", "b"]), ModelRef("mlp", 2), "group-1")
     assert [entry[0:2] for entry in conn.log if entry[0] != "setinputsizes"] == [
-        ("executemany", "mnist_images"),
-        ("executemany", "mnist_images"),  # the ORA-00001 row again, to move it to this batch
+        ("executemany", "mnist_images"),         # INSERT, once: no row is rewritten
+        ("executemany", "mnist_batch_replays"),  # the ORA-00001 row, for the conflict check
+        ("execute", "SELECT r.image_id FROM"),
+        ("executemany", "mnist_batch_ids"),
         ("executemany", "consumer_offsets"),
-        ("callproc", "mnist_scorer.score_batch"),
+        ("callproc", "mnist_scorer.score_staged"),
         ("execute", "SELECT p.image_id, p.predicted,"),
         ("execute", "MERGE INTO active_models"),
         ("commit",),
     ]
     assert ("executemany", "mnist_images", True) in conn.log  # batcherrors on
-    first, again = conn.bind_history["mnist_images"]
-    assert [bind[0] for bind in first] == ["a", "b"]  # duplicate once
-    assert again == [first[1]]  # only the row that raced another writer
-    # label types are set before each executemany (input sizes may last one execution)
-    assert conn.log.count(("setinputsizes", 5)) == 2
+    assert [bind[0] for bind in conn.binds["mnist_images"]] == ["a", "b"]  # once each, sorted
+    assert [bind[0] for bind in conn.binds["mnist_batch_replays"]] == ["b"]
+    assert conn.binds["mnist_batch_ids"] == [("a",), ("b",)]
+    assert conn.proc_args == [["mlp", 2, "champion"]]
+    # label types are set before each executemany that carries labels
+    assert conn.log.count(("setinputsizes", 5)) == 1 and conn.log.count(("setinputsizes", 3)) == 1
     assert conn.binds["consumer_offsets"] == [
         ("group-1", "mnist.images", 0, 200), ("group-1", "mnist.images", 1, 201),
     ]
-    assert scored.image_ids == ["a", "b"] and scored.predicted.tolist() == [3, 3]
+    assert scored.image_ids == ["b", "a"] and scored.predicted.tolist() == [3, 3]
     assert scored.model == ModelRef("mlp", 2)
     # the same version again: active_models is not written twice
     conn.log.clear()
@@ -685,18 +584,6 @@ def test_row_errors_are_classified_one_by_one(
     assert conn.log[-1] == ("rollback",) and ("commit",) not in conn.log
 
 
-def test_image_id_collisions_that_never_settle_are_retriable(
-    fake: tuple[OracleBackend, FakeConnection],
-) -> None:
-    backend, conn = fake
-    conn.batch_errors["mnist_images"] = [ora(1, "unique constraint violated", offset=0)]
-    conn.sticky_batch_errors.add("mnist_images")
-    with pytest.raises(BackendUnavailable, match="colliding"):
-        backend.write_batch(make_batch(["a"]), ModelRef("mlp", 1), "g")
-    assert len(conn.bind_history["mnist_images"]) == 3
-    assert conn.log[-1] == ("rollback",) and ("commit",) not in conn.log
-
-
 def test_shadow_never_writes_active_models(monkeypatch: pytest.MonkeyPatch) -> None:
     conn = FakeConnection()
     monkeypatch.setattr(oracledb, "connect", lambda **kwargs: conn)
@@ -706,7 +593,7 @@ def test_shadow_never_writes_active_models(monkeypatch: pytest.MonkeyPatch) -> N
     assert ("execute", "MERGE INTO active_models") not in conn.log
     assert conn.log[-1] == ("commit",)
     assert scored.model.role == "shadow"
-    assert [e for e in conn.log if e[0] == "callproc"] == [("callproc", "mnist_scorer.score_batch")]
+    assert [e for e in conn.log if e[0] == "callproc"] == [("callproc", "mnist_scorer.score_staged")]
     assert conn.proc_args[-1][-1] == "shadow"  # the role reaches the scorer (and the rows)
 
 
@@ -743,7 +630,7 @@ def test_write_batch_retries_scorer_once_after_recompile(
     conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a"])
     conn.callproc_errors = [ora_exception(4068, "existing state of packages has been discarded")]
     backend.write_batch(make_batch(["a"]), ModelRef("mlp", 1), "g")
-    assert [e for e in conn.log if e[0] == "callproc"] == [("callproc", "mnist_scorer.score_batch")] * 2
+    assert [e for e in conn.log if e[0] == "callproc"] == [("callproc", "mnist_scorer.score_staged")] * 2
     assert conn.log[-1] == ("commit",)
     # twice in a row is an outage for the loop to retry, and the batch is rolled back
     conn.callproc_errors = [ora_exception(4068), ora_exception(4068)]
@@ -784,14 +671,15 @@ def test_init_schema_tolerates_existing_objects_and_skips_unchanged_package(
 ) -> None:
     backend, conn = fake
     conn.fail_on["CREATE TABLE mnist_images"] = ora_exception(955, "name is already used")
-    conn.results["SELECT (SELECT source_sha256"] = [(oracle_sql.package_digest(), 2)]
+    version_line = f"  c_package_version CONSTANT PLS_INTEGER := {oracle_package.file_version()};"
+    conn.results["SELECT (SELECT source_sha256"] = [(oracle_sql.package_digest(), 2, version_line)]
     backend.init_schema()
     executed = [entry[1] for entry in conn.log if entry[0] == "execute"]
     assert executed.count("CREATE TABLE mnist_predictions") == 1
     assert not any("PACKAGE" in statement for statement in executed)  # no recompile
     # a changed (or missing) package is compiled, natively, and its digest recorded
     conn.log.clear()
-    conn.results["SELECT (SELECT source_sha256"] = [("old", 2)]
+    conn.results["SELECT (SELECT source_sha256"] = [("old", 2, None)]  # from before versions
     backend.init_schema()
     executed = [entry[1] for entry in conn.log if entry[0] == "execute"]
     assert "ALTER SESSION SET" in executed
@@ -838,27 +726,28 @@ def test_install_model_is_idempotent_and_refuses_conflicts(
 # -- id-conflict: an id stored with other content is reported, never scored -------------------
 
 
-def test_merge_moves_only_ids_stored_with_the_same_content() -> None:
-    merge = oracle_sql.statement("merge_image")
-    assert "WHEN MATCHED THEN UPDATE SET t.batch_id = s.batch_id" in merge
-    assert "WHERE t.pixels = s.pixels AND DECODE(t.label, s.label, 1, 0) = 1" in merge
+def test_images_are_inserted_and_conflicts_found_in_one_join() -> None:
+    insert = oracle_sql.statement("insert_image")
+    assert insert.lstrip().startswith("INSERT INTO mnist_images") and "MERGE" not in insert
+    conflicts = oracle_sql.statement("select_conflicts")
+    assert "i.pixels <> r.pixels OR DECODE(i.label, r.label, 1, 0) = 0" in conflicts
+    predictions = oracle_sql.statement("select_predictions")
+    assert "mnist_batch_ids" in predictions and "batch_id" not in predictions.replace("batch_ids", "")
 
 
-def test_ids_missing_after_scoring_with_other_content_are_conflicts(
+def test_replayed_ids_with_other_content_are_conflicts_and_not_scored(
     fake: tuple[OracleBackend, FakeConnection],
 ) -> None:
     backend, conn = fake
     batch = make_batch(["a", "b", "c", "d"])
-    stored = {
-        "b": (bytes(784), int(batch.labels[1])),               # other pixels
-        "c": (batch.pixels[2].tobytes(), 9),                    # same pixels, other label
-    }
+    conn.batch_errors["mnist_images"] = [ora(1, "unique", offset=1), ora(1, "unique", offset=2)]
+    conn.results["SELECT r.image_id FROM"] = [("c",), ("b",)]
     conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a", "d"])
-    conn.lookups["SELECT pixels, label"] = lambda params: [stored[params[0]]]
     scored = backend.write_batch(batch, ModelRef("mlp", 1), "g")
     assert scored.conflicts == ["b", "c"]
     assert scored.image_ids == ["a", "d"] and scored.probabilities.shape == (2, 10)
-    assert conn.log.count(("execute", "SELECT pixels, label")) == 2
+    assert [bind[0] for bind in conn.binds["mnist_batch_replays"]] == ["b", "c"]
+    assert conn.binds["mnist_batch_ids"] == [("a",), ("d",)]  # only these are scored
     assert conn.log[-1] == ("commit",)
 
 
@@ -866,19 +755,48 @@ def test_a_batch_of_new_ids_looks_nothing_up(fake: tuple[OracleBackend, FakeConn
     backend, conn = fake
     conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a", "b"])
     assert backend.write_batch(make_batch(["a", "b"]), ModelRef("mlp", 1), "g").conflicts == []
-    assert ("execute", "SELECT pixels, label") not in conn.log
+    assert ("execute", "SELECT r.image_id FROM") not in conn.log
+    assert "mnist_batch_replays" not in conn.binds
 
 
-def test_a_missing_id_stored_with_the_same_content_is_a_race_not_a_conflict(
+def test_a_batch_of_conflicts_only_scores_nothing_and_stores_offsets(
     fake: tuple[OracleBackend, FakeConnection],
 ) -> None:
     backend, conn = fake
-    batch = make_batch(["a", "b", "c"])
-    same = {image_id: (batch.pixels[i].tobytes(), None if batch.labels[i] < 0 else int(batch.labels[i]))
-            for i, image_id in enumerate(batch.image_ids)}
+    conn.batch_errors["mnist_images"] = [ora(1, "unique", offset=0), ora(1, "unique", offset=1)]
+    conn.results["SELECT r.image_id FROM"] = [("a",), ("b",)]
+    scored = backend.write_batch(make_batch(["a", "b"]), ModelRef("mlp", 1), "g")
+    assert scored.conflicts == ["a", "b"] and scored.image_ids == []
+    assert not any(entry[0] == "callproc" for entry in conn.log)
+    assert ("execute", "MERGE INTO active_models") not in conn.log
+    assert "mnist_batch_ids" not in conn.binds and "consumer_offsets" in conn.binds
+    assert conn.log[-1] == ("commit",)
+
+
+def test_a_replay_without_a_prediction_is_predictions_missing(
+    fake: tuple[OracleBackend, FakeConnection],
+) -> None:
+    backend, conn = fake
+    conn.batch_errors["mnist_images"] = [ora(1, "unique", offset=i) for i in range(3)]
     conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a"])
-    conn.lookups["SELECT pixels, label"] = lambda params: [same[params[0]]]
     with pytest.raises(BackendUnavailable) as failure:
-        backend.write_batch(batch, ModelRef("mlp", 1), "g")
+        backend.write_batch(make_batch(["a", "b", "c"]), ModelRef("mlp", 1), "g")
     assert failure.value.reason == "predictions-missing"
-    assert conn.log.count(("execute", "SELECT pixels, label")) == 1  # the first one settles it
+
+
+def test_plsql_timing_switches_the_counters_on_once_and_logs_them(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    conn = FakeConnection()
+    monkeypatch.setattr(oracledb, "connect", lambda **kwargs: conn)
+    backend = OracleBackend(BackendURL.parse("oracle://app:pw@db:1521/FREEPDB1?plsql_timing=1"))
+    conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a"])
+    with caplog.at_level("INFO", logger="streamscore.backends.oracle.backend"):
+        backend.write_batch(make_batch(["a"]), ModelRef("mlp", 1), "g")
+        backend.write_batch(make_batch(["a"], "b-2"), ModelRef("mlp", 1), "g")
+    calls = [entry for entry in conn.log if entry[0] in ("callproc", "callfunc")]
+    assert calls == [("callproc", "mnist_scorer.set_timing"), ("callproc", "mnist_scorer.score_staged"),
+                     ("callfunc", "mnist_scorer.timings"), ("callproc", "mnist_scorer.score_staged"),
+                     ("callfunc", "mnist_scorer.timings")]
+    assert conn.proc_args[0] == [1]
+    assert "batches=1 images=2" in caplog.text

@@ -4,22 +4,23 @@ URL: ``oracle://user[:password]@host[:port]/service[?option=value…]``, e.g.
 ``oracle://streamscore@localhost:1521/FREEPDB1``. The password comes from the URL or
 from ``STREAMSCORE_ORACLE_PASSWORD`` (read at connect time); it is never logged.
 URL options: ``protocol`` (tcp|tcps), ``tcp_connect_timeout`` (s), ``expire_time``
-(min), ``retry_count``, ``retry_delay`` (s), ``call_timeout`` (ms); any other is refused.
+(min), ``retry_count``, ``retry_delay`` (s), ``call_timeout`` (ms), ``plsql_timing`` (1: log
+the scorer's CPU time per phase after each batch), ``onnx`` (1: Oracle 23ai's ONNX runtime
+instead of the PL/SQL scorer, ``onnx_scorer``; never run here); any other is refused.
 Constructor keyword: ``native_plsql`` (compile the package natively, default True).
 The role predictions are stored under is the ModelRef's.
 
 One batch is one transaction (DDL never runs inside it):
 
-1. MERGE the images with ``executemany(batcherrors=True)``: a replayed id (same pixels and
-   label) is kept as first written and moved to this batch, an id stored with other content is
-   left alone in its old batch (id-conflict, found in step 4); rows that hit ORA-00001 (a racing
-   writer committed the id first) are merged again, which moves them the same way;
-   any other row error rolls back and raises BackendDataError naming the ORA code;
-2. MERGE the batch's next offsets per (topic, partition);
-3. call ``mnist_scorer.score_batch`` once: it scores every image of the batch in
-   the database (UTL_NLA.BLAS_GEMM per layer) and inserts the predictions;
-4. SELECT the batch's predictions back; only ids without one are looked up and compared with
-   the stored rows (id-conflicts are reported, anything else is predictions-missing); commit.
+1. INSERT the images, sorted by id, with ``executemany(batcherrors=True)`` (``ingest``): an id
+   stored already fails its row with ORA-00001 and is left as first written; those ids are
+   compared with the stored rows in one join, and the ones with other content are id-conflicts;
+   any other row error rolls back (each row's error classified: bad data, outage or fatal);
+2. put the batch's ids (conflicts left out) in ``mnist_batch_ids``, a global temporary table;
+3. MERGE the batch's next offsets per (topic, partition);
+4. call ``mnist_scorer.score_staged`` once: it scores every image of ``mnist_batch_ids`` without
+   a prediction in the database (UTL_NLA.BLAS_GEMM per layer) and inserts the predictions;
+5. SELECT the batch's predictions back (an id without one is predictions-missing); commit.
 
 The user and its rights come from ``sql/oracle/00_create_user.sql`` (for a DBA);
 tables and package from ``init_schema``. See docs/oracle.md.
@@ -40,14 +41,12 @@ import oracledb
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
 from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.oracle import errors as oracle_errors
+from streamscore.backends.oracle import ingest, onnx_scorer
+from streamscore.backends.oracle import package as oracle_package
 from streamscore.backends.oracle import statements as oracle_sql
 from streamscore.backends.sqlfiles import script
 from streamscore.backends.url import BackendURL
-from streamscore.errors import (
-    BackendError,
-    BackendUnavailable,
-    ErrorKind,
-)
+from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import OUTPUTS, ModelArtifact
 from streamscore.shared.messages import now_ms
 
@@ -79,6 +78,9 @@ class OracleBackend(Backend):
         self._target = oracle_sql.parse_target(url)
         self._conn: oracledb.Connection | None = None
         self._active: dict[str, int] = {}  # model name → version last written to active_models
+        self._timing_on = False  # set_timing(1) ran in this session (plsql_timing=1)
+        self._onnx = False  # onnx=1 and the server has in-database ONNX (checked at connect)
+        self._onnx_loaded: set[tuple[str, int]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
     def connect(self) -> None:
@@ -94,6 +96,12 @@ class OracleBackend(Backend):
             conn.module = "streamscore"
         self._conn = conn
         self._active.clear()
+        self._timing_on = False
+        self._onnx_loaded.clear()
+        self._onnx = self._target.onnx and onnx_scorer.supports_onnx(str(conn.version))
+        if self._target.onnx and not self._onnx:
+            log.warning("onnx=1 needs Oracle 23ai or later; %s runs %s: scoring with the PL/SQL "
+                        "scorer instead", self.url.masked(), conn.version)
         log.info("connected to %s", self.url.masked())
 
     def close(self) -> None:
@@ -139,28 +147,20 @@ class OracleBackend(Backend):
                     except oracledb.DatabaseError as exc:
                         if oracle_errors.error_codes(exc)[0] not in oracle_sql.ALREADY_EXISTS_CODES:
                             raise
-                self._install_package(conn, cursor)
+                oracle_package.install(conn, cursor, native=self.native_plsql)
 
-    def _install_package(self, conn: oracledb.Connection, cursor: oracledb.Cursor) -> None:
-        """(Re)compile MNIST_SCORER only when its file changed or it is invalid (see ORA-04068)."""
-        digest = oracle_sql.package_digest()
-        name = oracle_sql.PACKAGE_NAME
-        cursor.execute(oracle_sql.statement("select_package_state"), [name, name])
-        row = cursor.fetchone()
-        if row is not None and row[0] == digest and row[1] == 2:
-            return
-        if self.native_plsql:
-            cursor.execute(oracle_sql.statement("native_compilation"))
-        units = script("oracle", oracle_sql.PACKAGE_FILE)
-        for unit in units:
-            cursor.execute(unit.text)  # compile errors are a warning here, not an exception
-        cursor.execute(oracle_sql.statement("select_compile_errors"), [name])
-        errors = cursor.fetchall()
-        if errors:
-            raise BackendError(f"package {name} does not compile: {oracle_sql.compile_errors(units, errors)}")
-        cursor.execute(oracle_sql.statement("merge_package_digest"), [name, digest])
-        conn.commit()
-        log.info("installed package %s (sha256 %s)", name, digest[:12])
+    def purge(self, older_than_s: float, rows_per_commit: int = 10_000) -> tuple[int, int]:
+        """Delete images inserted more than ``older_than_s`` seconds ago and their predictions.
+
+        Commits every ``rows_per_commit`` images (mnist_scorer.purge); returns (images,
+        predictions) deleted. Offsets stay: a purged image is not consumed again.
+        """
+        if older_than_s < 0 or rows_per_commit < 1:
+            raise ConfigError(f"purge: age {older_than_s} s and chunk {rows_per_commit} must be >= 0 and >= 1")
+        with self.translate_errors("purging old images"), self._connection().cursor() as cursor:
+            images, predictions = cursor.var(int), cursor.var(int)
+            cursor.callproc(oracle_sql.PURGE_PROCEDURE, [older_than_s, images, predictions, rows_per_commit])
+            return int(images.getvalue() or 0), int(predictions.getvalue() or 0)
 
     # -- offsets ---------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
@@ -227,20 +227,24 @@ class OracleBackend(Backend):
         rows = batch.unique_rows()  # a repeated id is stored (and scored) once
         image_ids = [batch.image_ids[row] for row in rows]
         scored_at = now_ms()
+        self._ensure_onnx_model(model)  # DDL when new: before the batch's transaction
         with self.translate_errors(f"writing batch {batch.batch_id}"):
             conn = self._connection()
             try:
                 with conn.cursor() as cursor:
                     image_binds = oracle_sql.image_binds(batch, rows)
-                    self._merge_images(cursor, image_binds)
+                    stored = ingest.insert_images(cursor, image_binds)
+                    conflicts = ingest.find_conflicts(cursor, stored)
+                    skipped = set(conflicts)
+                    to_score = [bind[0] for bind in image_binds if bind[0] not in skipped]
+                    ingest.stage_batch_ids(cursor, to_score)
                     if batch.offsets:
                         binds = oracle_sql.offset_binds(group, batch.offsets)
                         cursor.executemany(oracle_sql.statement("merge_offset"), binds)
-                    fetched = self._score_and_fetch(cursor, batch.batch_id, model) if rows else []
-                    conflicts = self._find_conflicts(cursor, image_binds, fetched)
+                    fetched = self._score_and_fetch(cursor, model, len(to_score)) if to_score else []
                     # after scoring: a missing model fails there first, with ORA-20001 (fatal),
                     # not here with a foreign-key error the loop would take for bad rows
-                    switched = bool(rows) and self._activate(cursor, model)
+                    switched = bool(to_score) and self._activate(cursor, model)
                 conn.commit()
             except BaseException:
                 self._rollback()
@@ -249,35 +253,8 @@ class OracleBackend(Backend):
             self._active[model.name] = model.version
         return oracle_sql.scored_batch(image_ids, fetched, model, scored_at, conflicts)
 
-    @staticmethod
-    def _find_conflicts(
-        cursor: oracledb.Cursor, binds: list[oracle_sql.ImageBind], fetched: list[Any]
-    ) -> list[str]:
-        """Ids without a prediction whose stored content differs from the batch's (id-conflict).
-
-        MERGE leaves such a row in its old batch, so only ids missing from ``fetched`` are looked
-        up (none on a batch of new ids). The first one stored with the same content stops the
-        search: that is a rebalance race, and scored_batch raises predictions-missing for it.
-        """
-        if len(fetched) == len(binds):
-            return []
-        found = {str(row[0]) for row in fetched}
-        conflicts: list[str] = []
-        for bind in binds:
-            if bind[0] in found:
-                continue
-            cursor.execute(oracle_sql.statement("select_image_content"), [bind[0]])
-            stored = cursor.fetchone()
-            if stored is None or oracle_sql.same_content(bind, stored):
-                break
-            conflicts.append(bind[0])
-        if conflicts:
-            log.warning("%d image id(s) already stored with other content (id-conflict), e.g. %r",
-                        len(conflicts), conflicts[0])
-        return conflicts
-
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
-        """Stage the images under a scratch batch id, score them in PL/SQL, roll everything back."""
+        """Stage the images under scratch ids, score them in PL/SQL, roll everything back."""
         if len(pixels) == 0:
             return np.zeros((0, OUTPUTS), dtype=np.float32)
         scratch = f"score-{uuid.uuid4().hex}"
@@ -285,12 +262,14 @@ class OracleBackend(Backend):
             scratch, [f"{scratch}-{i}" for i in range(len(pixels))], pixels,
             np.full(len(pixels), -1, dtype=np.int16), np.zeros(len(pixels), dtype=np.int64), [],
         )
+        self._ensure_onnx_model(model)
         with self.translate_errors(f"scoring {len(pixels)} images with {model}"):
             conn = self._connection()
             try:
                 with conn.cursor() as cursor:
-                    self._merge_images(cursor, oracle_sql.image_binds(batch, range(len(pixels))))
-                    fetched = self._score_and_fetch(cursor, scratch, model)
+                    ingest.insert_images(cursor, oracle_sql.image_binds(batch, range(len(pixels))))
+                    ingest.stage_batch_ids(cursor, batch.image_ids)
+                    fetched = self._score_and_fetch(cursor, model, len(pixels))
             finally:
                 self._rollback()  # nothing of this call is kept
         return oracle_sql.scored_batch(batch.image_ids, fetched, model, 0).probabilities
@@ -299,49 +278,50 @@ class OracleBackend(Backend):
         """Record the serving version in active_models when it changed (same transaction).
 
         Only the champion does: a shadow consumer scoring a candidate version must not
-        flip the row that names the version being served (score_batch's NULL default).
+        flip the row that names the version being served (score_staged's NULL default).
         """
         if model.role != "champion" or self._active.get(model.name) == model.version:
             return False
         cursor.execute(oracle_sql.statement("merge_active"), [model.name, model.version])
         return True
 
-    def _merge_images(self, cursor: oracledb.Cursor, binds: list[oracle_sql.ImageBind]) -> None:
-        pending = binds
-        for _attempt in range(3):
-            if not pending:
-                return
-            # label is often NULL for a whole batch: type it, or it would bind as a string
-            # (set before every executemany, in case input sizes last a single execution)
-            cursor.setinputsizes(None, None, oracledb.DB_TYPE_NUMBER, oracledb.DB_TYPE_NUMBER, None)
-            cursor.executemany(oracle_sql.statement("merge_image"), pending, batcherrors=True)
-            errors = cursor.getbatcherrors()
-            rejected = [error for error in errors if error.code != 1]
-            if rejected:
-                raise oracle_errors.row_errors(rejected, pending)
-            # ORA-00001: another session inserted the same id and committed while this MERGE
-            # waited on its index entry. Its row (pixels) is kept, but the row was skipped here,
-            # so its batch_id still names the other batch: score_batch would not see it and
-            # SELECT_PREDICTIONS would not return it. MERGE those rows again: now they match,
-            # and only batch_id moves to this batch, as for any replay.
-            pending = [pending[error.offset] for error in errors]
-        raise BackendUnavailable(
-            f"oracle: {len(pending)} image id(s) kept colliding with concurrent writers, "
-            f"e.g. {pending[0][0]!r}", retry_after=0.5,
-        )
+    def _ensure_onnx_model(self, model: ModelRef) -> None:
+        """onnx=1: load the version into the database's ONNX runtime once (DDL: commits)."""
+        if not self._onnx or (model.name, model.version) in self._onnx_loaded:
+            return
+        artifact = self.load_model(ModelRef(model.name, model.version))  # not-installed when absent
+        with self.translate_errors(f"loading {model} into the ONNX runtime"), self._connection().cursor() as cursor:
+            onnx_scorer.ensure_loaded(cursor, model, artifact)
+        self._onnx_loaded.add((model.name, model.version))
 
-    def _score_and_fetch(
-        self, cursor: oracledb.Cursor, batch_id: str, model: ModelRef
-    ) -> list[Any]:
-        """One PL/SQL call scores the batch; retried once after ORA-04068 (package recompiled)."""
-        arguments = [batch_id, model.name, model.version, model.role]
-        try:
-            cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
-        except oracledb.DatabaseError as exc:
-            if not oracle_errors.is_package_state_error(exc):
-                raise
-            log.info("package state discarded (package recompiled); calling the scorer again")
-            cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
+    def _score_and_fetch(self, cursor: oracledb.Cursor, model: ModelRef, expected: int) -> list[Any]:
+        """One call scores mnist_batch_ids; retried once after ORA-04068 (package recompiled)."""
+        arguments = [model.name, model.version, model.role]
+        if self._onnx:
+            onnx_scorer.score(cursor, model, now_ms())  # no package state to lose
+        else:
+            timed = self._target.plsql_timing
+            if timed and not self._timing_on:
+                cursor.callproc(oracle_sql.SET_TIMING_PROCEDURE, [1])  # debug: counters from zero
+                self._timing_on = True
+            try:
+                cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
+            except oracledb.DatabaseError as exc:
+                if not oracle_errors.is_package_state_error(exc):
+                    raise
+                log.info("package state discarded (package recompiled); calling the scorer again")
+                cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
+        # one round trip for the whole batch (the default arraysize is 100)
+        cursor.arraysize = cursor.prefetchrows = max(expected, 1)
         cursor.execute(oracle_sql.statement("select_predictions"), arguments)
-        return list(cursor.fetchall())
+        fetched = list(cursor.fetchall())
+        if self._target.plsql_timing and not self._onnx:
+            self._log_timings(cursor)
+        return fetched
+
+    @staticmethod
+    def _log_timings(cursor: oracledb.Cursor) -> None:
+        """Debug (plsql_timing=1): the scorer's CPU time per phase, summed over this session."""
+        timings = cursor.callfunc(oracle_sql.TIMINGS_FUNCTION, oracledb.DB_TYPE_VARCHAR)
+        log.info("mnist_scorer CPU time (1/100 s, this session): %s", timings)
 

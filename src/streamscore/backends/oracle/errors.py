@@ -17,8 +17,15 @@ advise ("match codes, not text"):
 * data (:class:`BackendDataError`): a row broke a constraint or type (NULL,
   check, length, precision), incl. the scorer's own ORA-20005 (bad image);
 * not installed (:class:`ArtifactError` ``not-installed``): the scorer's ORA-20001;
+* fatal with a reason of its own: out of space (ORA-01536 quota, ORA-01653/01688 tablespace
+  full, ORA-12954 Free's 12 GB) and out of memory (ORA-04030 process, ORA-04036
+  PGA_AGGREGATE_LIMIT): a retry meets the same wall, the message names the fix;
 * fatal (:class:`BackendError`): everything else; for the usual set-up mistakes
   the message names the fix.
+
+An ORA-00600 (internal error) ends the session and arrives as DPY-4011 with
+``isrecoverable``: retriable with reason ``database-internal-error`` (the session is reopened);
+the consume loop caps how often a retriable error may repeat on the same batch.
 """
 
 from __future__ import annotations
@@ -66,6 +73,19 @@ DATA_CODES = frozenset({
     20005,  # mnist_scorer: image does not have 784 pixels
 })
 
+#: fatal errors with a reason of their own: retrying meets the same limit again
+FATAL_REASONS: dict[int, str] = {
+    1536: "quota-exceeded",    # space quota exceeded for tablespace
+    1653: "out-of-space",      # unable to extend table in tablespace
+    1688: "out-of-space",      # unable to extend table partition
+    12954: "out-of-space",     # Oracle Free: more than 12 GB of user data
+    4030: "out-of-memory",     # out of process memory
+    4036: "out-of-memory",     # PGA memory used exceeds PGA_AGGREGATE_LIMIT
+}
+
+#: internal errors: the session is ended (DPY-4011, isrecoverable), a new one may work
+INTERNAL_ERROR_CODES = frozenset({600, 7445})
+
 #: driver codes after which the session is gone and the connection must be reopened
 DEAD_SESSION_CODES = frozenset({"DPY-1001", "DPY-4011"})
 
@@ -82,8 +102,19 @@ FIXES: dict[int, str] = {
     4063: "package MNIST_SCORER has errors: run `streamscore db init` and read its compile errors",
     6550: "package MNIST_SCORER is missing or invalid: run `streamscore db init --backend "
           "oracle://…` or sql/oracle/mnist_scorer.sql",
+    1536: "the user's tablespace quota is full: a DBA raises it (ALTER USER … QUOTA 4G ON users, "
+          "or 00_create_user.sql with a bigger quota) or old images and predictions are "
+          "deleted (see 'Space' in docs/oracle.md)",
+    1653: "the tablespace is full: a DBA adds a datafile or enables AUTOEXTEND, or old images "
+          "and predictions are deleted (see 'Space' in docs/oracle.md)",
+    1688: "the tablespace is full: a DBA adds a datafile or enables AUTOEXTEND",
+    4030: "the database server ran out of process memory: lower the batch size "
+          "(--batch-size) or ask a DBA to give the instance more memory",
+    4036: "the session exceeded PGA_AGGREGATE_LIMIT: lower the batch size (--batch-size) "
+          "or ask a DBA to raise PGA_AGGREGATE_LIMIT",
     12954: "Oracle Free's 12 GB user-data limit is reached: delete old images and predictions",
     20001: "the model is not installed in this database: install_model() it first",
+    20006: "purge takes an age of 0 seconds or more and a chunk of 1 row or more",
 }
 
 
@@ -121,6 +152,8 @@ def classify_error(error: object, exc: BaseException | None = None) -> ErrorKind
     full_code = str(getattr(error, "full_code", "") or "")
     if code == NOT_INSTALLED_CODE:
         return ErrorKind("fatal", "not-installed")
+    if code in FATAL_REASONS:
+        return ErrorKind("fatal", FATAL_REASONS[code])
     if bool(getattr(error, "isrecoverable", False)) or full_code in RETRIABLE_DRIVER_CODES \
             or code in RETRIABLE_CODES:
         return ErrorKind("retriable", retry_reason(code, full_code), retry_delay_for(code))
@@ -133,6 +166,8 @@ def retry_reason(code: int, full_code: str) -> str:
     """A short reason for a retriable error: what kind of outage it is."""
     if code in PACKAGE_STATE_CODES:
         return "package-recompiled"
+    if code in INTERNAL_ERROR_CODES:
+        return "database-internal-error"
     if code == 60:
         return "deadlock"
     if code in (1, 54, 30006):
@@ -161,7 +196,7 @@ def fix(exc: BaseException) -> str | None:
 
 
 def row_errors(errors: list[Any], binds: Sequence[Sequence[Any]]) -> StreamscoreError:
-    """One error for the per-row errors of a MERGE, each classified on its own.
+    """One error for the per-row errors of an image INSERT, each classified on its own.
 
     fatal beats retriable beats data: a deadlock on one row is an outage to retry (the retry
     meets any bad row again, and then the loop bisects), not a reason to dead-letter rows.
@@ -174,8 +209,11 @@ def row_errors(errors: list[Any], binds: Sequence[Sequence[Any]]) -> Streamscore
     kind, first = matching[0]
     where = (f"{len(matching)} of {len(binds)} images, first {binds[first.offset][0]!r}: "
              f"[{first.full_code}] {str(first.message).splitlines()[0]}")
+    hint = FIXES.get(first.code if isinstance(first.code, int) else 0)
+    if hint is not None:
+        where = f"{where} ({hint})"
     if kind.kind == "retriable":
-        return BackendUnavailable(f"oracle unavailable while merging {where}",
+        return BackendUnavailable(f"oracle unavailable while inserting {where}",
                                   retry_after=kind.retry_after or 0.0, reason=kind.reason)
     if kind.kind == "data":
         return BackendDataError(f"oracle rejected {where}", reason=kind.reason)

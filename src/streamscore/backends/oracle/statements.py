@@ -44,6 +44,8 @@ _URL_OPTIONS: dict[str, type] = {
     "retry_count": int,
     "retry_delay": int,
     "call_timeout": int,
+    "plsql_timing": int,
+    "onnx": int,
 }
 URL_OPTION_HELP = {
     "protocol": "tcp (default) or tcps",
@@ -52,6 +54,8 @@ URL_OPTION_HELP = {
     "retry_count": "connect attempts",
     "retry_delay": "seconds between connect attempts",
     "call_timeout": "milliseconds one database round trip may take (0 = none)",
+    "plsql_timing": "1: log the scorer's CPU time per phase after every batch (debug)",
+    "onnx": "1: score with Oracle 23ai's ONNX runtime instead of the PL/SQL scorer (never run here)",
 }
 
 
@@ -63,6 +67,8 @@ class OracleTarget:
     dsn: str
     connect_options: dict[str, str | int | float]
     call_timeout_ms: int
+    plsql_timing: bool = False
+    onnx: bool = False
 
 
 def parse_target(url: BackendURL) -> OracleTarget:
@@ -91,13 +97,21 @@ def parse_target(url: BackendURL) -> OracleTarget:
                 f"option {key}={raw!r} in {url.masked()!r} is not a {kind.__name__}"
             ) from None
     call_timeout = int(options.pop("call_timeout", 0))
+    plsql_timing = int(options.pop("plsql_timing", 0))
+    if plsql_timing not in (0, 1):
+        raise ConfigError(f"plsql_timing={plsql_timing} in {url.masked()!r}: use 0 or 1")
+    # not "scorer": the settings-wide scorer default (STREAMSCORE_DUCKDB_SCORER) reaches every
+    # engine that declares an option of that name
+    onnx = int(options.pop("onnx", 0))
+    if onnx not in (0, 1):
+        raise ConfigError(f"onnx={onnx} in {url.masked()!r}: use 0 or 1")
     protocol = str(options.pop("protocol", "tcp")).lower()
     if protocol not in ("tcp", "tcps"):
         raise ConfigError(f"protocol={protocol!r} in {url.masked()!r}: use tcp or tcps")
     host = f"[{url.host}]" if ":" in url.host else url.host
     prefix = "tcps://" if protocol == "tcps" else ""
     dsn = f"{prefix}{host}:{url.port or DEFAULT_PORT}/{url.database}"
-    return OracleTarget(url.username, dsn, options, call_timeout)
+    return OracleTarget(url.username, dsn, options, call_timeout, plsql_timing == 1, onnx == 1)
 
 
 def resolve_password(url: BackendURL, environ: Mapping[str, str]) -> str:
@@ -115,8 +129,13 @@ def statement(name: str) -> str:
     return sql("oracle", name)
 
 
-#: the scorer (sql/oracle/mnist_scorer.sql): batch id, model name, version, role
-SCORE_PROCEDURE = "mnist_scorer.score_batch"
+#: the scorer (sql/oracle/mnist_scorer.sql): model name, version, role; scores mnist_batch_ids
+SCORE_PROCEDURE = "mnist_scorer.score_staged"
+#: debug timing of the scorer's phases (URL option plsql_timing=1)
+SET_TIMING_PROCEDURE = "mnist_scorer.set_timing"
+#: retention: age in seconds, OUT images, OUT predictions, rows per commit
+PURGE_PROCEDURE = "mnist_scorer.purge"
+TIMINGS_FUNCTION = "mnist_scorer.timings"
 
 
 def compile_errors(units: Sequence[Statement], errors: Sequence[Sequence[Any]]) -> str:
@@ -146,14 +165,18 @@ OffsetBind = tuple[str, str, int, int]
 
 
 def image_binds(batch: ImageBatch, rows: Sequence[int]) -> list[ImageBind]:
-    """merge_image parameters for ``rows``: id, 784 pixel bytes, label or NULL, ms, batch id."""
+    """insert_image parameters for ``rows``: id, 784 pixel bytes, label or NULL, ms, batch id.
+
+    Sorted by image id: consumers whose batches share ids then lock the index entries in the
+    same order (a wait instead of an ORA-00060 deadlock), as offsets are sorted too.
+    """
     pixels = np.ascontiguousarray(batch.pixels, dtype=np.uint8)
     if pixels.ndim != 2 or pixels.shape[1] != INPUTS:
         raise BackendError(
             f"batch {batch.batch_id}: pixels have shape {pixels.shape}, not (n, 784)"
         )
     binds: list[ImageBind] = []
-    for row in rows:
+    for row in sorted(rows, key=lambda row: batch.image_ids[row]):
         label = int(batch.labels[row])
         binds.append((
             batch.image_ids[row],
@@ -163,12 +186,6 @@ def image_binds(batch: ImageBatch, rows: Sequence[int]) -> list[ImageBind]:
             batch.batch_id,
         ))
     return binds
-
-
-def same_content(bind: ImageBind, stored: Sequence[Any]) -> bool:
-    """True when a stored (pixels, label) row holds what ``bind`` (a merge_image bind) carries."""
-    pixels, label = stored
-    return bytes(pixels) == bind[1] and (None if label is None else int(label)) == bind[2]
 
 
 def offset_binds(group: str, offsets: Mapping[TopicPartitionKey, int]) -> list[OffsetBind]:
@@ -186,8 +203,7 @@ def scored_batch(
     """select_predictions rows in the order of ``image_ids``; ``scored_at`` is this pass's time.
 
     ``conflicts`` (ids stored with other content) are left out. Any other id without a row
-    (another consumer moved the image to its batch in a rebalance race) is BackendUnavailable
-    ``predictions-missing``: the batch is written again.
+    is BackendUnavailable ``predictions-missing``: the batch is written again.
     """
     by_id = {str(row[0]): row for row in rows}
     if conflicts:
