@@ -229,9 +229,16 @@ def test_missing_tensorflow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
 def test_stop_is_graceful_while_waiting(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     env = environment(make_settings())
     consumer = subprocess.Popen(
-        [sys.executable, "-m", "streamscore.cli", "consume", "--backend", f"duckdb:///{tmp_path}/w.duckdb"],
+        [sys.executable, "-m", "streamscore.cli", "--log-json", "consume", "--backend", f"duckdb:///{tmp_path}/w.duckdb"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+    assert consumer.stderr is not None
+    seen = []
+    for line in consumer.stderr:  # until the consumer says it waits for a model (a JSON log event)
+        seen.append(line)
+        if line.startswith("{") and json.loads(line).get("event") == "waiting-for-model":
+            break
+    else:
+        raise AssertionError("consume exited before waiting for a model:\n" + "".join(seen))
     consumer.send_signal(signal.SIGINT)
     out, err = consumer.communicate(timeout=30)
     assert consumer.returncode == 0, err

@@ -55,10 +55,13 @@ def finish(d: Drill) -> None:
 
 def test_busy_consumer_holds_its_batch_through_a_kafka_outage(kd: Drill, proxied_broker: ProxiedBroker) -> None:
     port = free_port()
-    consumer = kd.start_consumer("--metrics-port", str(port))
-    consumer.wait_event("assigned")
     kd.send_malformed()
-    producer = kd.produce_in_background(0, 3000, rate=200)
+    # a backlog in small batches: the consumer is busy with it (batches fetched, in hand) when Kafka goes
+    # away, whatever the speed of this machine; more images keep arriving from a producer across the cut
+    kd.produce(0, 4000)
+    consumer = kd.start_consumer("--metrics-port", str(port), "--batch-size", "20")
+    consumer.wait_event("assigned")
+    producer = kd.produce_in_background(4000, 5000, rate=200)
     wait_until(lambda: kd.predictions.count() >= 300, 30, "progress before the cut")
     proxied_broker.cut()
     consumer.wait_event("kafka-unreachable", 30)
@@ -105,6 +108,8 @@ def test_idle_consumer_scores_again_after_a_broker_restart_wiped_the_topics(
     kd.produced_ids = set()
     kd.produce(100, 300)
     kd.wait_predicted(timeout=90)
+    # the model it serves is gone from the wiped models topic: the consumer says so (and keeps serving it)
+    consumer.wait_event("models-topic-empty", timeout=30, version=1)
     assert consumer.stop() == 0, consumer.tail()
     rows, images = duckdb_rows(kd.backend_url)
     assert sorted(rows) == sorted((i, 1) for i in before | kd.produced_ids), "each image stored once"

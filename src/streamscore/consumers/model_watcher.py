@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from confluent_kafka import Consumer, Message
 
 from streamscore.backends.base import Backend, ModelRef
 from streamscore.errors import ArtifactError, BackendError
+from streamscore.logs import event
 from streamscore.model.artifact import ModelArtifact
 from streamscore.model.reference import predict
 from streamscore.model.signing import verify
@@ -30,6 +32,9 @@ from streamscore.shared.kafka import assign_from_beginning, make_consumer
 from streamscore.shared.messages import headers_to_dict
 
 log = logging.getLogger(__name__)
+
+#: a reader that has seen no record of the served model after this long warns that the topic lost it
+WIPED_TOPIC_GRACE_S = 10.0
 
 
 @dataclass
@@ -48,6 +53,9 @@ class ModelWatcher:
     #: builds the models-topic reader (settings, group, **overrides); tests inject a fake
     consumer_factory: Callable[..., Consumer] = make_consumer
     _consumer: Consumer | None = None
+    #: when the current reader started, and whether it has seen any record of our model since
+    _reading_since: float = 0.0
+    _seen_own_model: bool = False
 
     @property
     def current_ref(self) -> ModelRef | None:
@@ -69,6 +77,7 @@ class ModelWatcher:
         )
         assign_from_beginning(consumer, self.settings.models_topic)
         self._consumer = consumer
+        self._reading_since, self._seen_own_model = time.monotonic(), False
         return consumer
 
     def close(self) -> None:
@@ -84,13 +93,33 @@ class ModelWatcher:
             if message.error():
                 log.warning("models topic: %s", message.error())
                 continue
+            if (message.key() or b"") == self.settings.model_name.encode():
+                self._seen_own_model = True
             artifact = self._verify(message)
             if artifact is not None:
                 candidates.append(artifact)
+        self._warn_if_topic_lost_the_model()
         for artifact in sorted(candidates, key=lambda a: a.version, reverse=True):
             if self._install(artifact):
                 return artifact
         return None
+
+    def _warn_if_topic_lost_the_model(self) -> None:
+        """Say so, once per reader, when the models topic no longer holds the model being served.
+
+        A restarted embedded broker (memory storage) or a deleted topic loses every artifact: this
+        consumer keeps serving the version installed in its database, but a new consumer would
+        find no model until it is published again.
+        """
+        if (self.current is None or self._seen_own_model
+                or time.monotonic() - self._reading_since < WIPED_TOPIC_GRACE_S):
+            return
+        self._seen_own_model = True  # warn once per reader
+        log.warning("the models topic %s holds no record of model %s (deleted, or an embedded broker restarted "
+                    "without its data): still serving v%d from the database; publish it again "
+                    "(`streamscore publish-model PATH`) so that new consumers find it",
+                    self.settings.models_topic, self.current.name, self.current.version,
+                    extra=event("models-topic-empty", model=self.current.name, version=self.current.version))
 
     def _reject(self, version: int | None, reason: str, message: str) -> None:
         self.rejected.append(Rejection(version, reason, message))

@@ -208,7 +208,8 @@ class Scorer:
             if not announced and time.monotonic() - since > 2:
                 log.warning("no model yet: waiting for one on %s (publish one with "
                             "`streamscore publish-model PATH`); images stay on Kafka uncommitted",
-                            self.settings.models_topic)
+                            self.settings.models_topic,
+                            extra=event("waiting-for-model", topic=self.settings.models_topic))
                 announced = True
             try:
                 self.watcher.poll(0.5)
