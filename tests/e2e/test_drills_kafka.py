@@ -8,8 +8,6 @@ tests/support/drill.py: no image lost, none stored twice, every prediction deliv
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from streamscore.shared.config import Settings
 from streamscore.shared.kafka import ensure_topics
 from streamscore.shared.mnist import MnistSplit
 from support.databases import duckdb_rows
-from support.drill import Drill, drill, drill_settings, wait_until
+from support.drill import Drill, drill, drill_settings, healthz, wait_until
 from support.proxied_broker import ProxiedBroker
 
 pytestmark = pytest.mark.slow
@@ -33,16 +31,6 @@ def kd(make_settings: Callable[..., Settings], tmp_path: Path, test_split: Mnist
     with drill(settings, settings.backend_url, tmp_path, test_split) as running:
         yield running
     proxied_broker.restore()
-
-
-def healthz(port: int) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
-            return int(answer.status), answer.read().decode()
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.read().decode()
-    except OSError as error:
-        return 0, str(error)
 
 
 def finish(d: Drill) -> None:

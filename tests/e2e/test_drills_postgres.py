@@ -10,8 +10,6 @@ with the invariant of tests/support/drill.py.
 from __future__ import annotations
 
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from streamscore.broker.embedded import free_port
 from streamscore.shared.config import Settings
 from streamscore.shared.mnist import MnistSplit
 from support.databases import postgres_connect, postgres_rows
-from support.drill import Drill, drill, drill_settings, wait_until
+from support.drill import Drill, drill, drill_settings, healthz, wait_until
 from support.malformed import MALFORMED
 from support.offsets import committed_offsets, end_offsets
 from support.proxy import OutageProxy
@@ -58,16 +56,6 @@ def finish(d: Drill) -> None:
         if consumer.process.poll() is None:
             consumer.stop()
     d.check_invariant(*postgres_rows(d.backend_url))
-
-
-def healthz(port: int) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
-            return int(answer.status), answer.read().decode()
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.read().decode()
-    except OSError as error:
-        return 0, str(error)
 
 
 def test_workers_share_the_group_and_a_killed_worker_is_restarted(pg: Drill) -> None:

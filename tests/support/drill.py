@@ -25,6 +25,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -309,3 +311,14 @@ def drill(settings: Settings, backend_url: str, workdir: Path, split: MnistSplit
 
 def drill_settings(make_settings: Callable[..., Settings], **overrides: Any) -> Settings:
     return make_settings(**(DRILL_SETTINGS | overrides))
+
+
+def healthz(port: int) -> tuple[int, str]:
+    """Status and body of a consumer's /healthz (0 and the error when nothing answers)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            return int(answer.status), answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode()
+    except OSError as error:
+        return 0, str(error)

@@ -29,7 +29,7 @@ from streamscore.model.reference import predict
 from streamscore.model.signing import verify
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import assign_from_beginning, make_consumer
-from streamscore.shared.messages import headers_to_dict
+from streamscore.shared.messages import header_model_version, headers_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,7 @@ class ModelWatcher:
             return None  # another model on the shared topic
         headers = headers_to_dict(message.headers())
         value = message.value() or b""
-        try:
-            header_version: int | None = int(headers.get("model-version", b"").decode())
-        except ValueError:
-            header_version = None
+        header_version = header_model_version(headers)
         if hashlib.sha256(value).hexdigest() != headers.get("sha256", b"").decode("latin-1"):
             self._reject(header_version, "bad-digest", "sha256 header does not match the message value")
             return None

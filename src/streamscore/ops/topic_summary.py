@@ -13,7 +13,7 @@ from typing import Any
 
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import assign_from_beginning, make_consumer
-from streamscore.shared.messages import headers_to_dict
+from streamscore.shared.messages import header_model_version, headers_to_dict
 
 
 def read_whole_topic(settings: Settings, topic: str, idle_s: float = 1.0) -> list[Any]:
@@ -63,9 +63,8 @@ def published_models(settings: Settings, idle_s: float = 1.0) -> dict[int, str]:
         if (message.key() or b"").decode("utf-8", "replace") != settings.model_name:
             continue
         headers = headers_to_dict(message.headers())
-        try:
-            version = int(headers.get("model-version", b"").decode())
-        except ValueError:
+        version = header_model_version(headers)
+        if version is None:
             continue
         versions[version] = headers.get("sha256", b"").decode("latin-1")
     return dict(sorted(versions.items()))

@@ -20,7 +20,7 @@ from streamscore.model.artifact import ModelArtifact
 from streamscore.model.signing import sign
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import assign_from_beginning, flush, make_consumer, make_producer
-from streamscore.shared.messages import Headers, headers_to_dict, model_headers
+from streamscore.shared.messages import Headers, header_model_version, headers_to_dict, model_headers
 
 
 @dataclass
@@ -73,9 +73,8 @@ def newest_on_topic(settings: Settings, name: str, idle_s: float = 1.0) -> Publi
                 if message.error() or (message.key() or b"").decode("utf-8", "replace") != name:
                     continue
                 headers = headers_to_dict(message.headers())
-                try:
-                    version = int(headers.get("model-version", b"").decode())
-                except ValueError:
+                version = header_model_version(headers)
+                if version is None:
                     continue
                 if newest is None or version >= newest.version:
                     newest = PublishedRecord(version, message.value() or b"", list(headers.items()))

@@ -180,6 +180,14 @@ def dlq_headers(
     ]
 
 
+def header_model_version(headers: dict[str, bytes]) -> int | None:
+    """The ``model-version`` header of a models-topic record (decoded headers), or None when unreadable."""
+    try:
+        return int(headers.get("model-version", b"").decode())
+    except ValueError:
+        return None
+
+
 def model_headers(version: int, sha256: str, signature: str | None = None) -> Headers:
     headers: Headers = [("model-version", str(version).encode()), ("sha256", sha256.encode())]
     if signature:
