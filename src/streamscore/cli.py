@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from streamscore.cli_boundary import run_command_line
+from streamscore.cli_db import db_app
 from streamscore.cli_options import (
     BackendOpt,
     Bootstrap,
@@ -37,7 +38,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.callback()(global_options)  # --bootstrap, --backend, --log-json, --verbose before the command name
 console = Console()
@@ -295,17 +295,6 @@ def train(
         ensure_topics(settings)
         publish_new_version(settings, artifact)  # refused (one line, exit 2) when not newer than the topic's
         console.print(f"published v{artifact.version} to {settings.models_topic}")
-
-
-@db_app.command("init")
-def db_init(backend: BackendOpt = None) -> None:
-    """Create the schema (tables, in-database code) if missing; safe to run twice."""
-    from streamscore.backends import open_configured_backend
-
-    settings = settings_from(backend=backend)
-    with open_configured_backend(settings) as database:
-        database.init_schema()
-        console.print(f"schema ready in {database.url.masked()}")
 
 
 @app.command()

@@ -23,6 +23,7 @@ import pytest
 
 from streamscore.backends import ImageBatch, ModelRef, SourceOffset, open_backend
 from streamscore.backends.oracle import OracleBackend
+from streamscore.backends.records import PurgeReport
 from streamscore.errors import BackendDataError
 from streamscore.model.artifact import ModelArtifact, build_artifact
 from streamscore.model.reference import predict
@@ -239,7 +240,7 @@ def test_purge_runs_and_keeps_recent_rows(backend: OracleBackend, champion: Mode
     ref = ModelRef(champion.name, champion.version)
     backend.write_batch(image_batch(mnist, [400, 401], f"{RUN}-purge"), ref, GROUP)
     # ten years: nothing of this (or any recent) run is that old, so the shared database keeps its rows
-    assert backend.purge(10 * 365 * 86_400, rows_per_commit=2) == (0, 0)
+    assert backend.purge(10 * 365 * 86_400, rows_per_commit=2) == PurgeReport(0, 0)
     assert scalar(backend, "SELECT COUNT(*) FROM mnist_images WHERE batch_id = :1", f"{RUN}-purge") == 2
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING
 
-from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, SourceOffset
+from streamscore.backends.base import Backend, ImageBatch, ModelRef, PurgeReport, ScoredBatch, SourceOffset
 from streamscore.backends.url import BackendURL, mask_url
 from streamscore.errors import ConfigError, MissingDependencyError
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from streamscore.shared.config import Settings
 
 __all__ = [
-    "BACKENDS", "Backend", "BackendURL", "ImageBatch", "ModelRef", "ScoredBatch", "SourceOffset",
+    "BACKENDS", "Backend", "BackendURL", "ImageBatch", "ModelRef", "PurgeReport", "ScoredBatch", "SourceOffset",
     "mask_url", "open_backend", "open_configured_backend", "option_defaults", "resolve_backend",
 ]
 

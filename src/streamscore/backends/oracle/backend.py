@@ -38,8 +38,8 @@ import numpy as np
 import numpy.typing as npt
 import oracledb
 
-from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
-from streamscore.backends.checks import already_installed, not_installed
+from streamscore.backends.base import Backend, ImageBatch, ModelRef, PurgeReport, ScoredBatch, TopicPartitionKey
+from streamscore.backends.checks import already_installed, check_purge_age, not_installed
 from streamscore.backends.oracle import errors as oracle_errors
 from streamscore.backends.oracle import ingest, onnx_scorer
 from streamscore.backends.oracle import package as oracle_package
@@ -70,6 +70,7 @@ class OracleBackend(Backend):
         oracledb.IntegrityError, oracledb.DataError,
     )
 
+    implements: ClassVar[frozenset[str]] = frozenset({"purge"})
     url_options: ClassVar[dict[str, str]] = oracle_sql.URL_OPTION_HELP
 
     def __init__(self, url: BackendURL, *, native_plsql: bool = True) -> None:
@@ -149,18 +150,19 @@ class OracleBackend(Backend):
                             raise
                 oracle_package.install(conn, cursor, native=self.native_plsql)
 
-    def purge(self, older_than_s: float, rows_per_commit: int = 10_000) -> tuple[int, int]:
+    def purge(self, older_than_s: float, rows_per_commit: int = 10_000) -> PurgeReport:
         """Delete images inserted more than ``older_than_s`` seconds ago and their predictions.
 
-        Commits every ``rows_per_commit`` images (mnist_scorer.purge); returns (images,
-        predictions) deleted. Offsets stay: a purged image is not consumed again.
+        Commits every ``rows_per_commit`` images (mnist_scorer.purge), so a large purge holds no
+        long transaction. Offsets and models stay: a purged image is not consumed again.
         """
-        if older_than_s < 0 or rows_per_commit < 1:
-            raise ConfigError(f"purge: age {older_than_s} s and chunk {rows_per_commit} must be >= 0 and >= 1")
+        check_purge_age(older_than_s)
+        if rows_per_commit < 1:
+            raise ConfigError(f"purge: the chunk must be 1 row or more, not {rows_per_commit}")
         with self.translate_errors("purging old images"), self._connection().cursor() as cursor:
             images, predictions = cursor.var(int), cursor.var(int)
             cursor.callproc(oracle_sql.PURGE_PROCEDURE, [older_than_s, images, predictions, rows_per_commit])
-            return int(images.getvalue() or 0), int(predictions.getvalue() or 0)
+            return PurgeReport(int(images.getvalue() or 0), int(predictions.getvalue() or 0))
 
     # -- offsets ---------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
