@@ -16,6 +16,7 @@ from rich.console import Console
 
 from streamscore.cli_boundary import run_command_line
 from streamscore.cli_db import db_app
+from streamscore.cli_model import export_onnx
 from streamscore.cli_options import (
     BackendOpt,
     Bootstrap,
@@ -39,6 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db_app, name="db")
+app.command("export-onnx")(export_onnx)
 app.callback()(global_options)  # --bootstrap, --backend, --log-json, --verbose before the command name
 console = Console()
 err_console = Console(stderr=True)

@@ -43,7 +43,7 @@ def test_help_names_every_command() -> None:
     result = cli("--help", env=dict(os.environ, COLUMNS="200"))
     assert result.returncode == 0
     for command in ("demo", "broker", "produce", "consume", "publish-model", "evaluate", "train", "bench", "db",
-                    "status"):
+                    "status", "export-onnx"):
         assert command in result.stdout
 
 
@@ -424,3 +424,37 @@ def test_db_purge_refuses_a_bad_duration_in_one_line(duration: str, tmp_path: Pa
     assert "--older-than" in result.stderr and "e.g. 7d, 12h or 30m" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.duckdb").exists()
+
+
+def test_export_onnx_agrees_with_the_numpy_reference(tmp_path: Path) -> None:
+    import numpy as np
+
+    from streamscore.model.artifact import load_artifact
+    from streamscore.model.reference import predict
+    from streamscore.shared.mnist import load_split
+
+    ort = pytest.importorskip("onnxruntime", reason="pip install onnxruntime (dev extra)")
+    pytest.importorskip("onnx", reason="pip install 'streamscore[onnx]'")
+    out = tmp_path / "models" / "mlp-v2.onnx"
+    result = cli("export-onnx", str(bundled_path(2)), str(out), env=dict(os.environ, COLUMNS="200"))
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {out}: mlp v2 as ONNX" in result.stdout
+
+    images = load_split("test").images[:1_000]
+    session = ort.InferenceSession(out.read_bytes(), providers=["CPUExecutionProvider"])
+    probabilities, labels = session.run(["probabilities", "label"], {"pixels": images.astype(np.float32)})
+    reference = load_artifact(bundled_path(2)).forward(images)
+    assert np.array_equal(predict(probabilities), predict(reference))
+    assert np.array_equal(labels, predict(reference))
+    assert float(np.abs(probabilities - reference).max()) <= 1e-4
+
+
+def test_export_onnx_without_onnx_names_the_extra(tmp_path: Path) -> None:
+    hide_onnx = ("import sys; sys.modules['onnx'] = None; sys.argv[0] = 'streamscore'; "
+                 "from streamscore.cli import main; main()")
+    result = subprocess.run([sys.executable, "-c", hide_onnx, "export-onnx", str(bundled_path(2)),
+                             str(tmp_path / "m.onnx")], env=dict(os.environ, COLUMNS="200"), capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    assert "pip install 'streamscore[onnx]'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m.onnx").exists()
