@@ -250,7 +250,7 @@ def test_onnx_scoring_agrees_with_the_reference(oracle_url: str, champion: Model
                                                 mnist: MnistSplit) -> None:
     pytest.importorskip("onnx", reason="pip install 'streamscore[onnx]'")
     separator = "&" if "?" in oracle_url else "?"
-    with open_backend(f"{oracle_url}{separator}onnx=1") as onnx_backend:
+    with open_backend(f"{oracle_url}{separator}scorer=onnx") as onnx_backend:
         ref = ModelRef(champion.name, champion.version, "shadow")
         rows = list(range(1000, 3000))
         scored = onnx_backend.write_batch(image_batch(mnist, rows, f"{RUN}-onnx"), ref, GROUP)

@@ -80,7 +80,7 @@ class OracleBackend(Backend):
         self._conn: oracledb.Connection | None = None
         self._active: dict[str, int] = {}  # model name → version last written to active_models
         self._timing_on = False  # set_timing(1) ran in this session (plsql_timing=1)
-        self._onnx = False  # onnx=1 and the server has in-database ONNX (checked at connect)
+        self._onnx = False  # scorer=onnx and the server has in-database ONNX (checked at connect)
         self._onnx_loaded: set[tuple[str, int]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -101,7 +101,7 @@ class OracleBackend(Backend):
         self._onnx_loaded.clear()
         self._onnx = self._target.onnx and onnx_scorer.supports_onnx(str(conn.version))
         if self._target.onnx and not self._onnx:
-            log.warning("onnx=1 needs Oracle 23ai or later; %s runs %s: scoring with the PL/SQL "
+            log.warning("scorer=onnx needs Oracle 23ai or later; %s runs %s: scoring with the PL/SQL "
                         "scorer instead", self.url.masked(), conn.version)
         log.info("connected to %s", self.url.masked())
 
@@ -288,7 +288,7 @@ class OracleBackend(Backend):
         return True
 
     def _ensure_onnx_model(self, model: ModelRef) -> None:
-        """onnx=1: load the version into the database's ONNX runtime once (DDL: commits)."""
+        """scorer=onnx: load the version into the database's ONNX runtime once (DDL: commits)."""
         if not self._onnx or (model.name, model.version) in self._onnx_loaded:
             return
         artifact = self.load_model(ModelRef(model.name, model.version))  # not-installed when absent
