@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 
 from streamscore.cli_boundary import run_command_line
+from streamscore.cli_db import db_app
+from streamscore.cli_model import export_onnx
 from streamscore.cli_options import (
     BackendOpt,
     Bootstrap,
@@ -37,8 +39,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.command("export-onnx")(export_onnx)
 app.callback()(global_options)  # --bootstrap, --backend, --log-json, --verbose before the command name
 console = Console()
 err_console = Console(stderr=True)
@@ -295,17 +297,6 @@ def train(
         ensure_topics(settings)
         publish_new_version(settings, artifact)  # refused (one line, exit 2) when not newer than the topic's
         console.print(f"published v{artifact.version} to {settings.models_topic}")
-
-
-@db_app.command("init")
-def db_init(backend: BackendOpt = None) -> None:
-    """Create the schema (tables, in-database code) if missing; safe to run twice."""
-    from streamscore.backends import open_configured_backend
-
-    settings = settings_from(backend=backend)
-    with open_configured_backend(settings) as database:
-        database.init_schema()
-        console.print(f"schema ready in {database.url.masked()}")
 
 
 @app.command()

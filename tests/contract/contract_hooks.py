@@ -205,3 +205,23 @@ def stored_labels(backend: Backend, scope: Scope) -> dict[str, int | None]:
     rows = _sql(backend, f"SELECT image_id, label FROM {names['images']} WHERE image_id LIKE ?",
                 [f"{scope.tag}-%"])
     return {str(image_id): None if label is None else int(label) for image_id, label in rows}
+
+
+#: the column holding when an image was stored (retention purges by it)
+STORED_AT = {"duckdb": "ingested_at", "postgres": "ingested_at", "oracle": "inserted_at"}
+
+
+def backdate_images(backend: Backend, image_ids: Sequence[str], seconds: int) -> None:
+    """Move the stored-at time of ``image_ids`` ``seconds`` into the past (retention tests)."""
+    names, column = _names(backend), STORED_AT.get(backend.name)
+    if names is None or column is None:
+        pytest.skip(f"the contract suite cannot backdate images in {backend.name}")
+    shift = {
+        "duckdb": f"{column} - to_seconds(CAST({int(seconds)} AS BIGINT))",
+        "postgres": f"{column} - make_interval(secs => {int(seconds)})",
+        "oracle": f"{column} - NUMTODSINTERVAL({int(seconds)}, 'SECOND')",
+    }[backend.name]
+    for image_id in image_ids:
+        _sql(backend, f"UPDATE {names['images']} SET {column} = {shift} WHERE image_id = ?", [image_id])
+    if backend.name == "oracle":
+        backend._connection().commit()  # type: ignore[attr-defined]

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from contract_hooks import Scope, count, make_batch, mnist_test, stored_roles
 
-from streamscore.backends import Backend, BackendURL, ModelRef, open_backend, resolve_backend
+from streamscore.backends import Backend, BackendURL, ModelRef, open_backend, option_defaults, resolve_backend
 from streamscore.backends.base import MAX_MODEL_NAME_BYTES
 from streamscore.errors import ArtifactError, BackendUnavailable, ConfigError
+from streamscore.shared.config import Settings
 from streamscore.shared.messages import now_ms
 
 #: one URL per engine that constructs without a server (constructors never connect)
@@ -82,12 +83,15 @@ def test_unknown_url_options_are_refused_with_the_valid_ones(scheme: str) -> Non
 
 
 @pytest.mark.parametrize("scheme", sorted(OFFLINE_URLS))
-def test_option_defaults_apply_only_to_engines_that_declare_them(scheme: str) -> None:
-    backend = open_backend(OFFLINE_URLS[scheme], defaults={"scorer": "sql"})
-    assert ("scorer" in backend.url.options) == ("scorer" in backend.url_options)
+def test_option_defaults_apply_only_to_the_engine_they_name(scheme: str) -> None:
+    """STREAMSCORE_DUCKDB_SCORER reaches DuckDB only; Oracle's own ``scorer`` never receives udf/sql."""
+    settings = Settings(duckdb_scorer="sql")
+    backend = open_backend(OFFLINE_URLS[scheme], defaults=option_defaults(settings))
+    assert ("scorer" in backend.url.options) == (scheme == "duckdb")
     if scheme == "duckdb":
         assert backend.scorer == "sql"  # type: ignore[attr-defined]
-        assert open_backend("duckdb:///:memory:?scorer=udf", defaults={"scorer": "sql"}).scorer == "udf"  # type: ignore[attr-defined]
+        assert open_backend("duckdb:///:memory:?scorer=udf",
+                            defaults=option_defaults(settings)).scorer == "udf"  # type: ignore[attr-defined]
 
 
 def test_predictions_are_stored_under_the_model_role(backend: Backend, scope: Scope) -> None:

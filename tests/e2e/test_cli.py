@@ -43,7 +43,7 @@ def test_help_names_every_command() -> None:
     result = cli("--help", env=dict(os.environ, COLUMNS="200"))
     assert result.returncode == 0
     for command in ("demo", "broker", "produce", "consume", "publish-model", "evaluate", "train", "bench", "db",
-                    "status"):
+                    "status", "export-onnx"):
         assert command in result.stdout
 
 
@@ -363,3 +363,98 @@ def test_train_writes_and_publishes_a_verified_artifact(mnist_dir: Path, tmp_pat
     artifact = load_artifact(out)
     assert artifact.version == 7 and artifact.layer_sizes == [784, 100, 10]
     assert artifact.manifest["metrics"]["test_accuracy"] > 0.8
+
+
+def _duckdb_with_old_and_new_images(path: Path) -> None:
+    """Three images with predictions stored 2 days ago, two stored now, and their offsets."""
+    import numpy as np
+
+    from streamscore.backends import ImageBatch, ModelRef, SourceOffset, open_backend
+    from streamscore.models import bundled_model
+    from streamscore.shared.mnist import load_split
+
+    split = load_split("test")
+    with open_backend(f"duckdb:///{path}") as database:
+        database.init_schema()
+        database.install_model(bundled_model(2))
+        for rows, batch_id in (([0, 1, 2], "old"), ([3, 4], "new")):
+            ids = [f"img-{row}" for row in rows]
+            database.write_batch(ImageBatch(
+                batch_id, ids, split.images[rows], split.labels[rows].astype("int16"),
+                np.full(len(rows), 1_700_000_000_000, np.int64), [SourceOffset("t", 0, row) for row in rows],
+                {("t", 0): rows[-1] + 1}), ModelRef("mlp", 2), "g")
+        database.con.execute(  # type: ignore[attr-defined]
+            "UPDATE images SET ingested_at = ingested_at - INTERVAL 2 DAY WHERE batch_id = 'old'")
+
+
+def _purge(*args: str, answer: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "streamscore.cli", "db", "purge", *args], input=answer,
+                          env=dict(os.environ, COLUMNS="200"), capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def test_db_purge_asks_first_and_says_what_it_deleted(tmp_path: Path) -> None:
+    path = tmp_path / "purge.duckdb"
+    _duckdb_with_old_and_new_images(path)
+    url = f"duckdb:///{path}"
+
+    declined = _purge("--older-than", "1d", "--backend", url, answer="n\n")
+    assert declined.returncode == 1 and "Delete the images stored more than 1d ago" in declined.stdout
+    with duckdb.connect(str(path), read_only=True) as db:
+        assert db.execute("SELECT count(*) FROM images").fetchall() == [(5,)]
+
+    confirmed = _purge("--older-than", "1d", "--backend", url, answer="y\n")
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert "deleted 3 image(s) and 3 prediction(s)" in confirmed.stdout
+
+    unasked = _purge("--older-than", "12h", "--backend", url, "--yes")
+    assert unasked.returncode == 0, unasked.stderr
+    assert "deleted 0 image(s) and 0 prediction(s)" in unasked.stdout and "Delete the" not in unasked.stdout
+    with duckdb.connect(str(path), read_only=True) as db:
+        assert db.execute("SELECT image_id FROM images ORDER BY 1").fetchall() == [("img-3",), ("img-4",)]
+        assert db.execute("SELECT count(*) FROM predictions").fetchall() == [(2,)]
+        assert db.execute("SELECT next_offset FROM consumer_offsets").fetchall() == [(5,)]
+        assert db.execute("SELECT count(*) FROM models").fetchall() == [(1,)]
+
+
+@pytest.mark.parametrize("duration", ["7", "0d", "-1h", "soon"])
+def test_db_purge_refuses_a_bad_duration_in_one_line(duration: str, tmp_path: Path) -> None:
+    result = _purge("--older-than", duration, "--backend", f"duckdb:///{tmp_path / 'x.duckdb'}", "--yes")
+    assert result.returncode == 2
+    assert "--older-than" in result.stderr and "e.g. 7d, 12h or 30m" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.duckdb").exists()
+
+
+def test_export_onnx_agrees_with_the_numpy_reference(tmp_path: Path) -> None:
+    import numpy as np
+
+    from streamscore.model.artifact import load_artifact
+    from streamscore.model.reference import predict
+    from streamscore.shared.mnist import load_split
+
+    ort = pytest.importorskip("onnxruntime", reason="pip install onnxruntime (dev extra)")
+    pytest.importorskip("onnx", reason="pip install 'streamscore[onnx]'")
+    out = tmp_path / "models" / "mlp-v2.onnx"
+    result = cli("export-onnx", str(bundled_path(2)), str(out), env=dict(os.environ, COLUMNS="200"))
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {out}: mlp v2 as ONNX" in result.stdout
+
+    images = load_split("test").images[:1_000]
+    session = ort.InferenceSession(out.read_bytes(), providers=["CPUExecutionProvider"])
+    probabilities, labels = session.run(["probabilities", "label"], {"pixels": images.astype(np.float32)})
+    reference = load_artifact(bundled_path(2)).forward(images)
+    assert np.array_equal(predict(probabilities), predict(reference))
+    assert np.array_equal(labels, predict(reference))
+    assert float(np.abs(probabilities - reference).max()) <= 1e-4
+
+
+def test_export_onnx_without_onnx_names_the_extra(tmp_path: Path) -> None:
+    hide_onnx = ("import sys; sys.modules['onnx'] = None; sys.argv[0] = 'streamscore'; "
+                 "from streamscore.cli import main; main()")
+    result = subprocess.run([sys.executable, "-c", hide_onnx, "export-onnx", str(bundled_path(2)),
+                             str(tmp_path / "m.onnx")], env=dict(os.environ, COLUMNS="200"), capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    assert "pip install 'streamscore[onnx]'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m.onnx").exists()

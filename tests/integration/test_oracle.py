@@ -23,6 +23,7 @@ import pytest
 
 from streamscore.backends import ImageBatch, ModelRef, SourceOffset, open_backend
 from streamscore.backends.oracle import OracleBackend
+from streamscore.backends.records import PurgeReport
 from streamscore.errors import BackendDataError
 from streamscore.model.artifact import ModelArtifact, build_artifact
 from streamscore.model.reference import predict
@@ -239,7 +240,7 @@ def test_purge_runs_and_keeps_recent_rows(backend: OracleBackend, champion: Mode
     ref = ModelRef(champion.name, champion.version)
     backend.write_batch(image_batch(mnist, [400, 401], f"{RUN}-purge"), ref, GROUP)
     # ten years: nothing of this (or any recent) run is that old, so the shared database keeps its rows
-    assert backend.purge(10 * 365 * 86_400, rows_per_commit=2) == (0, 0)
+    assert backend.purge(10 * 365 * 86_400, rows_per_commit=2) == PurgeReport(0, 0)
     assert scalar(backend, "SELECT COUNT(*) FROM mnist_images WHERE batch_id = :1", f"{RUN}-purge") == 2
 
 
@@ -249,7 +250,7 @@ def test_onnx_scoring_agrees_with_the_reference(oracle_url: str, champion: Model
                                                 mnist: MnistSplit) -> None:
     pytest.importorskip("onnx", reason="pip install 'streamscore[onnx]'")
     separator = "&" if "?" in oracle_url else "?"
-    with open_backend(f"{oracle_url}{separator}onnx=1") as onnx_backend:
+    with open_backend(f"{oracle_url}{separator}scorer=onnx") as onnx_backend:
         ref = ModelRef(champion.name, champion.version, "shadow")
         rows = list(range(1000, 3000))
         scored = onnx_backend.write_batch(image_batch(mnist, rows, f"{RUN}-onnx"), ref, GROUP)

@@ -114,8 +114,49 @@ def test_password_from_url_then_env() -> None:
         oracle_sql.resolve_password(BackendURL.parse("oracle://a@h/s"), {})
 
 
+@pytest.mark.parametrize(
+    ("query", "onnx"),
+    [
+        ("", False), ("?scorer=plsql", False), ("?scorer=onnx", True), ("?scorer=ONNX", True),
+        ("?onnx=1", True), ("?onnx=0", False),  # the deprecated alias
+        ("?scorer=onnx&onnx=1", True), ("?scorer=plsql&onnx=0", False),
+    ],
+)
+def test_scorer_option(query: str, onnx: bool) -> None:
+    assert oracle_sql.parse_target(BackendURL.parse(f"oracle://a@h/s{query}")).onnx is onnx
+    assert OracleBackend(BackendURL.parse(f"oracle://a@h/s{query}"))._target.onnx is onnx
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ("?scorer=udf", "scorer='udf' in 'oracle://a@h/s?scorer=udf': use plsql or onnx"),
+        ("?scorer=sql", "use plsql or onnx"),
+        ("?onnx=2", "onnx=2 in 'oracle://a@h/s?onnx=2': use 0 or 1 (deprecated: write scorer=onnx)"),
+        ("?scorer=plsql&onnx=1", "disagree: keep scorer=… only"),
+        ("?scorer=onnx&onnx=0", "disagree"),
+    ],
+)
+def test_scorer_option_rejects(query: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as failure:
+        oracle_sql.parse_target(BackendURL.parse(f"oracle://a@h/s{query}"))
+    assert fragment in failure.value.message
+
+
+def test_the_settings_wide_duckdb_scorer_never_reaches_oracle() -> None:
+    from streamscore.backends import option_defaults
+    from streamscore.shared.config import Settings
+
+    for scorer in ("udf", "sql"):
+        defaults = option_defaults(Settings(duckdb_scorer=scorer))
+        backend = open_backend("oracle://app@db:1521/FREEPDB1", defaults=defaults)
+        assert "scorer" not in backend.url.options and not backend._target.onnx  # type: ignore[attr-defined]
+        onnx = open_backend("oracle://app@db:1521/FREEPDB1?scorer=onnx", defaults=defaults)
+        assert onnx._target.onnx  # type: ignore[attr-defined]
+
+
 def test_registry_builds_backend_and_refuses_unknown_options() -> None:
-    backend = open_backend("oracle://app:hunter2@db:1521/FREEPDB1", defaults={"scorer": "sql"})
+    backend = open_backend("oracle://app:hunter2@db:1521/FREEPDB1", defaults={"duckdb": {"scorer": "sql"}})
     assert isinstance(backend, OracleBackend)
     assert (backend.name, backend.extra, backend.schemes) == ("oracle", "oracle", ("oracle",))
     assert "hunter2" not in repr(backend)

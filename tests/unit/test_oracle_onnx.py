@@ -1,5 +1,5 @@
 """The ONNX export of a model artifact, scored by onnxruntime on all 10,000 MNIST test images,
-and the Oracle side of ``onnx=1`` as far as it can be checked without a database.
+and the Oracle side of ``scorer=onnx`` as far as it can be checked without a database.
 
 Agreement with the numpy reference as promised for every in-database scorer (argmax ≥ 99.9 %,
 |Δp| ≤ 1e-4), the weights carried bit for bit, and a graph Oracle 23ai's ONNX Runtime (1.15,
@@ -91,13 +91,13 @@ def test_an_unknown_activation_is_refused() -> None:
         onnx_model.to_onnx(odd)
 
 
-# -- the Oracle side (onnx=1): statement text and call order, against a fake connection -----
+# -- the Oracle side (scorer=onnx): statement text and call order, against a fake connection -----
 
-def test_the_option_is_onnx_not_scorer() -> None:
-    """``scorer`` would collide with the settings-wide DuckDB scorer default (open_backend)."""
+def test_the_onnx_scorer_is_chosen_by_scorer_onnx_or_the_deprecated_onnx_1() -> None:
+    assert oracle_sql.parse_target(BackendURL.parse("oracle://a@h/s?scorer=onnx")).onnx
     assert oracle_sql.parse_target(BackendURL.parse("oracle://a@h/s?onnx=1")).onnx
     assert not oracle_sql.parse_target(BackendURL.parse("oracle://a@h/s")).onnx
-    assert "scorer" not in OracleBackend.url_options
+    assert "scorer" in OracleBackend.url_options
 
 
 def test_each_version_gets_its_own_identifier() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import oracledb
 import pytest
 
-from streamscore.backends import BackendURL, ModelRef
+from streamscore.backends import BackendURL, ModelRef, PurgeReport
 from streamscore.backends.base import ImageBatch
 from streamscore.backends.oracle import OracleBackend
 from streamscore.backends.oracle import package as oracle_package
@@ -202,7 +202,7 @@ def test_purge_calls_the_package_and_returns_the_counts(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(Cursor, "var", lambda self, kind: next(outputs), raising=False)
     monkeypatch.setattr(Cursor, "callproc", callproc)
-    assert backend.purge(86_400, rows_per_commit=500) == (1200, 2300)
+    assert backend.purge(86_400, rows_per_commit=500) == PurgeReport(1200, 2300)
     (name, params), = calls
     assert name == "mnist_scorer.purge" and params[0] == 86_400 and params[3] == 500
     with pytest.raises(ConfigError):

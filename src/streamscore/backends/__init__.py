@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING
 
-from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, SourceOffset
+from streamscore.backends.base import Backend, ImageBatch, ModelRef, PurgeReport, ScoredBatch, SourceOffset
 from streamscore.backends.url import BackendURL, mask_url
 from streamscore.errors import ConfigError, MissingDependencyError
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from streamscore.shared.config import Settings
 
 __all__ = [
-    "BACKENDS", "Backend", "BackendURL", "ImageBatch", "ModelRef", "ScoredBatch", "SourceOffset",
+    "BACKENDS", "Backend", "BackendURL", "ImageBatch", "ModelRef", "PurgeReport", "ScoredBatch", "SourceOffset",
     "mask_url", "open_backend", "open_configured_backend", "option_defaults", "resolve_backend",
 ]
 
@@ -59,18 +59,19 @@ def resolve_backend(scheme: str) -> type[Backend]:
     return backend
 
 
-def open_backend(url: str, *, defaults: Mapping[str, str] | None = None) -> Backend:
+def open_backend(url: str, *, defaults: Mapping[str, Mapping[str, str]] | None = None) -> Backend:
     """A backend (not yet connected) for a URL such as duckdb:///scores.db.
 
-    :param defaults: settings-wide values of URL options, used when the URL does not set them
-        and only for engines that declare the option (e.g. ``{"scorer": "sql"}`` from
-        STREAMSCORE_DUCKDB_SCORER applies to DuckDB URLs). Options written in the URL itself are
-        checked strictly: an unknown one is a ConfigError listing the valid ones.
+    :param defaults: settings-wide values of URL options per backend name, used when the URL does
+        not set them (e.g. ``{"duckdb": {"scorer": "sql"}}`` from STREAMSCORE_DUCKDB_SCORER applies
+        to DuckDB URLs only: Oracle's ``scorer`` takes other values). Options written in the URL
+        itself are checked strictly: an unknown one is a ConfigError listing the valid ones.
     """
     parsed = BackendURL.parse(url)
     backend_class = resolve_backend(parsed.scheme)
-    if defaults:
-        extra = {k: v for k, v in defaults.items() if k in backend_class.url_options and k not in parsed.options}
+    own = (defaults or {}).get(backend_class.name, {})
+    extra = {k: v for k, v in own.items() if k in backend_class.url_options and k not in parsed.options}
+    if extra:
         parsed = parsed.with_options(extra)
     return backend_class(parsed)
 
@@ -80,6 +81,6 @@ def open_configured_backend(settings: Settings, url: str | None = None) -> Backe
     return open_backend(url or settings.backend_url, defaults=option_defaults(settings))
 
 
-def option_defaults(settings: Settings) -> dict[str, str]:
-    """URL option defaults that come from settings (STREAMSCORE_DUCKDB_SCORER → duckdb ``scorer``)."""
-    return {"scorer": settings.duckdb_scorer}
+def option_defaults(settings: Settings) -> dict[str, dict[str, str]]:
+    """URL option defaults from settings, per backend name (STREAMSCORE_DUCKDB_SCORER → duckdb ``scorer``)."""
+    return {"duckdb": {"scorer": settings.duckdb_scorer}}

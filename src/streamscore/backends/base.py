@@ -62,6 +62,7 @@ from streamscore.backends.records import (
     ROLES,
     ImageBatch,
     ModelRef,
+    PurgeReport,
     ScoredBatch,
     SourceOffset,
     TopicPartitionKey,
@@ -81,7 +82,7 @@ from streamscore.model.trainer import TrainConfig
 from streamscore.shared.timing import PhaseTimes
 
 __all__ = [
-    "MAX_MODEL_NAME_BYTES", "ROLES", "Backend", "ImageBatch", "ModelRef", "ScoredBatch", "SourceOffset",
+    "MAX_MODEL_NAME_BYTES", "ROLES", "Backend", "ImageBatch", "ModelRef", "PurgeReport", "ScoredBatch", "SourceOffset",
     "TopicPartitionKey", "describe",
 ]
 
@@ -105,7 +106,8 @@ class Backend(ABC):
     data_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
     #: optional capabilities beyond the contract: "train" (:meth:`train_model`), "drop-schema"
-    #: (:meth:`drop_schema`); callers ask ``"train" in backend.implements`` instead of a URL prefix
+    #: (:meth:`drop_schema`), "purge" (:meth:`purge`); callers ask ``"train" in backend.implements``
+    #: instead of a URL prefix
     implements: ClassVar[frozenset[str]] = frozenset()
     #: URL query options this engine reads (name → what it does); any other option is refused
     url_options: ClassVar[Mapping[str, str]] = {}
@@ -177,8 +179,9 @@ class Backend(ABC):
         """ConfigError unless this engine implements ``capability`` (ask before connecting)."""
         if capability not in self.implements:
             offered = ", ".join(sorted(self.implements)) or "nothing optional"
+            example = ", e.g. kinetica://… for training" if capability == "train" else ""
             raise ConfigError(f"the {self.name} backend does not implement {capability!r} (it implements: "
-                              f"{offered}); choose a backend that does, e.g. kinetica://… for training")
+                              f"{offered}); choose a backend that does{example}")
 
     def train_model(self, config: TrainConfig, mnist_dir: Path | None = None) -> ModelArtifact:
         """Train ``config`` inside the database on the MNIST training split (read from ``mnist_dir``),
@@ -190,6 +193,12 @@ class Backend(ABC):
         """Drop the schema of this URL with everything in it (capability "drop-schema")."""
         self.require("drop-schema")
         raise NotImplementedError(f"{type(self).__name__} declares 'drop-schema' but does not override it")
+
+    def purge(self, older_than_s: float) -> PurgeReport:
+        """Delete the images stored more than ``older_than_s`` seconds ago and their predictions
+        (capability "purge"). Offsets and models stay: a purged image is not consumed again."""
+        self.require("purge")
+        raise NotImplementedError(f"{type(self).__name__} declares 'purge' but does not override it")
 
     def engine_benchmarks(self, images: int) -> dict[str, float]:
         """Figures only this engine has (e.g. PostgreSQL's ingest paths) for ``streamscore bench``."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from streamscore.backends.records import MAX_MODEL_NAME_BYTES, ModelRef
-from streamscore.errors import ArtifactError, BackendUnavailable
+from streamscore.errors import ArtifactError, BackendUnavailable, ConfigError
 from streamscore.model.artifact import ModelArtifact
 
 
@@ -59,3 +59,10 @@ def describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     prefix = f"[{code}] " if code else ""
     return f"{prefix}{type(exc).__name__}: {text}"[:500]
+
+
+def check_purge_age(older_than_s: float) -> float:
+    """The age of a purge in seconds, refused when negative or not a number (every engine)."""
+    if not older_than_s >= 0:  # also refuses NaN
+        raise ConfigError(f"purge: the age must be 0 seconds or more, not {older_than_s!r}")
+    return float(older_than_s)

@@ -116,3 +116,11 @@ class ScoredBatch:
     scored_at: npt.NDArray[np.int64]  # epoch ms
     model: ModelRef
     conflicts: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    """Rows a retention purge deleted (``Backend.purge``); offsets and models are never purged."""
+
+    images: int
+    predictions: int

@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
-from streamscore.backends.checks import already_installed, not_installed
+from streamscore.backends.base import Backend, ImageBatch, ModelRef, PurgeReport, ScoredBatch, TopicPartitionKey
+from streamscore.backends.checks import already_installed, check_purge_age, not_installed
 from streamscore.backends.duckdb import errors
 from streamscore.backends.duckdb.scoring import (
     layers_from_rows,
@@ -65,6 +65,7 @@ class DuckDBBackend(Backend):
     retriable_errors: ClassVar[tuple[type[BaseException], ...]] = tuple(errors.RETRIABLE)
     data_errors: ClassVar[tuple[type[BaseException], ...]] = errors.DATA_ERRORS
 
+    implements: ClassVar[frozenset[str]] = frozenset({"purge"})
     url_options: ClassVar[dict[str, str]] = {
         "scorer": "udf (default; STREAMSCORE_DUCKDB_SCORER) or sql: the in-database forward pass",
     }
@@ -117,6 +118,15 @@ class DuckDBBackend(Backend):
         if kind and kind[0][0] != "BLOB":
             with self._transaction():
                 self.con.execute(sql(ENGINE, "migrate_pixels_to_blob"))
+
+    def purge(self, older_than_s: float) -> PurgeReport:
+        """Images with ``ingested_at`` before now - ``older_than_s`` and their predictions, one transaction."""
+        older_than_us = round(check_purge_age(older_than_s) * 1_000_000)
+        with self.translate_errors("purging old images"), self._transaction():
+            (cutoff,) = self.con.execute(sql(ENGINE, "purge_cutoff"), {"older_than_us": older_than_us}).fetchall()[0]
+            (predictions,) = self.con.execute(sql(ENGINE, "purge_predictions"), {"cutoff": cutoff}).fetchall()[0]
+            (images,) = self.con.execute(sql(ENGINE, "purge_images"), {"cutoff": cutoff}).fetchall()[0]
+        return PurgeReport(int(images), int(predictions))
 
     # -- offsets -----------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:

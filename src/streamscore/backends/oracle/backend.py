@@ -38,8 +38,8 @@ import numpy as np
 import numpy.typing as npt
 import oracledb
 
-from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
-from streamscore.backends.checks import already_installed, not_installed
+from streamscore.backends.base import Backend, ImageBatch, ModelRef, PurgeReport, ScoredBatch, TopicPartitionKey
+from streamscore.backends.checks import already_installed, check_purge_age, not_installed
 from streamscore.backends.oracle import errors as oracle_errors
 from streamscore.backends.oracle import ingest, onnx_scorer
 from streamscore.backends.oracle import package as oracle_package
@@ -70,6 +70,7 @@ class OracleBackend(Backend):
         oracledb.IntegrityError, oracledb.DataError,
     )
 
+    implements: ClassVar[frozenset[str]] = frozenset({"purge"})
     url_options: ClassVar[dict[str, str]] = oracle_sql.URL_OPTION_HELP
 
     def __init__(self, url: BackendURL, *, native_plsql: bool = True) -> None:
@@ -79,7 +80,7 @@ class OracleBackend(Backend):
         self._conn: oracledb.Connection | None = None
         self._active: dict[str, int] = {}  # model name → version last written to active_models
         self._timing_on = False  # set_timing(1) ran in this session (plsql_timing=1)
-        self._onnx = False  # onnx=1 and the server has in-database ONNX (checked at connect)
+        self._onnx = False  # scorer=onnx and the server has in-database ONNX (checked at connect)
         self._onnx_loaded: set[tuple[str, int]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -100,7 +101,7 @@ class OracleBackend(Backend):
         self._onnx_loaded.clear()
         self._onnx = self._target.onnx and onnx_scorer.supports_onnx(str(conn.version))
         if self._target.onnx and not self._onnx:
-            log.warning("onnx=1 needs Oracle 23ai or later; %s runs %s: scoring with the PL/SQL "
+            log.warning("scorer=onnx needs Oracle 23ai or later; %s runs %s: scoring with the PL/SQL "
                         "scorer instead", self.url.masked(), conn.version)
         log.info("connected to %s", self.url.masked())
 
@@ -149,18 +150,19 @@ class OracleBackend(Backend):
                             raise
                 oracle_package.install(conn, cursor, native=self.native_plsql)
 
-    def purge(self, older_than_s: float, rows_per_commit: int = 10_000) -> tuple[int, int]:
+    def purge(self, older_than_s: float, rows_per_commit: int = 10_000) -> PurgeReport:
         """Delete images inserted more than ``older_than_s`` seconds ago and their predictions.
 
-        Commits every ``rows_per_commit`` images (mnist_scorer.purge); returns (images,
-        predictions) deleted. Offsets stay: a purged image is not consumed again.
+        Commits every ``rows_per_commit`` images (mnist_scorer.purge), so a large purge holds no
+        long transaction. Offsets and models stay: a purged image is not consumed again.
         """
-        if older_than_s < 0 or rows_per_commit < 1:
-            raise ConfigError(f"purge: age {older_than_s} s and chunk {rows_per_commit} must be >= 0 and >= 1")
+        check_purge_age(older_than_s)
+        if rows_per_commit < 1:
+            raise ConfigError(f"purge: the chunk must be 1 row or more, not {rows_per_commit}")
         with self.translate_errors("purging old images"), self._connection().cursor() as cursor:
             images, predictions = cursor.var(int), cursor.var(int)
             cursor.callproc(oracle_sql.PURGE_PROCEDURE, [older_than_s, images, predictions, rows_per_commit])
-            return int(images.getvalue() or 0), int(predictions.getvalue() or 0)
+            return PurgeReport(int(images.getvalue() or 0), int(predictions.getvalue() or 0))
 
     # -- offsets ---------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
@@ -286,7 +288,7 @@ class OracleBackend(Backend):
         return True
 
     def _ensure_onnx_model(self, model: ModelRef) -> None:
-        """onnx=1: load the version into the database's ONNX runtime once (DDL: commits)."""
+        """scorer=onnx: load the version into the database's ONNX runtime once (DDL: commits)."""
         if not self._onnx or (model.name, model.version) in self._onnx_loaded:
             return
         artifact = self.load_model(ModelRef(model.name, model.version))  # not-installed when absent

@@ -1,4 +1,4 @@
-"""Scoring inside Oracle 23ai with its ONNX runtime (``oracle://…?onnx=1``), issue 16 item 8.
+"""Scoring inside Oracle 23ai with its ONNX runtime (``oracle://…?scorer=onnx``), issue 16 item 8.
 
 NEVER RUN AGAINST A DATABASE: written from Oracle's documentation (DBMS_VECTOR.LOAD_ONNX_MODEL,
 PREDICTION, PREDICTION_PROBABILITY); the graph itself is checked with onnxruntime offline

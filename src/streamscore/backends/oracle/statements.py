@@ -45,8 +45,11 @@ _URL_OPTIONS: dict[str, type] = {
     "retry_delay": int,
     "call_timeout": int,
     "plsql_timing": int,
+    "scorer": str,
     "onnx": int,
 }
+#: values of the ``scorer`` option (the first is the default)
+SCORERS = ("plsql", "onnx")
 URL_OPTION_HELP = {
     "protocol": "tcp (default) or tcps",
     "tcp_connect_timeout": "seconds to wait for the listener",
@@ -55,7 +58,8 @@ URL_OPTION_HELP = {
     "retry_delay": "seconds between connect attempts",
     "call_timeout": "milliseconds one database round trip may take (0 = none)",
     "plsql_timing": "1: log the scorer's CPU time per phase after every batch (debug)",
-    "onnx": "1: score with Oracle 23ai's ONNX runtime instead of the PL/SQL scorer (never run here)",
+    "scorer": "plsql (default) or onnx: score with Oracle 23ai's ONNX runtime (never run here)",
+    "onnx": "deprecated alias: onnx=1 is scorer=onnx, onnx=0 is scorer=plsql",
 }
 
 
@@ -100,18 +104,29 @@ def parse_target(url: BackendURL) -> OracleTarget:
     plsql_timing = int(options.pop("plsql_timing", 0))
     if plsql_timing not in (0, 1):
         raise ConfigError(f"plsql_timing={plsql_timing} in {url.masked()!r}: use 0 or 1")
-    # not "scorer": the settings-wide scorer default (STREAMSCORE_DUCKDB_SCORER) reaches every
-    # engine that declares an option of that name
-    onnx = int(options.pop("onnx", 0))
-    if onnx not in (0, 1):
-        raise ConfigError(f"onnx={onnx} in {url.masked()!r}: use 0 or 1")
+    scorer = _scorer(url, options.pop("scorer", None), options.pop("onnx", None))
     protocol = str(options.pop("protocol", "tcp")).lower()
     if protocol not in ("tcp", "tcps"):
         raise ConfigError(f"protocol={protocol!r} in {url.masked()!r}: use tcp or tcps")
     host = f"[{url.host}]" if ":" in url.host else url.host
     prefix = "tcps://" if protocol == "tcps" else ""
     dsn = f"{prefix}{host}:{url.port or DEFAULT_PORT}/{url.database}"
-    return OracleTarget(url.username, dsn, options, call_timeout, plsql_timing == 1, onnx == 1)
+    return OracleTarget(url.username, dsn, options, call_timeout, plsql_timing == 1, scorer == "onnx")
+
+
+def _scorer(url: BackendURL, scorer: str | int | float | None, onnx: str | int | float | None) -> str:
+    """``scorer=plsql|onnx``, or the deprecated alias ``onnx=0|1``; both only when they agree."""
+    chosen = str(scorer).lower() if scorer is not None else None
+    if chosen is not None and chosen not in SCORERS:
+        raise ConfigError(f"scorer={scorer!r} in {url.masked()!r}: use {' or '.join(SCORERS)}")
+    if onnx is None:
+        return chosen or SCORERS[0]
+    if onnx not in (0, 1):
+        raise ConfigError(f"onnx={onnx} in {url.masked()!r}: use 0 or 1 (deprecated: write scorer=onnx)")
+    alias = "onnx" if onnx == 1 else "plsql"
+    if chosen is not None and chosen != alias:
+        raise ConfigError(f"scorer={chosen} and onnx={onnx} in {url.masked()!r} disagree: keep scorer=… only")
+    return alias
 
 
 def resolve_password(url: BackendURL, environ: Mapping[str, str]) -> str:

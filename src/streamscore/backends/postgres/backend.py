@@ -40,8 +40,8 @@ import numpy.typing as npt
 import psycopg
 from psycopg.types.json import Jsonb
 
-from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
-from streamscore.backends.checks import already_installed, not_installed
+from streamscore.backends.base import Backend, ImageBatch, ModelRef, PurgeReport, ScoredBatch, TopicPartitionKey
+from streamscore.backends.checks import already_installed, check_purge_age, not_installed
 from streamscore.backends.postgres import errors as postgres_errors
 from streamscore.backends.postgres import statements as q
 from streamscore.backends.postgres.blas import report_blas
@@ -61,7 +61,7 @@ class PostgresBackend(Backend):
     extra: ClassVar[str] = "postgres"
     transactional: ClassVar[bool] = True
     concurrent_writers: ClassVar[bool] = True
-    implements: ClassVar[frozenset[str]] = frozenset({"drop-schema"})
+    implements: ClassVar[frozenset[str]] = frozenset({"drop-schema", "purge"})
     # classes alone do not tell a deadlock from a syntax error: classify() below uses SQLSTATEs
     retriable_errors: ClassVar[tuple[type[BaseException], ...]] = (
         psycopg.OperationalError, psycopg.InterfaceError,
@@ -158,6 +158,16 @@ class PostgresBackend(Backend):
             raise ConfigError(f"{self.url.masked()} names no schema to drop: add ?schema=NAME")
         with self.translate_errors(f"dropping schema {self.schema}"):
             self._connection().execute(q.with_schema("drop_schema", self.schema))
+
+    def purge(self, older_than_s: float) -> PurgeReport:
+        """Images with ``ingested_at`` before now() - ``older_than_s`` and their predictions, one statement."""
+        params = {"older_than_s": check_purge_age(older_than_s)}
+        with self.translate_errors("purging old images"):
+            conn = self._connection()
+            with conn.transaction():
+                row = conn.execute(q.statement("purge_older_than"), params).fetchone()
+        images, predictions = row if row else (0, 0)
+        return PurgeReport(int(images), int(predictions))
 
     def engine_benchmarks(self, images: int) -> dict[str, float]:
         """Ingest (COPY vs executemany) and scorer (PL/Python vs pure SQL) rates, in a scratch schema."""
