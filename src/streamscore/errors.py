@@ -106,3 +106,9 @@ class BrokerError(StreamscoreError):
     """The embedded broker could not be started."""
 
     reason = "broker"
+
+
+class BenchError(StreamscoreError):
+    """A benchmark could not measure what it set out to (a process did not start or join)."""
+
+    reason = "bench"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +33,7 @@ from streamscore.bench.arrivals import PredictionArrivals
 from streamscore.bench.passthrough import passthrough_rate
 from streamscore.broker import EmbeddedBroker
 from streamscore.consumers.scorer import Scorer
+from streamscore.errors import BenchError
 from streamscore.models import bundled_model
 from streamscore.producers.images import produce_images
 from streamscore.producers.models import publish_model
@@ -75,12 +77,8 @@ def kafka_for(settings: Settings, bootstrap: str | None, out: Path) -> Iterator[
         yield settings.with_overrides(kafka_bootstrap=broker.bootstrap)
 
 
-def pipeline_rate(settings: Settings, split: MnistSplit, images: int, rate: float | None = None) -> dict[str, Any]:
-    """Run a Scorer over pre-produced images (or paced ones with ``rate``).
-
-    Returns images/s, the time per phase of a batch (``breakdown_ms``) and, when paced, the
-    latency from produced-at to the prediction's arrival on the evaluation topic.
-    """
+def pipeline_rate(settings: Settings, split: MnistSplit, images: int) -> dict[str, Any]:
+    """Run a Scorer over pre-produced images: images/s and the time per phase of a batch."""
     stop = threading.Event()
     backend = open_configured_backend(settings)
     stamps: list[tuple[float, int]] = []
@@ -91,40 +89,60 @@ def pipeline_rate(settings: Settings, split: MnistSplit, images: int, rate: floa
             stop.set()
 
     scorer = Scorer(settings, backend, stop=stop, on_batch=on_batch)
-    if rate is None:
-        produce_images(settings, split, limit=images)
+    produce_images(settings, split, limit=images)
     thread = threading.Thread(target=scorer.run, daemon=True)
-    # arrivals are read only in the paced run: the reader would compete with the scorer for this
-    # process's interpreter lock and lower the maximum rate it measures
-    arrivals = PredictionArrivals(settings) if rate is not None else None
-    with arrivals or contextlib.nullcontext():
-        thread.start()
-        if rate is not None:
-            scorer.ready.wait(30)
-            produce_in_another_process(settings, images, rate)
-        thread.join(300)
-        stop.set()
-        if arrivals is not None:
-            arrivals.wait_for(images, 30)
+    thread.start()
+    thread.join(300)
+    stop.set()
     result: dict[str, Any] = {"breakdown_ms": scorer.breakdown_ms(), "batches": scorer.timings.batches}
     if len(stamps) > 1:
         elapsed = stamps[-1][0] - stamps[0][0]
         result["images_per_s"] = (sum(n for _, n in stamps) - stamps[0][1]) / elapsed
-    if arrivals is not None:
-        result |= arrivals.percentiles()
     return result
 
 
-def produce_in_another_process(settings: Settings, images: int, rate: float) -> None:
-    """`streamscore produce --rate` as a user runs it: its own process, so its pacing does not
-    compete with the consumer for this process's interpreter lock (it would add latency that a
-    real deployment does not have)."""
-    env = os.environ | {
+def paced_latency(settings: Settings, images: int, rate: float, workdir: Path) -> dict[str, Any]:
+    """Latency as users run the pipeline: `streamscore consume` and `streamscore produce --rate` as
+    processes of their own, this one only stamping the predictions' arrival on the evaluation topic."""
+    log_path = workdir / f"latency-consumer-{uuid.uuid4().hex[:6]}.log"
+    with open(log_path, "wb") as log_file:
+        consumer = subprocess.Popen([sys.executable, "-m", "streamscore.cli", "--log-json", "consume"],
+                                    env=cli_environment(settings), stdout=subprocess.DEVNULL, stderr=log_file)
+    try:
+        deadline = time.monotonic() + 60
+        while b'"event": "assigned"' not in log_path.read_bytes():
+            if consumer.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"the consumer of the latency run did not join its group; see {log_path}")
+            time.sleep(0.1)
+        with PredictionArrivals(settings) as arrivals:
+            produce_in_another_process(settings, images, rate)
+            arrivals.wait_for(images, 60)
+        return arrivals.percentiles()
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        try:
+            consumer.wait(30)
+        except subprocess.TimeoutExpired:
+            consumer.kill()
+
+
+def cli_environment(settings: Settings) -> dict[str, str]:
+    """The environment that points a `streamscore` command at this measurement's topics and database."""
+    return os.environ | {
         "STREAMSCORE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "STREAMSCORE_IMAGES_TOPIC": settings.images_topic,
-        "STREAMSCORE_PARTITIONS": str(settings.partitions),
+        "STREAMSCORE_PREDICTIONS_TOPIC": settings.predictions_topic, "STREAMSCORE_DLQ_TOPIC": settings.dlq_topic,
+        "STREAMSCORE_MODELS_TOPIC": settings.models_topic, "STREAMSCORE_GROUP": settings.group,
+        "STREAMSCORE_BACKEND": settings.backend_url, "STREAMSCORE_PARTITIONS": str(settings.partitions),
+        "STREAMSCORE_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
+        "STREAMSCORE_BATCH_SIZE": str(settings.batch_size), "STREAMSCORE_LINGER_MS": str(settings.linger_ms),
+        "STREAMSCORE_DUCKDB_SCORER": settings.duckdb_scorer, "STREAMSCORE_METRICS_PORT": "0",
     }
+
+
+def produce_in_another_process(settings: Settings, images: int, rate: float) -> None:
+    """`streamscore produce --rate` as a user runs it, in a process of its own."""
     command = [sys.executable, "-m", "streamscore.cli", "produce", "--limit", str(images), "--rate", f"{rate:.1f}"]
-    subprocess.run(command, env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(command, env=cli_environment(settings), check=True, capture_output=True, timeout=600)
 
 
 def fresh_settings(settings: Settings, backend_url: str, tag: str) -> Settings:
@@ -165,10 +183,13 @@ def drop_scratch_schemas() -> None:
 
 def run_pipeline(settings: Settings, out: Path, images: int, split: MnistSplit, tag: str,
                  rate: float | None = None) -> dict[str, Any]:
+    """Images/s over pre-produced images; with ``rate``, the latency of a paced stream instead."""
     run = fresh_settings(settings, scratch_backend_url(settings, out, tag), tag)
     ensure_topics(run)
     publish_model(run, bundled_model(2))
-    return pipeline_rate(run, split, images, rate)
+    if rate is None:
+        return pipeline_rate(run, split, images)
+    return paced_latency(run, images, rate, out)
 
 
 def run_bench(settings: Settings, *, images: int, bootstrap: str | None, skip_pipeline: bool, out: Path,
