@@ -53,9 +53,11 @@ class ModelWatcher:
     #: builds the models-topic reader (settings, group, **overrides); tests inject a fake
     consumer_factory: Callable[..., Consumer] = make_consumer
     _consumer: Consumer | None = None
-    #: when the current reader started, and whether it has seen any record of our model since
+    #: when the current reader started, whether it has seen any record of our model since, and
+    #: whether it has already warned that it found none
     _reading_since: float = 0.0
     _seen_own_model: bool = False
+    _warned_topic_lost_model: bool = False
 
     @property
     def current_ref(self) -> ModelRef | None:
@@ -77,7 +79,7 @@ class ModelWatcher:
         )
         assign_from_beginning(consumer, self.settings.models_topic)
         self._consumer = consumer
-        self._reading_since, self._seen_own_model = time.monotonic(), False
+        self._reading_since, self._seen_own_model, self._warned_topic_lost_model = time.monotonic(), False, False
         return consumer
 
     def close(self) -> None:
@@ -111,10 +113,10 @@ class ModelWatcher:
         consumer keeps serving the version installed in its database, but a new consumer would
         find no model until it is published again.
         """
-        if (self.current is None or self._seen_own_model
+        if (self.current is None or self._seen_own_model or self._warned_topic_lost_model
                 or time.monotonic() - self._reading_since < WIPED_TOPIC_GRACE_S):
             return
-        self._seen_own_model = True  # warn once per reader
+        self._warned_topic_lost_model = True
         log.warning("the models topic %s holds no record of model %s (deleted, or an embedded broker restarted "
                     "without its data): still serving v%d from the database; publish it again "
                     "(`streamscore publish-model PATH`) so that new consumers find it",

@@ -1,8 +1,8 @@
 """Where the time of a batch goes: seconds per named phase, summed over batches.
 
 The scoring loop and the backends add to one :class:`PhaseTimes` each; ``streamscore bench``
-prints the sum as milliseconds per batch (decode, insert, score, predictions, offsets, commit,
-encode, produce, flush, kafka commit). A phase costs two ``perf_counter`` calls, so the
+prints the sums as milliseconds per batch (``Scorer.breakdown_ms``: decode, insert, score,
+predictions, offsets, commit, encode, produce, flush, kafka commit). A phase costs two ``perf_counter`` calls, so the
 timers stay on in production too.
 """
 
@@ -34,13 +34,3 @@ class PhaseTimes:
 
     def batch_done(self) -> None:
         self.batches += 1
-
-    def reset(self) -> None:
-        self.seconds.clear()
-        self.batches = 0
-
-    def per_batch_ms(self) -> dict[str, float]:
-        """Milliseconds per batch for every phase, in the order the phases were first seen."""
-        if not self.batches:
-            return {}
-        return {name: 1000 * total / self.batches for name, total in self.seconds.items()}
