@@ -27,7 +27,7 @@ from rich.logging import RichHandler
 EVENTS = frozenset({
     "subscribed", "assigned", "revoked", "paused", "resumed", "retry", "model-switched",
     "kafka-unreachable", "kafka-restored", "resubscribed", "fatal", "fault-point", "stalled", "moving",
-    "worker-started", "worker-restarted", "waiting-for-model", "models-topic-empty",
+    "worker-started", "worker-restarted", "waiting-for-model", "models-topic-empty", "models-topic-reset",
 })
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from streamscore.backends.base import Backend, ModelRef
 from streamscore.errors import ArtifactError, BackendError
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: a reader that has seen no record of the served model after this long warns that the topic lost it
 WIPED_TOPIC_GRACE_S = 10.0
+#: how often a reader checks that the models topic still holds the records it has read
+WIPE_CHECK_S = 5.0
 
 
 @dataclass
@@ -58,6 +60,9 @@ class ModelWatcher:
     _reading_since: float = 0.0
     _seen_own_model: bool = False
     _warned_topic_lost_model: bool = False
+    #: per partition, the offset after the last record read, and when the topic was last checked
+    _read_upto: dict[int, int] = field(default_factory=dict)
+    _wipe_checked_at: float = 0.0
 
     @property
     def current_ref(self) -> ModelRef | None:
@@ -80,6 +85,7 @@ class ModelWatcher:
         assign_from_beginning(consumer, self.settings.models_topic)
         self._consumer = consumer
         self._reading_since, self._seen_own_model, self._warned_topic_lost_model = time.monotonic(), False, False
+        self._read_upto, self._wipe_checked_at = {}, time.monotonic()
         return consumer
 
     def close(self) -> None:
@@ -95,16 +101,44 @@ class ModelWatcher:
             if message.error():
                 log.warning("models topic: %s", message.error())
                 continue
+            partition, offset = message.partition(), message.offset()
+            if partition is not None and offset is not None:
+                self._read_upto[partition] = offset + 1
             if (message.key() or b"") == self.settings.model_name.encode():
                 self._seen_own_model = True
             artifact = self._verify(message)
             if artifact is not None:
                 candidates.append(artifact)
         self._warn_if_topic_lost_the_model()
+        self._restart_if_topic_was_wiped(consumer)
         for artifact in sorted(candidates, key=lambda a: a.version, reverse=True):
             if self._install(artifact):
                 return artifact
         return None
+
+    def _restart_if_topic_was_wiped(self, consumer: Consumer) -> None:
+        """Read the topic anew when it ends before what this reader has already read.
+
+        A broker restarted without its data (or a deleted and recreated topic) leaves a reader
+        waiting past the end of an empty log; a fresh reader reads what the topic holds now, and
+        warns after the grace period if that no longer includes the served model.
+        """
+        now = time.monotonic()
+        if not self._read_upto or now - self._wipe_checked_at < WIPE_CHECK_S:
+            return
+        self._wipe_checked_at = now
+        topic = self.settings.models_topic
+        for partition, upto in self._read_upto.items():
+            try:
+                _, end = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=0.5, cached=False)
+            except KafkaException:
+                return  # Kafka away: the loop's outage handling says so; check again later
+            if end < upto:
+                log.info("models topic %s[%d] ends at offset %d, before the %d record(s) already read "
+                         "(deleted, or the broker restarted without its data): reading it again",
+                         topic, partition, end, upto, extra=event("models-topic-reset", partition=partition))
+                self.close()
+                return
 
     def _warn_if_topic_lost_the_model(self) -> None:
         """Say so, once per reader, when the models topic no longer holds the model being served.
