@@ -23,14 +23,6 @@ class Rejected:
     stage: str
 
 
-def next_offsets(messages: list[Message]) -> dict[TopicPartitionKey, int]:
-    offsets: dict[TopicPartitionKey, int] = {}
-    for message in messages:
-        topic, partition, offset = position(message)
-        offsets[(topic, partition)] = max(offsets.get((topic, partition), 0), offset + 1)
-    return offsets
-
-
 #: DLQ reason of an image id that arrives again with other pixels or label
 ID_CONFLICT = "id-conflict"
 
@@ -55,21 +47,25 @@ def build_batch(messages: list[Message]) -> tuple[ImageBatch, list[Rejected]]:
     produced: list[int] = []
     sources: list[SourceOffset] = []
     rejected: list[Rejected] = []
+    offsets: dict[TopicPartitionKey, int] = {}
     for message in messages:
+        topic, partition, offset = position(message)
+        if offsets.get((topic, partition), 0) <= offset:
+            offsets[(topic, partition)] = offset + 1
         try:
             image = decode_image(message.key(), message.value(), message.headers())
         except MessageError as exc:
             rejected.append(Rejected(message, exc.reason, exc.message, "decode"))
             continue
-        content = (image.pixels, -1 if image.label is None else image.label)
-        if first_content.setdefault(image.image_id, content) != content:
+        label = -1 if image.label is None else image.label
+        if first_content.setdefault(image.image_id, (image.pixels, label)) != (image.pixels, label):
             rejected.append(id_conflict(message, "in this batch"))
             continue
         ids.append(image.image_id)
         pixels.append(image.pixels)
-        labels.append(-1 if image.label is None else image.label)
+        labels.append(label)
         produced.append(image.produced_at)
-        sources.append(SourceOffset(*position(message)))
+        sources.append(SourceOffset(topic, partition, offset))
     batch = ImageBatch(
         batch_id=uuid.uuid4().hex,
         image_ids=ids,
@@ -77,6 +73,6 @@ def build_batch(messages: list[Message]) -> tuple[ImageBatch, list[Rejected]]:
         labels=np.asarray(labels, np.int16),
         produced_at=np.asarray(produced, np.int64),
         sources=sources,
-        offsets=next_offsets(messages),
+        offsets=offsets,
     )
     return batch, rejected

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch
-from streamscore.consumers.batching import Rejected, build_batch, id_conflict, next_offsets
+from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
+from streamscore.consumers.batching import Rejected, build_batch, id_conflict
 from streamscore.consumers.kafka_link import KafkaLink
 from streamscore.consumers.metrics import ScorerMetrics, ScorerStats
 from streamscore.consumers.outage import OutageHandler
@@ -33,6 +33,19 @@ FaultHook = Callable[[str], None]
 FLUSH_STEP_S = 5.0
 #: flush attempts without acknowledgements, Kafka answering metadata requests, before the producer is replaced
 STUCK_FLUSHES = 3
+
+
+class BySource:
+    """The batch's messages by (topic, partition, offset), indexed on first use: only refused rows need it."""
+
+    def __init__(self, messages: list[Message]) -> None:
+        self._messages = messages
+        self._index: dict[Source, Message] | None = None
+
+    def __getitem__(self, source: Source) -> Message:
+        if self._index is None:
+            self._index = {source_of(m): m for m in self._messages}
+        return self._index[source]
 
 
 class Checkpoint:
@@ -79,7 +92,7 @@ class Checkpoint:
             batch, rejected = build_batch(messages)  # 1
         self.stats.consumed += len(messages)
         self.metrics.consumed.inc(len(messages))
-        by_source = {source_of(m): m for m in messages}
+        by_source = BySource(messages)
         outcome = self._write(batch, model, by_source)  # 2
         if outcome is None:
             return False
@@ -97,13 +110,13 @@ class Checkpoint:
         if not self._publish(batch, scored, owned + refused):  # 5
             return False
         with self.timings.phase("kafka-commit"):
-            self._commit_kafka(messages)  # 6
+            self._commit_kafka(batch.offsets)  # 6
         self.timings.batch_done()
         self.metrics.batch_seconds.observe(time.monotonic() - started)
         return True
 
     # -- step 2 ------------------------------------------------------------------------------
-    def _write(self, batch: ImageBatch, model: ModelRef, by_source: dict[Source, Message]
+    def _write(self, batch: ImageBatch, model: ModelRef, by_source: BySource
                ) -> tuple[list[ScoredBatch], list[Rejected]] | None:
         retry = self.outages.retry()
         while not self.outages.stop.is_set():
@@ -123,7 +136,7 @@ class Checkpoint:
             return result
         return None
 
-    def _bisect(self, batch: ImageBatch, model: ModelRef, by_source: dict[Source, Message]
+    def _bisect(self, batch: ImageBatch, model: ModelRef, by_source: BySource
                 ) -> tuple[list[ScoredBatch], list[Rejected]]:
         """Write the batch; on a data error split it in halves until the bad rows are isolated.
 
@@ -141,10 +154,12 @@ class Checkpoint:
             right = self._bisect(batch.subset(range(middle, len(batch))), model, by_source)
             return left[0] + right[0], left[1] + right[1]
 
-    def _conflicts(self, batch: ImageBatch, scored: list[ScoredBatch], by_source: dict[Source, Message]
+    def _conflicts(self, batch: ImageBatch, scored: list[ScoredBatch], by_source: BySource
                    ) -> list[Rejected]:
         """The messages whose id the database already holds with other content (dead-lettered)."""
         ids = {image_id for result in scored for image_id in result.conflicts}
+        if not ids:
+            return []
         return [id_conflict(by_source[(s.topic, s.partition, s.offset)], "stored")
                 for image_id, s in zip(batch.image_ids, batch.sources, strict=True)
                 if image_id in ids and (s.topic, s.partition) not in self.partitions.revoked]
@@ -190,10 +205,10 @@ class Checkpoint:
             return False
         return True
 
-    def _commit_kafka(self, messages: list[Message]) -> None:
+    def _commit_kafka(self, next_offsets: dict[TopicPartitionKey, int]) -> None:
         offsets = [
             TopicPartition(topic, partition, offset)
-            for (topic, partition), offset in next_offsets(messages).items()
+            for (topic, partition), offset in next_offsets.items()
             if (topic, partition) not in self.partitions.revoked
         ]
         if not offsets:

@@ -69,6 +69,26 @@ def encode_image(
     return image_id.encode(), pixels, headers
 
 
+_CONTENT_TYPE_BYTES = IMAGE_CONTENT_TYPE.encode()
+
+
+def _image_headers(headers: ReceivedHeaders) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """content-type, label and produced-at (the last value wins, None becomes b'').
+
+    One pass over the list, no dict: this runs once per consumed image (hot path).
+    """
+    content_type = label = produced_at = None
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    for name, value in pairs:
+        if name == "produced-at":
+            produced_at = value.encode() if isinstance(value, str) else (value or b"")
+        elif name == "label":
+            label = value.encode() if isinstance(value, str) else (value or b"")
+        elif name == "content-type":
+            content_type = value.encode() if isinstance(value, str) else (value or b"")
+    return content_type, label, produced_at
+
+
 def decode_image(key: bytes | None, value: bytes | None, headers: ReceivedHeaders) -> ImageMessage:
     """Validate and decode an images-topic message; raise MessageError with a DLQ reason code."""
     if value is None:
@@ -87,16 +107,14 @@ def decode_image(key: bytes | None, value: bytes | None, headers: ReceivedHeader
         raise MessageError("key is not valid UTF-8", reason="bad-key") from None
     if not image_id.isprintable():
         raise MessageError("key contains control characters", reason="bad-key")
-    fields = headers_to_dict(headers)
-    content_type = fields.get("content-type")
-    if content_type is not None and content_type.decode("latin-1") != IMAGE_CONTENT_TYPE:
+    content_type, raw_label, raw_ts = _image_headers(headers)
+    if content_type is not None and content_type != _CONTENT_TYPE_BYTES:
         raise MessageError(
             f"unknown content-type {content_type[:64].decode('latin-1')!r}; "
             f"expected {IMAGE_CONTENT_TYPE}",
             reason="bad-content-type",
         )
     label: int | None = None
-    raw_label = fields.get("label")
     if raw_label is not None and raw_label != b"":
         if len(raw_label) != 1 or not b"0" <= raw_label <= b"9":
             raise MessageError(
@@ -104,7 +122,6 @@ def decode_image(key: bytes | None, value: bytes | None, headers: ReceivedHeader
             )
         label = raw_label[0] - 48
     produced_at = 0
-    raw_ts = fields.get("produced-at")
     if raw_ts:
         try:
             produced_at = int(raw_ts.decode("ascii"))
