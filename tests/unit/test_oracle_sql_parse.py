@@ -3,8 +3,9 @@
 Named statements (sql/oracle/queries.sql) and the schema's DDL must parse, reference only the
 tables and columns schema.sql creates (or the data dictionary), and number their positional
 binds 1..n without a gap (ORA-01008 otherwise). The PL/SQL package is not SQL: its units are
-checked by test_oracle_backend.py and test_oracle_utl_nla.py; an independent PL/SQL grammar
-(ANTLR grammars-v4 PlSql) was not set up here. Part of issue 16 item 9.
+checked by test_oracle_backend.py and test_oracle_utl_nla.py, and parsed, with these
+statements, by an independent PL/SQL grammar (ANTLR grammars-v4 PlSql) in
+test_oracle_plsql_grammar.py. Part of issue 16 item 9.
 """
 
 from __future__ import annotations
