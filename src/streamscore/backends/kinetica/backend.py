@@ -42,8 +42,10 @@ import numpy.typing as npt
 
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
 from streamscore.backends.checks import already_installed, not_installed
+from streamscore.backends.evaluation import Row
 from streamscore.backends.kinetica import errors, procs, tables
 from streamscore.backends.kinetica.client import request_timeout_s, unreachable_workers
+from streamscore.backends.sqlfiles import sql as evaluation_sql
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import ModelArtifact
@@ -139,6 +141,14 @@ class KineticaBackend(Backend):
             self._execute_sql("purge_stage", [_now_ms() - STAGE_RETENTION_MS])
             self._execute_sql("purge_inbox", [_now_ms() - STAGE_RETENTION_MS])
             self._procs["infer"] = procs.register(self.db, procs.INFER_UDF, "distributed")
+
+    def _select_named(self, names: tuple[str, ...]) -> list[list[Row]]:
+        # evaluation.sql names its tables unqualified, as a DBA writes them after SET CURRENT SCHEMA
+        found: list[list[Row]] = []
+        for name in names:
+            with self.db.query(evaluation_sql("kinetica", name), sql_opts={"current_schema": self.schema}) as rows:
+                found.append([list(row) for row in rows])
+        return found
 
     # -- offsets ---------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
