@@ -47,8 +47,9 @@ def draw_gallery(items: Sequence[Misclassified], out_dir: Path, *, versions: Seq
         shown = sorted(shown, key=lambda item: item.image_id)[:GALLERY_LIMIT]
         total = (wrong or {}).get(version, len(shown))
         note = f"; {missing[version]} without pixels" if missing and missing.get(version) else ""
-        subfigure.suptitle(f"model v{version}: {len(shown)} of {total} misclassified shown{note} "
-                           "— true → predicted (probability)", fontsize=10)
+        title = (f"model v{version}: {len(shown)} of {total} misclassified shown{note} — true → predicted "
+                 "(probability)") if by_version else "no predictions to show"
+        subfigure.suptitle(title, fontsize=10)
         axes = np.atleast_1d(subfigure.subplots(_rows(len(shown)), COLUMNS)).reshape(-1)
         for ax in axes:
             ax.axis("off")
