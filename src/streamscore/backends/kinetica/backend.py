@@ -45,7 +45,6 @@ from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.evaluation import Row
 from streamscore.backends.kinetica import errors, procs, tables
 from streamscore.backends.kinetica.client import request_timeout_s, unreachable_workers
-from streamscore.backends.sqlfiles import sql as evaluation_sql
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import ModelArtifact
@@ -143,12 +142,7 @@ class KineticaBackend(Backend):
             self._procs["infer"] = procs.register(self.db, procs.INFER_UDF, "distributed")
 
     def _select_named(self, names: tuple[str, ...]) -> list[list[Row]]:
-        # evaluation.sql names its tables unqualified, as a DBA writes them after SET CURRENT SCHEMA
-        found: list[list[Row]] = []
-        for name in names:
-            with self.db.query(evaluation_sql("kinetica", name), sql_opts={"current_schema": self.schema}) as rows:
-                found.append([list(row) for row in rows])
-        return found
+        return [tables.select_in_schema(self.db, self.schema, name) for name in names]
 
     # -- offsets ---------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
