@@ -147,7 +147,7 @@ def conflicting_rows(records: Sequence[Sequence[Any]], stored: Sequence[Sequence
     return conflicts
 
 
-def select_in_schema(db: gpudb.GPUdb, schema: str, name: str) -> list[list[Any]]:
+def select_in_schema(db: gpudb.GPUdb, schema: str, name: str) -> list[Sequence[Any]]:
     """Rows of the named statement ``name``, which names its tables unqualified (evaluation.sql, as a DBA
     pastes it after SET CURRENT SCHEMA): run with ``schema`` as the current schema, not rewritten."""
     with db.query(named("kinetica", name), sql_opts={"current_schema": check_identifier(schema, "schema")}) as rows:
