@@ -227,10 +227,24 @@ def evaluate(
     expect: Annotated[int | None, typer.Option(min=0, help="stop once this many distinct images are seen")] = None,
     idle: Annotated[float, typer.Option(
         callback=positive, help="stop after this many seconds without new predictions")] = 3.0,
-    out: Annotated[Path, typer.Option(help="folder for confusion.png and report.json")] = Path("out/evaluate"),
+    out: Annotated[Path, typer.Option(
+        help="folder for report.json, confusion.png and misclassified.png")] = Path("out/evaluate"),
     bootstrap: Bootstrap = None,
+    from_backend: Annotated[str | None, typer.Option(
+        "--from-backend", metavar="URL",
+        help="evaluate inside this database (sql/<engine>/evaluation.sql) instead of reading the topic")] = None,
 ) -> None:
-    """Accuracy per (backend, model version), confusion matrix and latency from the evaluation topic."""
+    """Accuracy per (backend, model version), confusion matrix, latency and the misclassified digits, from
+    the evaluation topic, or with --from-backend URL from the database's own SQL."""
+    if from_backend is not None:
+        if follow or expect is not None:
+            raise typer.BadParameter("--follow and --expect read the topic; --from-backend reads the database once",
+                                     param_hint="--from-backend")
+        from streamscore.ops.backend_evaluation import evaluate_backend, print_backend_report
+
+        settings = settings_from()
+        print_backend_report(evaluate_backend(settings, from_backend, out), from_backend, console)
+        return
     from streamscore.ops.evaluation_view import evaluate_and_report
 
     settings = settings_from(kafka_bootstrap=bootstrap)

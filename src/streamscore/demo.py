@@ -2,7 +2,8 @@
 
 Embedded broker → produce the bundled MNIST test set (plus a few malformed
 messages) → score in DuckDB with model v1 → publish v2 half-way → evaluate the
-evaluation topic → a table, a confusion-matrix PNG and a JSON report.
+evaluation topic → a table, a confusion-matrix PNG, the misclassified digits (misclassified.png,
+pixels read back from the images topic) and a JSON report.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from streamscore.broker import EmbeddedBroker
 from streamscore.consumers.evaluator import Evaluation, read_predictions, write_reports
 from streamscore.consumers.scorer import Scorer
 from streamscore.models import bundled_model
+from streamscore.ops.gallery import draw_gallery
 from streamscore.ops.run_report import report_extras
+from streamscore.ops.topic_gallery import topic_gallery
 from streamscore.ops.topic_summary import DeadLetters, count_dead_letters
 from streamscore.producers.images import produce_images
 from streamscore.producers.models import publish_model
@@ -43,6 +46,7 @@ class DemoResult:
     report: Path
     rate: float | None
     dead_letters: DeadLetters
+    gallery: Path | None = None
 
 
 def _send_malformed(producer: Producer, topic: str) -> None:
@@ -133,9 +137,13 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
             settings, dead_letters, command="demo", rate=rate, limit=limit, seconds=round(elapsed, 1),
             produced={"images": produced[0], "malformed": len(MALFORMED)}, scored=scorer.stats.scored,
             dead_lettered_by_the_consumer=scorer.stats.dead_lettered)
-        png, report = write_reports(evaluation, out_dir, extra=extras)
+        with console.status("reading the misclassified digits' pixels from the images topic…"):
+            gallery = topic_gallery(settings, evaluation)
+        png, report = write_reports(evaluation, out_dir, extra=extras | {"gallery": gallery.to_json()})
+        digits = draw_gallery(gallery.items, out_dir, versions=gallery.versions, wrong=gallery.wrong,
+                              missing=gallery.missing)
     return DemoResult(produced[0], scorer.stats.scored, scorer.stats.dead_lettered, elapsed, evaluation, png, report,
-                      rate, dead_letters)
+                      rate, dead_letters, digits)
 
 
 def summary_table(result: DemoResult) -> Table:
@@ -158,5 +166,7 @@ def summary_table(result: DemoResult) -> Table:
         table.add_row("throughput", f"{scoring_rate:,.0f} images/s (first → last prediction{paced})")
     table.add_row("wall clock", f"{result.seconds:,.1f} s (including broker start and group join)")
     table.add_row("confusion matrix", str(result.png))
+    if result.gallery is not None:
+        table.add_row("misclassified digits", str(result.gallery))
     table.add_row("JSON report", str(result.report))
     return table

@@ -78,6 +78,9 @@ def test_produce_consume_evaluate(make_settings: Callable[..., Settings], tmp_pa
     assert [(r["backend"], r["model_version"]) for r in report["by_backend"]] == [("duckdb", 2)]
     assert report["versions"][0]["accuracy"] > 0.95
     assert (tmp_path / "report" / "confusion.png").stat().st_size > 10_000
+    assert (tmp_path / "report" / "misclassified.png").stat().st_size > 10_000
+    assert report["gallery"]["source"] == "images topic" and not report["gallery"]["pixels_missing"]
+    assert report["gallery"]["shown"] == min(50, 400 - report["versions"][0]["correct"])
     with duckdb.connect(str(database), read_only=True) as db:
         assert db.execute("SELECT count(*) FROM predictions").fetchall() == [(400,)]
 
@@ -146,6 +149,21 @@ def test_demo_report_carries_what_the_table_shows(tmp_path: Path) -> None:
     assert sorted(report["model_digests"]) == ["v1", "v2"]
     assert all(len(digest) == 64 for digest in report["model_digests"].values())
     assert report["generated_at"].endswith("+00:00") and report["images"] == 300
+    assert (tmp_path / "misclassified.png").stat().st_size > 10_000, "the gallery lies beside confusion.png"
+    assert report["gallery"]["shown"] > 0 and "misclassified digits" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("--from-backend", "duckdb:///{tmp}/nothing-here.duckdb"), "no DuckDB file at"),
+    (("--from-backend", "duckdb:///{tmp}/x.duckdb", "--follow"), "--from-backend reads the database once"),
+    (("--from-backend", "nosuch://db"), "unknown backend scheme"),
+])
+def test_evaluate_from_backend_refuses_in_one_line(args: tuple[str, ...], says: str, tmp_path: Path) -> None:
+    result = cli("evaluate", *(arg.format(tmp=tmp_path) for arg in args), env=dict(os.environ, COLUMNS="200"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], "one line"
+    assert says in result.stderr
+    assert not (tmp_path / "nothing-here.duckdb").exists(), "no empty database is created"
 
 
 @pytest.mark.parametrize("where", ["command", "global"])

@@ -165,7 +165,8 @@ class Server:
     # -- tables and SQL --------------------------------------------------------------------
     def execute_sql(self, request: dict[str, Any]) -> dict[str, Any]:
         params = json.loads(request["options"].get("query_parameters", "[]"))
-        columns, rows, affected = self.db.execute(request["statement"], params)
+        columns, rows, affected = self.db.execute(request["statement"], params,
+                                                  schema=request["options"].get("current_schema", ""))
         if not columns:
             schema, data = encode_dynamic([("count_affected", "BIGINT")], [])
             return {"count_affected": affected, "response_schema_str": schema, "binary_encoded_response": data}

@@ -9,9 +9,11 @@ decode binary inserts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,10 +108,12 @@ class Database:
         self.tables: dict[str, KineticaTable] = {}
         self.lock = threading.RLock()
 
-    def execute(self, statement: str, params: list[Any]) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]], int]:
-        """(columns as (name, DuckDB type), rows, count affected) of one statement."""
+    def execute(self, statement: str, params: list[Any], schema: str = "") -> tuple[
+            list[tuple[str, str]], list[tuple[Any, ...]], int]:
+        """(columns as (name, DuckDB type), rows, count affected) of one statement; ``schema`` is the
+        ``current_schema`` option of /execute/sql (unqualified table names resolve there)."""
         translated = to_duckdb(statement)
-        with self.lock:
+        with self.lock, self._current_schema(schema):
             if translated.upper().startswith("CREATE") and " TABLE " in translated.upper():
                 table = parse_create(statement)
                 self.tables.setdefault(table.name.lower(), table)
@@ -121,6 +125,19 @@ class Database:
             if translated.split()[0].upper() in ("DELETE", "INSERT"):
                 return [], [], int(rows[0][0]) if rows else 0
             return columns, rows, 0
+
+    @contextlib.contextmanager
+    def _current_schema(self, schema: str) -> Iterator[None]:
+        if not schema:
+            yield
+            return
+        if not re.fullmatch(r"\w+", schema):
+            raise ValueError(f"current_schema {schema!r} is not a plain identifier")
+        self.con.execute(f"SET search_path = '{schema}'")
+        try:
+            yield
+        finally:
+            self.con.execute("RESET search_path")
 
     def table(self, name: str) -> KineticaTable:
         with self.lock:

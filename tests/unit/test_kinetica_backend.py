@@ -543,7 +543,8 @@ def test_statements_reach_kinetica_without_comments_but_with_the_hint() -> None:
     # issue 17 item 7: comments holding ";", "$1" or apostrophes must not be sent
     from streamscore.backends.sqlfiles import named_statements
     texts = [tables.sql(name, "s", 2) for name in named_statements("kinetica")] + tables.schema_statements("s")
-    assert texts and all("--" not in text and "'" not in text for text in texts)
+    # string literals ('shadow' in evaluation.sql) are SQL; an apostrophe left over is a comment's
+    assert texts and all("--" not in text and "'" not in re.sub(r"'[^'\n]*'", "", text) for text in texts)
     assert all(";" not in text for text in texts)
     assert "/* KI_HINT_UPDATE_ON_EXISTING_PK */" in tables.sql("merge_predictions", "s")
 

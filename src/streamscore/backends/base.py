@@ -36,6 +36,10 @@ Predictions missing after scoring (another consumer moved the rows in a rebalanc
 ``BackendUnavailable`` reason ``predictions-missing``: the loop retries the batch (and stops
 after a few repeats), it never dead-letters or drops it.
 
+Evaluation: :meth:`Backend.evaluation` and :meth:`Backend.misclassified` run the named statements
+of ``sql/<engine>/evaluation.sql`` (plain SQL a DBA can paste into the engine's console; no binds,
+no substitution) over the served predictions and the labels stored with the images.
+
 Errors: a backend raises :class:`BackendUnavailable` for outages (the loop pauses
 and retries), :class:`BackendDataError` when rows are rejected for a data reason
 (the loop bisects the batch and dead-letters the bad rows), and
@@ -57,6 +61,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streamscore.backends.checks import check_model_name, describe
+from streamscore.backends.evaluation import DatabaseEvaluation, Misclassified, Row
 from streamscore.backends.records import (
     MAX_MODEL_NAME_BYTES,
     ROLES,
@@ -173,6 +178,25 @@ class Backend(ABC):
     @abstractmethod
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         """Class probabilities computed in the database, storing nothing (canaries, checks, bench)."""
+
+    # -- evaluation in the database (sql/<engine>/evaluation.sql) ------------------------------
+    def evaluation(self) -> DatabaseEvaluation:
+        """Served predictions per model version, per (version, true digit), and the confusion cells."""
+        with self.translate_errors("evaluating the stored predictions"):
+            versions, digits, confusion = self._select_named(
+                ("evaluation_by_version", "evaluation_by_digit", "evaluation_confusion"))
+        return DatabaseEvaluation.from_rows(versions, digits, confusion)
+
+    def misclassified(self) -> list[Misclassified]:
+        """The first misclassified images of each model version (by image id), with their pixels."""
+        with self.translate_errors("reading misclassified images"):
+            (rows,) = self._select_named(("evaluation_misclassified",))
+        return [Misclassified.from_row(row) for row in rows]
+
+    @abstractmethod
+    def _select_named(self, names: tuple[str, ...]) -> list[list[Row]]:
+        """The rows of each bind-free named SELECT ``names`` (of ``evaluation.STATEMENTS``), in order; engines
+        that can run them in one read-only snapshot do."""
 
     # -- optional capabilities (see ``implements``) --------------------------------------------
     def require(self, capability: str) -> None:

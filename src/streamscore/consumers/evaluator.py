@@ -46,6 +46,23 @@ class VersionReport:
     def accuracy(self) -> float | None:
         return self.correct / self.labelled if self.labelled else None
 
+    def by_digit(self) -> list[dict[str, Any]]:
+        """Per true digit with labelled images: images, correct, incorrect, accuracy (the confusion rows)."""
+        rows = []
+        for digit, counts in enumerate(self.confusion):
+            images = sum(counts)
+            if images:
+                correct = counts[digit]
+                rows.append({"digit": digit, "images": images, "correct": correct, "incorrect": images - correct,
+                             "accuracy": correct / images})
+        return rows
+
+    def to_json(self) -> dict[str, Any]:
+        """One entry of report.json's ``versions`` (the backend evaluator writes the same keys)."""
+        return {"model_version": self.version, "scored": self.scored, "labelled": self.labelled,
+                "correct": self.correct, "incorrect": self.labelled - self.correct, "accuracy": self.accuracy,
+                "confusion_matrix": self.confusion, "by_digit": self.by_digit()}
+
 
 @dataclass
 class Evaluation:
@@ -113,11 +130,7 @@ class Evaluation:
             "duplicates_ignored": self.duplicates,
             "malformed": self.malformed,  # messages on the evaluation topic that are not predictions
             "malformed_predictions": self.malformed,
-            "versions": [
-                {"model_version": r.version, "scored": r.scored, "labelled": r.labelled,
-                 "correct": r.correct, "accuracy": r.accuracy, "confusion_matrix": r.confusion}
-                for r in self.versions()
-            ],
+            "versions": [report.to_json() for report in self.versions()],
             "by_backend": [
                 {"backend": r.backend, "model_version": r.version, "scored": r.scored, "labelled": r.labelled,
                  "correct": r.correct, "accuracy": r.accuracy}
@@ -204,15 +217,20 @@ def read_predictions(
 
 def write_reports(evaluation: Evaluation, out_dir: Path, extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write report.json (the evaluation, plus ``extra``: run settings, dead letters…) and confusion.png."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "report.json"
+    json_path.write_text(json.dumps(evaluation.to_json() | (extra or {}), indent=2))
+    return draw_confusion(evaluation.versions(), out_dir), json_path
+
+
+def draw_confusion(versions: list[VersionReport], out_dir: Path) -> Path:
+    """Write ``out_dir/confusion.png``: one confusion matrix per model version."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / "report.json"
-    json_path.write_text(json.dumps(evaluation.to_json() | (extra or {}), indent=2))
-    versions = evaluation.versions() or [VersionReport(0, 0, 0, 0, [[0] * 10 for _ in range(10)])]
+    versions = versions or [VersionReport(0, 0, 0, 0, [[0] * 10 for _ in range(10)])]
     fig, axes = plt.subplots(1, len(versions), figsize=(4.6 * len(versions), 4.4), squeeze=False)
     for ax, report in zip(axes[0], versions, strict=True):
         matrix = np.asarray(report.confusion)
@@ -231,4 +249,4 @@ def write_reports(evaluation: Evaluation, out_dir: Path, extra: dict[str, Any] |
     png_path = out_dir / "confusion.png"
     fig.savefig(png_path, dpi=110)
     plt.close(fig)
-    return png_path, json_path
+    return png_path

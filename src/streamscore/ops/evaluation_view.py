@@ -10,22 +10,28 @@ from rich.live import Live
 from rich.table import Table
 
 from streamscore.consumers.evaluator import Evaluation, read_predictions, write_reports
+from streamscore.ops.gallery import draw_gallery
 from streamscore.ops.run_report import report_extras
+from streamscore.ops.topic_gallery import topic_gallery
 from streamscore.shared.config import Settings
 
 
 def evaluate_and_report(settings: Settings, stop: threading.Event, *, follow: bool, expect: int | None, idle: float,
                         out: Path, console: Console, err_console: Console) -> Evaluation:
-    """Read the evaluation topic (live with ``follow``), print the table, write report.json and confusion.png."""
+    """Read the evaluation topic (live with ``follow``), print the table, write report.json, confusion.png
+    and misclassified.png (pixels from the images topic: ops/topic_gallery.py)."""
     if follow:
         evaluation = follow_predictions(settings, stop, console)
     else:
         with err_console.status(f"reading {settings.predictions_topic}…"):
             evaluation = read_predictions(settings, expect=expect, idle_timeout=idle, stop=stop)
     extras = report_extras(settings, with_backend=False, command="evaluate", follow=follow, expect=expect)
-    png, report = write_reports(evaluation, out, extra=extras)
+    with err_console.status(f"reading the misclassified digits' pixels from {settings.images_topic}…"):
+        gallery = topic_gallery(settings, evaluation)
+    png, report = write_reports(evaluation, out, extra=extras | {"gallery": gallery.to_json()})
+    digits = draw_gallery(gallery.items, out, versions=gallery.versions, wrong=gallery.wrong, missing=gallery.missing)
     console.print(evaluation_table(evaluation))
-    console.print(f"confusion matrix: {png}\nJSON report: {report}")
+    console.print(f"confusion matrix: {png}\nmisclassified digits: {digits}\nJSON report: {report}")
     return evaluation
 
 

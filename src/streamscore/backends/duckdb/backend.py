@@ -29,6 +29,7 @@ from streamscore.backends.duckdb.scoring import (
     score_with_sql,
     score_with_udf,
 )
+from streamscore.backends.evaluation import Row
 from streamscore.backends.sqlfiles import script, sql
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, ConfigError, ErrorKind
@@ -129,6 +130,9 @@ class DuckDBBackend(Backend):
         return PurgeReport(int(images), int(predictions))
 
     # -- offsets -----------------------------------------------------------------------------
+    def _select_named(self, names: tuple[str, ...]) -> list[list[Row]]:
+        return [list(self.con.execute(sql(ENGINE, name)).fetchall()) for name in names]
+
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
         with self.translate_errors("reading stored offsets"):
             rows = self.con.execute(sql(ENGINE, "select_offsets"), {"group_id": group, "topic": topic}).fetchall()

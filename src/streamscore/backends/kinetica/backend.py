@@ -42,6 +42,7 @@ import numpy.typing as npt
 
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
 from streamscore.backends.checks import already_installed, not_installed
+from streamscore.backends.evaluation import Row
 from streamscore.backends.kinetica import errors, procs, tables
 from streamscore.backends.kinetica.client import request_timeout_s, unreachable_workers
 from streamscore.backends.url import BackendURL
@@ -139,6 +140,9 @@ class KineticaBackend(Backend):
             self._execute_sql("purge_stage", [_now_ms() - STAGE_RETENTION_MS])
             self._execute_sql("purge_inbox", [_now_ms() - STAGE_RETENTION_MS])
             self._procs["infer"] = procs.register(self.db, procs.INFER_UDF, "distributed")
+
+    def _select_named(self, names: tuple[str, ...]) -> list[list[Row]]:
+        return [tables.select_in_schema(self.db, self.schema, name) for name in names]
 
     # -- offsets ---------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:

@@ -147,6 +147,13 @@ def conflicting_rows(records: Sequence[Sequence[Any]], stored: Sequence[Sequence
     return conflicts
 
 
+def select_in_schema(db: gpudb.GPUdb, schema: str, name: str) -> list[Sequence[Any]]:
+    """Rows of the named statement ``name``, which names its tables unqualified (evaluation.sql, as a DBA
+    pastes it after SET CURRENT SCHEMA): run with ``schema`` as the current schema, not rewritten."""
+    with db.query(named("kinetica", name), sql_opts={"current_schema": check_identifier(schema, "schema")}) as rows:
+        return [list(row) for row in rows]
+
+
 def schema_statements(schema: str) -> list[str]:
     """The statements of ``sql/kinetica/schema.sql``, in order, for this schema."""
     text = read_sql("kinetica", "schema.sql").format(schema=check_identifier(schema, "schema"))

@@ -40,6 +40,7 @@ import oracledb
 
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, PurgeReport, ScoredBatch, TopicPartitionKey
 from streamscore.backends.checks import already_installed, check_purge_age, not_installed
+from streamscore.backends.evaluation import Row
 from streamscore.backends.oracle import errors as oracle_errors
 from streamscore.backends.oracle import ingest, onnx_scorer
 from streamscore.backends.oracle import package as oracle_package
@@ -163,6 +164,14 @@ class OracleBackend(Backend):
             images, predictions = cursor.var(int), cursor.var(int)
             cursor.callproc(oracle_sql.PURGE_PROCEDURE, [older_than_s, images, predictions, rows_per_commit])
             return PurgeReport(int(images.getvalue() or 0), int(predictions.getvalue() or 0))
+
+    def _select_named(self, names: tuple[str, ...]) -> list[list[Row]]:
+        with self._connection().cursor() as cursor:
+            found: list[list[Row]] = []
+            for name in names:
+                cursor.execute(oracle_sql.statement(name))
+                found.append(cursor.fetchall())
+            return found
 
     # -- offsets ---------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:

@@ -42,6 +42,7 @@ from psycopg.types.json import Jsonb
 
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, PurgeReport, ScoredBatch, TopicPartitionKey
 from streamscore.backends.checks import already_installed, check_purge_age, not_installed
+from streamscore.backends.evaluation import Row
 from streamscore.backends.postgres import errors as postgres_errors
 from streamscore.backends.postgres import statements as q
 from streamscore.backends.postgres.blas import report_blas
@@ -174,6 +175,12 @@ class PostgresBackend(Backend):
         from streamscore.backends.postgres.bench import ingest_benchmark
 
         return ingest_benchmark(self.url, images)
+
+    def _select_named(self, names: tuple[str, ...]) -> list[list[Row]]:
+        conn = self._connection()
+        with conn.transaction():  # one read-only snapshot for all of them (REPEATABLE READ)
+            conn.execute(q.statement("evaluation_snapshot"))
+            return [conn.execute(q.statement(name)).fetchall() for name in names]
 
     # -- offsets ---------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
