@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 
 from streamscore.cli_boundary import run_command_line
+from streamscore.cli_dashboard import Host, Port
+from streamscore.cli_dashboard import dashboard as dashboard_command
 from streamscore.cli_db import db_app
 from streamscore.cli_model import export_onnx
 from streamscore.cli_options import (
@@ -41,6 +43,7 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.command("export-onnx")(export_onnx)
+app.command("dashboard")(dashboard_command)
 app.callback()(global_options)  # --bootstrap, --backend, --log-json, --verbose before the command name
 console = Console()
 err_console = Console(stderr=True)
@@ -53,13 +56,19 @@ def demo(
     rate: Annotated[float, typer.Option(min=0, help="images/s to produce (0 = as fast as possible)")] = 1000,
     limit: Annotated[int | None, typer.Option(min=1, help="images to stream (default: all 10,000)")] = None,
     scorer: Annotated[str | None, typer.Option(help="DuckDB scorer: udf or sql")] = None,
+    dashboard: Annotated[bool, typer.Option(
+        "--dashboard", help="serve the live dashboard during the run and keep it (and the broker) up "
+                            "after it, until Ctrl-C")] = False,
+    port: Port = 8050,
+    host: Host = "127.0.0.1",
 ) -> None:
     """Run the whole pipeline on the embedded broker and DuckDB, swapping models half-way."""
-    from streamscore.demo import run_demo, summary_table
+    from streamscore.demo import DashboardAddress, run_demo, summary_table
 
     settings = settings_from(duckdb_scorer=scorer)
-    result = run_demo(settings, out, rate or None, limit, console)
-    console.print(summary_table(result))
+    board = DashboardAddress(host, port, stop_on_signals) if dashboard else None
+    run_demo(settings, out, rate or None, limit, console, dashboard=board,
+             on_done=lambda result: console.print(summary_table(result)))
 
 
 @app.command()
