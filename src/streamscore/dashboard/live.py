@@ -185,12 +185,13 @@ class LiveEvaluation(Evaluation):
             return counted / (span_ms / 1000)
 
     def throughput_series(self, seconds: int = 120) -> list[tuple[int, int]]:
-        """(stream second, served predictions scored in it) for the newest ``seconds``, gaps as zeros."""
+        """(stream second, served predictions scored in it) for the newest ``seconds`` (since the first), gaps as 0."""
         with self._lock:
             if not self._last_scored_at:
                 return []
             last = self._last_scored_at // 1000
-            per_second = dict.fromkeys(range(last - seconds + 1, last + 1), 0)
+            first = max(last - seconds + 1, self._first_scored_at // 1000)
+            per_second = dict.fromkeys(range(first, last + 1), 0)
             for bucket, n in self._buckets.items():
                 second = bucket * BUCKET_MS // 1000
                 if second in per_second:

@@ -30,6 +30,13 @@ function fillRows(tableId, rows) {
   body.replaceChildren(...rows);
 }
 
+// the drawing's units are the element's pixels, so text and strokes are never stretched
+function chartWidth(svg, height) {
+  const width = Math.max(300, Math.round(svg.getBoundingClientRect().width) || 800);
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  return width;
+}
+
 function colorOf(version, versions) {
   return COLORS[versions.indexOf(version) % COLORS.length];
 }
@@ -46,7 +53,7 @@ function drawAccuracy(series) {
     return item;
   }));
   if (!points.length) return;
-  const W = 800, H = 220, left = 40, bottom = 18;
+  const W = chartWidth(svg, 220), H = 220, left = 40, bottom = 18;
   const t0 = Math.min(...points.map((p) => p[0])), t1 = Math.max(...points.map((p) => p[0]));
   const lowest = Math.min(...points.map((p) => p[1]));
   const y0 = Math.max(0, Math.floor(lowest * 10) / 10 - 0.05);
@@ -72,7 +79,7 @@ function drawThroughput(series) {
   const svg = document.getElementById("throughput-chart");
   svg.replaceChildren();
   if (!series.length) return;
-  const W = 800, H = 140, left = 40, bottom = 6;
+  const W = chartWidth(svg, 140), H = 140, left = 40, bottom = 6;
   const top = Math.max(1, ...series.map((p) => p[1]));
   const barW = (W - left) / series.length;
   svg.append(svgEl("line", { x1: left, x2: W, y1: H - bottom, y2: H - bottom, class: "axis" }));
@@ -147,7 +154,7 @@ function render(state) {
     if (m.problem) role.classList.add("problem");
     tr.append(el("td", m.model_name), el("td", `v${m.model_version}`), role, el("td", fmtInt(m.served_predictions)),
               el("td", m.test_accuracy === null ? "–" : Number(m.test_accuracy).toFixed(4)),
-              el("td", m.sha256 ? `${m.sha256.slice(0, 12)}…` : "–"));
+              el("td", m.sha256 ? m.sha256.slice(0, 8) : "–", { class: "digest", title: m.sha256 || "" }));
     return tr;
   }));
   const reasons = Object.entries(s.dlq);
