@@ -76,6 +76,7 @@ class LiveEvaluation(Evaluation):
         self._lock = threading.Lock()
         self._on_misclassified = on_misclassified
         self._seen: set[tuple[str, int]] = set()
+        self._ids: set[str] = set()
         self._tracks: dict[int, VersionTrack] = {}
         self._by_backend: dict[tuple[str, int], VersionReport] = {}
         self._latencies = array("q")
@@ -104,6 +105,7 @@ class LiveEvaluation(Evaluation):
                 self.duplicates += 1
                 return False
             self._seen.add(key)
+            self._ids.add(p.image_id)
             track = self._tracks.get(p.model_version)
             if track is None:
                 track = self._tracks[p.model_version] = VersionTrack(_empty_report(p.model_version), p.model_name)
@@ -151,7 +153,7 @@ class LiveEvaluation(Evaluation):
 
     def image_ids(self) -> set[str]:
         with self._lock:
-            return {image_id for image_id, _version in self._seen}
+            return set(self._ids)
 
     def _tally(self, by_backend: bool) -> list[VersionReport]:
         with self._lock:
@@ -221,6 +223,11 @@ class LiveEvaluation(Evaluation):
     def model_names(self) -> dict[int, str]:
         with self._lock:
             return {v: t.model_name for v, t in self._tracks.items()}
+
+    def image_count(self) -> int:
+        """Distinct image ids with a served prediction (without copying them, unlike image_ids())."""
+        with self._lock:
+            return len(self._ids)
 
     def last_scored_at(self) -> int:
         with self._lock:

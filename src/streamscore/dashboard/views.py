@@ -59,7 +59,7 @@ def state(sources: Sources, dead_letters: dict[str, int], now_ms: int) -> dict[s
         "summary": summary(sources, dead_letters),
         "generated_at": now_ms,
         "last_scored_at": evaluation.last_scored_at(),
-        "images": len(evaluation.image_ids()),
+        "images": evaluation.image_count(),
         "predictions": sum(r.scored for r in reports),
         "duplicates_ignored": evaluation.duplicates,
         "shadow_predictions": evaluation.shadow_predictions,

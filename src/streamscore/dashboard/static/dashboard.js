@@ -130,6 +130,8 @@ function digit(m) {
   return figure;
 }
 
+let shownGallery = "";
+
 function render(state) {
   const s = state.summary;
   setText("images", fmtInt(state.images));
@@ -164,7 +166,11 @@ function render(state) {
     return tr;
   }) : [el("tr")]);
   document.getElementById("confusion").replaceChildren(...state.versions.map(confusionTable));
-  document.getElementById("misclassified").replaceChildren(...state.misclassified.map(digit));
+  const gallery = JSON.stringify(state.misclassified);
+  if (gallery !== shownGallery) {  // redrawn only when it changed: the images are not fetched again and again
+    document.getElementById("misclassified").replaceChildren(...state.misclassified.map(digit));
+    shownGallery = gallery;
+  }
   drawAccuracy(state.accuracy_series);
   drawThroughput(state.throughput_series);
   document.body.dataset.generatedAt = state.generated_at;
