@@ -61,7 +61,9 @@ def test_served_predictions_count_once_per_image_and_version() -> None:
     assert evaluation.duplicates == 2 and evaluation.shadow_predictions == 1
     assert evaluation.image_ids() == {"t10k-00000", "t10k-00001"}
     assert [(r.version, r.scored, r.labelled, r.correct) for r in evaluation.versions()] == [(1, 1, 1, 1), (2, 2, 1, 0)]
-    assert evaluation.to_json()["predictions"] == 0  # the base class's stored predictions: none are kept
+    report = evaluation.to_json()  # the evaluator's report shape, from the tallies
+    assert (report["images"], report["predictions"], report["duplicates_ignored"]) == (2, 3, 2)
+    assert [v["scored"] for v in report["versions"]] == [1, 2]
 
 
 def test_empty_summary_has_the_documented_shape() -> None:

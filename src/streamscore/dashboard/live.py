@@ -174,6 +174,13 @@ class LiveEvaluation(Evaluation):
             span_ms = self._last_scored_at - self._first_scored_at
             return len(self._seen) / (span_ms / 1000) if span_ms > 0 else None
 
+    def to_json(self) -> dict[str, Any]:
+        """The base class's report; ``predictions`` counts the served (image id, version) pairs (none is kept)."""
+        body = super().to_json()
+        with self._lock:
+            body["predictions"] = len(self._seen)
+        return body
+
     # --- what the dashboard adds ------------------------------------------------------------------
 
     def recent_throughput(self, window_s: float = THROUGHPUT_WINDOW_S) -> float:
