@@ -159,9 +159,10 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
         if on_done is not None:
             on_done(result)
         if board is not None and dashboard is not None:
+            until = dashboard.until()  # Ctrl-C handled from here on, before the line that invites it
             console.print(f"the dashboard stays on [bold]{board.url}[/] with the broker ({broker.bootstrap}); "
                           "Ctrl-C stops both", soft_wrap=True)
-            serve_until(board, dashboard.until())
+            serve_until(board, until)
     return result
 
 

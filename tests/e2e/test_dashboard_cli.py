@@ -46,13 +46,12 @@ def url_from(process: subprocess.Popen[str], marker: str, timeout: float = 90) -
     lines: list[str] = []
     found = threading.Event()
 
-    def read() -> None:
+    def read() -> None:  # until the end: the lines after the marker explain a failure
         assert process.stdout is not None
         for line in process.stdout:
             lines.append(line)
             if marker in line and URL.search(line):
                 found.set()
-                return
 
     threading.Thread(target=read, daemon=True).start()
     if not found.wait(timeout):
@@ -73,11 +72,11 @@ def test_dashboard_command_serves_until_ctrl_c(make_settings: Callable[..., Sett
                         "STREAMSCORE_IMAGES_TOPIC": settings.images_topic,
                         "STREAMSCORE_MODELS_TOPIC": settings.models_topic, "STREAMSCORE_DLQ_TOPIC": settings.dlq_topic}
     with command("--bootstrap", settings.kafka_bootstrap, "dashboard", "--port", "0", env=env) as process:
-        url, _lines = url_from(process, "dashboard on")
+        url, lines = url_from(process, "dashboard on")
         assert get_json(url + "api/summary") == {"versions": {}, "dlq": {}, "throughput_per_s": 0.0,
                                                  "latency_ms": {"p50": 0.0, "p99": 0.0}}
         process.send_signal(signal.SIGINT)
-        assert process.wait(30) == 0
+        assert process.wait(30) == 0, "".join(lines)[-3000:]
 
 
 def test_demo_keeps_the_dashboard_up_after_the_run(tmp_path: Path) -> None:
@@ -89,4 +88,4 @@ def test_demo_keeps_the_dashboard_up_after_the_run(tmp_path: Path) -> None:
         assert sum(summary["dlq"].values()) == 5, "the demo's malformed messages"
         assert "accuracy model v1" in "".join(lines), "the summary table comes before the wait"
         process.send_signal(signal.SIGINT)
-        assert process.wait(30) == 0
+        assert process.wait(30) == 0, "".join(lines)[-3000:]
