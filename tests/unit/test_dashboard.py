@@ -58,7 +58,8 @@ def test_served_predictions_count_once_per_image_and_version() -> None:
     assert body["dlq"] == {"bad-length": 2}
     assert body["latency_ms"] == {"p50": 40.0, "p99": 40.0}  # the prediction without produced-at is left out
     assert body["throughput_per_s"] == pytest.approx(3 / 2.0)
-    assert evaluation.duplicates == 2 and evaluation.shadow_predictions == 1
+    assert not evaluation.add(prediction(2, 2, 11, 7, t + 2000))  # parses, but is no digit: malformed
+    assert evaluation.duplicates == 2 and evaluation.shadow_predictions == 1 and evaluation.malformed == 1
     assert evaluation.image_ids() == {"t10k-00000", "t10k-00001"}
     assert [(r.version, r.scored, r.labelled, r.correct) for r in evaluation.versions()] == [(1, 1, 1, 1), (2, 2, 1, 0)]
     report = evaluation.to_json()  # the evaluator's report shape, from the tallies

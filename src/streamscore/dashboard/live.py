@@ -93,6 +93,9 @@ class LiveEvaluation(Evaluation):
     def add(self, prediction: Prediction) -> bool:
         """Count a served prediction once per (image id, model version); False for shadows and repeats."""
         p = prediction
+        if not _plausible(p):
+            self.malformed += 1  # parseable, but not a digit: it must not stop the dashboard's reader
+            return False
         wrong = False
         with self._lock:
             role_key = (p.model_name, p.model_version, p.role)
@@ -239,6 +242,10 @@ class LiveEvaluation(Evaluation):
     def last_scored_at(self) -> int:
         with self._lock:
             return self._last_scored_at
+
+
+def _plausible(p: Prediction) -> bool:
+    return 0 <= p.predicted < 10 and (p.label is None or 0 <= p.label < 10) and len(p.probabilities) == 10
 
 
 def _empty_report(version: int, backend: str = "") -> VersionReport:

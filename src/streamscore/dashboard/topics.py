@@ -64,6 +64,8 @@ class PublishedModels:
             created = int(manifest["created_at"]) if isinstance(manifest.get("created_at"), int) else None
         except ArtifactError as exc:
             problem = problem or exc.reason
+        except (ValueError, KeyError, TypeError, OverflowError):  # whatever else a hostile record holds
+            problem = problem or "unreadable"
         with self._lock:
             self._models[(name, version)] = PublishedModel(name, version, sha256, problem, accuracy, created)
 
