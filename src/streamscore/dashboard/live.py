@@ -86,8 +86,8 @@ class LiveEvaluation(Evaluation):
         self._misclassified: deque[Misclassified] = deque(maxlen=MISCLASSIFIED_SHOWN)
         #: (model name, version, role) → newest scored-at, for every role (shadows included)
         self._role_seen: dict[tuple[str, int, str], int] = {}
-        #: (model name, version) of the served prediction with the newest scored-at
-        self._serving: tuple[str, int] | None = None
+        #: (model name, version, role) of the served prediction with the newest scored-at
+        self._serving: tuple[str, int, str] | None = None
         self.shadow_predictions = 0
 
     def add(self, prediction: Prediction) -> bool:
@@ -139,7 +139,7 @@ class LiveEvaluation(Evaluation):
             self._first_scored_at = p.scored_at
         if p.scored_at >= self._last_scored_at:
             self._last_scored_at = p.scored_at
-            self._serving = (p.model_name, p.model_version)
+            self._serving = (p.model_name, p.model_version, p.role)
             self._trim()
 
     def _trim(self) -> None:
@@ -225,8 +225,8 @@ class LiveEvaluation(Evaluation):
         with self._lock:
             return dict(self._role_seen)
 
-    def serving(self) -> tuple[str, int] | None:
-        """(model name, version) of the newest served prediction."""
+    def serving(self) -> tuple[str, int, str] | None:
+        """(model name, version, role) of the newest served prediction."""
         with self._lock:
             return self._serving
 

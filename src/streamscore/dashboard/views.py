@@ -98,10 +98,10 @@ def models_in_force(sources: Sources) -> list[dict[str, Any]]:
     names = {(name, version) for name, version, _role in roles_seen} | set(published)
     rows = []
     for name, version in sorted(names):
-        served_roles = sorted(role for (n, v, role) in roles_seen if (n, v) == (name, version) and role in SERVED_ROLES)
+        served = any(role in SERVED_ROLES for (n, v, role) in roles_seen if (n, v) == (name, version))
         shadow_at = roles_seen.get((name, version, "shadow"), 0)
-        if serving == (name, version):
-            role = served_roles[-1] if served_roles else "champion"
+        if serving is not None and serving[:2] == (name, version):
+            role = serving[2]
         elif shadow_at and shadow_at >= newest - SHADOW_RECENT_MS:
             role = "shadow"
         elif serving is None or (serving[0] == name and version > serving[1]):
@@ -111,7 +111,7 @@ def models_in_force(sources: Sources) -> list[dict[str, Any]]:
         model = published.get((name, version))
         rows.append({
             "model_name": name, "model_version": version, "role": role,
-            "served_predictions": counts.get(version, 0) if served_roles else 0,
+            "served_predictions": counts.get(version, 0) if served else 0,
             "last_scored_at": max((at for (n, v, _r), at in roles_seen.items() if (n, v) == (name, version)),
                                   default=None),
             "sha256": model.sha256 if model else None,
