@@ -32,7 +32,7 @@ INSTALL = "apt-get install -y chromium chromium-driver (Debian; .ci/run does it 
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Headless Chromium; skips naming the packages when the browser, its driver or selenium is missing."""
     missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
     if missing:
@@ -40,6 +40,8 @@ def browser() -> Iterator[Any]:
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is missing: pip install -e '.[dev]'")
     from selenium.webdriver.chrome.service import Service
 
+    # a guard: were Selenium Manager (which downloads drivers) ever asked, it would fail instead
+    monkeypatch.setenv("SE_MANAGER_PATH", "/nonexistent/selenium-manager")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
