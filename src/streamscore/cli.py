@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 
 from streamscore.cli_boundary import run_command_line
+from streamscore.cli_dashboard import dashboard as dashboard_command
 from streamscore.cli_db import db_app
+from streamscore.cli_demo import demo as demo_command
 from streamscore.cli_model import export_onnx
 from streamscore.cli_options import (
     BackendOpt,
@@ -39,27 +41,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.command("demo")(demo_command)
 app.add_typer(db_app, name="db")
 app.command("export-onnx")(export_onnx)
+app.command("dashboard")(dashboard_command)
 app.callback()(global_options)  # --bootstrap, --backend, --log-json, --verbose before the command name
 console = Console()
 err_console = Console(stderr=True)
 log = logging.getLogger("streamscore")
-
-
-@app.command()
-def demo(
-    out: Annotated[Path, typer.Option(help="folder for the DuckDB file and the reports")] = Path("out/demo"),
-    rate: Annotated[float, typer.Option(min=0, help="images/s to produce (0 = as fast as possible)")] = 1000,
-    limit: Annotated[int | None, typer.Option(min=1, help="images to stream (default: all 10,000)")] = None,
-    scorer: Annotated[str | None, typer.Option(help="DuckDB scorer: udf or sql")] = None,
-) -> None:
-    """Run the whole pipeline on the embedded broker and DuckDB, swapping models half-way."""
-    from streamscore.demo import run_demo, summary_table
-
-    settings = settings_from(duckdb_scorer=scorer)
-    result = run_demo(settings, out, rate or None, limit, console)
-    console.print(summary_table(result))
 
 
 @app.command()

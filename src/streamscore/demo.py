@@ -3,13 +3,16 @@
 Embedded broker → produce the bundled MNIST test set (plus a few malformed
 messages) → score in DuckDB with model v1 → publish v2 half-way → evaluate the
 evaluation topic → a table, a confusion-matrix PNG, the misclassified digits (misclassified.png,
-pixels read back from the images topic) and a JSON report.
+pixels read back from the images topic) and a JSON report. With a :class:`DashboardAddress` the
+live dashboard follows the run and stays up after it, with the broker, until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from streamscore.backends import open_configured_backend
 from streamscore.broker import EmbeddedBroker
 from streamscore.consumers.evaluator import Evaluation, read_predictions, write_reports
 from streamscore.consumers.scorer import Scorer
+from streamscore.dashboard import Dashboard, serve_until
 from streamscore.models import bundled_model
 from streamscore.ops.gallery import draw_gallery
 from streamscore.ops.run_report import report_extras
@@ -49,25 +53,40 @@ class DemoResult:
     gallery: Path | None = None
 
 
+@dataclass(frozen=True)
+class DashboardAddress:
+    """Where the demo's dashboard listens; ``until`` gives the event that ends it (Ctrl-C handlers)."""
+
+    host: str
+    port: int
+    until: Callable[[], threading.Event]
+
+
 def _send_malformed(producer: Producer, topic: str) -> None:
     for message in MALFORMED:
         producer.produce(topic, key=message.key, value=message.value, headers=message.headers)
     flush(producer)
 
 
-def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int | None,
-             console: Console) -> DemoResult:
+def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int | None, console: Console,
+             dashboard: DashboardAddress | None = None,
+             on_done: Callable[[DemoResult], None] | None = None) -> DemoResult:
+    """Run the demo; ``on_done`` gets the result while the broker is still up (then the dashboard stays)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     db_path = out_dir / "demo.duckdb"
     for stale in (db_path, db_path.with_suffix(".duckdb.wal")):
         stale.unlink(missing_ok=True)
     split = load_split("test")
     total = min(limit or len(split), len(split))
-    with EmbeddedBroker(log_path=out_dir / "broker.log") as broker:
+    with EmbeddedBroker(log_path=out_dir / "broker.log") as broker, ExitStack() as closing:
         settings = settings.with_overrides(kafka_bootstrap=broker.bootstrap, backend=f"duckdb:///{db_path.resolve()}")
         console.print(f"embedded broker on [bold]{broker.bootstrap}[/] (memory only: gone when the demo ends); "
                       f"DuckDB at [bold]{db_path}[/]")
         ensure_topics(settings)
+        board = None
+        if dashboard is not None:
+            board = closing.enter_context(Dashboard(settings, host=dashboard.host, port=dashboard.port))
+            console.print(f"live dashboard on [bold]{board.url}[/]", soft_wrap=True)
         v1, v2 = bundled_model(1), bundled_model(2)
         model_producer = make_producer(settings)  # warmed up by v1, so v2 lands when it is sent
         publish_model(settings, v1, producer=model_producer)
@@ -142,8 +161,16 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
         png, report = write_reports(evaluation, out_dir, extra=extras | {"gallery": gallery.to_json()})
         digits = draw_gallery(gallery.items, out_dir, versions=gallery.versions, wrong=gallery.wrong,
                               missing=gallery.missing)
-    return DemoResult(produced[0], scorer.stats.scored, scorer.stats.dead_lettered, elapsed, evaluation, png, report,
-                      rate, dead_letters, digits)
+        result = DemoResult(produced[0], scorer.stats.scored, scorer.stats.dead_lettered, elapsed, evaluation, png,
+                            report, rate, dead_letters, digits)
+        if on_done is not None:
+            on_done(result)
+        if board is not None and dashboard is not None:
+            until = dashboard.until()  # Ctrl-C handled from here on, before the line that invites it
+            console.print(f"the dashboard stays on [bold]{board.url}[/] with the broker ({broker.bootstrap}); "
+                          "Ctrl-C stops both", soft_wrap=True)
+            serve_until(board, until)
+    return result
 
 
 def summary_table(result: DemoResult) -> Table:

@@ -32,8 +32,23 @@ def read_whole_topic(settings: Settings, topic: str, idle_s: float = 1.0) -> lis
 
 @dataclass
 class DeadLetters:
+    """Distinct dead letters by ``error.reason``; fed one message at a time (also by the live dashboard)."""
+
     total: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    _sources: set[tuple[bytes, bytes, bytes]] = field(default_factory=set, repr=False)
+
+    def add(self, headers: dict[str, bytes]) -> bool:
+        """Count one DLQ message (decoded headers); False when its source was already counted."""
+        source = (headers.get("source.topic", b""), headers.get("source.partition", b""),
+                  headers.get("source.offset", b""))
+        if source in self._sources:
+            return False  # re-sent after a crash (the DLQ is at-least-once, like the predictions)
+        self._sources.add(source)
+        reason = headers.get("error.reason", b"?").decode("utf-8", "replace")
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+        self.total = len(self._sources)
+        return True
 
     def to_json(self) -> dict[str, Any]:
         return {"total": self.total, "by_reason": dict(sorted(self.by_reason.items()))}
@@ -42,17 +57,8 @@ class DeadLetters:
 def count_dead_letters(settings: Settings, idle_s: float = 1.0) -> DeadLetters:
     """Distinct dead letters on the DLQ topic, by ``error.reason``."""
     counted = DeadLetters()
-    sources: set[tuple[bytes, bytes, bytes]] = set()
     for message in read_whole_topic(settings, settings.dlq_topic, idle_s):
-        headers = headers_to_dict(message.headers())
-        source = (headers.get("source.topic", b""), headers.get("source.partition", b""),
-                  headers.get("source.offset", b""))
-        if source in sources:
-            continue  # re-sent after a crash (the DLQ is at-least-once, like the predictions)
-        sources.add(source)
-        reason = headers.get("error.reason", b"?").decode("utf-8", "replace")
-        counted.by_reason[reason] = counted.by_reason.get(reason, 0) + 1
-    counted.total = len(sources)
+        counted.add(headers_to_dict(message.headers()))
     return counted
 
 
