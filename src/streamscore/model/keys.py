@@ -61,6 +61,11 @@ def generate_key_files(out_dir: Path, *, force: bool = False) -> KeyFiles:
     return KeyFiles(private_path, public_path, fingerprint(key.public_key()))
 
 
+def _kind(key: object) -> str:
+    """RSA, EC, Ed448… from the key's class name."""
+    return type(key).__name__.removeprefix("_").removesuffix("PrivateKey").removesuffix("PublicKey") or "unknown"
+
+
 def _read(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
@@ -84,7 +89,7 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     except (ValueError, UnsupportedAlgorithm):
         raise ConfigError(f"{path} is not a PEM private key; {GENERATE_HINT}") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{path} is a {type(key).__name__.removeprefix('_')} key, not Ed25519; {GENERATE_HINT}")
+        raise ConfigError(f"{path} is not an Ed25519 key (it is {_kind(key)}); {GENERATE_HINT}")
     return key
 
 
@@ -99,7 +104,7 @@ def load_public_key(pem: bytes, source: str) -> Ed25519PublicKey:
     except (ValueError, UnsupportedAlgorithm):
         raise ConfigError(f"{source} is not a PEM public key (-----BEGIN PUBLIC KEY-----); {GENERATE_HINT}") from None
     if not isinstance(key, Ed25519PublicKey):
-        raise ConfigError(f"{source} is a {type(key).__name__.removeprefix('_')} key, not Ed25519; {GENERATE_HINT}")
+        raise ConfigError(f"{source} is not an Ed25519 key (it is {_kind(key)}); {GENERATE_HINT}")
     return key
 
 
