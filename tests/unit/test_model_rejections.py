@@ -117,8 +117,9 @@ def test_an_install_interrupted_by_an_outage_is_retried_with_backoff_never_given
     run.wait(lambda: run.scorer.stats.model_version == 1, "v1 serving")
     backend.failing_installs = 1_000_000
     cluster.publish_model("models", bundled_model(2))
-    retries = run.scorer.metrics.model_install_retries
-    run.wait(lambda: retries._value.get() >= 6, "more install attempts than max_batch_retries")
+    registry = run.scorer.metrics.registry
+    run.wait(lambda: (registry.get_sample_value("streamscore_model_install_retries_total") or 0) >= 6,
+             "more install attempts than max_batch_retries")
     cluster.send_images("images", IDS[:15])
     run.wait(lambda: len(run.predicted_ids()) == 15, "images scored by v1 during the outage")
     assert run.scorer.stats.model_version == 1 and run.scorer.watcher.pending_version == 2

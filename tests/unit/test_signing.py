@@ -177,3 +177,11 @@ def test_the_old_hmac_key_is_refused_with_its_replacement_named(monkeypatch: pyt
         load_settings()
     assert "STREAMSCORE_SIGNING_KEY" in refused.value.message and "keys generate" in refused.value.message
     assert "team-secret" not in refused.value.message
+
+
+def test_every_worker_gets_the_public_key(keys: KeyFiles) -> None:
+    from streamscore.consumers.workers import worker_env
+
+    env = worker_env(load_settings(model_public_key_file=str(keys.public)), 1, base={})
+    assert env["STREAMSCORE_MODEL_PUBLIC_KEY_FILE"] == str(keys.public.resolve())
+    assert "STREAMSCORE_MODEL_PUBLIC_KEY" not in worker_env(load_settings(), 0, base={})

@@ -36,6 +36,12 @@ def fingerprint(public_key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+def public_pem(key: Ed25519PrivateKey) -> str:
+    """The public half of ``key`` as PEM text (the value of STREAMSCORE_MODEL_PUBLIC_KEY)."""
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+
+
 def generate_key_files(out_dir: Path, *, force: bool = False) -> KeyFiles:
     """Write a new pair into ``out_dir``; refuse to overwrite an existing file unless ``force``."""
     private_path, public_path = out_dir / PRIVATE_FILE, out_dir / PUBLIC_FILE
