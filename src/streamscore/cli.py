@@ -154,6 +154,9 @@ def consume(
 
     settings = settings_from(log_json, verbose, backend=backend, kafka_bootstrap=bootstrap, group=group,
                              batch_size=batch_size, linger_ms=linger_ms, metrics_port=metrics_port)
+    from streamscore.consumers.signature_check import configured_public_key
+
+    configured_public_key(settings)  # an unusable model key stops here, in one line, before Kafka is asked
     for line in consumer_start_lines(settings, backend):
         err_console.print(line, markup=False, soft_wrap=True)
     ensure_topics(settings)

@@ -1,9 +1,10 @@
 """Between batches: when to try again to install a model whose install a database outage interrupted.
 
 The candidate stays pending in the model watcher; the current version keeps scoring
-batches meanwhile. Each failure reconnects (an idle consumer has no batch whose outage
-handling would) and waits the next capped, jittered backoff delay; there is no limit on
-attempts: a newer version is never given up for an outage.
+batches meanwhile. Each failure waits the next capped, jittered backoff delay; there is no
+limit on attempts: a newer version is never given up for an outage. No reconnect here: the
+backends drop a broken connection and open a new one on their next call (PostgreSQL, Oracle),
+and closing DuckDB's connection between batches would leave the next batch without one.
 """
 
 from __future__ import annotations
@@ -21,11 +22,9 @@ log = logging.getLogger(__name__)
 
 
 class InstallRetry:
-    def __init__(self, backoff: Backoff, metrics: ScorerMetrics, reconnect: Callable[[], bool],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, backoff: Backoff, metrics: ScorerMetrics, clock: Callable[[], float] = time.monotonic) -> None:
         self.backoff = backoff
         self.metrics = metrics
-        self.reconnect = reconnect
         self.clock = clock
         self._retry_at = 0.0
 
@@ -41,7 +40,6 @@ class InstallRetry:
                     self.backoff.attempts, delay,
                     extra=event("model-install-postponed", version=version, attempt=self.backoff.attempts,
                                 delay_s=round(delay, 3)))
-        self.reconnect()
 
     def succeeded(self) -> None:
         self.backoff.reset()

@@ -98,7 +98,7 @@ class Scorer:
         self.outages = OutageHandler(settings, backend, self.stop, self.stats, self.metrics,
                                      lambda: self._consumer, self.kafka, self.partitions.observe)
         self.install_retry = InstallRetry(Backoff(settings.retry_backoff_start_s, settings.retry_backoff_max_s),
-                                          self.metrics, self.outages.reconnect)
+                                          self.metrics)
         #: set once the group has given this consumer partitions
         self.ready = threading.Event()
         self._checked_at = 0.0
