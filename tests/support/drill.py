@@ -89,6 +89,7 @@ class TopicWatcher(threading.Thread):
         self.settings, self.topic = settings, topic
         self.records: list[tuple[str | None, dict[str, bytes], bytes | None]] = []
         self.events: list[tuple[str, bytes | None]] = []
+        self.evaluation_topic = topic == settings.predictions_topic
         self._lock = threading.Lock()
         self._halt = threading.Event()
 
@@ -103,7 +104,7 @@ class TopicWatcher(threading.Thread):
                     key = message.key()
                     record = (None if key is None else key.decode("utf-8", "replace"),
                               headers_to_dict(message.headers()), message.value())
-                    kind = record_kind(message.headers(), message.value())
+                    kind = record_kind(message.headers(), message.value()) if self.evaluation_topic else None
                     with self._lock:
                         if kind is None:
                             self.records.append(record)

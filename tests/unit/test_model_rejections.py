@@ -145,3 +145,31 @@ def test_the_evaluator_lists_events_apart_from_predictions() -> None:
     assert report["predictions"] == 1 and report["malformed"] == 0
     assert [(r["model_version"], r["reason"]) for r in report["model_rejections"]] == [(7, "bad-signature")]
     assert evaluation.other_kinds == 1
+
+
+def test_a_restarted_consumer_reads_the_versions_it_served_without_reporting_them(
+        tmp_path: Path, cluster: FakeCluster, backend: FlakyDuckDB) -> None:
+    settings = loop_settings(tmp_path)
+    first = LoopRun(settings, cluster, backend)
+    for version in (2, 3):
+        cluster.publish_model("models", bundled_model(2).with_version(version))
+        first.wait(lambda v=version: first.scorer.stats.model_version == v, f"v{version} serving")  # type: ignore[misc]
+    assert first.finish() is None
+    again = LoopRun(settings, cluster, backend)  # reads v1, v2, v3 from the start; its database served them all
+    cluster.send_images("images", IDS)
+    again.wait(lambda: len(again.predicted_ids()) == len(IDS), "the images")
+    assert again.finish() is None
+    assert again.events() == [] and again.scorer.watcher.rejected == []
+
+
+def test_a_rejection_whose_delivery_fails_is_sent_again(tmp_path: Path, cluster: FakeCluster,
+                                                        backend: FlakyDuckDB) -> None:
+    run = LoopRun(loop_settings(tmp_path), cluster, backend)
+    run.wait(lambda: run.scorer.stats.model_version == 1, "v1 serving")
+    cluster.failing_deliveries = 1
+    append_model(cluster, bundled_model(2).to_bytes(), 2, sha256="0" * 64)
+    run.wait(lambda: len(run.events()) == 1, "the model-rejected record, on a second try")
+    cluster.send_images("images", IDS[:5])
+    run.wait(lambda: len(run.predicted_ids()) == 5, "the images")
+    assert run.finish() is None
+    assert cluster.failing_deliveries == 0 and [e.reason for e in run.events()] == ["bad-digest"]
