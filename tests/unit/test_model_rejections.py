@@ -147,7 +147,7 @@ def test_the_evaluator_lists_events_apart_from_predictions() -> None:
     assert evaluation.other_kinds == 1
 
 
-def test_a_restarted_consumer_reads_the_versions_it_served_without_reporting_them(
+def test_a_restarted_consumer_reports_no_history_but_a_live_older_version(
         tmp_path: Path, cluster: FakeCluster, backend: FlakyDuckDB) -> None:
     settings = loop_settings(tmp_path)
     first = LoopRun(settings, cluster, backend)
@@ -155,11 +155,14 @@ def test_a_restarted_consumer_reads_the_versions_it_served_without_reporting_the
         cluster.publish_model("models", bundled_model(2).with_version(version))
         first.wait(lambda v=version: first.scorer.stats.model_version == v, f"v{version} serving")  # type: ignore[misc]
     assert first.finish() is None
-    again = LoopRun(settings, cluster, backend)  # reads v1, v2, v3 from the start; its database served them all
+    again = LoopRun(settings, cluster, backend)  # reads v1, v2, v3 from the start: history, nothing to report
     cluster.send_images("images", IDS)
     again.wait(lambda: len(again.predicted_ids()) == len(IDS), "the images")
-    assert again.finish() is None
     assert again.events() == [] and again.scorer.watcher.rejected == []
+    cluster.publish_model("models", bundled_model(2).with_version(2))  # published now: a failed swap back to v2
+    again.wait(lambda: len(again.events()) == 1, "the not-newer record")
+    assert again.finish() is None
+    assert [(e.model_version, e.reason) for e in again.events()] == [(2, "not-newer")]
 
 
 def test_a_rejection_whose_delivery_fails_is_sent_again(tmp_path: Path, cluster: FakeCluster,

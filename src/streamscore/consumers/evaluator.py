@@ -28,7 +28,7 @@ from streamscore.errors import KafkaError, MessageError
 from streamscore.shared.config import Settings
 from streamscore.shared.evaluation_events import MODEL_REJECTED, ModelRejected, record_kind
 from streamscore.shared.kafka import assign_from_beginning, make_consumer
-from streamscore.shared.messages import Prediction
+from streamscore.shared.messages import Prediction, ReceivedHeaders
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Evaluation:
     #: records of a kind this version does not know (written by a newer streamscore): skipped
     other_kinds: int = 0
 
-    def add_record(self, headers: Any, value: bytes) -> Prediction | None:
+    def add_record(self, headers: ReceivedHeaders, value: bytes) -> Prediction | None:
         """Take one record of the evaluation topic; returns it when it is a new prediction."""
         kind = record_kind(headers, value)
         if kind is None:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, Message, TopicPartition
 
 from streamscore.backends.base import Backend, ModelRef
 from streamscore.consumers.signature_check import SignatureCheck
@@ -70,11 +70,11 @@ class ModelWatcher:
     #: per partition, the offset after the last record read, and when the topic was last checked
     _read_upto: dict[int, int] = field(default_factory=dict)
     _wipe_checked_at: float = 0.0
-    #: (version, reason) already rejected; versions this database has served (older ones are history);
-    #: the candidate whose install a database outage interrupted
+    #: (version, reason) already rejected; the candidate whose install a database outage interrupted;
+    #: epoch ms when the current reader started (records published before it are the topic's history)
     _reported: set[tuple[int | None, str]] = field(default_factory=set)
-    _history: set[int] = field(default_factory=set)
     _pending: ModelArtifact | None = None
+    _reading_since_ms: int = 0
 
     def __post_init__(self) -> None:
         if self.signatures is None:
@@ -92,7 +92,6 @@ class ModelWatcher:
     def resume_from_database(self) -> ModelArtifact | None:
         """Serve the newest version already installed (a restart needs no models-topic replay)."""
         versions = self.backend.installed_versions(self.settings.model_name)
-        self._history.update(versions)
         if versions:
             self.current = self.backend.load_model(ModelRef(self.settings.model_name, versions[-1]))
             log.info("serving model %s v%d from the database", self.current.name, self.current.version)
@@ -107,6 +106,7 @@ class ModelWatcher:
         assign_from_beginning(consumer, self.settings.models_topic)
         self._consumer = consumer
         self._reading_since, self._seen_own_model, self._warned_topic_lost_model = time.monotonic(), False, False
+        self._reading_since_ms = int(time.time() * 1000)
         self._read_upto, self._wipe_checked_at = {}, time.monotonic()
         return consumer
 
@@ -198,20 +198,22 @@ class ModelWatcher:
                     extra=event("model-rejected", model=self.settings.model_name, version=version, reason=reason))
         self.on_reject(rejection)
 
-    def _not_newer(self, artifact: ModelArtifact) -> None:
-        """Reject a version not newer than the one serving, unless it is that one or one served before.
+    def _not_newer(self, artifact: ModelArtifact, message: Message) -> None:
+        """Reject a version not newer than the one serving, unless it is that one or the topic's history.
 
-        Reading the topic from the beginning (start, restart, reset) meets every version
-        published so far: the serving one and those this database has installed are history.
+        Every reader reads the topic from the beginning (start, restart, reset), meeting every
+        version published so far (the embedded broker never compacts): a record published
+        before this reader started is history, and only one published since is a failed swap.
         """
         current = self.current
         if current is None:
             return
         if artifact.version == current.version and artifact.sha256 == current.sha256:
             return  # the serving version, read again
-        if artifact.version < current.version and artifact.version in self._history:
-            log.debug("model v%d on the topic: served before, now superseded by v%d", artifact.version,
-                      current.version)
+        kind, published_at = message.timestamp()
+        if kind != TIMESTAMP_NOT_AVAILABLE and 0 < published_at < self._reading_since_ms:
+            log.debug("model v%d on the topic: published before this reader started, superseded by v%d",
+                      artifact.version, current.version)
             return
         same = " with other weights than the one" if artifact.version == current.version else ""
         self._reject(artifact.version, "not-newer",
@@ -242,7 +244,7 @@ class ModelWatcher:
             self._reject(artifact.version, *refused)
             return None
         if self.current is not None and artifact.version <= self.current.version:
-            self._not_newer(artifact)
+            self._not_newer(artifact, message)
             return None
         return artifact
 
@@ -267,6 +269,5 @@ class ModelWatcher:
             return False
         previous = self.current_ref
         self.current = artifact
-        self._history.add(artifact.version)
         log.info("model %s v%d installed and serving (was %s)", artifact.name, artifact.version, previous)
         return True
