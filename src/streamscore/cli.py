@@ -18,6 +18,7 @@ from streamscore.cli_boundary import run_command_line
 from streamscore.cli_dashboard import dashboard as dashboard_command
 from streamscore.cli_db import db_app
 from streamscore.cli_demo import demo as demo_command
+from streamscore.cli_keys import SignKey, keys_app
 from streamscore.cli_model import export_onnx
 from streamscore.cli_options import (
     BackendOpt,
@@ -43,6 +44,7 @@ app = typer.Typer(
 )
 app.command("demo")(demo_command)
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 app.command("export-onnx")(export_onnx)
 app.command("dashboard")(dashboard_command)
 app.callback()(global_options)  # --bootstrap, --backend, --log-json, --verbose before the command name
@@ -141,6 +143,9 @@ def consume(
 
     settings = settings_from(log_json, verbose, backend=backend, kafka_bootstrap=bootstrap, group=group,
                              batch_size=batch_size, linger_ms=linger_ms, metrics_port=metrics_port)
+    from streamscore.consumers.signature_check import configured_public_key
+
+    configured_public_key(settings)  # an unusable model key stops here, in one line, before Kafka is asked
     for line in consumer_start_lines(settings, backend):
         err_console.print(line, markup=False, soft_wrap=True)
     ensure_topics(settings)
@@ -186,6 +191,7 @@ def publish_model_command(
     force: Annotated[bool, typer.Option(
         help="publish even if not newer than the newest on the topic (consumers ignore it; "
              "the newest is appended again after it)")] = False,
+    sign_key: SignKey = None,
     bootstrap: Bootstrap = None,
 ) -> None:
     """Publish a model artifact to the compacted models topic (every consumer hot-swaps to it).
@@ -194,17 +200,19 @@ def publish_model_command(
     and compaction would keep it as the model's last record) unless --force.
     """
     from streamscore.model.artifact import load_artifact
-    from streamscore.producers.models import publish_new_version
+    from streamscore.producers.models import publish_new_version, signing_key
     from streamscore.shared.kafka import ensure_topics
 
     settings = settings_from(kafka_bootstrap=bootstrap)
+    key = signing_key(settings, sign_key)  # a bad key file fails before anything is sent
     artifact = load_artifact(path)
     if version is not None:
         artifact = artifact.with_version(version)
     ensure_topics(settings)
-    outcome = publish_new_version(settings, artifact, force=force)
+    outcome = publish_new_version(settings, artifact, force=force, sign_key=key)
+    signed = f", signed by key {outcome.signed_by}" if outcome.signed_by else ", unsigned"
     console.print(f"published {artifact.name} v{artifact.version} to {settings.models_topic} "
-                  f"(sha256 {outcome.digest[:12]}…)")
+                  f"(sha256 {outcome.digest[:12]}…{signed})")
     if outcome.reappended is not None:
         console.print(f"forced: v{artifact.version} is not newer than v{outcome.reappended}, which consumers keep "
                       f"serving; v{outcome.reappended} was appended again so it stays the newest record")
@@ -258,6 +266,7 @@ def train(
     bootstrap: Bootstrap = None,
     in_database: Annotated[bool, typer.Option(
         "--in-database", help="train inside the configured backend (one that implements training: kinetica)")] = False,
+    sign_key: SignKey = None,
 ) -> None:
     """Train the seed network (784-100-10, sigmoid, softmax, SGD 0.5) with TensorFlow.
 
@@ -271,6 +280,9 @@ def train(
     from streamscore.shared.mnist import load_split
 
     settings = settings_from(kafka_bootstrap=bootstrap, backend=backend)
+    from streamscore.producers.models import signing_key
+
+    key = signing_key(settings, sign_key) if publish or in_database else None  # fails before training
     sizes = tuple(int(h) for h in hidden.split(",") if h.strip())
     config = TrainConfig(settings.model_name, 1 if version is None else version, sizes, "sigmoid", steps, batch,
                          learning_rate, seed)
@@ -298,7 +310,8 @@ def train(
         from streamscore.shared.kafka import ensure_topics
 
         ensure_topics(settings)
-        publish_new_version(settings, artifact)  # refused (one line, exit 2) when not newer than the topic's
+        # refused (one line, exit 2) when not newer than the topic's
+        publish_new_version(settings, artifact, sign_key=key)
         console.print(f"published v{artifact.version} to {settings.models_topic}")
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import Producer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -26,6 +27,7 @@ from streamscore.broker import EmbeddedBroker
 from streamscore.consumers.evaluator import Evaluation, read_predictions, write_reports
 from streamscore.consumers.scorer import Scorer
 from streamscore.dashboard import Dashboard, serve_until
+from streamscore.model.keys import public_pem
 from streamscore.models import bundled_model
 from streamscore.ops.gallery import draw_gallery
 from streamscore.ops.run_report import report_extras
@@ -88,8 +90,11 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
             board = closing.enter_context(Dashboard(settings, host=dashboard.host, port=dashboard.port))
             console.print(f"live dashboard on [bold]{board.url}[/]", soft_wrap=True)
         v1, v2 = bundled_model(1), bundled_model(2)
+        # a throwaway signing key: the demo's consumer accepts only models signed by it (model/signing.py)
+        sign_key = Ed25519PrivateKey.generate()
+        settings = settings.with_overrides(model_public_key=public_pem(sign_key))
         model_producer = make_producer(settings)  # warmed up by v1, so v2 lands when it is sent
-        publish_model(settings, v1, producer=model_producer)
+        publish_model(settings, v1, producer=model_producer, sign_key=sign_key)
         stop = threading.Event()
         scorer = Scorer(settings, open_configured_backend(settings), stop=stop)
         failures: list[BaseException] = []
@@ -137,7 +142,7 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
                 if not swapped and produced[0] >= total // 2:
                     progress.console.print(f"publishing model v2 to {settings.models_topic} after "
                                            f"{produced[0]:,} images were produced")
-                    publish_model(settings, v2, producer=model_producer)
+                    publish_model(settings, v2, producer=model_producer, sign_key=sign_key)
                     swapped = True
                 if scored >= total and scorer.stats.dead_lettered >= len(MALFORMED):
                     break

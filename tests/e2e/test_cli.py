@@ -43,7 +43,7 @@ def test_help_names_every_command() -> None:
     result = cli("--help", env=dict(os.environ, COLUMNS="200"))
     assert result.returncode == 0
     for command in ("demo", "broker", "produce", "consume", "publish-model", "evaluate", "train", "bench", "db",
-                    "status", "export-onnx"):
+                    "status", "export-onnx", "keys"):
         assert command in result.stdout
 
 
@@ -476,3 +476,38 @@ def test_export_onnx_without_onnx_names_the_extra(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "pip install 'streamscore[onnx]'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "m.onnx").exists()
+
+
+
+def test_signed_models_keys_generate_publish_and_a_consumer_that_verifies(make_settings: Callable[..., Settings],
+                                                                          tmp_path: Path) -> None:
+    from streamscore.models import bundled_model
+    from streamscore.producers.images import produce_images
+    from streamscore.producers.models import publish_model
+    from streamscore.shared.mnist import load_split
+
+    settings = make_settings()
+    env = environment(settings)
+    generated = cli("keys", "generate", "--out", str(tmp_path / "keys"), env=env)
+    assert generated.returncode == 0, generated.stderr
+    private, public = tmp_path / "keys" / "model-signing.key.pem", tmp_path / "keys" / "model-signing.pub.pem"
+    assert oct(private.stat().st_mode & 0o777) == "0o600"
+    published = cli("publish-model", str(bundled_path(1)), "--sign-key", str(private), env=env)
+    assert published.returncode == 0, published.stderr
+    assert "signed by key" in published.stdout
+    publish_model(settings, bundled_model(2))  # unsigned, and newer
+    produce_images(settings, load_split("test"), limit=100)
+    consumer = subprocess.Popen(
+        [sys.executable, "-m", "streamscore.cli", "consume", "--backend", f"duckdb:///{tmp_path}/signed.duckdb"],
+        env=env | {"STREAMSCORE_MODEL_PUBLIC_KEY_FILE": str(public)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        evaluation = read_predictions(settings, expect=100)
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        _out, err = consumer.communicate(timeout=30)
+    assert consumer.returncode == 0, err
+    assert len(evaluation.image_ids()) == 100 and [v.version for v in evaluation.versions()] == [1]
+    events = evaluation.rejections or read_predictions(settings, idle_timeout=1.0).rejections
+    assert [(version, reason) for _, version, reason, _, _ in events] == [(2, "unsigned")]
+    assert "accepting only models signed by key" in err and "NOT verified" not in err

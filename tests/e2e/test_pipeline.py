@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 from streamscore.backends import open_backend
 from streamscore.consumers.evaluator import read_predictions
 from streamscore.consumers.scorer import Scorer
+from streamscore.model.keys import generate_key_files, load_private_key
 from streamscore.models import bundled_model
 from streamscore.producers.images import produce_images
 from streamscore.producers.models import publish_model
@@ -191,16 +193,20 @@ def test_replay_adds_no_rows_and_reemits(make_settings: Callable[..., Settings],
     db.close()
 
 
-def test_signed_models_only_when_a_key_is_set(make_settings: Callable[..., Settings]) -> None:
-    settings = make_settings(signing_key="team-secret")
+def test_signed_models_only_when_a_public_key_is_set(make_settings: Callable[..., Settings],
+                                                    tmp_path: Path) -> None:
+    ours, theirs = generate_key_files(tmp_path / "ours"), generate_key_files(tmp_path / "theirs")
+    settings = make_settings(model_public_key=ours.public.read_text())
     ensure_topics(settings)
-    publish_model(settings.model_copy(update={"signing_key": None}), bundled_model(1))  # unsigned
-    publish_model(settings.with_overrides(signing_key="wrong-key"), bundled_model(2).with_version(2))
+    publish_model(settings, bundled_model(1))  # unsigned
+    publish_model(settings, bundled_model(2).with_version(2), sign_key=load_private_key(theirs.private))
     scorer = Scorer(settings, open_backend(settings.backend_url))
     with running(scorer) as errors:
         wait_until(lambda: len(scorer.watcher.rejected) >= 2, 30, "both bad artifacts to be rejected")
         assert scorer.watcher.current is None
-        publish_model(settings, bundled_model(2).with_version(3))
+        publish_model(settings, bundled_model(2).with_version(3), sign_key=load_private_key(ours.private))
         wait_until(lambda: scorer.stats.model_version == 3, 30, "the signed model")
     assert not errors
-    assert [r.reason for r in scorer.watcher.rejected] == ["bad-signature", "bad-signature"]
+    assert [r.reason for r in scorer.watcher.rejected] == ["unsigned", "bad-signature"]
+    events = read_predictions(settings, idle_timeout=1.0).rejections
+    assert sorted((version, reason) for _, version, reason, _, _ in events) == [(1, "unsigned"), (2, "bad-signature")]

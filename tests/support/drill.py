@@ -38,6 +38,7 @@ from streamscore.models import bundled_model
 from streamscore.producers.images import produce_images
 from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
+from streamscore.shared.evaluation_events import record_kind
 from streamscore.shared.kafka import assign_from_beginning, ensure_topics, flush, make_consumer, make_producer
 from streamscore.shared.messages import headers_to_dict
 from streamscore.shared.mnist import MnistSplit
@@ -78,12 +79,17 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: Callable[[],
 
 
 class TopicWatcher(threading.Thread):
-    """Reads a topic from the beginning in the background and keeps every message's key and headers."""
+    """Reads a topic from the beginning in the background and keeps every message's key and headers.
+
+    Evaluation-topic records with a ``kind`` (model-rejected events) are kept apart in ``events``.
+    """
 
     def __init__(self, settings: Settings, topic: str) -> None:
         super().__init__(name=f"watch-{topic}", daemon=True)
         self.settings, self.topic = settings, topic
         self.records: list[tuple[str | None, dict[str, bytes], bytes | None]] = []
+        self.events: list[tuple[str, bytes | None]] = []
+        self.evaluation_topic = topic == settings.predictions_topic
         self._lock = threading.Lock()
         self._halt = threading.Event()
 
@@ -98,8 +104,12 @@ class TopicWatcher(threading.Thread):
                     key = message.key()
                     record = (None if key is None else key.decode("utf-8", "replace"),
                               headers_to_dict(message.headers()), message.value())
+                    kind = record_kind(message.headers(), message.value()) if self.evaluation_topic else None
                     with self._lock:
-                        self.records.append(record)
+                        if kind is None:
+                            self.records.append(record)
+                        else:
+                            self.events.append((kind, message.value()))
         finally:
             consumer.close()
 

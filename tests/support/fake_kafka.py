@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_CREATE_TIME, KafkaError, KafkaException, TopicPartition
 
 from streamscore.model.artifact import ModelArtifact
 from streamscore.shared.config import Settings
@@ -34,6 +34,8 @@ class FakeMessage:
     _key: bytes | None
     _value: bytes | None
     _headers: Headers
+    #: CreateTime, epoch ms
+    _timestamp: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
 
     def topic(self) -> str:
         return self._topic
@@ -55,6 +57,9 @@ class FakeMessage:
 
     def error(self) -> None:
         return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return TIMESTAMP_CREATE_TIME, self._timestamp
 
 
 def unreachable() -> KafkaError:

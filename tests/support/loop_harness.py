@@ -20,8 +20,10 @@ from streamscore.backends.duckdb import DuckDBBackend
 from streamscore.backends.url import BackendURL
 from streamscore.consumers.scorer import Scorer
 from streamscore.errors import BackendDataError, BackendUnavailable
+from streamscore.model.artifact import ModelArtifact
 from streamscore.models import bundled_model
 from streamscore.shared.config import Settings, load_settings
+from streamscore.shared.evaluation_events import ModelRejected, record_kind
 from support.fake_kafka import FakeCluster
 
 
@@ -33,6 +35,8 @@ class FlakyDuckDB(DuckDBBackend):
         super().__init__(BackendURL.parse(url))
         self.away = False
         self.failing_writes = 0
+        #: the next model installs fail as an outage would (the weights are not stored)
+        self.failing_installs = 0
         self.refused: set[str] = set()
         self.writes = 0
         self.before_write: Callable[[ImageBatch], None] = lambda batch: None
@@ -41,6 +45,12 @@ class FlakyDuckDB(DuckDBBackend):
         if self.away:
             raise BackendUnavailable("duckdb away (test)", retry_after=0.0)
         super().connect()
+
+    def install_model(self, artifact: ModelArtifact) -> None:
+        if self.away or self.failing_installs:
+            self.failing_installs = max(0, self.failing_installs - 1)
+            raise BackendUnavailable("duckdb away while installing (test)", retry_after=0.0)
+        super().install_model(artifact)
 
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
         self.writes += 1
@@ -97,7 +107,14 @@ class LoopRun:
             self.error = exc
 
     def predicted_ids(self) -> list[str]:
-        return [(m.key() or b"").decode() for m in self.cluster.messages(self.settings.predictions_topic)]
+        return [(m.key() or b"").decode() for m in self.cluster.messages(self.settings.predictions_topic)
+                if record_kind(m.headers(), m.value()) is None]
+
+    def events(self) -> list[ModelRejected]:
+        """The model-rejected records on the evaluation topic, in order."""
+        records = self.cluster.messages(self.settings.predictions_topic)
+        return [ModelRejected.from_json(m.value() or b"") for m in records
+                if record_kind(m.headers(), m.value()) is not None]
 
     def wait(self, predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
         """Until ``predicate`` holds (re-checked on every change of the cluster, at least every 20 ms)."""

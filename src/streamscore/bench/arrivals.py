@@ -16,6 +16,7 @@ from types import TracebackType
 import numpy as np
 
 from streamscore.shared.config import Settings
+from streamscore.shared.evaluation_events import record_kind
 from streamscore.shared.kafka import assign_from_beginning, make_consumer
 from streamscore.shared.messages import Prediction
 
@@ -53,8 +54,8 @@ class PredictionArrivals:
             while not self._stop.is_set():
                 for message in consumer.consume(1000, 0.05):
                     value = message.value()
-                    if message.error() or value is None:
-                        continue
+                    if message.error() or value is None or record_kind(message.headers(), value) is not None:
+                        continue  # not a prediction (a model-rejected event)
                     arrived = int(time.time() * 1000)
                     prediction = Prediction.from_json(value)
                     self.arrivals.setdefault(prediction.image_id, (prediction.produced_at, arrived))

@@ -36,6 +36,7 @@ from streamscore.consumers.workers import check_scale_out, worker_env
 from streamscore.models import bundled_model
 from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
+from streamscore.shared.evaluation_events import record_kind
 from streamscore.shared.kafka import assign_from_beginning, ensure_topics, flush, make_consumer, make_producer
 from streamscore.shared.messages import Prediction, encode_image, now_ms
 from streamscore.shared.mnist import load_split
@@ -159,7 +160,7 @@ def _predictions(settings: Settings, until: Any, timeout: float) -> dict[str, Pr
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {len(seen)} predictions within {timeout:.0f}s")
             for message in consumer.consume(1000, 0.2):
-                if not message.error():
+                if not message.error() and record_kind(message.headers(), message.value()) is None:
                     prediction = Prediction.from_json(message.value() or b"")
                     seen.setdefault(prediction.image_id, prediction)
     finally:

@@ -4,7 +4,9 @@ Predictions arrive at least once; they are de-duplicated by (image id, model
 version, backend): consumers of different backends (each in its own group) score the same
 images, and the report breaks the results down by backend. Completion is decided by
 counting (``expect``) or by an idle timeout, never by the high watermark (the embedded
-broker reports it wrongly).
+broker reports it wrongly). Records with a ``kind`` (``model-rejected`` events,
+:mod:`streamscore.shared.evaluation_events`) are not predictions: they are listed apart,
+de-duplicated, and never counted as predictions or as malformed.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from confluent_kafka import KafkaException
 
 from streamscore.errors import KafkaError, MessageError
 from streamscore.shared.config import Settings
+from streamscore.shared.evaluation_events import MODEL_REJECTED, ModelRejected, record_kind
 from streamscore.shared.kafka import assign_from_beginning, make_consumer
-from streamscore.shared.messages import Prediction
+from streamscore.shared.messages import Prediction, ReceivedHeaders
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,32 @@ class Evaluation:
     predictions: dict[tuple[str, int, str], Prediction] = field(default_factory=dict)
     duplicates: int = 0
     malformed: int = 0
+    #: model-rejected events, once per (model, version, reason, backend, group)
+    rejections: dict[tuple[str, int | None, str, str, str], ModelRejected] = field(default_factory=dict)
+    #: records of a kind this version does not know (written by a newer streamscore): skipped
+    other_kinds: int = 0
+
+    def add_record(self, headers: ReceivedHeaders, value: bytes) -> Prediction | None:
+        """Take one record of the evaluation topic; returns it when it is a new prediction."""
+        kind = record_kind(headers, value)
+        if kind is None:
+            try:
+                prediction = Prediction.from_json(value)
+            except MessageError:
+                self.malformed += 1
+                return None
+            return prediction if self.add(prediction) else None
+        if kind != MODEL_REJECTED:
+            self.other_kinds += 1
+            return None
+        try:
+            event = ModelRejected.from_json(value)
+        except MessageError:
+            self.malformed += 1
+            return None
+        self.rejections.setdefault((event.model_name, event.model_version, event.reason, event.backend,
+                                    event.group), event)
+        return None
 
     def add(self, prediction: Prediction) -> bool:
         key = (prediction.image_id, prediction.model_version, prediction.backend)
@@ -130,6 +159,11 @@ class Evaluation:
             "duplicates_ignored": self.duplicates,
             "malformed": self.malformed,  # messages on the evaluation topic that are not predictions
             "malformed_predictions": self.malformed,
+            "model_rejections": [
+                {"model_name": e.model_name, "model_version": e.model_version, "reason": e.reason,
+                 "message": e.message, "at": e.at, "backend": e.backend, "group": e.group}
+                for e in sorted(list(self.rejections.values()), key=lambda e: e.at)
+            ],
             "versions": [report.to_json() for report in self.versions()],
             "by_backend": [
                 {"backend": r.backend, "model_version": r.version, "scored": r.scored, "labelled": r.labelled,
@@ -194,12 +228,8 @@ def read_predictions(
             for message in messages:
                 if message.error():
                     continue
-                try:
-                    prediction = Prediction.from_json(message.value() or b"")
-                except MessageError:
-                    evaluation.malformed += 1
-                    continue
-                if evaluation.add(prediction):
+                prediction = evaluation.add_record(message.headers(), message.value() or b"")
+                if prediction is not None:
                     seen_ids.add(prediction.image_id)
             if messages:
                 last = time.monotonic()

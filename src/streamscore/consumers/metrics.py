@@ -64,6 +64,11 @@ class ScorerMetrics:
         self.end_to_end_seconds = Histogram("streamscore_end_to_end_seconds",
                                             "Produced-at header to scored-at, per image",
                                             buckets=LATENCY_BUCKETS, registry=r)
+        self.model_rejections = Counter("streamscore_model_rejections",
+                                        "Model artifacts rejected (each version and reason once)", ["reason"],
+                                        registry=r)
+        self.model_install_retries = Counter("streamscore_model_install_retries",
+                                             "Model installs postponed by a database outage", registry=r)
         self.model_version = Gauge("streamscore_model_version", "Model version serving (champion)", registry=r)
         self.paused = Gauge("streamscore_paused", "1 while partitions are paused for an outage", registry=r)
         self.kafka_unreachable = Gauge("streamscore_kafka_unreachable", "1 while Kafka does not answer", registry=r)

@@ -3,10 +3,13 @@
 A candidate is accepted only when: its key is our model name, the ``sha256``
 header matches the value, the artifact parses and passes validation (shapes
 784 → … → 10, digest of the weights, activations), the ``model-version`` header
-agrees with the manifest, the signature verifies when a signing key is set, the
-version is newer than the one serving, and the database scores the manifest's
-canary images exactly as the numpy reference does. Anything else is logged with
-its reason and ignored; the current model keeps serving.
+agrees with the manifest, the signature verifies when a public key is configured
+(:mod:`.signature_check`), the version is newer than the one serving, and the database
+scores the manifest's canary images exactly as the numpy reference does. Anything else
+is rejected: logged with its reason, handed to ``on_reject`` (the scorer publishes it on
+the evaluation topic, :mod:`.rejections`) once per (version, reason), and the current
+model keeps serving. A candidate whose install fails on a database outage stays pending
+and is installed by a later :meth:`ModelWatcher.poll` (the scorer backs off in between).
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, Message, TopicPartition
 
 from streamscore.backends.base import Backend, ModelRef
+from streamscore.consumers.signature_check import SignatureCheck
 from streamscore.errors import ArtifactError, BackendError
 from streamscore.logs import event
 from streamscore.model.artifact import ModelArtifact
 from streamscore.model.reference import predict
-from streamscore.model.signing import verify
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import assign_from_beginning, make_consumer
 from streamscore.shared.messages import header_model_version, headers_to_dict
@@ -52,6 +55,10 @@ class ModelWatcher:
     backend: Backend
     current: ModelArtifact | None = None
     rejected: list[Rejection] = field(default_factory=list)
+    #: called once per (version, reason) rejected (the scorer reports it; see .rejections)
+    on_reject: Callable[[Rejection], None] = lambda rejection: None
+    #: the signature check; built from the settings when not given (logs once when unverified)
+    signatures: SignatureCheck | None = None
     #: builds the models-topic reader (settings, group, **overrides); tests inject a fake
     consumer_factory: Callable[..., Consumer] = make_consumer
     _consumer: Consumer | None = None
@@ -63,10 +70,24 @@ class ModelWatcher:
     #: per partition, the offset after the last record read, and when the topic was last checked
     _read_upto: dict[int, int] = field(default_factory=dict)
     _wipe_checked_at: float = 0.0
+    #: (version, reason) already rejected; the candidate whose install a database outage interrupted;
+    #: epoch ms when the current reader started (records published before it are the topic's history)
+    _reported: set[tuple[int | None, str]] = field(default_factory=set)
+    _pending: ModelArtifact | None = None
+    _reading_since_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if self.signatures is None:
+            self.signatures = SignatureCheck.from_settings(self.settings)
 
     @property
     def current_ref(self) -> ModelRef | None:
         return None if self.current is None else ModelRef(self.current.name, self.current.version)
+
+    @property
+    def pending_version(self) -> int | None:
+        """The version whose install a database outage interrupted, if any."""
+        return None if self._pending is None else self._pending.version
 
     def resume_from_database(self) -> ModelArtifact | None:
         """Serve the newest version already installed (a restart needs no models-topic replay)."""
@@ -85,6 +106,7 @@ class ModelWatcher:
         assign_from_beginning(consumer, self.settings.models_topic)
         self._consumer = consumer
         self._reading_since, self._seen_own_model, self._warned_topic_lost_model = time.monotonic(), False, False
+        self._reading_since_ms = int(time.time() * 1000)
         self._read_upto, self._wipe_checked_at = {}, time.monotonic()
         return consumer
 
@@ -111,9 +133,16 @@ class ModelWatcher:
                 candidates.append(artifact)
         self._warn_if_topic_lost_the_model()
         self._restart_if_topic_was_wiped(consumer)
+        if self._pending is not None:
+            candidates.append(self._pending)
         for artifact in sorted(candidates, key=lambda a: a.version, reverse=True):
+            if self.current is not None and artifact.version <= self.current.version:
+                continue  # a pending candidate overtaken meanwhile
+            self._pending = artifact  # kept if a database outage interrupts the install (it raises)
             if self._install(artifact):
+                self._pending = None
                 return artifact
+        self._pending = None
         return None
 
     def _restart_if_topic_was_wiped(self, consumer: Consumer) -> None:
@@ -158,9 +187,38 @@ class ModelWatcher:
                     extra=event("models-topic-empty", model=self.current.name, version=self.current.version))
 
     def _reject(self, version: int | None, reason: str, message: str) -> None:
-        self.rejected.append(Rejection(version, reason, message))
+        if (version, reason) in self._reported:
+            log.debug("model artifact v%s rejected again (%s), already reported", version, reason)
+            return
+        self._reported.add((version, reason))
+        rejection = Rejection(version, reason, message)
+        self.rejected.append(rejection)
         log.warning("model artifact v%s rejected (%s): %s; the current model keeps serving",
-                    version if version is not None else "?", reason, message)
+                    version if version is not None else "?", reason, message,
+                    extra=event("model-rejected", model=self.settings.model_name, version=version, reason=reason))
+        self.on_reject(rejection)
+
+    def _not_newer(self, artifact: ModelArtifact, message: Message) -> None:
+        """Reject a version not newer than the one serving, unless it is that one or the topic's history.
+
+        Every reader reads the topic from the beginning (start, restart, reset), meeting every
+        version published so far (the embedded broker never compacts): a record published
+        before this reader started is history, and only one published since is a failed swap.
+        """
+        current = self.current
+        if current is None:
+            return
+        if artifact.version == current.version and artifact.sha256 == current.sha256:
+            return  # the serving version, read again
+        kind, published_at = message.timestamp()
+        if kind != TIMESTAMP_NOT_AVAILABLE and 0 < published_at < self._reading_since_ms:
+            log.debug("model v%d on the topic: published before this reader started, superseded by v%d",
+                      artifact.version, current.version)
+            return
+        same = " with other weights than the one" if artifact.version == current.version else ""
+        self._reject(artifact.version, "not-newer",
+                     f"v{artifact.version} is not newer than v{current.version}{same} serving; publish it under "
+                     f"a new version (`streamscore publish-model PATH --version {current.version + 1}`)")
 
     def _verify(self, message: Message) -> ModelArtifact | None:
         key = (message.key() or b"").decode("utf-8", "replace")
@@ -181,14 +239,12 @@ class ModelWatcher:
             self._reject(header_version, "version-mismatch",
                          f"header model-version {header_version} != manifest version {artifact.version}")
             return None
-        if self.settings.signing_key is not None and not verify(
-            artifact.sha256, headers.get("signature", b"").decode("latin-1") or None,
-            self.settings.signing_key.get_secret_value(),
-        ):
-            self._reject(artifact.version, "bad-signature", "signature missing or not valid for the signing key")
+        refused = self.signatures.check(artifact, headers) if self.signatures is not None else None
+        if refused is not None:
+            self._reject(artifact.version, *refused)
             return None
         if self.current is not None and artifact.version <= self.current.version:
-            log.debug("model v%d ignored: not newer than v%d", artifact.version, self.current.version)
+            self._not_newer(artifact, message)
             return None
         return artifact
 
@@ -206,6 +262,9 @@ class ModelWatcher:
         except BackendError as exc:
             if exc.retriable:
                 raise
+            self._reject(artifact.version, exc.reason, exc.message)
+            return False
+        except ArtifactError as exc:  # e.g. version-conflict: this version is installed with other weights
             self._reject(artifact.version, exc.reason, exc.message)
             return False
         previous = self.current_ref

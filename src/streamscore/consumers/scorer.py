@@ -29,12 +29,14 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Producer, 
 from streamscore.backends.base import Backend, ScoredBatch
 from streamscore.consumers.checkpoint import Checkpoint, FaultHook
 from streamscore.consumers.collector import collect
+from streamscore.consumers.install_retry import InstallRetry
 from streamscore.consumers.kafka_link import KafkaLink
 from streamscore.consumers.metrics import MetricsServer, ScorerMetrics, ScorerStats
 from streamscore.consumers.model_watcher import ModelWatcher
-from streamscore.consumers.outage import OutageHandler
+from streamscore.consumers.outage import Backoff, OutageHandler
 from streamscore.consumers.partitions import Partitions
 from streamscore.consumers.publisher import Publisher, source_of
+from streamscore.consumers.rejections import RejectionReporter
 from streamscore.consumers.watchdog import ProgressWatchdog
 from streamscore.errors import BackendError, BackendUnavailable, StreamscoreError
 from streamscore.logs import event
@@ -84,7 +86,10 @@ class Scorer:
         self.metrics = ScorerMetrics()
         self.watchdog = ProgressWatchdog(settings.stall_timeout_s)
         self.kafka = KafkaLink(settings.kafka_bootstrap, self.metrics)
-        self.watcher = ModelWatcher(settings, backend, consumer_factory=consumer_factory)
+        self.rejections = RejectionReporter(settings, backend.name, self.metrics,
+                                            lambda: self._publisher.producer if self._publisher else None)
+        self.watcher = ModelWatcher(settings, backend, consumer_factory=consumer_factory,
+                                    on_reject=self.rejections.report)
         self.metrics_host = metrics_host
         self.metrics_server: MetricsServer | None = None
         self._consumer: Consumer | None = None
@@ -92,6 +97,8 @@ class Scorer:
         self.partitions = Partitions(self.watchdog, self.metrics)
         self.outages = OutageHandler(settings, backend, self.stop, self.stats, self.metrics,
                                      lambda: self._consumer, self.kafka, self.partitions.observe)
+        self.install_retry = InstallRetry(Backoff(settings.retry_backoff_start_s, settings.retry_backoff_max_s),
+                                          self.metrics)
         #: set once the group has given this consumer partitions
         self.ready = threading.Event()
         self._checked_at = 0.0
@@ -213,19 +220,25 @@ class Scorer:
                 announced = True
             try:
                 self.watcher.poll(0.5)
-            except BackendUnavailable as exc:
+            except BackendUnavailable as exc:  # the candidate stays pending in the watcher
                 self.outages.database_down(exc, "installing a model", retry)
-                self.watcher.close()  # re-read the models topic: the candidate was consumed
         self._set_model()
 
     def _switch_model(self) -> None:
-        """Between two batches: take a newer verified model if one has arrived."""
+        """Between two batches: take a newer verified model if one has arrived.
+
+        An install that a database outage interrupts is tried again after a backoff
+        (:mod:`.install_retry`), never given up; the current version scores meanwhile.
+        """
+        self.rejections.send()  # model-rejected records whose delivery failed
+        if not self.install_retry.due():
+            return
         try:
             self.watcher.poll(0)
         except BackendUnavailable as exc:
-            # the candidate was read but not installed: read the topic again next time
-            log.warning("model install postponed, database unavailable: %s", exc.message)
-            self.watcher.close()
+            self.install_retry.failed(exc, self.watcher.pending_version, self.stats.model_version)
+            return
+        self.install_retry.succeeded()
         self._set_model()
 
     def _set_model(self) -> None:

@@ -69,6 +69,11 @@ def worker_env(settings: Settings, index: int, base: dict[str, str] | None = Non
         "STREAMSCORE_LOG_JSON": "true" if settings.log_json else "false",
         "STREAMSCORE_WORKER_INDEX": str(index),
     }
+    # the model signature check must reach every worker, whatever .env the child would read
+    if settings.model_public_key:
+        env["STREAMSCORE_MODEL_PUBLIC_KEY"] = settings.model_public_key
+    if settings.model_public_key_file is not None:
+        env["STREAMSCORE_MODEL_PUBLIC_KEY_FILE"] = str(settings.model_public_key_file.resolve())
     return env
 
 

@@ -68,6 +68,12 @@ def evaluation_table(evaluation: Evaluation) -> Table:
         counts = (f"{report.scored:,}", f"{report.labelled:,}", f"{report.correct:,}")
         table.add_row(report.backend or "?", str(report.version), *counts, accuracy)
     latency = evaluation.latency_percentiles()
+    captions = []
     if latency:
-        table.caption = "latency " + ", ".join(f"{k.removesuffix('_ms')} {v:,.0f} ms" for k, v in latency.items())
+        captions.append("latency " + ", ".join(f"{k.removesuffix('_ms')} {v:,.0f} ms" for k, v in latency.items()))
+    rejected = sorted({(e.model_version or 0, e.reason) for e in list(evaluation.rejections.values())})
+    if rejected:
+        captions.append("models rejected: " + ", ".join(f"v{version or '?'} {reason}" for version, reason in rejected))
+    if captions:
+        table.caption = "\n".join(captions)
     return table

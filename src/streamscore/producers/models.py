@@ -12,11 +12,14 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from confluent_kafka import Producer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from streamscore.errors import ConfigError
 from streamscore.model.artifact import ModelArtifact
+from streamscore.model.keys import fingerprint, load_private_key
 from streamscore.model.signing import sign
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import assign_from_beginning, flush, make_consumer, make_producer
@@ -37,23 +40,36 @@ class PublishOutcome:
     digest: str
     newest_before: int | None
     reappended: int | None = None
+    #: fingerprint of the key that signed it (None: unsigned)
+    signed_by: str | None = None
+
+
+def signing_key(settings: Settings, path: Path | None = None) -> Ed25519PrivateKey | None:
+    """The private key to sign with: ``path`` (``--sign-key``), else STREAMSCORE_MODEL_SIGN_KEY_FILE, else none."""
+    chosen = path if path is not None else settings.model_sign_key_file
+    return load_private_key(chosen) if chosen is not None else None
+
+
+def signature_headers(payload: bytes, key: Ed25519PrivateKey) -> Headers:
+    """``signature`` and ``signature-key`` of the artifact as consumers will parse it from ``payload``."""
+    published = ModelArtifact.from_bytes(payload)
+    return [("signature", sign(published, key).encode()),
+            ("signature-key", fingerprint(key.public_key()).encode())]
 
 
 def publish_model(settings: Settings, artifact: ModelArtifact, value: bytes | None = None,
-                  producer: Producer | None = None) -> str:
-    """Send one artifact keyed by model name; returns the sha256 of the value.
+                  producer: Producer | None = None, sign_key: Ed25519PrivateKey | None = None) -> str:
+    """Send one artifact keyed by model name, signed with ``sign_key`` if given; returns the sha256 of the value.
 
     Reuse a ``producer`` to publish several versions without a new producer's ~500 ms start.
     """
     payload = value if value is not None else artifact.to_bytes()
     digest = hashlib.sha256(payload).hexdigest()
-    key = settings.signing_key.get_secret_value() if settings.signing_key else None
-    signature = sign(artifact.sha256, key) if key else None
+    headers = model_headers(artifact.version, digest)
+    if sign_key is not None:
+        headers += signature_headers(payload, sign_key)
     producer = producer or make_producer(settings)
-    producer.produce(
-        settings.models_topic, key=artifact.name.encode(), value=payload,
-        headers=model_headers(artifact.version, digest, signature),
-    )
+    producer.produce(settings.models_topic, key=artifact.name.encode(), value=payload, headers=headers)
     flush(producer)
     return digest
 
@@ -83,7 +99,8 @@ def newest_on_topic(settings: Settings, name: str, idle_s: float = 1.0) -> Publi
     return newest
 
 
-def publish_new_version(settings: Settings, artifact: ModelArtifact, *, force: bool = False) -> PublishOutcome:
+def publish_new_version(settings: Settings, artifact: ModelArtifact, *, force: bool = False,
+                        sign_key: Ed25519PrivateKey | None = None) -> PublishOutcome:
     """Publish ``artifact`` if it is newer than the newest on the topic (or ``force``); see the module docstring."""
     newest = newest_on_topic(settings, artifact.name)
     older = newest if newest is not None and artifact.version <= newest.version else None
@@ -96,8 +113,9 @@ def publish_new_version(settings: Settings, artifact: ModelArtifact, *, force: b
             reason="version-not-newer",
         )
     producer = make_producer(settings)
-    digest = publish_model(settings, artifact, producer=producer)
-    outcome = PublishOutcome(digest, newest.version if newest is not None else None)
+    digest = publish_model(settings, artifact, producer=producer, sign_key=sign_key)
+    outcome = PublishOutcome(digest, newest.version if newest is not None else None,
+                             signed_by=fingerprint(sign_key.public_key()) if sign_key is not None else None)
     if older is not None:
         producer.produce(settings.models_topic, key=artifact.name.encode(), value=older.value,
                          headers=older.headers)

@@ -19,7 +19,9 @@ STREAMSCORE_SESSION_TIMEOUT_MS    consumer group session timeout
 STREAMSCORE_DUCKDB_SCORER         udf (vectorized Arrow UDF) or sql (list functions)
 STREAMSCORE_MNIST_DIR             directory with the four MNIST IDX .gz files
 STREAMSCORE_MODEL_NAME            the model key on the models topic
-STREAMSCORE_SIGNING_KEY           HMAC key; when set, model artifacts must carry a valid signature
+STREAMSCORE_MODEL_PUBLIC_KEY      Ed25519 public key (PEM text); when set, consumers accept only models signed by it
+STREAMSCORE_MODEL_PUBLIC_KEY_FILE the same, from a PEM file (set one of the two)
+STREAMSCORE_MODEL_SIGN_KEY_FILE   Ed25519 private key (PEM file) that publish-model and train --publish sign with
 STREAMSCORE_METRICS_PORT          Prometheus port (0 = off)
 STREAMSCORE_LOG_JSON              structured JSON logs
 STREAMSCORE_MAX_BATCH_RETRIES     retriable errors on one batch (database answering) before the consumer stops
@@ -70,6 +72,12 @@ class Settings(BaseSettings):
     duckdb_scorer: Literal["udf", "sql"] = "udf"
     mnist_dir: Path = Field(default_factory=default_mnist_dir)
     model_name: str = "mlp"
+    #: consumers: the Ed25519 public key models must be signed by (PEM text, or a file); see model/signing.py
+    model_public_key: str | None = None
+    model_public_key_file: Path | None = None
+    #: publishers: the Ed25519 private key to sign with (`--sign-key` overrides it)
+    model_sign_key_file: Path | None = None
+    #: the HMAC key of earlier versions: refused with a message naming its replacement (docs/decisions.md)
     signing_key: SecretStr | None = None
     metrics_port: int = Field(default=0, ge=0, le=65535)
     log_json: bool = False
@@ -88,6 +96,17 @@ class Settings(BaseSettings):
             raise ValueError(f"STREAMSCORE_KAFKA_CONFIG is not valid JSON ({exc.msg})") from None
         if not isinstance(parsed, dict):
             raise ValueError("STREAMSCORE_KAFKA_CONFIG must be a JSON object of librdkafka settings")
+        return value
+
+    @field_validator("signing_key")
+    @classmethod
+    def _hmac_key_is_replaced(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            raise ValueError(
+                "STREAMSCORE_SIGNING_KEY (shared HMAC key) is no longer supported: every consumer holding it "
+                "could forge models. Unset it; sign with an Ed25519 key (`streamscore keys generate --out DIR`, "
+                "`publish-model --sign-key DIR/model-signing.key.pem`) and give consumers "
+                "STREAMSCORE_MODEL_PUBLIC_KEY_FILE=DIR/model-signing.pub.pem")
         return value
 
     def extra_kafka_config(self) -> dict[str, Any]:
