@@ -49,6 +49,8 @@ def exposition() -> dict[str, set[str]]:
     metrics.kafka_unreachable.set(0)
     metrics.lag.labels("mnist.images", "0").set(5)
     metrics.stalled.labels("mnist.images", "0").set(0)
+    metrics.model_rejections.labels("bad-signature").inc()
+    metrics.model_install_retries.inc()
     server = MetricsServer(metrics, lambda: (True, []), port=0, host="127.0.0.1")
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as answer:
