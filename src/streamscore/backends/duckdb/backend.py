@@ -19,7 +19,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, PurgeReport, ScoredBatch, TopicPartitionKey
-from streamscore.backends.checks import already_installed, check_purge_age, not_installed
+from streamscore.backends.checks import already_installed, check_layers, check_purge_age, not_installed
 from streamscore.backends.duckdb import errors
 from streamscore.backends.duckdb.scoring import (
     layers_from_rows,
@@ -149,6 +149,8 @@ class DuckDBBackend(Backend):
 
     # -- models ------------------------------------------------------------------------------
     def _install_model(self, artifact: ModelArtifact) -> None:
+        if self.scorer == "sql":
+            check_layers(artifact, "the DuckDB SQL scorer (scorer=sql)")
         manifest = json.dumps(artifact.manifest | {"sha256": artifact.sha256}, sort_keys=True)
         ref = ModelRef(artifact.name, artifact.version)
         with self.translate_errors(f"installing model {ref}"), self._transaction():
