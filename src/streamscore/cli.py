@@ -53,12 +53,19 @@ def demo(
     rate: Annotated[float, typer.Option(min=0, help="images/s to produce (0 = as fast as possible)")] = 1000,
     limit: Annotated[int | None, typer.Option(min=1, help="images to stream (default: all 10,000)")] = None,
     scorer: Annotated[str | None, typer.Option(help="DuckDB scorer: udf or sql")] = None,
+    models: Annotated[str, typer.Option(
+        help="the bundled model served first and the one published half-way: v1…v4 or seed, dense, cnn "
+             "(e.g. v2,cnn)")] = "v1,v2",
 ) -> None:
     """Run the whole pipeline on the embedded broker and DuckDB, swapping models half-way."""
     from streamscore.demo import run_demo, summary_table
+    from streamscore.models import bundled_version
 
+    pair = [bundled_version(spec) for spec in models.split(",") if spec.strip()]
+    if len(pair) != 2 or pair[0] >= pair[1]:
+        raise typer.BadParameter("--models takes two bundled models, the second newer, e.g. v1,v2 or v2,cnn")
     settings = settings_from(duckdb_scorer=scorer)
-    result = run_demo(settings, out, rate or None, limit, console)
+    result = run_demo(settings, out, rate or None, limit, console, models=(pair[0], pair[1]))
     console.print(summary_table(result))
 
 

@@ -79,7 +79,7 @@ def train(
         optimizer=keras.optimizers.SGD(learning_rate=config.learning_rate),
         loss="sparse_categorical_crossentropy",
     )
-    steps_per_epoch = len(train_split) // config.batch_size
+    steps_per_epoch = max(1, len(train_split) // config.batch_size)  # a few stored images: one step
     epochs, remainder = divmod(config.steps, steps_per_epoch)
     done = 0
 
@@ -129,8 +129,8 @@ def _train_epochs(
 ) -> ModelArtifact:
     """dense / cnn: Adam for ``epochs_of(config)`` epochs; progress counts epochs."""
     keras = tf.keras
-    net = keras_nets.build(config.arch, keras)
     epochs = epochs_of(config)
+    net = keras_nets.build(config.arch, keras, epochs * -(-len(x_train) // config.batch_size))
 
     class Progress(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
@@ -148,7 +148,7 @@ def _train_epochs(
         "arch": config.arch,
         "epochs": epochs,
         "batch_size": config.batch_size,
-        "optimizer": "adam 0.001",
+        "optimizer": f"adam {keras_nets.LEARNING_RATE}, cosine decay",
         "train_images": len(x_train),
         "tensorflow": tf.__version__,
     }

@@ -24,6 +24,7 @@ from streamscore.backends.duckdb import errors
 from streamscore.backends.duckdb.scoring import (
     layers_from_rows,
     model_rows,
+    pixels_of,
     raw_column,
     register_udf,
     score_with_sql,
@@ -65,7 +66,7 @@ class DuckDBBackend(Backend):
     retriable_errors: ClassVar[tuple[type[BaseException], ...]] = tuple(errors.RETRIABLE)
     data_errors: ClassVar[tuple[type[BaseException], ...]] = errors.DATA_ERRORS
 
-    implements: ClassVar[frozenset[str]] = frozenset({"purge"})
+    implements: ClassVar[frozenset[str]] = frozenset({"purge", "labeled-images"})
     url_options: ClassVar[dict[str, str]] = {
         "scorer": "udf (default; STREAMSCORE_DUCKDB_SCORER) or sql: the in-database forward pass",
     }
@@ -127,6 +128,15 @@ class DuckDBBackend(Backend):
             (predictions,) = self.con.execute(sql(ENGINE, "purge_predictions"), {"cutoff": cutoff}).fetchall()[0]
             (images,) = self.con.execute(sql(ENGINE, "purge_images"), {"cutoff": cutoff}).fetchall()[0]
         return PurgeReport(int(images), int(predictions))
+
+    def labeled_images(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+        """The training data of ``train --from-backend`` (see Backend.labeled_images)."""
+        with self.translate_errors("reading the labeled images"):
+            rows = self._arrow(sql(ENGINE, "labeled_images"))
+        if rows.num_rows == 0:
+            return np.zeros((0, 784), np.uint8), np.zeros(0, np.uint8)
+        pixels = pixels_of(rows.column("pixels").combine_chunks()).copy()
+        return pixels, rows.column("label").to_numpy().astype(np.uint8)
 
     # -- offsets -----------------------------------------------------------------------------
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
