@@ -51,6 +51,13 @@ def im2col(x, kernel):
     rows, cols = x.shape[1] - kh + 1, x.shape[2] - kw + 1
     return np.concatenate([x[:, i:i + rows, j:j + cols, :] for i in range(kh) for j in range(kw)], axis=3)
 
+def conv2d(x, w, b, kernel, activation):
+    patches = im2col(x, kernel)
+    n, rows, cols, inner = patches.shape
+    product = np.empty((n * rows * cols, w.shape[1]), np.float32)
+    np.add((w.T @ patches.reshape(-1, inner).T).T, b, out=product)
+    return ACTIVATIONS[activation](product).reshape(n, rows, cols, w.shape[1])
+
 def maxpool(x, pool):
     ph, pw = pool
     rows, cols = x.shape[1] // ph, x.shape[2] // pw
@@ -69,9 +76,7 @@ def forward_layers(x, model):
         kind = layer["type"]
         if kind == "conv2d":
             w, b = next(arrays)
-            patches = im2col(x, layer["kernel"])
-            product = patches.reshape(-1, patches.shape[3]) @ w + b
-            x = ACTIVATIONS[layer["activation"]](product).reshape(*patches.shape[:3], w.shape[1])
+            x = conv2d(x, w, b, layer["kernel"], layer["activation"])
         elif kind == "maxpool2d":
             x = maxpool(x, layer["pool"])
         elif kind == "flatten":

@@ -71,6 +71,20 @@ def im2col(x: F32, kernel: tuple[int, int]) -> F32:
     )
 
 
+def conv2d(x: F32, w: F32, b: F32, kernel: tuple[int, int], activation: str) -> F32:
+    """act(im2col(x) @ W + b) as images (n, h', w', filters).
+
+    The product is one 2-D matrix product computed as ``(Wᵀ · patchesᵀ)ᵀ``: the same sums, but
+    OpenBLAS runs it several times faster when the inner dimension is as short as a first
+    layer's 9 (a 4-D ``@`` would even run one small product per image row).
+    """
+    patches = im2col(x, kernel)
+    n, rows, cols, inner = patches.shape
+    product = np.empty((n * rows * cols, w.shape[1]), np.float32)
+    np.add((w.T @ patches.reshape(-1, inner).T).T, b, out=product)
+    return ACTIVATIONS[activation](product).reshape(n, rows, cols, w.shape[1])
+
+
 def maxpool(x: F32, pool: tuple[int, int]) -> F32:
     """Max over non-overlapping (ph, pw) windows of (n, h, w, c); the remainder rows/columns drop."""
     ph, pw = pool
@@ -110,10 +124,7 @@ def _forward_chunk(
     for layer in layers:
         if layer.type == "conv2d":
             w, b = next(arrays)
-            patches = im2col(x, layer.kernel)
-            # one 2-D product (a 4-D @ would run one small product per image row)
-            product = patches.reshape(-1, patches.shape[3]) @ w + b
-            x = ACTIVATIONS[layer.activation](product).reshape(*patches.shape[:3], w.shape[1])
+            x = conv2d(x, w, b, layer.kernel, layer.activation)
         elif layer.type == "maxpool2d":
             x = maxpool(x, layer.pool)
         elif layer.type == "flatten":
