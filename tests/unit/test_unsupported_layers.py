@@ -9,9 +9,9 @@ from typing import Any
 
 import oracledb
 import pytest
-from oracle_fakes import FakeConnection
 from test_layered_artifact import small_cnn
 
+from oracle_fakes import FakeConnection
 from streamscore.backends import ModelRef, open_backend
 from streamscore.backends.oracle import OracleBackend
 from streamscore.backends.url import BackendURL
