@@ -3,7 +3,8 @@
 -- streamscore.model.reference.forward line by line:
 --     x = pixels * input_scale;  for each layer: x = act(x @ W + b)
 -- and, for a layered model (manifest "layers" names conv2d/maxpool2d/flatten), forward_layers:
--- conv2d is act(im2col(x) @ W + b) over 3-D images, in chunks of 1,000 images.
+-- images channels first (c, n, h, w), conv2d as Wᵀ · patches (+ the maxpool right after it taken
+-- before bias and relu), in chunks of 256 images.
 -- The weights are read from model_layers once per (name, version) and kept in the session (SD);
 -- the model's sha256 is re-read on every call (one indexed row), so a reinstalled version is
 -- reloaded. Errors: SQLSTATE P0002 when the model is not installed, 22023 for a malformed image.
@@ -46,41 +47,51 @@ ACTIVATIONS = {
     "identity": lambda z: z,
 }
 
-def im2col(x, kernel):
+def patches(x, kernel):
     kh, kw = kernel
-    rows, cols = x.shape[1] - kh + 1, x.shape[2] - kw + 1
-    return np.concatenate([x[:, i:i + rows, j:j + cols, :] for i in range(kh) for j in range(kw)], axis=3)
-
-def conv2d(x, w, b, kernel, activation):
-    patches = im2col(x, kernel)
-    n, rows, cols, inner = patches.shape
-    product = np.empty((n * rows * cols, w.shape[1]), np.float32)
-    np.add((w.T @ patches.reshape(-1, inner).T).T, b, out=product)
-    return ACTIVATIONS[activation](product).reshape(n, rows, cols, w.shape[1])
+    rows, cols = x.shape[2] - kh + 1, x.shape[3] - kw + 1
+    stacked = np.stack([x[:, :, i:i + rows, j:j + cols] for i in range(kh) for j in range(kw)])
+    return stacked.reshape(kh * kw * x.shape[0], -1)
 
 def maxpool(x, pool):
     ph, pw = pool
-    rows, cols = x.shape[1] // ph, x.shape[2] // pw
-    result = x[:, 0:rows * ph:ph, 0:cols * pw:pw, :].copy()
+    rows, cols = x.shape[2] // ph, x.shape[3] // pw
+    result = x[:, :, 0:rows * ph:ph, 0:cols * pw:pw].copy()
     for i in range(ph):
         for j in range(pw):
             if i or j:
-                np.maximum(result, x[:, i:rows * ph:ph, j:cols * pw:pw, :], out=result)
+                np.maximum(result, x[:, :, i:rows * ph:ph, j:cols * pw:pw], out=result)
     return result
 
+def conv2d(x, w, b, kernel, activation, pool):
+    n, rows, cols = x.shape[1], x.shape[2] - kernel[0] + 1, x.shape[3] - kernel[1] + 1
+    product = (w.T @ patches(x, kernel)).reshape(w.shape[1], n, rows, cols)
+    if pool is not None:
+        product = maxpool(product, pool)
+    product += b[:, None, None, None]
+    return ACTIVATIONS[activation](product)
+
+POOL_FIRST = ("relu", "identity")
+
 def forward_layers(x, model):
-    if model["spec"][0]["type"] != "dense":
-        x = x.reshape(-1, 28, 28, 1)
+    spec = model["spec"]
+    if spec[0]["type"] != "dense":
+        x = x.reshape(1, -1, 28, 28)
     arrays = iter(model["layers"])
-    for layer in model["spec"]:
+    pooled = False
+    for index, layer in enumerate(spec):
         kind = layer["type"]
         if kind == "conv2d":
             w, b = next(arrays)
-            x = conv2d(x, w, b, layer["kernel"], layer["activation"])
+            after = spec[index + 1] if index + 1 < len(spec) else None
+            pooled = after is not None and after["type"] == "maxpool2d" and layer["activation"] in POOL_FIRST
+            x = conv2d(x, w, b, layer["kernel"], layer["activation"], after["pool"] if pooled else None)
+        elif kind == "maxpool2d" and pooled:
+            pooled = False
         elif kind == "maxpool2d":
             x = maxpool(x, layer["pool"])
         elif kind == "flatten":
-            x = x.reshape(len(x), -1)
+            x = x.transpose(1, 2, 3, 0).reshape(x.shape[1], -1)
         elif kind == "dense":
             w, b = next(arrays)
             x = ACTIVATIONS[layer["activation"]](x @ w + b)
@@ -120,7 +131,7 @@ if bad:
 x = np.frombuffer(b"".join(pixels), dtype=np.uint8).reshape(-1, 784).astype(np.float32)
 x = x * model["input_scale"]
 if model["spec"] is not None:
-    x = np.concatenate([forward_layers(x[start:start + 1000], model) for start in range(0, len(x), 1000)])
+    x = np.concatenate([forward_layers(x[start:start + 256], model) for start in range(0, len(x), 256)])
 else:
     for (w, b), activation in zip(model["layers"], model["activations"]):
         x = ACTIVATIONS[activation](x @ w + b)

@@ -137,6 +137,9 @@ def check_shapes(
             spatial = (spatial[0] // layer.pool[0], spatial[1] // layer.pool[1], spatial[2])
             continue
         w, b = next(arrays)
+        if layer.type == "conv2d" and layer.activation == "softmax":
+            raise ArtifactError(f"{where}: softmax is for the output layer, not a convolution",
+                                reason="bad-activation")
         if layer.type == "conv2d":
             if spatial is None or min(layer.kernel) < 1 or layer.kernel[0] > spatial[0] or layer.kernel[1] > spatial[1]:
                 raise ArtifactError(f"{where}: kernel {layer.kernel} does not fit input {spatial}", reason="bad-shape")
