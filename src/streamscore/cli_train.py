@@ -83,6 +83,9 @@ def train(
         in_database = database is not None and (in_database or "train" in database.implements)
         if database is not None and in_database:
             database.require("train")
+            if arch != "seed":
+                raise ConfigError(f"training inside {database.name} runs the seed recipe only, not --arch {arch}; "
+                                  "train it here (without --backend/--in-database) and --publish it")
             with database:  # version 0: the backend trains the next version (installed max + 1)
                 artifact = database.train_model(
                     config if version is not None else dataclasses.replace(config, version=0), settings.mnist_dir)
