@@ -97,7 +97,8 @@ def train(
                                         progress=lambda done, total: progress.update(task, completed=done,
                                                                                      total=total))
     artifact.save(out)
-    console.print(f"wrote {out}: {artifact.name} v{artifact.version} ({arch}), test accuracy "
+    measured_on = "validation" if from_backend is not None else "test"
+    console.print(f"wrote {out}: {artifact.name} v{artifact.version} ({arch}), {measured_on} accuracy "
                   f"{artifact.manifest['metrics'].get('test_accuracy')}")
     if from_backend is not None and not result.passed:
         raise ConfigError(f"not published: validation accuracy {result.accuracy:.4f} is below the floor "
