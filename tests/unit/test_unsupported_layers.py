@@ -1,6 +1,6 @@
 """Scorers that run dense layers only refuse a CNN at install (``unsupported-layers``), write nothing,
-and keep serving: DuckDB scorer=sql and Oracle's PL/SQL scorer here; the Kinetica UDF in the contract
-suite (tests/contract/test_backend_contract.py, on the stand-in). Oracle scorer=onnx on 23ai takes it."""
+and keep serving: DuckDB scorer=sql and Oracle's PL/SQL scorer. Oracle scorer=onnx on 23ai takes it
+(DuckDB's UDF, PostgreSQL and the Kinetica UDF score it: tests/contract/test_backend_contract.py)."""
 
 from __future__ import annotations
 

@@ -45,8 +45,8 @@ def check_layers(artifact: ModelArtifact, scorer: str, supported: frozenset[str]
     if unsupported:
         raise BackendError(
             f"{scorer} cannot score the {', '.join(unsupported)} layer(s) of {artifact.name} v{artifact.version} "
-            f"(it runs {', '.join(sorted(supported))} layers): serve this model on DuckDB (scorer=udf), PostgreSQL "
-            "or Oracle 23ai (scorer=onnx); the current version keeps serving",
+            f"(it runs {', '.join(sorted(supported))} layers): serve this model on DuckDB (scorer=udf), PostgreSQL, "
+            "Kinetica or Oracle 23ai (scorer=onnx); the current version keeps serving",
             reason="unsupported-layers",
         )
 

@@ -46,9 +46,13 @@ def weights_digest(weights: Sequence[F32], biases: Sequence[F32], layers: Sequen
         digest.update(np.ascontiguousarray(w, dtype="<f4").tobytes())
         digest.update(np.ascontiguousarray(b, dtype="<f4").tobytes())
     if layers is not None:
-        spec = json.dumps([layer.to_json() for layer in layers], sort_keys=True, separators=(",", ":"))
-        digest.update(f"layers:{spec}".encode())
+        digest.update(f"layers:{layers_json(layers)}".encode())
     return digest.hexdigest()
+
+
+def layers_json(layers: Sequence[Layer]) -> str:
+    """The canonical JSON of a layer list, as the digest covers it (compact, keys sorted)."""
+    return json.dumps([layer.to_json() for layer in layers], sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

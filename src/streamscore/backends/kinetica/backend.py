@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
-from streamscore.backends.checks import already_installed, check_layers, not_installed
+from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.kinetica import errors, procs, tables
 from streamscore.backends.kinetica.client import request_timeout_s, unreachable_workers
 from streamscore.backends.url import BackendURL
@@ -153,7 +153,6 @@ class KineticaBackend(Backend):
 
     # -- models ----------------------------------------------------------------------------
     def _install_model(self, artifact: ModelArtifact) -> None:
-        check_layers(artifact, "the Kinetica inference UDF")
         ref = ModelRef(artifact.name, artifact.version)
         with self.translate_errors(f"installing {ref}"):
             heads = self._query("select_model", [ref.name, ref.version])
