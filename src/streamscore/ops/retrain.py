@@ -49,15 +49,14 @@ def read_labeled(url: str) -> tuple[np.ndarray, np.ndarray]:
         with database:
             return database.labeled_images()
     except BackendError as exc:
-        if database.name == "duckdb" and not exc.retriable and "lock" not in exc.message.lower():
+        if database.name != "duckdb" or exc.reason != "database-locked" or "lock" not in exc.message.lower():
             raise
-        if database.name == "duckdb":
-            raise BackendError(
-                f"{exc.message} — a DuckDB file has one writer: stop the consumer using "
-                f"{BackendURL.parse(url).masked()} for the read (it resumes from its stored offsets), "
-                "or train from a PostgreSQL backend", reason=exc.reason,
-            ) from exc
-        raise
+        # not worth retrying here: the lock is held until the consumer using the file stops
+        raise BackendError(
+            f"{exc.message} — a DuckDB file has one writer: stop the consumer using "
+            f"{BackendURL.parse(url).masked()} for the read (it resumes from its stored offsets), "
+            "or train from a PostgreSQL backend", reason=exc.reason,
+        ) from exc
 
 
 def train_from_backend(
