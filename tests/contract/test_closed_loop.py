@@ -46,6 +46,7 @@ def test_train_from_backend_validates_on_a_held_out_share(backend: Backend, scop
     result = train_from_backend(backend.url.raw, config, holdout=0.25, floor=0.0, say=lines.append)
     assert (result.trained_on, result.held_out) == (90, 30) and result.passed
     assert result.artifact.version == 5 and result.artifact.layered
+    assert result.artifact.manifest["metrics"]["validation"]["held_out"] == 30
     assert "holding out 30" in lines[0] and "floor 0.0000: publishable" in lines[1]
     with open_backend(backend.url.raw) as consumer:  # the consumer can install and score it
         consumer.install_model(result.artifact)

@@ -12,6 +12,7 @@ resumes from the offsets stored in the file) — or train from PostgreSQL, which
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -75,7 +76,10 @@ def train_from_backend(
         f"holding out {count:,} for validation")
     artifact = train(config, MnistSplit("train", pixels[rest], labels[rest]),
                      MnistSplit("test", pixels[held], labels[held]))
-    metrics = artifact.manifest.get("metrics", {})
+    metrics = artifact.manifest.get("metrics", {}) | {
+        "validation": {"source": where, "held_out": count, "holdout_seed": config.seed},
+    }  # test_accuracy is the held-out share's; the metrics are not part of the digest
+    artifact = dataclasses.replace(artifact, manifest=artifact.manifest | {"metrics": metrics})
     accuracy = float(metrics.get("test_accuracy", 0.0))
     verdict = "publishable" if accuracy >= floor else "below the floor: not published"
     say(f"validation accuracy {accuracy:.4f} on {count:,} held-out images; floor {floor:.4f}: {verdict}")
