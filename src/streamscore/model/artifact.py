@@ -11,7 +11,7 @@ metadata and can be recomputed from weights stored in any database.
 Layered artifacts (conv2d, maxpool2d, flatten: :mod:`streamscore.model.layers`) name their layer
 types in the manifest's ``layers`` list, and their digest also covers that list (canonical JSON),
 so changing a pool size or kernel is tampering too. A consumer older than layered artifacts
-rejects them: their first weights array is a conv patch matrix (e.g. 9 x 16), not 784 inputs
+rejects them: their first weights array is a conv patch matrix (e.g. 9 x 8), not 784 inputs
 (``bad-shape``), and were the shapes ever to chain, their digest would not match (``bad-digest``).
 """
 
@@ -57,7 +57,7 @@ def layers_json(layers: Sequence[Layer]) -> str:
 
 @dataclass(frozen=True)
 class ModelArtifact:
-    """A verified dense network from 784 inputs to 10 class probabilities."""
+    """A verified network from 784 pixels to 10 class probabilities: a dense stack, or layered."""
 
     name: str
     version: int
@@ -209,7 +209,6 @@ class ModelArtifact:
                     "the reference forward pass disagrees with the manifest's canary predictions",
                     reason="bad-canary",
                 )
-
 
     def _validate_layers(self) -> None:
         """The format-2 checks: known layer types, activations as listed, shapes that chain."""
