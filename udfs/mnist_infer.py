@@ -12,9 +12,10 @@ output table (sharded the same way, so the rows stay on the input's shard).
 Params (all strings): ``batch_id``, ``model_name``, ``model_version``, ``role``,
 and the weights: ``model_id``, ``sha256``, ``input_scale`` and ``layers`` (JSON,
 the float32 little-endian bytes base64-encoded -- not ``bin_params``, which
-kinetica_proc 7.2.0.1 decodes as UTF-8 text and so corrupts binary data). The
-weights are verified against ``sha256`` before anything is scored; no rank calls
-back to the head node.
+kinetica_proc 7.2.0.1 decodes as UTF-8 text and so corrupts binary data), and for a
+layered model (conv2d, maxpool2d, flatten) ``spec``: the artifact's layer list as the
+canonical JSON its digest covers. The weights (and the spec) are verified against
+``sha256`` before anything is scored; no rank calls back to the head node.
 
 This file must stay standalone: only numpy, the stdlib and ``kinetica_proc``
 are used inside Kinetica. The forward pass therefore
@@ -70,34 +71,104 @@ class Model:
     weights: tuple[np.ndarray, ...]
     biases: tuple[np.ndarray, ...]
     activations: tuple[str, ...]
+    #: the layer list of a layered model (dicts as in the artifact manifest); None for a dense stack
+    spec: tuple[dict[str, Any], ...] | None = None
 
 
 def forward(pixels: np.ndarray, model: Model) -> np.ndarray:
     """Class probabilities (n, 10) float32 for uint8 pixels (n, 784)."""
     x = pixels.astype(np.float32) * np.float32(model.input_scale)
+    if model.spec is not None:
+        return np.concatenate([forward_layers(x[start:start + CHUNK], model) for start in range(0, len(x), CHUNK)]
+                              or [np.zeros((0, CLASSES), np.float32)])
     for w, b, act in zip(model.weights, model.biases, model.activations, strict=True):
         x = ACTIVATIONS[act](x @ w + b)
     return x
 
 
-def weights_digest(layers: Sequence[tuple[int, int, int, str, bytes, bytes]]) -> str:
+# -- layered models: mirrors streamscore.model.reference.forward_layers -------------------------
+CHUNK = 256
+POOL_FIRST = ("relu", "identity")
+
+
+def patches(x: np.ndarray, kernel: Sequence[int]) -> np.ndarray:
+    kh, kw = kernel
+    rows, cols = x.shape[2] - kh + 1, x.shape[3] - kw + 1
+    stacked = np.stack([x[:, :, i:i + rows, j:j + cols] for i in range(kh) for j in range(kw)])
+    return stacked.reshape(kh * kw * x.shape[0], -1)
+
+
+def maxpool(x: np.ndarray, pool: Sequence[int]) -> np.ndarray:
+    ph, pw = pool
+    rows, cols = x.shape[2] // ph, x.shape[3] // pw
+    result = x[:, :, 0:rows * ph:ph, 0:cols * pw:pw].copy()
+    for i in range(ph):
+        for j in range(pw):
+            if i or j:
+                np.maximum(result, x[:, :, i:rows * ph:ph, j:cols * pw:pw], out=result)
+    return result
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray, kernel: Sequence[int], activation: str,
+           pool: Sequence[int] | None) -> np.ndarray:
+    n, rows, cols = x.shape[1], x.shape[2] - kernel[0] + 1, x.shape[3] - kernel[1] + 1
+    product = (w.T @ patches(x, kernel)).reshape(w.shape[1], n, rows, cols)
+    if pool is not None:
+        product = maxpool(product, pool)
+    product += b[:, None, None, None]
+    return ACTIVATIONS[activation](product)
+
+
+def forward_layers(x: np.ndarray, model: Model) -> np.ndarray:
+    """Scaled pixels (n, 784) through conv2d/maxpool2d/flatten/dense, images channels first."""
+    spec = model.spec or ()
+    if spec[0]["type"] != "dense":
+        x = x.reshape(1, -1, 28, 28)
+    arrays = iter(zip(model.weights, model.biases, strict=True))
+    pooled = False
+    for index, layer in enumerate(spec):
+        kind = layer["type"]
+        if kind == "conv2d":
+            w, b = next(arrays)
+            after = spec[index + 1] if index + 1 < len(spec) else None
+            pooled = after is not None and after["type"] == "maxpool2d" and layer["activation"] in POOL_FIRST
+            x = conv2d(x, w, b, layer["kernel"], layer["activation"], after["pool"] if pooled and after else None)
+        elif kind == "maxpool2d" and pooled:
+            pooled = False
+        elif kind == "maxpool2d":
+            x = maxpool(x, layer["pool"])
+        elif kind == "flatten":
+            x = x.transpose(1, 2, 3, 0).reshape(x.shape[1], -1)
+        elif kind == "dense":
+            w, b = next(arrays)
+            x = ACTIVATIONS[layer["activation"]](x @ w + b)
+        else:
+            raise ValueError(f"model {model.model_id}: layer type {kind!r} cannot be scored here")
+    return x
+
+
+def weights_digest(layers: Sequence[tuple[int, int, int, str, bytes, bytes]], spec: str | None = None) -> str:
     """sha256 of the weights as ``streamscore.model.artifact.weights_digest`` computes it (the
-    stored bytes are already little-endian float32, so they are hashed as they are)."""
+    stored bytes are already little-endian float32, so they are hashed as they are), and of the
+    canonical layer list ``spec`` of a layered model."""
     digest = hashlib.sha256()
     for index, (_layer, n_in, n_out, _activation, w, b) in enumerate(sorted(layers)):
         digest.update(f"layer{index}:{n_in}x{n_out};".encode())
         digest.update(bytes(w))
         digest.update(bytes(b))
+    if spec is not None:
+        digest.update(f"layers:{spec}".encode())
     return digest.hexdigest()
 
 
 def model_from_layers(
     model_id: str, input_scale: float, layers: Sequence[tuple[int, int, int, str, bytes, bytes]],
-    sha256: str | None = None,
+    sha256: str | None = None, spec: str | None = None,
 ) -> Model:
     """Rebuild a model from ``model_layers`` rows (layer, n_in, n_out, activation, w, b),
-    verifying the weights against the ``models`` row's ``sha256`` when it is given."""
-    if sha256 is not None and weights_digest(layers) != sha256:
+    verifying the weights (and the layer list ``spec``) against the ``models`` row's ``sha256``
+    when it is given."""
+    if sha256 is not None and weights_digest(layers, spec) != sha256:
         raise ValueError(f"model {model_id}: the weights in model_layers do not match the model's "
                          f"sha256 {sha256[:12]}...: reinstall the model")
     weights, biases, activations = [], [], []
@@ -109,7 +180,8 @@ def model_from_layers(
         activations.append(activation)
     if not weights:
         raise ValueError(f"model {model_id} has no layers")
-    return Model(model_id, input_scale, tuple(weights), tuple(biases), tuple(activations))
+    layered = None if not spec else tuple(json.loads(spec))
+    return Model(model_id, input_scale, tuple(weights), tuple(biases), tuple(activations), layered)
 
 
 def decode_pixels(blobs: Sequence[bytes]) -> np.ndarray:
@@ -130,7 +202,7 @@ def model_from_params(params: Any) -> Model:
         for index, (n_in, n_out, activation, w, b) in enumerate(json.loads(params["layers"]))
     ]
     return model_from_layers(str(params["model_id"]), float(params["input_scale"]), layers,
-                             str(params["sha256"]))
+                             str(params["sha256"]), params.get("spec") or None)
 
 
 # -- kinetica_proc glue -------------------------------------------------------------------

@@ -2,6 +2,9 @@
 -- One call scores every image it is given (the caller wraps it in INSERT … SELECT). It mirrors
 -- streamscore.model.reference.forward line by line:
 --     x = pixels * input_scale;  for each layer: x = act(x @ W + b)
+-- and, for a layered model (manifest "layers" names conv2d/maxpool2d/flatten), forward_layers:
+-- images channels first (c, n, h, w), conv2d as Wᵀ · patches (+ the maxpool right after it taken
+-- before bias and relu), in chunks of 256 images.
 -- The weights are read from model_layers once per (name, version) and kept in the session (SD);
 -- the model's sha256 is re-read on every call (one indexed row), so a reinstalled version is
 -- reloaded. Errors: SQLSTATE P0002 when the model is not installed, 22023 for a malformed image.
@@ -12,11 +15,16 @@ CREATE OR REPLACE FUNCTION streamscore_score_batch(
 LANGUAGE plpython3u STABLE STRICT
 SET search_path FROM CURRENT
 AS $$
+import json
+
 import numpy as np
 
 if "head" not in SD:
     SD["head"] = plpy.prepare(
-        "SELECT sha256, activations, input_scale FROM models WHERE name = $1 AND version = $2",
+        # the manifest is stored as a JSON text inside jsonb (a string); older rows may be objects
+        "SELECT sha256, activations, input_scale, CASE jsonb_typeof(manifest) WHEN 'string' "
+        "THEN ((manifest #>> '{}')::jsonb) -> 'layers' ELSE manifest -> 'layers' END AS layers "
+        "FROM models WHERE name = $1 AND version = $2",
         ["text", "integer"])
     SD["layers"] = plpy.prepare(
         "SELECT inputs, outputs, weights, biases FROM model_layers "
@@ -39,6 +47,58 @@ ACTIVATIONS = {
     "identity": lambda z: z,
 }
 
+def patches(x, kernel):
+    kh, kw = kernel
+    rows, cols = x.shape[2] - kh + 1, x.shape[3] - kw + 1
+    stacked = np.stack([x[:, :, i:i + rows, j:j + cols] for i in range(kh) for j in range(kw)])
+    return stacked.reshape(kh * kw * x.shape[0], -1)
+
+def maxpool(x, pool):
+    ph, pw = pool
+    rows, cols = x.shape[2] // ph, x.shape[3] // pw
+    result = x[:, :, 0:rows * ph:ph, 0:cols * pw:pw].copy()
+    for i in range(ph):
+        for j in range(pw):
+            if i or j:
+                np.maximum(result, x[:, :, i:rows * ph:ph, j:cols * pw:pw], out=result)
+    return result
+
+def conv2d(x, w, b, kernel, activation, pool):
+    n, rows, cols = x.shape[1], x.shape[2] - kernel[0] + 1, x.shape[3] - kernel[1] + 1
+    product = (w.T @ patches(x, kernel)).reshape(w.shape[1], n, rows, cols)
+    if pool is not None:
+        product = maxpool(product, pool)
+    product += b[:, None, None, None]
+    return ACTIVATIONS[activation](product)
+
+POOL_FIRST = ("relu", "identity")
+
+def forward_layers(x, model):
+    spec = model["spec"]
+    if spec[0]["type"] != "dense":
+        x = x.reshape(1, -1, 28, 28)
+    arrays = iter(model["layers"])
+    pooled = False
+    for index, layer in enumerate(spec):
+        kind = layer["type"]
+        if kind == "conv2d":
+            w, b = next(arrays)
+            after = spec[index + 1] if index + 1 < len(spec) else None
+            pooled = after is not None and after["type"] == "maxpool2d" and layer["activation"] in POOL_FIRST
+            x = conv2d(x, w, b, layer["kernel"], layer["activation"], after["pool"] if pooled else None)
+        elif kind == "maxpool2d" and pooled:
+            pooled = False
+        elif kind == "maxpool2d":
+            x = maxpool(x, layer["pool"])
+        elif kind == "flatten":
+            x = x.transpose(1, 2, 3, 0).reshape(x.shape[1], -1)
+        elif kind == "dense":
+            w, b = next(arrays)
+            x = ACTIVATIONS[layer["activation"]](x @ w + b)
+        else:
+            plpy.error("layer type %r cannot be scored here" % kind, sqlstate="0A000")
+    return x
+
 head = plpy.execute(SD["head"], [model_name, model_version])
 if not head:
     plpy.error("model %s:v%d is not installed in this schema" % (model_name, model_version),
@@ -52,8 +112,10 @@ if model is None or model["sha256"] != sha256:
          np.asarray(row["biases"], np.float32))
         for row in plpy.execute(SD["layers"], [model_name, model_version])
     ]
+    spec = json.loads(head[0]["layers"]) if head[0]["layers"] else None
     model = {"sha256": sha256, "layers": layers, "activations": list(head[0]["activations"]),
-             "input_scale": np.float32(head[0]["input_scale"])}
+             "input_scale": np.float32(head[0]["input_scale"]),
+             "spec": spec if spec and isinstance(spec[0], dict) else None}
     while len(SD["models"]) >= 4:  # champion, shadow and the next version are enough
         SD["models"].pop(next(iter(SD["models"])))
     SD["models"][key] = model
@@ -68,8 +130,11 @@ if bad:
 
 x = np.frombuffer(b"".join(pixels), dtype=np.uint8).reshape(-1, 784).astype(np.float32)
 x = x * model["input_scale"]
-for (w, b), activation in zip(model["layers"], model["activations"]):
-    x = ACTIVATIONS[activation](x @ w + b)
+if model["spec"] is not None:
+    x = np.concatenate([forward_layers(x[start:start + 256], model) for start in range(0, len(x), 256)])
+else:
+    for (w, b), activation in zip(model["layers"], model["activations"]):
+        x = ACTIVATIONS[activation](x @ w + b)
 predicted = np.argmax(x, axis=1)
 return zip(image_ids, predicted.tolist(), x.tolist())
 $$;

@@ -6,7 +6,6 @@ become one line and exit code 2 at the boundary (streamscore.cli_boundary).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -26,7 +25,6 @@ from streamscore.cli_options import (
     Group,
     LogJson,
     Verbose,
-    backend_was_chosen,
     bootstrap_given,
     consumer_start_lines,
     global_options,
@@ -36,6 +34,7 @@ from streamscore.cli_options import (
     stop_on_signals,
     verbose_requested,
 )
+from streamscore.cli_train import train
 
 app = typer.Typer(
     help="Stream MNIST images through Kafka, score them inside a database, hot-swap models over Kafka.",
@@ -47,6 +46,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.command("export-onnx")(export_onnx)
 app.command("dashboard")(dashboard_command)
+app.command()(train)
 app.callback()(global_options)  # --bootstrap, --backend, --log-json, --verbose before the command name
 console = Console()
 err_console = Console(stderr=True)
@@ -247,72 +247,6 @@ def evaluate(
     settings = settings_from(kafka_bootstrap=bootstrap)
     evaluate_and_report(settings, stop_on_signals(), follow=follow, expect=expect, idle=idle, out=out,
                         console=console, err_console=err_console)
-
-
-@app.command()
-def train(
-    out: Annotated[Path, typer.Option(help="where to write the artifact")] = Path("out/models/mlp.npz"),
-    version: Annotated[int | None, typer.Option(
-        min=1, help="model version (must be newer than the one serving; default: in the database the next "
-                    "after the installed ones, else 1)")] = None,
-    steps: Annotated[int, typer.Option(min=1, help="SGD steps of --batch images")] = 30_000,
-    batch: Annotated[int, typer.Option(min=1, help="batch size")] = 100,
-    learning_rate: Annotated[float, typer.Option(callback=positive, help="SGD learning rate")] = 0.5,
-    hidden: Annotated[str, typer.Option(help="hidden layer sizes, comma separated")] = "100",
-    seed: Annotated[int, typer.Option(help="random seed")] = 2016,
-    publish: Annotated[bool, typer.Option(
-        help="publish the artifact to the models topic (always with --backend kinetica://…)")] = False,
-    backend: BackendOpt = None,
-    bootstrap: Bootstrap = None,
-    in_database: Annotated[bool, typer.Option(
-        "--in-database", help="train inside the configured backend (one that implements training: kinetica)")] = False,
-    sign_key: SignKey = None,
-) -> None:
-    """Train the seed network (784-100-10, sigmoid, softmax, SGD 0.5) with TensorFlow.
-
-    With --in-database (or --backend naming a backend that trains, e.g. kinetica://…) the training
-    runs inside the database (Kinetica: a numpy UDF) and the new model is published to the models topic.
-    """
-    from rich.progress import Progress
-
-    from streamscore.model.trainer import TrainConfig
-    from streamscore.model.trainer import train as run_training
-    from streamscore.shared.mnist import load_split
-
-    settings = settings_from(kafka_bootstrap=bootstrap, backend=backend)
-    from streamscore.producers.models import signing_key
-
-    key = signing_key(settings, sign_key) if publish or in_database else None  # fails before training
-    sizes = tuple(int(h) for h in hidden.split(",") if h.strip())
-    config = TrainConfig(settings.model_name, 1 if version is None else version, sizes, "sigmoid", steps, batch,
-                         learning_rate, seed)
-    from streamscore.backends import open_configured_backend
-
-    # a chosen backend (--backend before or after `train`, STREAMSCORE_BACKEND) that trains means --in-database
-    database = open_configured_backend(settings) if in_database or backend_was_chosen(backend) else None
-    in_database = database is not None and (in_database or "train" in database.implements)
-    if database is not None and in_database:
-        database.require("train")
-        with database:  # version 0: the backend trains the next version (installed max + 1)
-            artifact = database.train_model(
-                config if version is not None else dataclasses.replace(config, version=0), settings.mnist_dir)
-    else:
-        train_split, test_split = load_split("train", settings.mnist_dir), load_split("test", settings.mnist_dir)
-        with Progress(console=err_console) as progress:
-            task = progress.add_task("training", total=steps)
-            artifact = run_training(config, train_split, test_split,
-                                    progress=lambda done, _total: progress.update(task, completed=done))
-    artifact.save(out)
-    console.print(f"wrote {out}: {artifact.name} v{artifact.version}, test accuracy "
-                  f"{artifact.manifest['metrics'].get('test_accuracy')}")
-    if publish or in_database:  # a model trained in the database goes to every consumer
-        from streamscore.producers.models import publish_new_version
-        from streamscore.shared.kafka import ensure_topics
-
-        ensure_topics(settings)
-        # refused (one line, exit 2) when not newer than the topic's
-        publish_new_version(settings, artifact, sign_key=key)
-        console.print(f"published v{artifact.version} to {settings.models_topic}")
 
 
 @app.command()

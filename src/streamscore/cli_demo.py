@@ -24,11 +24,19 @@ def demo(
                             "after it, until Ctrl-C")] = False,
     port: Port = 8050,
     host: Host = "127.0.0.1",
+    models: Annotated[str, typer.Option(
+        help="the bundled model served first and the one published half-way: v1…v4 or seed, dense, cnn "
+             "(e.g. v2,cnn)")] = "v1,v2",
 ) -> None:
     """Run the whole pipeline on the embedded broker and DuckDB, swapping models half-way."""
     from streamscore.demo import DashboardAddress, run_demo, summary_table
+    from streamscore.models import bundled_version
+
+    pair = [bundled_version(spec) for spec in models.split(",") if spec.strip()]
+    if len(pair) != 2 or pair[0] >= pair[1]:
+        raise typer.BadParameter("--models takes two bundled models, the second newer, e.g. v1,v2 or v2,cnn")
 
     settings = settings_from(duckdb_scorer=scorer)
     board = DashboardAddress(host, port, stop_on_signals) if dashboard else None
     run_demo(settings, out, rate or None, limit, console, dashboard=board,
-             on_done=lambda result: console.print(summary_table(result)))
+             on_done=lambda result: console.print(summary_table(result)), models=(pair[0], pair[1]))

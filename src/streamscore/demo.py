@@ -5,6 +5,7 @@ messages) → score in DuckDB with model v1 → publish v2 half-way → evaluate
 evaluation topic → a table, a confusion-matrix PNG, the misclassified digits (misclassified.png,
 pixels read back from the images topic) and a JSON report. With a :class:`DashboardAddress` the
 live dashboard follows the run and stays up after it, with the broker, until Ctrl-C.
+``models`` picks the two bundled versions (``--models v2,cnn``: the seed net, then the CNN half-way).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def _send_malformed(producer: Producer, topic: str) -> None:
 
 def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int | None, console: Console,
              dashboard: DashboardAddress | None = None,
-             on_done: Callable[[DemoResult], None] | None = None) -> DemoResult:
+             on_done: Callable[[DemoResult], None] | None = None, models: tuple[int, int] = (1, 2)) -> DemoResult:
     """Run the demo; ``on_done`` gets the result while the broker is still up (then the dashboard stays)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     db_path = out_dir / "demo.duckdb"
@@ -89,12 +90,12 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
         if dashboard is not None:
             board = closing.enter_context(Dashboard(settings, host=dashboard.host, port=dashboard.port))
             console.print(f"live dashboard on [bold]{board.url}[/]", soft_wrap=True)
-        v1, v2 = bundled_model(1), bundled_model(2)
+        first, second = bundled_model(models[0]), bundled_model(models[1])
         # a throwaway signing key: the demo's consumer accepts only models signed by it (model/signing.py)
         sign_key = Ed25519PrivateKey.generate()
         settings = settings.with_overrides(model_public_key=public_pem(sign_key))
-        model_producer = make_producer(settings)  # warmed up by v1, so v2 lands when it is sent
-        publish_model(settings, v1, producer=model_producer, sign_key=sign_key)
+        model_producer = make_producer(settings)  # warmed up by the first, so the second lands when sent
+        publish_model(settings, first, producer=model_producer, sign_key=sign_key)
         stop = threading.Event()
         scorer = Scorer(settings, open_configured_backend(settings), stop=stop)
         failures: list[BaseException] = []
@@ -140,9 +141,9 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
                 progress.update(score_task, completed=scored,
                                 description=f"scored in DuckDB (v{scorer.stats.model_version or '-'})")
                 if not swapped and produced[0] >= total // 2:
-                    progress.console.print(f"publishing model v2 to {settings.models_topic} after "
+                    progress.console.print(f"publishing model v{second.version} to {settings.models_topic} after "
                                            f"{produced[0]:,} images were produced")
-                    publish_model(settings, v2, producer=model_producer, sign_key=sign_key)
+                    publish_model(settings, second, producer=model_producer, sign_key=sign_key)
                     swapped = True
                 if scored >= total and scorer.stats.dead_lettered >= len(MALFORMED):
                     break
@@ -186,9 +187,14 @@ def summary_table(result: DemoResult) -> Table:
     table.add_row("images scored (in DuckDB)", f"{result.scored:,}")
     reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(result.dead_letters.by_reason.items()))
     table.add_row("dead-lettered (mnist.dlq)", f"{result.dead_letters.total:,}" + (f" ({reasons})" if reasons else ""))
-    for report in result.evaluation.versions():
+    reports = list(result.evaluation.versions())
+    for report in reports:
         accuracy = f"{report.accuracy:.4f}" if report.accuracy is not None else "n/a"
         table.add_row(f"accuracy model v{report.version}", f"{accuracy} ({report.correct:,}/{report.labelled:,})")
+    measured = [(r.version, r.accuracy) for r in reports if r.accuracy is not None]
+    if len(measured) >= 2:
+        (before, low), (after, high) = measured[0], measured[-1]
+        table.add_row(f"accuracy step v{before} → v{after}", f"{high - low:+.4f}")
     for name, value in result.evaluation.latency_percentiles().items():
         if name != "max_ms":
             table.add_row(f"latency {name.removesuffix('_ms')}", f"{value:,.0f} ms")

@@ -239,3 +239,19 @@ def test_training_udf_math_under_kineticas_python(test_split: MnistSplit, tmp_pa
     artifact = build_artifact("mlp", 1, arrays[:2], arrays[2:], ["sigmoid", "softmax"])
     accuracy = (artifact.forward(test_split.images[5000:]).argmax(axis=1) == test_split.labels[5000:]).mean()
     assert accuracy > 0.6  # learned under Kinetica's Python, checked under ours
+
+
+def test_infer_scores_the_bundled_cnn_and_verifies_its_layer_list(infer: ModuleType, test_split: MnistSplit) -> None:
+    """The layered v4 through the run's params: the UDF mirrors forward_layers and its digest
+    covers the layer list, so a changed layer list is refused like changed weights."""
+    from streamscore.models import bundled_model
+
+    cnn = bundled_model(4)
+    params = tables.weights_params(cnn)
+    model = infer.model_from_params(params)
+    got = infer.forward(test_split.images[:2000], model)
+    want = cnn.forward(test_split.images[:2000])
+    assert float(np.abs(got - want).max()) <= 1e-6
+    altered = params | {"spec": params["spec"].replace('"pool":[2,2]', '"pool":[1,1]', 1)}
+    with pytest.raises(ValueError, match="do not match"):
+        infer.model_from_params(altered)

@@ -111,7 +111,8 @@ class Backend(ABC):
     data_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
     #: optional capabilities beyond the contract: "train" (:meth:`train_model`), "drop-schema"
-    #: (:meth:`drop_schema`), "purge" (:meth:`purge`); callers ask ``"train" in backend.implements``
+    #: (:meth:`drop_schema`), "purge" (:meth:`purge`), "labeled-images" (:meth:`labeled_images`);
+    #: callers ask ``"train" in backend.implements``
     #: instead of a URL prefix
     implements: ClassVar[frozenset[str]] = frozenset()
     #: URL query options this engine reads (name → what it does); any other option is refused
@@ -223,6 +224,12 @@ class Backend(ABC):
         (capability "purge"). Offsets and models stay: a purged image is not consumed again."""
         self.require("purge")
         raise NotImplementedError(f"{type(self).__name__} declares 'purge' but does not override it")
+
+    def labeled_images(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+        """Pixels (n, 784) and labels (n,) of every stored image that came with a label, in id order
+        (capability "labeled-images": the training data of ``streamscore train --from-backend``)."""
+        self.require("labeled-images")
+        raise NotImplementedError(f"{type(self).__name__} declares 'labeled-images' but does not override it")
 
     def engine_benchmarks(self, images: int) -> dict[str, float]:
         """Figures only this engine has (e.g. PostgreSQL's ingest paths) for ``streamscore bench``."""

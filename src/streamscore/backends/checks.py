@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from streamscore.backends.records import MAX_MODEL_NAME_BYTES, ModelRef
-from streamscore.errors import ArtifactError, BackendUnavailable, ConfigError
+from streamscore.errors import ArtifactError, BackendError, BackendUnavailable, ConfigError
 from streamscore.model.artifact import ModelArtifact
+from streamscore.model.layers import layer_types
 
 
 def check_model_name(name: str) -> None:
@@ -35,6 +36,19 @@ def already_installed(ref: ModelRef, stored_sha256: str | None, artifact: ModelA
             reason="version-conflict",
         )
     return True
+
+
+def check_layers(artifact: ModelArtifact, scorer: str, supported: frozenset[str] = frozenset({"dense"})) -> None:
+    """BackendError ``unsupported-layers`` (before anything is written) when ``scorer`` cannot run
+    every layer type of the artifact; the model watcher logs it and the current version keeps serving."""
+    unsupported = [kind for kind in layer_types(artifact.layers) if kind not in supported]
+    if unsupported:
+        raise BackendError(
+            f"{scorer} cannot score the {', '.join(unsupported)} layer(s) of {artifact.name} v{artifact.version} "
+            f"(it runs {', '.join(sorted(supported))} layers): serve this model on DuckDB (scorer=udf), PostgreSQL, "
+            "Kinetica or Oracle 23ai (scorer=onnx); the current version keeps serving",
+            reason="unsupported-layers",
+        )
 
 
 def not_installed(ref: ModelRef, where: str) -> ArtifactError:

@@ -1,6 +1,7 @@
 """`streamscore bench`: one run, several measurements, one table and bench.json.
 
-1. in-database scoring vs the numpy reference (images/s, best of 3 on the test set);
+1. in-database scoring vs the numpy reference (images/s, best of 3 on the test set), and the
+   bundled dense net vs the CNN in the database (bench/architectures.py);
 2. raw Kafka pass-through vs the full pipeline (consume → DB → score → predictions);
 3. latency (produced → scored) at half the pipeline's maximum rate.
 
@@ -200,6 +201,10 @@ def run_bench(settings: Settings, *, images: int, bootstrap: str | None, skip_pi
     results: dict[str, Any] = {"backend": open_backend(settings.backend_url).url.masked(), "images": images}
     with console.status("in-database scoring vs numpy…"):
         results["scoring"] = scoring_rates(settings, scratch_backend_url(settings, out, "scoring"), split)
+    with console.status("in-database dense net vs CNN…"):
+        from streamscore.bench.architectures import architecture_rates
+
+        results["architectures"] = architecture_rates(settings, scratch_backend_url(settings, out, "arch"), split)
     with console.status("engine figures (PostgreSQL: ingest COPY vs executemany)…"), \
             open_configured_backend(settings) as backend:
         results["engine"] = backend.engine_benchmarks(images)
@@ -250,6 +255,10 @@ def bench_table(results: dict[str, Any]) -> Table:
     table.add_row("in-database ÷ numpy", f"{scoring['ratio']:.2f}×")
     table.add_row("in-database ÷ the 2016 PL/SQL scorer (≈81 images/s)",
                   f"{scoring['in_db_images_per_s'] / ORACLE_2016_IMAGES_PER_S:,.0f}×")
+    from streamscore.bench.architectures import architecture_rows
+
+    for name, value in architecture_rows(results.get("architectures", {})):
+        table.add_row(name, value)
     ingest = results.get("engine")
     if ingest and "copy_binary_rows_per_s" in ingest:
         table.add_row("ingest: COPY (binary, staging)", f"{ingest['copy_binary_rows_per_s']:,.0f} rows/s")

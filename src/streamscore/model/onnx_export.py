@@ -5,6 +5,9 @@ The graph is the reference forward pass, op for op: ``Mul(input_scale)`` on the 
 its activation (Sigmoid, Relu, Tanh, Softmax over axis 1, or nothing for identity); outputs
 ``probabilities`` (float32, n × 10) and ``label`` (the first maximum, int64). Opset 17 and IR
 version 8, so the ONNX Runtime 1.15 that Oracle 23ai's documentation cites can load it.
+Layered artifacts add ``Reshape`` to (n, 1, 28, 28), ``Conv`` (the patch matrix back to the
+(filters, channels, kh, kw) kernel), ``MaxPool`` (strides = pool, floor) and, for flatten, a
+``Transpose`` to (n, h, w, c) and ``Flatten``, so the dense head sees the reference's order.
 Engine-neutral: the Oracle backend adds only its loading metadata (backends/oracle/onnx_model.py).
 Needs the onnx package (``pip install 'streamscore[onnx]'``; imported lazily).
 """
@@ -44,21 +47,43 @@ def to_onnx(artifact: ModelArtifact) -> Any:
     initializers = [numpy_helper.from_array(np.array([artifact.input_scale], dtype=np.float32), "input_scale")]
     nodes = [helper.make_node("Mul", [INPUT_NAME, "input_scale"], ["x0"], name="scale")]
     current = "x0"
-    for index, (w, b, activation) in enumerate(
-        zip(artifact.weights, artifact.biases, artifact.activations, strict=True)
-    ):
-        op = ACTIVATION_OPS.get(activation, "?")
-        if op == "?":
-            raise ArtifactError(f"activation {activation!r} has no ONNX operator", reason="unsupported-shape")
-        initializers += [numpy_helper.from_array(np.ascontiguousarray(w, np.float32), f"w{index}"),
-                         numpy_helper.from_array(np.ascontiguousarray(b, np.float32), f"b{index}")]
-        nodes.append(helper.make_node("Gemm", [current, f"w{index}", f"b{index}"], [f"z{index}"],
-                                      name=f"dense{index}"))
-        current = f"z{index}"
-        if op is not None:
-            attributes = {"axis": 1} if op == "Softmax" else {}
-            nodes.append(helper.make_node(op, [current], [f"a{index}"], name=f"{activation}{index}", **attributes))
-            current = f"a{index}"
+    arrays = iter(zip(artifact.weights, artifact.biases, strict=True))
+    if artifact.layers[0].type != "dense":
+        initializers.append(numpy_helper.from_array(np.array([-1, 1, 28, 28], np.int64), "image_shape"))
+        nodes.append(helper.make_node("Reshape", [current, "image_shape"], ["image"], name="image"))
+        current = "image"
+    for index, layer in enumerate(artifact.layers):
+        out = f"z{index}"
+        if layer.type == "maxpool2d":
+            nodes.append(helper.make_node("MaxPool", [current], [out], name=f"pool{index}",
+                                          kernel_shape=list(layer.pool), strides=list(layer.pool)))
+        elif layer.type == "flatten":  # NCHW → NHWC first: the reference flattens row, column, channel
+            nodes.append(helper.make_node("Transpose", [current], [f"t{index}"], name=f"nhwc{index}",
+                                          perm=[0, 2, 3, 1]))
+            nodes.append(helper.make_node("Flatten", [f"t{index}"], [out], name=f"flatten{index}", axis=1))
+        else:
+            w, b = next(arrays)
+            op = ACTIVATION_OPS.get(layer.activation, "?")
+            if op == "?":
+                raise ArtifactError(f"activation {layer.activation!r} has no ONNX operator", reason="unsupported-shape")
+            if layer.type == "conv2d":
+                kh, kw = layer.kernel
+                kernel = w.reshape(kh, kw, w.shape[0] // (kh * kw), w.shape[1]).transpose(3, 2, 0, 1)
+                initializers += [numpy_helper.from_array(np.ascontiguousarray(kernel, np.float32), f"w{index}"),
+                                 numpy_helper.from_array(np.ascontiguousarray(b, np.float32), f"b{index}")]
+                nodes.append(helper.make_node("Conv", [current, f"w{index}", f"b{index}"], [out],
+                                              name=f"conv{index}", kernel_shape=[kh, kw]))
+            else:
+                initializers += [numpy_helper.from_array(np.ascontiguousarray(w, np.float32), f"w{index}"),
+                                 numpy_helper.from_array(np.ascontiguousarray(b, np.float32), f"b{index}")]
+                nodes.append(helper.make_node("Gemm", [current, f"w{index}", f"b{index}"], [out],
+                                              name=f"dense{index}"))
+            if op is not None:
+                attributes = {"axis": 1} if op == "Softmax" else {}
+                nodes.append(helper.make_node(op, [out], [f"a{index}"], name=f"{layer.activation}{index}",
+                                              **attributes))
+                out = f"a{index}"
+        current = out
     nodes.append(helper.make_node("Identity", [current], [PROBABILITIES], name="output"))
     nodes.append(helper.make_node("ArgMax", [PROBABILITIES], [LABEL], name="predict", axis=1, keepdims=0))
     graph = helper.make_graph(

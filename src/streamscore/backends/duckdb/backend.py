@@ -19,11 +19,12 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, PurgeReport, ScoredBatch, TopicPartitionKey
-from streamscore.backends.checks import already_installed, check_purge_age, not_installed
+from streamscore.backends.checks import already_installed, check_layers, check_purge_age, not_installed
 from streamscore.backends.duckdb import errors
 from streamscore.backends.duckdb.scoring import (
     layers_from_rows,
     model_rows,
+    pixels_of,
     raw_column,
     register_udf,
     score_with_sql,
@@ -66,7 +67,7 @@ class DuckDBBackend(Backend):
     retriable_errors: ClassVar[tuple[type[BaseException], ...]] = tuple(errors.RETRIABLE)
     data_errors: ClassVar[tuple[type[BaseException], ...]] = errors.DATA_ERRORS
 
-    implements: ClassVar[frozenset[str]] = frozenset({"purge"})
+    implements: ClassVar[frozenset[str]] = frozenset({"purge", "labeled-images"})
     url_options: ClassVar[dict[str, str]] = {
         "scorer": "udf (default; STREAMSCORE_DUCKDB_SCORER) or sql: the in-database forward pass",
     }
@@ -129,6 +130,15 @@ class DuckDBBackend(Backend):
             (images,) = self.con.execute(sql(ENGINE, "purge_images"), {"cutoff": cutoff}).fetchall()[0]
         return PurgeReport(int(images), int(predictions))
 
+    def labeled_images(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+        """The training data of ``train --from-backend`` (see Backend.labeled_images)."""
+        with self.translate_errors("reading the labeled images"):
+            rows = self._arrow(sql(ENGINE, "labeled_images"))
+        if rows.num_rows == 0:
+            return np.zeros((0, 784), np.uint8), np.zeros(0, np.uint8)
+        pixels = pixels_of(rows.column("pixels").combine_chunks()).copy()
+        return pixels, rows.column("label").to_numpy().astype(np.uint8)
+
     # -- offsets -----------------------------------------------------------------------------
     def _select_named(self, names: tuple[str, ...]) -> list[list[Row]]:
         return [list(self.con.execute(sql(ENGINE, name)).fetchall()) for name in names]
@@ -153,6 +163,8 @@ class DuckDBBackend(Backend):
 
     # -- models ------------------------------------------------------------------------------
     def _install_model(self, artifact: ModelArtifact) -> None:
+        if self.scorer == "sql":
+            check_layers(artifact, "the DuckDB SQL scorer (scorer=sql)")
         manifest = json.dumps(artifact.manifest | {"sha256": artifact.sha256}, sort_keys=True)
         ref = ModelRef(artifact.name, artifact.version)
         with self.translate_errors(f"installing model {ref}"), self._transaction():

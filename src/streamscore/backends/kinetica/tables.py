@@ -21,7 +21,7 @@ from streamscore.backends.checks import predictions_missing
 from streamscore.backends.sqlfiles import read_sql, split_script
 from streamscore.backends.sqlfiles import sql as named
 from streamscore.errors import ArtifactError, BackendDataError, BackendError, ConfigError
-from streamscore.model.artifact import ModelArtifact
+from streamscore.model.artifact import ModelArtifact, layers_json
 from streamscore.shared.messages import MAX_KEY_BYTES
 
 PIXELS = 784
@@ -217,8 +217,11 @@ def weights_params(artifact: ModelArtifact) -> dict[str, str]:
                base64.b64encode(np.ascontiguousarray(w, "<f4").tobytes()).decode(),
                base64.b64encode(np.ascontiguousarray(b, "<f4").tobytes()).decode()]
               for w, b, act in zip(artifact.weights, artifact.biases, artifact.activations, strict=True)]
-    return {"model_id": model_id(artifact.name, artifact.version, artifact.sha256), "sha256": artifact.sha256,
-            "input_scale": repr(float(artifact.input_scale)), "layers": json.dumps(layers)}
+    params = {"model_id": model_id(artifact.name, artifact.version, artifact.sha256), "sha256": artifact.sha256,
+              "input_scale": repr(float(artifact.input_scale)), "layers": json.dumps(layers)}
+    if artifact.layered:  # the layer list exactly as the digest covers it (artifact.weights_digest)
+        params["spec"] = layers_json(artifact.layers)
+    return params
 
 
 def offset_records(group: str, offsets: dict[TopicPartitionKey, int], now_ms: int) -> list[list[Any]]:
@@ -240,7 +243,8 @@ def model_record(artifact: ModelArtifact, now_ms: int) -> list[Any]:
     manifest = artifact.manifest | {
         "name": artifact.name, "version": artifact.version,
         "activations": list(artifact.activations), "input_scale": artifact.input_scale,
-        "layers": artifact.layer_sizes, "sha256": sha,
+        "layers": [layer.to_json() for layer in artifact.layers] if artifact.layered else artifact.layer_sizes,
+        "sha256": sha,
     }
     canary = artifact.canary_pixels
     loss = manifest.get("metrics", {}).get("loss")

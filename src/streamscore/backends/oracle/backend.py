@@ -39,7 +39,7 @@ import numpy.typing as npt
 import oracledb
 
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, PurgeReport, ScoredBatch, TopicPartitionKey
-from streamscore.backends.checks import already_installed, check_purge_age, not_installed
+from streamscore.backends.checks import already_installed, check_layers, check_purge_age, not_installed
 from streamscore.backends.evaluation import Row
 from streamscore.backends.oracle import errors as oracle_errors
 from streamscore.backends.oracle import ingest, onnx_scorer
@@ -199,6 +199,8 @@ class OracleBackend(Backend):
         ref = ModelRef(artifact.name, artifact.version)
         with self.translate_errors(f"installing model {ref}"):
             conn = self._connection()
+            if not self._onnx:  # known once connected: scorer=onnx on a server that runs ONNX
+                check_layers(artifact, "the Oracle PL/SQL scorer (scorer=plsql)")
             try:
                 with conn.cursor() as cursor:
                     cursor.execute(oracle_sql.statement("select_model_digest"), [ref.name, ref.version])

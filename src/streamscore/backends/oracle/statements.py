@@ -252,7 +252,7 @@ def full_manifest(artifact: ModelArtifact) -> dict[str, Any]:
         "version": artifact.version,
         "activations": list(artifact.activations),
         "input_scale": artifact.input_scale,
-        "layers": artifact.layer_sizes,
+        "layers": [layer.to_json() for layer in artifact.layers] if artifact.layered else artifact.layer_sizes,
         "sha256": artifact.sha256,
     }
 

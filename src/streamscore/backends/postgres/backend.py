@@ -62,7 +62,7 @@ class PostgresBackend(Backend):
     extra: ClassVar[str] = "postgres"
     transactional: ClassVar[bool] = True
     concurrent_writers: ClassVar[bool] = True
-    implements: ClassVar[frozenset[str]] = frozenset({"drop-schema", "purge"})
+    implements: ClassVar[frozenset[str]] = frozenset({"drop-schema", "purge", "labeled-images"})
     # classes alone do not tell a deadlock from a syntax error: classify() below uses SQLSTATEs
     retriable_errors: ClassVar[tuple[type[BaseException], ...]] = (
         psycopg.OperationalError, psycopg.InterfaceError,
@@ -169,6 +169,13 @@ class PostgresBackend(Backend):
                 row = conn.execute(q.statement("purge_older_than"), params).fetchone()
         images, predictions = row if row else (0, 0)
         return PurgeReport(int(images), int(predictions))
+
+    def labeled_images(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+        """The training data of ``train --from-backend`` (see Backend.labeled_images)."""
+        with self.translate_errors("reading the labeled images"):
+            rows = self._connection().execute(q.statement("labeled_images")).fetchall()
+        pixels = np.frombuffer(b"".join(bytes(p) for p, _ in rows), np.uint8).reshape(-1, 784).copy()
+        return pixels, np.asarray([label for _, label in rows], np.uint8)
 
     def engine_benchmarks(self, images: int) -> dict[str, float]:
         """Ingest (COPY vs executemany) and scorer (PL/Python vs pure SQL) rates, in a scratch schema."""
