@@ -34,6 +34,7 @@ class FakeMessage:
     _key: bytes | None
     _value: bytes | None
     _headers: Headers
+    _timestamp: int = 0
 
     def topic(self) -> str:
         return self._topic
@@ -52,6 +53,9 @@ class FakeMessage:
 
     def headers(self) -> Headers:
         return list(self._headers)
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._timestamp)  # TIMESTAMP_CREATE_TIME
 
     def error(self) -> None:
         return None

@@ -7,6 +7,11 @@ agrees with the manifest, the signature verifies when a signing key is set, the
 version is newer than the one serving, and the database scores the manifest's
 canary images exactly as the numpy reference does. Anything else is logged with
 its reason and ignored; the current model keeps serving.
+
+Model lifecycles (issue 12, :mod:`.lifecycle_tracker`): lifecycle snapshots and versioned artifact
+records (:mod:`streamscore.shared.model_records`) go to the tracker, which decides the
+:class:`ServingSet` (champion or ensemble, plus shadows); :meth:`ModelWatcher.serving_set` is what the
+next batch is scored by. Without any lifecycle record the plain records decide, as before.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from streamscore.backends.base import Backend, ModelRef
+from streamscore.backends.base import Backend, ModelRef, ServingSet
+from streamscore.consumers.lifecycle_tracker import LifecycleTracker
 from streamscore.errors import ArtifactError, BackendError
 from streamscore.logs import event
 from streamscore.model.artifact import ModelArtifact
@@ -30,6 +36,7 @@ from streamscore.model.signing import verify
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import assign_from_beginning, make_consumer
 from streamscore.shared.messages import header_model_version, headers_to_dict
+from streamscore.shared.model_records import ARTIFACT, LIFECYCLE, PLAIN, record_kind
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +70,31 @@ class ModelWatcher:
     #: per partition, the offset after the last record read, and when the topic was last checked
     _read_upto: dict[int, int] = field(default_factory=dict)
     _wipe_checked_at: float = 0.0
+    #: the versions in force under a model lifecycle (None: the plain records' newest serves alone)
+    serving: ServingSet | None = None
+    lifecycle: LifecycleTracker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lifecycle = LifecycleTracker(self.settings.model_name, self.backend)
 
     @property
     def current_ref(self) -> ModelRef | None:
         return None if self.current is None else ModelRef(self.current.name, self.current.version)
 
+    def serving_set(self) -> ServingSet | None:
+        """What the next batch is scored by (see the module doc)."""
+        if self.serving is not None:
+            return self.serving
+        ref = self.current_ref
+        return None if ref is None else ServingSet.champion(ref)
+
     def resume_from_database(self) -> ModelArtifact | None:
-        """Serve the newest version already installed (a restart needs no models-topic replay)."""
+        """Serve what the database served last: its lifecycle state, else the newest version installed
+        (a restart needs no models-topic replay)."""
+        state = self.lifecycle.resume()
+        if state is not None and (serving := state.serving_set()) is not None:
+            self._serve(serving, None)
+            return self.current
         versions = self.backend.installed_versions(self.settings.model_name)
         if versions:
             self.current = self.backend.load_model(ModelRef(self.settings.model_name, versions[-1]))
@@ -106,15 +131,36 @@ class ModelWatcher:
                 self._read_upto[partition] = offset + 1
             if (message.key() or b"") == self.settings.model_name.encode():
                 self._seen_own_model = True
+            kind = record_kind(message.key(), headers_to_dict(message.headers()), self.settings.model_name)
+            if kind == LIFECYCLE:
+                self.lifecycle.on_snapshot(message.value() or b"")
+                continue
             artifact = self._verify(message)
-            if artifact is not None:
+            if artifact is None:
+                continue
+            if kind == ARTIFACT:
+                self.lifecycle.on_artifact(artifact)
+            elif kind == PLAIN and self.lifecycle.active:
+                self.lifecycle.on_plain(artifact, message.timestamp()[1])
+            else:
                 candidates.append(artifact)
         self._warn_if_topic_lost_the_model()
         self._restart_if_topic_was_wiped(consumer)
         for artifact in sorted(candidates, key=lambda a: a.version, reverse=True):
             if self._install(artifact):
                 return artifact
+        state = self.lifecycle.apply(lambda artifact: self._install(artifact, serve=False))
+        if state is not None and (serving := state.serving_set()) is not None:
+            self._serve(serving, self.lifecycle.artifacts)
+            return self.current
         return None
+
+    def _serve(self, serving: ServingSet, loaded: dict[int, ModelArtifact] | None) -> None:
+        """Make ``serving`` the set in force; ``current`` becomes the artifact its served ref names."""
+        self.serving = serving
+        version = serving.served_ref.version
+        if self.current is None or self.current.version != version:
+            self.current = self.backend.load_model(ModelRef(serving.served_ref.name, version))
 
     def _restart_if_topic_was_wiped(self, consumer: Consumer) -> None:
         """Read the topic anew when it ends before what this reader has already read.
@@ -163,10 +209,10 @@ class ModelWatcher:
                     version if version is not None else "?", reason, message)
 
     def _verify(self, message: Message) -> ModelArtifact | None:
-        key = (message.key() or b"").decode("utf-8", "replace")
-        if key != self.settings.model_name:
-            return None  # another model on the shared topic
         headers = headers_to_dict(message.headers())
+        kind = record_kind(message.key(), headers, self.settings.model_name)
+        if kind not in (ARTIFACT, PLAIN):
+            return None  # another model on the shared topic
         value = message.value() or b""
         header_version = header_model_version(headers)
         if hashlib.sha256(value).hexdigest() != headers.get("sha256", b"").decode("latin-1"):
@@ -187,12 +233,14 @@ class ModelWatcher:
         ):
             self._reject(artifact.version, "bad-signature", "signature missing or not valid for the signing key")
             return None
-        if self.current is not None and artifact.version <= self.current.version:
+        if kind == PLAIN and not self.lifecycle.active and self.current is not None \
+                and artifact.version <= self.current.version:
             log.debug("model v%d ignored: not newer than v%d", artifact.version, self.current.version)
             return None
         return artifact
 
-    def _install(self, artifact: ModelArtifact) -> bool:
+    def _install(self, artifact: ModelArtifact, serve: bool = True) -> bool:
+        """Install and canary-check ``artifact``; with ``serve`` it becomes the one served alone."""
         ref = ModelRef(artifact.name, artifact.version)
         try:
             self.backend.install_model(artifact)
@@ -208,7 +256,11 @@ class ModelWatcher:
                 raise
             self._reject(artifact.version, exc.reason, exc.message)
             return False
+        if not serve:
+            log.info("model %s v%d installed", artifact.name, artifact.version)
+            return True
         previous = self.current_ref
         self.current = artifact
+        self.serving = None
         log.info("model %s v%d installed and serving (was %s)", artifact.name, artifact.version, previous)
         return True

@@ -40,19 +40,21 @@ class PublishOutcome:
 
 
 def publish_model(settings: Settings, artifact: ModelArtifact, value: bytes | None = None,
-                  producer: Producer | None = None) -> str:
-    """Send one artifact keyed by model name; returns the sha256 of the value.
+                  producer: Producer | None = None, *, key: bytes | None = None, extra_headers: Headers | None = None
+                  ) -> str:
+    """Send one artifact keyed by model name (or ``key``: versioned records of the lifecycle,
+    with their ``extra_headers``); returns the sha256 of the value.
 
     Reuse a ``producer`` to publish several versions without a new producer's ~500 ms start.
     """
     payload = value if value is not None else artifact.to_bytes()
     digest = hashlib.sha256(payload).hexdigest()
-    key = settings.signing_key.get_secret_value() if settings.signing_key else None
-    signature = sign(artifact.sha256, key) if key else None
+    secret = settings.signing_key.get_secret_value() if settings.signing_key else None
+    signature = sign(artifact.sha256, secret) if secret else None
     producer = producer or make_producer(settings)
     producer.produce(
-        settings.models_topic, key=artifact.name.encode(), value=payload,
-        headers=model_headers(artifact.version, digest, signature),
+        settings.models_topic, key=key or artifact.name.encode(), value=payload,
+        headers=model_headers(artifact.version, digest, signature) + (extra_headers or []),
     )
     flush(producer)
     return digest

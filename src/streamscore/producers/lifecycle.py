@@ -1,0 +1,126 @@
+"""Lifecycle commands on the models topic: publish with a role, promote, withdraw, rollback.
+
+Each command reads the topic whole (:func:`read_topic`: the newest lifecycle snapshot, with plain
+records of older publishers folded in), applies one transition of
+:class:`~streamscore.model.lifecycle.Lifecycle` and appends the new snapshot under the model name.
+A publish appends the artifact record (``<name>@v<version>``) first, so a reader that sees the
+snapshot can find every version it names. Plain records a snapshot relies on are copied once
+under their versioned key before the first snapshot, because that snapshot replaces them under
+the model name in compaction (docs/decisions.md).
+
+Two commands at the same moment from two places may both read revision r and write r+1: the later
+record wins on every reader (same topic order everywhere). Run lifecycle commands from one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from confluent_kafka import Producer
+
+from streamscore.errors import ConfigError, LifecycleError
+from streamscore.model.artifact import ModelArtifact
+from streamscore.model.lifecycle import Lifecycle, LifecycleFold
+from streamscore.producers.models import PublishedRecord, publish_model
+from streamscore.shared.config import Settings
+from streamscore.shared.kafka import assign_from_beginning, flush, make_consumer, make_producer
+from streamscore.shared.messages import header_model_version, headers_to_dict
+from streamscore.shared.model_records import (
+    ARTIFACT,
+    LIFECYCLE,
+    PLAIN,
+    artifact_headers,
+    artifact_key,
+    lifecycle_headers,
+    record_kind,
+    versioned_name,
+)
+
+
+@dataclass
+class TopicView:
+    """What the models topic holds for one model name."""
+
+    lifecycle: Lifecycle
+    #: versions with an artifact record under their own key
+    artifacts: set[int] = field(default_factory=set)
+    #: plain records (key = name, no record-type) by version
+    plain: dict[int, PublishedRecord] = field(default_factory=dict)
+
+
+def read_topic(settings: Settings, name: str, idle_s: float = 1.0) -> TopicView:
+    """Read the models topic whole (until ``idle_s`` without a message: the embedded broker's high
+    watermark is wrong) and fold the records of ``name``."""
+    consumer = make_consumer(settings, f"{settings.group}.lifecycle.{uuid.uuid4().hex[:8]}")
+    fold = LifecycleFold(name)
+    view = TopicView(fold.state)
+    try:
+        if not assign_from_beginning(consumer, settings.models_topic):
+            return view
+        while batch := consumer.consume(100, idle_s):
+            for message in batch:
+                if message.error():
+                    continue
+                headers = headers_to_dict(message.headers())
+                kind = record_kind(message.key(), headers, name)
+                version = header_model_version(headers)
+                if kind == LIFECYCLE:
+                    try:
+                        fold.snapshot(Lifecycle.from_json(message.value() or b""))
+                    except LifecycleError:
+                        continue
+                elif kind == ARTIFACT and version is not None:
+                    view.artifacts.add(version)
+                elif kind == PLAIN and version is not None:
+                    value = message.value() or b""
+                    view.plain[version] = PublishedRecord(version, value, list(headers.items()))
+                    fold.plain(version, hashlib.sha256(value).hexdigest(), message.timestamp()[1])
+    finally:
+        consumer.close()
+    view.lifecycle = fold.state
+    return view
+
+
+def write_snapshot(settings: Settings, view: TopicView, state: Lifecycle, producer: Producer | None = None) -> None:
+    """Append ``state`` under the model name (after copying plain records it needs under versioned keys)."""
+    producer = producer or make_producer(settings)
+    for version in state.needed_versions():
+        record = view.plain.get(version)
+        if version not in view.artifacts and record is not None:
+            headers = [(k, v) for k, v in record.headers if k != "record-type"]
+            entry = state.entry(version)
+            producer.produce(settings.models_topic, key=artifact_key(state.name, version), value=record.value,
+                             headers=headers + artifact_headers(entry.role if entry else "champion"))
+            view.artifacts.add(version)
+    value = state.to_json()
+    producer.produce(settings.models_topic, key=state.name.encode(), value=value,
+                     headers=lifecycle_headers(value, state.revision, state.champion or state.newest))
+    flush(producer)
+
+
+def publish_with_role(settings: Settings, artifact: ModelArtifact, role: str, key_id: str = "") -> Lifecycle:
+    """Publish ``artifact`` as ``role`` (champion, shadow, ensemble); returns the new state."""
+    if versioned_name(artifact.name):
+        raise ConfigError(f"model name {artifact.name!r} ends like a versioned record key (@vN); rename the model")
+    view = read_topic(settings, artifact.name)
+    state = view.lifecycle.publish(artifact.version, role, sha256=artifact.sha256, key_id=key_id)
+    producer = make_producer(settings)
+    publish_model(settings, artifact, producer=producer, key=artifact_key(artifact.name, artifact.version),
+                  extra_headers=artifact_headers(role))
+    view.artifacts.add(artifact.version)
+    write_snapshot(settings, view, state, producer)
+    return state
+
+
+def run_command(settings: Settings, name: str, command: Callable[[Lifecycle], Lifecycle]) -> Lifecycle:
+    """Apply ``command`` (e.g. ``lambda s: s.promote(3)``) to the topic's state and append the result."""
+    view = read_topic(settings, name)
+    if not view.lifecycle.versions:
+        raise LifecycleError(f"no versions of model {name!r} on {settings.models_topic}: publish one with "
+                             "`streamscore publish-model PATH`", reason="unknown-model")
+    state = command(view.lifecycle)
+    write_snapshot(settings, view, state)
+    return state
