@@ -28,6 +28,8 @@ EVENTS = frozenset({
     "subscribed", "assigned", "revoked", "paused", "resumed", "retry", "model-switched",
     "kafka-unreachable", "kafka-restored", "resubscribed", "fatal", "fault-point", "stalled", "moving",
     "worker-started", "worker-restarted", "waiting-for-model", "models-topic-empty", "models-topic-reset",
+    # model lifecycle (issue 12)
+    "lifecycle-applied", "lifecycle-waiting", "auto-rollback",
 })
 
 

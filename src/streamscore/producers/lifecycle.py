@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 
 from streamscore.errors import ConfigError, LifecycleError
 from streamscore.model.artifact import ModelArtifact
@@ -51,10 +51,23 @@ class TopicView:
     plain: dict[int, PublishedRecord] = field(default_factory=dict)
 
 
-def read_topic(settings: Settings, name: str, idle_s: float = 1.0) -> TopicView:
+@dataclass(frozen=True)
+class Clients:
+    """Where the Kafka clients come from (tests pass the fakes' factories) and how long "read whole" waits."""
+
+    consumer_factory: Callable[..., Consumer] = make_consumer
+    producer_factory: Callable[..., Producer] = make_producer
+    idle_s: float = 1.0
+
+
+KAFKA = Clients()
+
+
+def read_topic(settings: Settings, name: str, clients: Clients = KAFKA) -> TopicView:
     """Read the models topic whole (until ``idle_s`` without a message: the embedded broker's high
     watermark is wrong) and fold the records of ``name``."""
-    consumer = make_consumer(settings, f"{settings.group}.lifecycle.{uuid.uuid4().hex[:8]}")
+    consumer = clients.consumer_factory(settings, f"{settings.group}.lifecycle.{uuid.uuid4().hex[:8]}")
+    idle_s = clients.idle_s
     fold = LifecycleFold(name)
     view = TopicView(fold.state)
     try:
@@ -84,9 +97,8 @@ def read_topic(settings: Settings, name: str, idle_s: float = 1.0) -> TopicView:
     return view
 
 
-def write_snapshot(settings: Settings, view: TopicView, state: Lifecycle, producer: Producer | None = None) -> None:
+def write_snapshot(settings: Settings, view: TopicView, state: Lifecycle, producer: Producer) -> None:
     """Append ``state`` under the model name (after copying plain records it needs under versioned keys)."""
-    producer = producer or make_producer(settings)
     for version in state.needed_versions():
         record = view.plain.get(version)
         if version not in view.artifacts and record is not None:
@@ -101,13 +113,14 @@ def write_snapshot(settings: Settings, view: TopicView, state: Lifecycle, produc
     flush(producer)
 
 
-def publish_with_role(settings: Settings, artifact: ModelArtifact, role: str, key_id: str = "") -> Lifecycle:
+def publish_with_role(settings: Settings, artifact: ModelArtifact, role: str, key_id: str = "",
+                      clients: Clients = KAFKA) -> Lifecycle:
     """Publish ``artifact`` as ``role`` (champion, shadow, ensemble); returns the new state."""
     if versioned_name(artifact.name):
         raise ConfigError(f"model name {artifact.name!r} ends like a versioned record key (@vN); rename the model")
-    view = read_topic(settings, artifact.name)
+    view = read_topic(settings, artifact.name, clients)
     state = view.lifecycle.publish(artifact.version, role, sha256=artifact.sha256, key_id=key_id)
-    producer = make_producer(settings)
+    producer = clients.producer_factory(settings)
     publish_model(settings, artifact, producer=producer, key=artifact_key(artifact.name, artifact.version),
                   extra_headers=artifact_headers(role))
     view.artifacts.add(artifact.version)
@@ -115,12 +128,13 @@ def publish_with_role(settings: Settings, artifact: ModelArtifact, role: str, ke
     return state
 
 
-def run_command(settings: Settings, name: str, command: Callable[[Lifecycle], Lifecycle]) -> Lifecycle:
+def run_command(settings: Settings, name: str, command: Callable[[Lifecycle], Lifecycle],
+                clients: Clients = KAFKA) -> Lifecycle:
     """Apply ``command`` (e.g. ``lambda s: s.promote(3)``) to the topic's state and append the result."""
-    view = read_topic(settings, name)
+    view = read_topic(settings, name, clients)
     if not view.lifecycle.versions:
         raise LifecycleError(f"no versions of model {name!r} on {settings.models_topic}: publish one with "
                              "`streamscore publish-model PATH`", reason="unknown-model")
     state = command(view.lifecycle)
-    write_snapshot(settings, view, state)
+    write_snapshot(settings, view, state, clients.producer_factory(settings))
     return state

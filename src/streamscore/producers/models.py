@@ -51,7 +51,7 @@ def publish_model(settings: Settings, artifact: ModelArtifact, value: bytes | No
     digest = hashlib.sha256(payload).hexdigest()
     secret = settings.signing_key.get_secret_value() if settings.signing_key else None
     signature = sign(artifact.sha256, secret) if secret else None
-    producer = producer or make_producer(settings)
+    producer = make_producer(settings) if producer is None else producer  # an empty producer is falsy
     producer.produce(
         settings.models_topic, key=key or artifact.name.encode(), value=payload,
         headers=model_headers(artifact.version, digest, signature) + (extra_headers or []),

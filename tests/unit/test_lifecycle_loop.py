@@ -1,0 +1,160 @@
+"""Model lifecycle in the scoring loop (issue 12) on fake Kafka clients and a real DuckDB file:
+shadow, promote and rollback mid-stream, an ensemble, and a restart that resumes the state.
+
+Lifecycle commands go through the real publisher code (streamscore.producers.lifecycle) with the
+fakes' factories; batches are checked in the database, where every row names its batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from streamscore.backends.base import ImageBatch
+from streamscore.model.lifecycle import Lifecycle
+from streamscore.models import bundled_model
+from streamscore.producers.lifecycle import Clients, publish_with_role, run_command
+from streamscore.shared.config import Settings
+from streamscore.shared.messages import Prediction, encode_image
+from streamscore.shared.mnist import load_split
+from support.fake_kafka import FakeCluster
+from support.loop_harness import FlakyDuckDB, LoopRun, loop_settings
+
+ROWS = 96
+
+
+@pytest.fixture
+def cluster() -> FakeCluster:
+    return FakeCluster()
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[FlakyDuckDB]:
+    database = FlakyDuckDB(f"duckdb:///{tmp_path / 'loop.duckdb'}")
+    yield database
+    database.close()
+
+
+def clients(cluster: FakeCluster) -> Clients:
+    return Clients(cluster.make_consumer, cluster.make_producer, idle_s=0.05)
+
+
+def send_mnist(cluster: FakeCluster, rows: range) -> list[str]:
+    split = load_split("test")
+    ids = []
+    for row in rows:
+        key, value, headers = encode_image(f"t10k-{row:05d}", split.images[row].tobytes(), int(split.labels[row]))
+        cluster.append("images", row % 2, key, value, [(n, bytes(v or b"")) for n, v in headers])
+        ids.append(key.decode())
+    return ids
+
+
+def predictions(cluster: FakeCluster) -> list[Prediction]:
+    return [Prediction.from_json(m.value() or b"") for m in cluster.messages("predictions")]
+
+
+def stored(backend: FlakyDuckDB) -> list[tuple[str, int, str, str]]:
+    """(image_id, version, role, batch_id) of every stored prediction."""
+    with duckdb.connect(backend.path) as con:
+        return [(str(i), int(v), str(r), str(b)) for i, v, r, b in con.execute(
+            "SELECT image_id, model_version, role, batch_id FROM predictions").fetchall()]
+
+
+def begin(tmp_path: Path, cluster: FakeCluster, backend: FlakyDuckDB, *roles: str) -> tuple[Settings, LoopRun]:
+    settings = loop_settings(tmp_path, batch_size=8)
+    for topic in ("models", "images", "predictions", "dlq"):
+        cluster.create_topic(topic, 2 if topic == "images" else 1)
+    for version, role in enumerate(roles, start=1):
+        publish_with_role(settings, bundled_model(min(version, 2)).with_version(version), role,
+                          clients=clients(cluster))
+    return settings, LoopRun(settings, cluster, backend)
+
+
+def test_a_shadow_scores_every_image_and_never_serves(tmp_path: Path, cluster: FakeCluster,
+                                                      backend: FlakyDuckDB) -> None:
+    _, run = begin(tmp_path, cluster, backend, "champion", "shadow")
+    ids = send_mnist(cluster, range(ROWS))
+    run.wait(lambda: len(cluster.messages("predictions")) == 2 * ROWS, "served and shadow predictions")
+    assert run.finish() is None
+    by_role: dict[str, list[str]] = {}
+    for p in predictions(cluster):
+        by_role.setdefault(f"{p.role}:v{p.model_version}", []).append(p.image_id)
+    assert {k: sorted(v) for k, v in by_role.items()} == {"champion:v1": ids, "shadow:v2": ids}
+    assert run.scorer.stats.scored == ROWS  # served images; shadow rows are not counted as served
+
+
+def test_promote_then_rollback_mid_stream(tmp_path: Path, cluster: FakeCluster, backend: FlakyDuckDB) -> None:
+    """Each batch is scored by the versions in force when it started; nothing lost or duplicated."""
+    settings, run = begin(tmp_path, cluster, backend, "champion", "shadow")
+    writes: list[int] = []
+
+    def command_mid_stream(batch: ImageBatch) -> None:
+        writes.append(len(batch))
+        if len(writes) == 3:
+            run_command(settings, "mlp", lambda s: s.promote(2), clients(cluster))
+        if len(writes) == 7:
+            run_command(settings, "mlp", lambda s: s.rollback("test"), clients(cluster))
+
+    backend.before_write = command_mid_stream
+    ids = send_mnist(cluster, range(ROWS))
+    run.wait(lambda: sorted({p.image_id for p in predictions(cluster) if p.role == "champion"}) == ids,
+             "a served prediction for every image")
+    assert run.finish() is None
+    rows = stored(backend)
+    served = [(i, v) for i, v, r, _ in rows if r == "champion"]
+    assert sorted(i for i, _ in served) == ids  # exactly one served row per image
+    per_batch: dict[str, set[tuple[int, str]]] = {}
+    for _, version, role, batch_id in rows:
+        per_batch.setdefault(batch_id, set()).add((version, role))
+    sets = {frozenset(s) for s in per_batch.values()}
+    # every batch saw one whole serving set: v1 + shadow v2, then v2 alone, then v1 alone again
+    assert sets <= {frozenset({(1, "champion"), (2, "shadow")}), frozenset({(2, "champion")}),
+                    frozenset({(1, "champion")})}
+    order = [p.model_version for p in predictions(cluster) if p.role == "champion"]
+    assert order[0] == 1 and 2 in order and order[-1] == 1
+    assert order.index(2) < len(order) - 1 - order[::-1].index(2) + 1  # v2 served between the two v1 phases
+    served_counts = [p.image_id for p in predictions(cluster) if p.role == "champion"]
+    assert len(served_counts) == len(set(served_counts)) == ROWS
+
+
+def test_an_ensemble_serves_the_mean_of_its_members(tmp_path: Path, cluster: FakeCluster,
+                                                    backend: FlakyDuckDB) -> None:
+    _, run = begin(tmp_path, cluster, backend, "champion", "ensemble")
+    send_mnist(cluster, range(40))
+    run.wait(lambda: len(cluster.messages("predictions")) == 40, "served predictions")
+    assert run.finish() is None
+    split = load_split("test")
+    expected = (bundled_model(1).forward(split.images[:40]) + bundled_model(2).forward(split.images[:40])) / 2
+    for p in predictions(cluster):
+        assert (p.role, p.model_version, p.members) == ("ensemble", 2, (1, 2))
+        row = int(p.image_id.split("-")[1])
+        np.testing.assert_allclose(p.probabilities, expected[row], atol=1e-4)
+    roles = sorted({(v, r) for _, v, r, _ in stored(backend)})
+    assert roles == [(1, "member"), (2, "ensemble"), (2, "member")]
+
+
+def test_a_restarted_consumer_resumes_the_lifecycle_and_never_regresses(tmp_path: Path, cluster: FakeCluster,
+                                                                         backend: FlakyDuckDB) -> None:
+    settings, run = begin(tmp_path, cluster, backend, "champion", "champion")
+    run_command(settings, "mlp", lambda s: s.rollback(), clients(cluster))
+    send_mnist(cluster, range(16))
+    run.wait(lambda: len(cluster.messages("predictions")) == 16, "first predictions")
+    assert run.finish() is None
+    assert {p.model_version for p in predictions(cluster)} == {1}
+    backend.close()
+    again = FlakyDuckDB(f"duckdb:///{backend.path}")
+    again.connect()
+    stored_state = again.stored_lifecycle("mlp")
+    assert stored_state is not None and Lifecycle.from_json(stored_state[1]).champion == 1
+    again.close()
+    rerun = LoopRun(settings, cluster, again)  # reads the whole models topic again, v2 included
+    send_mnist(cluster, range(16, 32))
+    rerun.wait(lambda: len(cluster.messages("predictions")) == 32, "predictions after the restart")
+    assert rerun.finish() is None
+    assert {p.model_version for p in predictions(cluster)} == {1}
+    assert json.loads(stored_state[1])["history"] == [1]
