@@ -17,6 +17,7 @@ from rich.console import Console
 from streamscore.cli_boundary import run_command_line
 from streamscore.cli_db import db_app
 from streamscore.cli_model import export_onnx
+from streamscore.cli_models import models_app
 from streamscore.cli_options import (
     BackendOpt,
     Bootstrap,
@@ -40,6 +41,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
 app.command("export-onnx")(export_onnx)
 app.callback()(global_options)  # --bootstrap, --backend, --log-json, --verbose before the command name
 console = Console()
@@ -194,25 +196,40 @@ def status(
 def publish_model_command(
     path: Annotated[Path, typer.Argument(help="model artifact (.npz with manifest)", exists=True, dir_okay=False)],
     version: Annotated[int | None, typer.Option(min=1, help="publish under this version instead")] = None,
+    role: Annotated[str, typer.Option(
+        help="champion (served alone), shadow (scored, never served) or ensemble (served with the champion "
+             "as the mean of the members' probabilities)")] = "champion",
     force: Annotated[bool, typer.Option(
-        help="publish even if not newer than the newest on the topic (consumers ignore it; "
+        help="publish even if not newer than the newest on the topic, as a plain record (consumers ignore it; "
              "the newest is appended again after it)")] = False,
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Publish a model artifact to the compacted models topic (every consumer hot-swaps to it).
+    """Publish a model artifact to the compacted models topic under a role (consumers switch to it
+    between two batches); `streamscore models …` promotes, withdraws and rolls back.
 
     A version not newer than the newest on the topic is refused (consumers would ignore it,
     and compaction would keep it as the model's last record) unless --force.
     """
     from streamscore.model.artifact import load_artifact
+    from streamscore.model.lifecycle import PUBLISH_ROLES
+    from streamscore.producers.lifecycle import publish_with_role
     from streamscore.producers.models import publish_new_version
     from streamscore.shared.kafka import ensure_topics
 
+    if role not in PUBLISH_ROLES:
+        raise typer.BadParameter(f"--role must be one of {', '.join(PUBLISH_ROLES)}, not {role!r}")
     settings = settings_from(kafka_bootstrap=bootstrap)
     artifact = load_artifact(path)
     if version is not None:
         artifact = artifact.with_version(version)
     ensure_topics(settings)
+    if not force:
+        state = publish_with_role(settings, artifact, role)
+        console.print(f"published {artifact.name} v{artifact.version} as {role} to {settings.models_topic}; "
+                      f"in force: {state.serving_set()}")
+        return
+    if role != "champion":
+        raise typer.BadParameter("--force publishes a plain (champion) record; it takes no --role")
     outcome = publish_new_version(settings, artifact, force=force)
     console.print(f"published {artifact.name} v{artifact.version} to {settings.models_topic} "
                   f"(sha256 {outcome.digest[:12]}…)")

@@ -119,7 +119,14 @@ def publish_with_role(settings: Settings, artifact: ModelArtifact, role: str, ke
     if versioned_name(artifact.name):
         raise ConfigError(f"model name {artifact.name!r} ends like a versioned record key (@vN); rename the model")
     view = read_topic(settings, artifact.name, clients)
-    state = view.lifecycle.publish(artifact.version, role, sha256=artifact.sha256, key_id=key_id)
+    try:
+        state = view.lifecycle.publish(artifact.version, role, sha256=artifact.sha256, key_id=key_id)
+    except LifecycleError as exc:
+        if exc.reason != "version-not-newer":
+            raise
+        raise LifecycleError(f"{exc.message}; consumers would ignore it. --force publishes it anyway as a plain "
+                             "record (not served; the newest is appended again after it)",
+                             reason=exc.reason) from None
     producer = clients.producer_factory(settings)
     publish_model(settings, artifact, producer=producer, key=artifact_key(artifact.name, artifact.version),
                   extra_headers=artifact_headers(role))
