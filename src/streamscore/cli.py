@@ -245,14 +245,24 @@ def evaluate(
     idle: Annotated[float, typer.Option(
         callback=positive, help="stop after this many seconds without new predictions")] = 3.0,
     out: Annotated[Path, typer.Option(help="folder for confusion.png and report.json")] = Path("out/evaluate"),
+    auto_rollback: Annotated[bool, typer.Option(
+        help="with --follow: roll the champion back when its windowed accuracy falls more than --margin below "
+             "the previous champion's")] = False,
+    window: Annotated[int, typer.Option(min=1, help="labelled served predictions per version in the window")] = 200,
+    margin: Annotated[float, typer.Option(min=0.0, max=1.0, help="accuracy drop that triggers a rollback")] = 0.05,
     bootstrap: Bootstrap = None,
 ) -> None:
     """Accuracy per (backend, model version), confusion matrix and latency from the evaluation topic."""
+    from streamscore.consumers.auto_rollback import AutoRollback
     from streamscore.ops.evaluation_view import evaluate_and_report
+    from streamscore.producers.lifecycle import rollback_action
 
+    if auto_rollback and not follow:
+        raise typer.BadParameter("--auto-rollback watches live predictions: add --follow")
     settings = settings_from(kafka_bootstrap=bootstrap)
+    judge = AutoRollback(window, margin, rollback_action(settings)) if auto_rollback else None
     evaluate_and_report(settings, stop_on_signals(), follow=follow, expect=expect, idle=idle, out=out,
-                        console=console, err_console=err_console)
+                        console=console, err_console=err_console, auto_rollback=judge)
 
 
 @app.command()

@@ -18,11 +18,11 @@ import pytest
 from streamscore.backends.base import ImageBatch
 from streamscore.model.lifecycle import Lifecycle
 from streamscore.models import bundled_model
-from streamscore.producers.lifecycle import Clients, publish_with_role, run_command
+from streamscore.producers.lifecycle import publish_with_role, run_command
 from streamscore.shared.config import Settings
-from streamscore.shared.messages import Prediction, encode_image
 from streamscore.shared.mnist import load_split
 from support.fake_kafka import FakeCluster
+from support.lifecycle import fake_clients, predictions, send_mnist
 from support.loop_harness import FlakyDuckDB, LoopRun, loop_settings
 
 ROWS = 96
@@ -40,24 +40,6 @@ def backend(tmp_path: Path) -> Iterator[FlakyDuckDB]:
     database.close()
 
 
-def clients(cluster: FakeCluster) -> Clients:
-    return Clients(cluster.make_consumer, cluster.make_producer, idle_s=0.05)
-
-
-def send_mnist(cluster: FakeCluster, rows: range) -> list[str]:
-    split = load_split("test")
-    ids = []
-    for row in rows:
-        key, value, headers = encode_image(f"t10k-{row:05d}", split.images[row].tobytes(), int(split.labels[row]))
-        cluster.append("images", row % 2, key, value, [(n, bytes(v or b"")) for n, v in headers])
-        ids.append(key.decode())
-    return ids
-
-
-def predictions(cluster: FakeCluster) -> list[Prediction]:
-    return [Prediction.from_json(m.value() or b"") for m in cluster.messages("predictions")]
-
-
 def stored(backend: FlakyDuckDB) -> list[tuple[str, int, str, str]]:
     """(image_id, version, role, batch_id) of every stored prediction."""
     with duckdb.connect(backend.path) as con:
@@ -71,7 +53,7 @@ def begin(tmp_path: Path, cluster: FakeCluster, backend: FlakyDuckDB, *roles: st
         cluster.create_topic(topic, 2 if topic == "images" else 1)
     for version, role in enumerate(roles, start=1):
         publish_with_role(settings, bundled_model(min(version, 2)).with_version(version), role,
-                          clients=clients(cluster))
+                          clients=fake_clients(cluster))
     return settings, LoopRun(settings, cluster, backend)
 
 
@@ -96,9 +78,9 @@ def test_promote_then_rollback_mid_stream(tmp_path: Path, cluster: FakeCluster, 
     def command_mid_stream(batch: ImageBatch) -> None:
         writes.append(len(batch))
         if len(writes) == 3:
-            run_command(settings, "mlp", lambda s: s.promote(2), clients(cluster))
+            run_command(settings, "mlp", lambda s: s.promote(2), fake_clients(cluster))
         if len(writes) == 7:
-            run_command(settings, "mlp", lambda s: s.rollback("test"), clients(cluster))
+            run_command(settings, "mlp", lambda s: s.rollback("test"), fake_clients(cluster))
 
     backend.before_write = command_mid_stream
     ids = send_mnist(cluster, range(ROWS))
@@ -141,7 +123,7 @@ def test_an_ensemble_serves_the_mean_of_its_members(tmp_path: Path, cluster: Fak
 def test_a_restarted_consumer_resumes_the_lifecycle_and_never_regresses(tmp_path: Path, cluster: FakeCluster,
                                                                          backend: FlakyDuckDB) -> None:
     settings, run = begin(tmp_path, cluster, backend, "champion", "champion")
-    run_command(settings, "mlp", lambda s: s.rollback(), clients(cluster))
+    run_command(settings, "mlp", lambda s: s.rollback(), fake_clients(cluster))
     send_mnist(cluster, range(16))
     run.wait(lambda: len(cluster.messages("predictions")) == 16, "first predictions")
     assert run.finish() is None

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ class Evaluation:
     predictions: dict[tuple[str, int, str], Prediction] = field(default_factory=dict)
     duplicates: int = 0
     malformed: int = 0
+    #: called with every new (not duplicate) prediction, e.g. by `evaluate --auto-rollback`
+    on_new: Callable[[Prediction], None] | None = None
 
     def add(self, prediction: Prediction) -> bool:
         key = (prediction.image_id, prediction.model_version, prediction.backend)
@@ -59,6 +62,8 @@ class Evaluation:
             self.duplicates += 1
             return False
         self.predictions[key] = prediction
+        if self.on_new is not None:
+            self.on_new(prediction)
         return True
 
     def image_ids(self) -> set[str]:

@@ -9,16 +9,21 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from streamscore.consumers.auto_rollback import AutoRollback
 from streamscore.consumers.evaluator import Evaluation, read_predictions, write_reports
 from streamscore.ops.run_report import report_extras
 from streamscore.shared.config import Settings
 
 
 def evaluate_and_report(settings: Settings, stop: threading.Event, *, follow: bool, expect: int | None, idle: float,
-                        out: Path, console: Console, err_console: Console) -> Evaluation:
-    """Read the evaluation topic (live with ``follow``), print the table, write report.json and confusion.png."""
+                        out: Path, console: Console, err_console: Console,
+                        auto_rollback: AutoRollback | None = None) -> Evaluation:
+    """Read the evaluation topic (live with ``follow``), print the table, write report.json and confusion.png.
+
+    With ``auto_rollback`` (``--follow`` only) every new prediction is also judged by it.
+    """
     if follow:
-        evaluation = follow_predictions(settings, stop, console)
+        evaluation = follow_predictions(settings, stop, console, auto_rollback)
     else:
         with err_console.status(f"reading {settings.predictions_topic}…"):
             evaluation = read_predictions(settings, expect=expect, idle_timeout=idle, stop=stop)
@@ -29,9 +34,10 @@ def evaluate_and_report(settings: Settings, stop: threading.Event, *, follow: bo
     return evaluation
 
 
-def follow_predictions(settings: Settings, stop: threading.Event, console: Console) -> Evaluation:
+def follow_predictions(settings: Settings, stop: threading.Event, console: Console,
+                       auto_rollback: AutoRollback | None = None) -> Evaluation:
     """Read the evaluation topic live, redrawing the table every second until Ctrl-C."""
-    evaluation = Evaluation()
+    evaluation = Evaluation(on_new=auto_rollback.observe if auto_rollback is not None else None)
     failures: list[BaseException] = []
 
     def read() -> None:

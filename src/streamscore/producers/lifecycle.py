@@ -15,6 +15,7 @@ record wins on every reader (same topic order everywhere). Run lifecycle command
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from streamscore.shared.model_records import (
     record_kind,
     versioned_name,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -145,3 +148,25 @@ def run_command(settings: Settings, name: str, command: Callable[[Lifecycle], Li
     state = command(view.lifecycle)
     write_snapshot(settings, view, state, clients.producer_factory(settings))
     return state
+
+
+def rollback_action(settings: Settings, clients: Clients = KAFKA) -> Callable[[str, int, str], bool]:
+    """For :class:`~streamscore.consumers.auto_rollback.AutoRollback`: roll ``name`` back from ``version``
+    with ``reason``, only while ``version`` is still its champion; True when a rollback was published."""
+
+    def act(name: str, version: int, reason: str) -> bool:
+        view = read_topic(settings, name, clients)
+        state = view.lifecycle
+        if state.champion != version:
+            log.warning("%s — not rolled back: the champion of %s is %s now", reason, name,
+                        f"v{state.champion}" if state.champion is not None else "none")
+            return False
+        try:
+            rolled = state.rollback(reason)
+        except LifecycleError as exc:
+            log.warning("%s — cannot roll back: %s", reason, exc.message)
+            return False
+        write_snapshot(settings, view, rolled, clients.producer_factory(settings))
+        return True
+
+    return act
