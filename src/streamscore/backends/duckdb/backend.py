@@ -29,6 +29,7 @@ from streamscore.backends.base import (
 )
 from streamscore.backends.checks import already_installed, check_purge_age, not_installed
 from streamscore.backends.duckdb import errors
+from streamscore.backends.duckdb.results import probabilities_of, scored_batch
 from streamscore.backends.duckdb.scoring import (
     layers_from_rows,
     model_rows,
@@ -270,7 +271,7 @@ class DuckDBBackend(Backend):
             finally:
                 self.con.unregister("ss_incoming")
         members = tuple(sorted(ref.version for ref in refs if ref.role == "member"))
-        return [_scored(stored, ref, scored_at, conflicts, members if ref.role == "ensemble" else ())
+        return [scored_batch(stored, ref, scored_at, conflicts, members if ref.role == "ensemble" else ())
                 for ref, stored in results]
 
     def _score_and_store(self, ref: ModelRef, batch_id: str, scored_at: int) -> list[tuple[ModelRef, pa.Table]]:
@@ -317,7 +318,7 @@ class DuckDBBackend(Backend):
                         result = self._arrow(sql(ENGINE, "scores_in_input_order"))
             finally:
                 self.con.unregister("ss_pixels")
-        return _probabilities(result.column("probabilities"))
+        return probabilities_of(result.column("probabilities"))
 
     def _arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         table: pa.Table = self.con.sql(sql, params=params).to_arrow_table()
@@ -337,28 +338,6 @@ def check_database_path(path: Path) -> None:
     target = path if path.exists() else path.parent
     if not os.access(target, os.W_OK):
         raise ConfigError(f"{target} is not writable by this user; fix its permissions or choose another path")
-
-
-def _scored(stored: pa.Table, ref: ModelRef, scored_at: int, conflicts: list[str],
-            members: tuple[int, ...]) -> ScoredBatch:
-    probabilities = _probabilities(stored.column("probabilities"))
-    return ScoredBatch(
-        image_ids=stored.column("image_id").to_pylist(),
-        predicted=probabilities.argmax(axis=1).astype(np.int64),
-        probabilities=probabilities,
-        scored_at=np.full(stored.num_rows, scored_at, np.int64),
-        model=ref,
-        conflicts=conflicts,
-        members=members,
-    )
-
-
-def _probabilities(column: pa.ChunkedArray) -> npt.NDArray[np.float32]:
-    """An Arrow FLOAT[10] column as an (n, 10) float32 matrix, without a Python loop."""
-    if len(column) == 0:
-        return np.zeros((0, 10), np.float32)
-    flat: npt.NDArray[np.float32] = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    return flat.astype(np.float32, copy=False).reshape(-1, 10)
 
 
 class _Transaction:
