@@ -56,7 +56,7 @@ def demo(
     limit: Annotated[int | None, typer.Option(min=1, help="images to stream (default: all 10,000)")] = None,
     scorer: Annotated[str | None, typer.Option(help="DuckDB scorer: udf or sql")] = None,
 ) -> None:
-    """Run the whole pipeline on the embedded broker and DuckDB, swapping models half-way."""
+    """Run the whole pipeline on the embedded broker and DuckDB: v2 shadows v1, then is promoted."""
     from streamscore.demo import run_demo, summary_table
 
     settings = settings_from(duckdb_scorer=scorer)

@@ -1,8 +1,10 @@
 """`streamscore demo`: the whole pipeline on the embedded default, in one process.
 
 Embedded broker → produce the bundled MNIST test set (plus a few malformed
-messages) → score in DuckDB with model v1 → publish v2 half-way → evaluate the
-evaluation topic → a table, a confusion-matrix PNG and a JSON report.
+messages) → score in DuckDB with model v1 and v2 as its shadow (scored on every
+image, never served) → promote v2 half-way → evaluate the
+evaluation topic → a table (accuracy per version and role), a confusion-matrix PNG
+and a JSON report.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from streamscore.models import bundled_model
 from streamscore.ops.run_report import report_extras
 from streamscore.ops.topic_summary import DeadLetters, count_dead_letters
 from streamscore.producers.images import produce_images
-from streamscore.producers.models import publish_model
+from streamscore.producers.lifecycle import TopicView, publish_with_role, write_snapshot
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import ensure_topics, flush, make_producer
 from streamscore.shared.malformed import DEMO_MALFORMED as MALFORMED
@@ -65,8 +67,9 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
                       f"DuckDB at [bold]{db_path}[/]")
         ensure_topics(settings)
         v1, v2 = bundled_model(1), bundled_model(2)
-        model_producer = make_producer(settings)  # warmed up by v1, so v2 lands when it is sent
-        publish_model(settings, v1, producer=model_producer)
+        publish_with_role(settings, v1, "champion")
+        lifecycle = publish_with_role(settings, v2, "shadow")
+        lifecycle_producer = make_producer(settings)  # warm: the promotion lands when it is sent
         stop = threading.Event()
         scorer = Scorer(settings, open_configured_backend(settings), stop=stop)
         failures: list[BaseException] = []
@@ -106,16 +109,17 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
             scorer.ready.wait(30)
             producer_thread = threading.Thread(target=run_producer, name="producer", daemon=True)
             producer_thread.start()
-            swapped = False
+            promoted = False
             while not stop.is_set():
                 scored = scorer.stats.scored
                 progress.update(score_task, completed=scored,
                                 description=f"scored in DuckDB (v{scorer.stats.model_version or '-'})")
-                if not swapped and produced[0] >= total // 2:
-                    progress.console.print(f"publishing model v2 to {settings.models_topic} after "
-                                           f"{produced[0]:,} images were produced")
-                    publish_model(settings, v2, producer=model_producer)
-                    swapped = True
+                if not promoted and produced[0] >= total // 2:
+                    progress.console.print(f"promoting v2 (the shadow) to champion on {settings.models_topic} "
+                                           f"after {produced[0]:,} images were produced")
+                    # the demo published every record itself: no need to read the topic back
+                    write_snapshot(settings, TopicView(lifecycle, {1, 2}), lifecycle.promote(2), lifecycle_producer)
+                    promoted = True
                 if scored >= total and scorer.stats.dead_lettered >= len(MALFORMED):
                     break
                 time.sleep(0.1)
@@ -146,9 +150,10 @@ def summary_table(result: DemoResult) -> Table:
     table.add_row("images scored (in DuckDB)", f"{result.scored:,}")
     reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(result.dead_letters.by_reason.items()))
     table.add_row("dead-lettered (mnist.dlq)", f"{result.dead_letters.total:,}" + (f" ({reasons})" if reasons else ""))
-    for report in result.evaluation.versions():
+    for report in result.evaluation.by_role():
         accuracy = f"{report.accuracy:.4f}" if report.accuracy is not None else "n/a"
-        table.add_row(f"accuracy model v{report.version}", f"{accuracy} ({report.correct:,}/{report.labelled:,})")
+        table.add_row(f"accuracy model v{report.version} ({report.role})",
+                      f"{accuracy} ({report.correct:,}/{report.labelled:,})")
     for name, value in result.evaluation.latency_percentiles().items():
         if name != "max_ms":
             table.add_row(f"latency {name.removesuffix('_ms')}", f"{value:,.0f} ms")

@@ -42,6 +42,8 @@ class VersionReport:
     correct: int
     confusion: list[list[int]]
     backend: str = ""
+    #: the role the predictions were made in (by_role() only): champion, ensemble or shadow
+    role: str = ""
 
     @property
     def accuracy(self) -> float | None:
@@ -77,15 +79,20 @@ class Evaluation:
         """One report per (backend, model version)."""
         return self._tally(by_backend=True)
 
+    def by_role(self) -> list[VersionReport]:
+        """One report per (model version, role): a shadow phase apart from the same version serving."""
+        return self._tally(by_backend=False, by_role=True)
+
     def backends(self) -> list[str]:
         return sorted({p.backend for p in list(self.predictions.values())})
 
-    def _tally(self, by_backend: bool) -> list[VersionReport]:
-        reports: dict[tuple[str, int], VersionReport] = {}
+    def _tally(self, by_backend: bool, by_role: bool = False) -> list[VersionReport]:
+        reports: dict[tuple[str, int, str], VersionReport] = {}
         for prediction in list(self.predictions.values()):  # a copy: `evaluate --follow` reads while it fills
             backend = prediction.backend if by_backend else ""
-            report = reports.setdefault((backend, prediction.model_version), VersionReport(
-                prediction.model_version, 0, 0, 0, [[0] * 10 for _ in range(10)], backend))
+            role = prediction.role if by_role else ""
+            report = reports.setdefault((backend, prediction.model_version, role), VersionReport(
+                prediction.model_version, 0, 0, 0, [[0] * 10 for _ in range(10)], backend, role))
             report.scored += 1
             if prediction.label is not None:
                 report.labelled += 1
