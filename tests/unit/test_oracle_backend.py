@@ -841,3 +841,26 @@ def test_plsql_timing_switches_the_counters_on_once_and_logs_them(
                      ("callfunc", "mnist_scorer.timings")]
     assert conn.proc_args[0] == [1]
     assert "batches=1 images=2" in caplog.text
+
+
+def test_a_serving_set_takes_the_per_version_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Oracle scores one version per call (issue 12): the shadow first without offsets, then the champion
+    with them (a crash in between replays the batch); an ensemble is refused before anything runs."""
+    from streamscore.backends.records import ServingSet
+
+    conn = FakeConnection()
+    monkeypatch.setattr(oracledb, "connect", lambda **kwargs: conn)
+    backend = OracleBackend(BackendURL.parse("oracle://app:pw@db:1521/FREEPDB1"))
+    conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a"])
+    served, shadow = backend.write_set(make_batch(["a"]), ServingSet((ModelRef("mlp", 1),),
+                                                                     (ModelRef("mlp", 2, "shadow"),)), "g")
+    assert (served.model.role, shadow.model.role) == ("champion", "shadow")
+    assert [args[-1] for args in conn.proc_args] == ["shadow", "champion"]
+    assert conn.log.count(("commit",)) == 2
+    first = conn.log.index(("commit",))
+    offsets = [n for n, entry in enumerate(conn.log) if entry[:2] == ("executemany", "consumer_offsets")]
+    assert len(offsets) == 1 and offsets[0] > first, "only the champion's transaction stores offsets"
+    with pytest.raises(ConfigError) as refused:
+        backend.write_set(make_batch(["a"]), ServingSet((ModelRef("mlp", 1, "member"), ModelRef("mlp", 2, "member"))),
+                          "g")
+    assert "ensemble" in refused.value.message
