@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from streamscore.errors import ConfigError, LifecycleError
+from streamscore.errors import ConfigError, KafkaError, LifecycleError
 from streamscore.model.artifact import ModelArtifact
 from streamscore.model.lifecycle import Lifecycle, LifecycleFold
 from streamscore.producers.models import PublishedRecord, publish_model
@@ -60,44 +61,65 @@ class Clients:
 
     consumer_factory: Callable[..., Consumer] = make_consumer
     producer_factory: Callable[..., Producer] = make_producer
-    idle_s: float = 1.0
+    idle_s: float = 0.25
 
 
 KAFKA = Clients()
+#: how long reading the models topic to its end may take before it is given up
+READ_WHOLE_LIMIT_S = 30.0
 
 
 def read_topic(settings: Settings, name: str, clients: Clients = KAFKA) -> TopicView:
-    """Read the models topic whole (until ``idle_s`` without a message: the embedded broker's high
-    watermark is wrong) and fold the records of ``name``."""
+    """Read the models topic whole and fold the records of ``name``.
+
+    "Whole" = at least up to the high watermark the broker reports at the start (the embedded
+    broker's is too low when its last batch held several records, never too high), then until
+    ``idle_s`` without a message for the rest of that batch. A state folded from part of the topic
+    would make the next snapshot forget versions, so an unreachable end raises instead.
+    """
     consumer = clients.consumer_factory(settings, f"{settings.group}.lifecycle.{uuid.uuid4().hex[:8]}")
-    idle_s = clients.idle_s
     fold = LifecycleFold(name)
     view = TopicView(fold.state)
     try:
-        if not assign_from_beginning(consumer, settings.models_topic):
+        partitions = assign_from_beginning(consumer, settings.models_topic)
+        if not partitions:
             return view
-        while batch := consumer.consume(100, idle_s):
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(settings.models_topic, p), timeout=10)[1]
+                for p in range(partitions)}
+        read = dict.fromkeys(ends, 0)
+        deadline = time.monotonic() + READ_WHOLE_LIMIT_S
+        while True:
+            batch = consumer.consume(100, clients.idle_s)
             for message in batch:
-                if message.error():
-                    continue
-                headers = headers_to_dict(message.headers())
-                kind = record_kind(message.key(), headers, name)
-                version = header_model_version(headers)
-                if kind == LIFECYCLE:
-                    try:
-                        fold.snapshot(Lifecycle.from_json(message.value() or b""))
-                    except LifecycleError:
-                        continue
-                elif kind == ARTIFACT and version is not None:
-                    view.artifacts.add(version)
-                elif kind == PLAIN and version is not None:
-                    value = message.value() or b""
-                    view.plain[version] = PublishedRecord(version, value, list(headers.items()))
-                    fold.plain(version, hashlib.sha256(value).hexdigest(), message.timestamp()[1])
+                if not message.error():
+                    read[message.partition() or 0] = (message.offset() or 0) + 1
+                    _fold_record(message, name, fold, view)
+            if not batch and all(read[p] >= end for p, end in ends.items()):
+                break
+            if time.monotonic() > deadline:
+                raise KafkaError(f"could not read {settings.models_topic} to its end within {READ_WHOLE_LIMIT_S:.0f}s "
+                                 f"(read up to {read}, end {ends}); is Kafka up?", reason="kafka-unreachable")
     finally:
         consumer.close()
     view.lifecycle = fold.state
     return view
+
+
+def _fold_record(message: Message, name: str, fold: LifecycleFold, view: TopicView) -> None:
+    headers = headers_to_dict(message.headers())
+    kind = record_kind(message.key(), headers, name)
+    version = header_model_version(headers)
+    if kind == LIFECYCLE:
+        try:
+            fold.snapshot(Lifecycle.from_json(message.value() or b""))
+        except LifecycleError:
+            log.warning("%s: a lifecycle record of %s that does not parse was ignored", message.topic(), name)
+    elif kind == ARTIFACT and version is not None:
+        view.artifacts.add(version)
+    elif kind == PLAIN and version is not None:
+        value = message.value() or b""
+        view.plain[version] = PublishedRecord(version, value, list(headers.items()))
+        fold.plain(version, hashlib.sha256(value).hexdigest(), message.timestamp()[1])
 
 
 def write_snapshot(settings: Settings, view: TopicView, state: Lifecycle, producer: Producer) -> None:
