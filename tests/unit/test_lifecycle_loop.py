@@ -140,3 +140,25 @@ def test_a_restarted_consumer_resumes_the_lifecycle_and_never_regresses(tmp_path
     assert rerun.finish() is None
     assert {p.model_version for p in predictions(cluster)} == {1}
     assert json.loads(stored_state[1])["history"] == [1]
+
+
+def test_promoting_a_version_never_installed_here_reads_the_topic_again(tmp_path: Path, cluster: FakeCluster,
+                                                                        backend: FlakyDuckDB) -> None:
+    """A consumer that joined after v2 was withdrawn never installed it and keeps no copy in memory;
+    promoting v2 later makes it read the models topic again, install v2 and serve it."""
+    settings = loop_settings(tmp_path, batch_size=8)
+    for topic in ("models", "images", "predictions", "dlq"):
+        cluster.create_topic(topic, 2 if topic == "images" else 1)
+    publish_with_role(settings, bundled_model(1), "champion", clients=fake_clients(cluster))
+    publish_with_role(settings, bundled_model(2), "shadow", clients=fake_clients(cluster))
+    run_command(settings, "mlp", lambda s: s.withdraw(2), fake_clients(cluster))
+    run = LoopRun(settings, cluster, backend)
+    send_mnist(cluster, range(8))
+    run.wait(lambda: len(cluster.messages("predictions")) == 8, "v1 predictions")
+    assert run.scorer.watcher.lifecycle.artifacts == {}
+    run_command(settings, "mlp", lambda s: s.promote(2), fake_clients(cluster))
+    run.wait(lambda: run.scorer.stats.model_version == 2, "the promotion of v2")
+    send_mnist(cluster, range(8, 16))
+    run.wait(lambda: len(cluster.messages("predictions")) == 16, "v2 predictions")
+    assert run.finish() is None
+    assert [p.model_version for p in predictions(cluster)] == [1] * 8 + [2] * 8

@@ -38,6 +38,9 @@ class LifecycleTracker:
     artifacts: dict[int, ModelArtifact] = field(default_factory=dict)
     #: versions rejected at install (canary, conflict): a snapshot serving one of them waits
     rejected: set[int] = field(default_factory=set)
+    #: set when a served version is neither installed nor cached (dropped earlier): the watcher
+    #: reads the models topic again from the beginning, once per (revision, version)
+    reread: bool = False
     _announced: tuple[int, int] = (0, 0)
 
     def __post_init__(self) -> None:
@@ -102,11 +105,15 @@ class LifecycleTracker:
                     continue
                 self.rejected.add(version)
             if version in in_force:
+                if artifact is None and version not in self.rejected and self._announced != (state.revision, version):
+                    self.reread = True  # its artifact was dropped from memory earlier: read the topic again
                 self._announce_wait(state, version)
                 return None
         self.backend.store_lifecycle(self.name, state.revision, state.to_json().decode())
         previous, self.applied = self.applied, state
-        self.artifacts = {v: a for v, a in self.artifacts.items() if v not in installed}
+        # keep in memory only artifacts of versions newer than this state (their snapshot is still to
+        # come); the rest are installed or not needed (a later promotion of one reads the topic again)
+        self.artifacts = {v: a for v, a in self.artifacts.items() if v > state.newest}
         log.info("model lifecycle of %s: %s (revision %d) — serving %s", self.name, state.command or "resumed",
                  state.revision, serving, extra=event("lifecycle-applied", model=self.name, revision=state.revision,
                                                        command=state.command, serving=str(serving),

@@ -93,7 +93,7 @@ class ModelWatcher:
         (a restart needs no models-topic replay)."""
         state = self.lifecycle.resume()
         if state is not None and (serving := state.serving_set()) is not None:
-            self._serve(serving, None)
+            self._serve(serving)
             return self.current
         versions = self.backend.installed_versions(self.settings.model_name)
         if versions:
@@ -150,12 +150,15 @@ class ModelWatcher:
             if self._install(artifact):
                 return artifact
         state = self.lifecycle.apply(lambda artifact: self._install(artifact, serve=False))
+        if self.lifecycle.reread:
+            self.lifecycle.reread = False
+            self.close()  # the next poll reads the topic from the beginning (the applied state stays)
         if state is not None and (serving := state.serving_set()) is not None:
-            self._serve(serving, self.lifecycle.artifacts)
+            self._serve(serving)
             return self.current
         return None
 
-    def _serve(self, serving: ServingSet, loaded: dict[int, ModelArtifact] | None) -> None:
+    def _serve(self, serving: ServingSet) -> None:
         """Make ``serving`` the set in force; ``current`` becomes the artifact its served ref names."""
         self.serving = serving
         version = serving.served_ref.version
