@@ -232,7 +232,7 @@ def test_scored_batch_orders_rows_and_reads_float32_exactly() -> None:
 def test_schema_splits_into_plain_statements() -> None:
     statements = split_statements(read_sql("oracle", "schema.sql"))
     tables = [s.split()[2] for s in statements if s.upper().startswith("CREATE TABLE")]
-    assert tables == ["mnist_images", "model_versions", "model_layers", "active_models",
+    assert tables == ["mnist_images", "model_versions", "model_layers", "active_models", "model_lifecycle",
                       "mnist_predictions", "consumer_offsets", "schema_objects"]
     for statement in statements:
         assert not statement.rstrip().endswith(";"), statement[:40]
@@ -864,3 +864,17 @@ def test_a_serving_set_takes_the_per_version_fallback(monkeypatch: pytest.Monkey
         backend.write_set(make_batch(["a"]), ServingSet((ModelRef("mlp", 1, "member"), ModelRef("mlp", 2, "member"))),
                           "g")
     assert "ensemble" in refused.value.message
+
+
+def test_the_lifecycle_snapshot_is_kept_in_its_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12: the snapshot a consumer applied is merged (never lowered: the WHERE of the MERGE) and read back."""
+    conn = FakeConnection()
+    monkeypatch.setattr(oracledb, "connect", lambda **kwargs: conn)
+    backend = OracleBackend(BackendURL.parse("oracle://app:pw@db:1521/FREEPDB1"))
+    assert "lifecycle" in backend.implements
+    backend.store_lifecycle("mlp", 7, '{"name":"mlp"}')
+    assert ("execute", "MERGE INTO model_lifecycle") in conn.log and conn.log[-1] == ("commit",)
+    merge = oracle_sql.statement("merge_lifecycle")
+    assert "WHERE s.revision > t.revision" in merge
+    conn.results["SELECT revision, state"] = [(7, '{"name":"mlp"}')]
+    assert backend.stored_lifecycle("mlp") == (7, '{"name":"mlp"}')
