@@ -52,3 +52,24 @@ def test_an_ensemble_serves_the_mean_of_its_members(backend: Backend, scope: Sco
     assert np.array_equal(served.predicted, expected[order].argmax(axis=1))
     assert stored_roles(backend, scope) == sorted(
         (i, r) for i in batch.image_ids for r in ("ensemble", "member", "member"))
+
+
+def test_a_long_run_of_versions_keeps_duckdb_weights_bounded(tmp_path: object) -> None:
+    """Issue 12 item 5 (in part): DuckDB's in-process weights cache keeps the recent versions only."""
+    import pathlib
+
+    from contract_hooks import Scope
+
+    from streamscore.backends import open_backend
+    from streamscore.backends.duckdb.backend import MODEL_CACHE
+
+    scope = Scope("cache")
+    backend = open_backend(f"duckdb:///{pathlib.Path(str(tmp_path)) / 'cache.db'}")
+    with backend:
+        backend.init_schema()
+        pixels = mnist_test().images[:2]
+        for version in range(1, MODEL_CACHE + 5):
+            backend.install_model(scope.model(1).with_version(version))
+            backend.score(pixels, scope.ref(version))
+        assert len(backend._models) == MODEL_CACHE  # type: ignore[attr-defined]
+        assert (scope.model_name, MODEL_CACHE + 4) in backend._models  # type: ignore[attr-defined]

@@ -83,6 +83,10 @@ class Evaluation:
         """One report per (model version, role): a shadow phase apart from the same version serving."""
         return self._tally(by_backend=False, by_role=True)
 
+    def by_backend_and_role(self) -> list[VersionReport]:
+        """One report per (backend, model version, role): what `evaluate` prints."""
+        return self._tally(by_backend=True, by_role=True)
+
     def backends(self) -> list[str]:
         return sorted({p.backend for p in list(self.predictions.values())})
 

@@ -61,12 +61,12 @@ def follow_predictions(settings: Settings, stop: threading.Event, console: Conso
 def evaluation_table(evaluation: Evaluation) -> Table:
     """Accuracy per model version, one row per (backend, version) when several backends are on the topic."""
     table = Table(title="accuracy per model version")
-    for column in ("backend", "model version", "images", "labelled", "correct", "accuracy"):
+    for column in ("backend", "model version", "role", "images", "labelled", "correct", "accuracy"):
         table.add_column(column, justify="right")
-    for report in evaluation.by_backend():
+    for report in evaluation.by_backend_and_role():
         accuracy = f"{report.accuracy:.4f}" if report.accuracy is not None else "n/a"
         counts = (f"{report.scored:,}", f"{report.labelled:,}", f"{report.correct:,}")
-        table.add_row(report.backend or "?", str(report.version), *counts, accuracy)
+        table.add_row(report.backend or "?", str(report.version), report.role, *counts, accuracy)
     latency = evaluation.latency_percentiles()
     if latency:
         table.caption = "latency " + ", ".join(f"{k.removesuffix('_ms')} {v:,.0f} ms" for k, v in latency.items())

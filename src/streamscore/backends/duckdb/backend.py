@@ -47,6 +47,8 @@ from streamscore.shared.timing import PhaseTimes
 
 ENGINE = "duckdb"
 PIXELS = pa.list_(pa.uint8(), 784)
+#: model versions whose weights stay in memory (champion, ensemble members, shadows, the next one)
+MODEL_CACHE = 8
 
 
 def _arrow_batch(batch: ImageBatch, with_pixel_lists: bool) -> pa.Table:
@@ -206,10 +208,14 @@ class DuckDBBackend(Backend):
             self.con.execute(sql(ENGINE, "upsert_lifecycle"), {"name": name, "revision": revision, "state": state})
 
     def _model(self, ref: ModelRef) -> ModelArtifact:
-        """Weights for the scorers, read from model_layers once per version."""
-        model = self._models.get(ref.key)
+        """Weights for the scorers, read from model_layers once per version; the least recently used
+        go first beyond MODEL_CACHE versions, so a long run of swaps keeps the process bounded."""
+        model = self._models.pop(ref.key, None)
         if model is None:
-            model = self._models[ref.key] = self.load_model(ref)
+            model = self.load_model(ref)
+        self._models[ref.key] = model  # (re)inserted last: dict order is the recency order
+        while len(self._models) > MODEL_CACHE:
+            self._models.pop(next(iter(self._models)))
         return model
 
     # -- scoring -----------------------------------------------------------------------------
