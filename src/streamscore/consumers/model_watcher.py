@@ -121,7 +121,7 @@ class ModelWatcher:
     def poll(self, timeout: float = 0.0) -> ModelArtifact | None:
         """Read what has arrived; install and return the newest acceptable version, if any."""
         consumer = self._consumer or self.start()
-        candidates: list[ModelArtifact] = []
+        candidates: list[tuple[ModelArtifact, int]] = []  # plain records: (artifact, published at)
         for message in consumer.consume(64, timeout):
             if message.error():
                 log.warning("models topic: %s", message.error())
@@ -140,13 +140,15 @@ class ModelWatcher:
                 continue
             if kind == ARTIFACT:
                 self.lifecycle.on_artifact(artifact)
-            elif kind == PLAIN and self.lifecycle.active:
-                self.lifecycle.on_plain(artifact, message.timestamp()[1])
             else:
-                candidates.append(artifact)
+                candidates.append((artifact, message.timestamp()[1]))
         self._warn_if_topic_lost_the_model()
         self._restart_if_topic_was_wiped(consumer)
-        for artifact in sorted(candidates, key=lambda a: a.version, reverse=True):
+        if self.lifecycle.active:  # plain records fold into the lifecycle (champion when newer than all)
+            for artifact, published_at in candidates:
+                self.lifecycle.on_plain(artifact, published_at)
+            candidates = []
+        for artifact, _ in sorted(candidates, key=lambda c: c[0].version, reverse=True):
             if self._install(artifact):
                 return artifact
         state = self.lifecycle.apply(lambda artifact: self._install(artifact, serve=False))
