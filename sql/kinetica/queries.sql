@@ -9,6 +9,9 @@ WHERE consumer_group = $1 AND topic = $2
 -- name: installed_versions
 SELECT model_version FROM {schema}.models WHERE model_name = $1 ORDER BY model_version
 
+-- name: select_lifecycle
+SELECT revision, state FROM {schema}.model_lifecycle WHERE model_name = $1
+
 -- name: select_model
 SELECT model_id, sha256, input_scale, manifest, canary_pixels
 FROM {schema}.models

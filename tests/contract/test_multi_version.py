@@ -73,3 +73,14 @@ def test_a_long_run_of_versions_keeps_duckdb_weights_bounded(tmp_path: object) -
             backend.score(pixels, scope.ref(version))
         assert len(backend._models) == MODEL_CACHE  # type: ignore[attr-defined]
         assert (scope.model_name, MODEL_CACHE + 4) in backend._models  # type: ignore[attr-defined]
+
+
+def test_the_applied_lifecycle_is_kept_and_never_lowered(backend: Backend, scope: Scope) -> None:
+    if "lifecycle" not in backend.implements:
+        pytest.skip(f"{backend.name} does not keep the lifecycle")
+    assert backend.stored_lifecycle(scope.model_name) is None
+    backend.store_lifecycle(scope.model_name, 5, '{"r": 5}')
+    backend.store_lifecycle(scope.model_name, 3, '{"r": 3}')  # a late writer of an older snapshot
+    assert backend.stored_lifecycle(scope.model_name) == (5, '{"r": 5}')
+    backend.store_lifecycle(scope.model_name, 9, '{"r": 9}')
+    assert backend.stored_lifecycle(scope.model_name) == (9, '{"r": 9}')

@@ -68,7 +68,7 @@ class KineticaBackend(Backend):
     name: ClassVar[str] = "kinetica"
     extra: ClassVar[str] = "kinetica"
     transactional: ClassVar[bool] = False
-    implements: ClassVar[frozenset[str]] = frozenset({"train"})
+    implements: ClassVar[frozenset[str]] = frozenset({"train", "lifecycle"})
     retriable_errors: ClassVar[tuple[type[BaseException], ...]] = errors.RETRIABLE_ERRORS
     #: rows are validated before they are sent (BackendDataError); a server-side
     #: rejection cannot be told apart from a schema fault, so it is fatal, not "data"
@@ -150,6 +150,19 @@ class KineticaBackend(Backend):
             return
         with self.translate_errors("storing offsets"):
             self._upsert_offsets(group, offsets)
+
+    def stored_lifecycle(self, name: str) -> tuple[int, str] | None:
+        with self.translate_errors("reading the model lifecycle"):
+            rows = self._query("select_lifecycle", [name])
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def store_lifecycle(self, name: str, revision: int, state: str) -> None:
+        """Read, then upsert when higher (Kinetica has no conditional upsert: two consumers racing may leave
+        the lower of two new revisions stored; a restart then takes the higher one from the topic)."""
+        stored = self.stored_lifecycle(name)
+        if stored is None or revision > stored[0]:
+            with self.translate_errors("storing the model lifecycle"):
+                self._upsert("model_lifecycle", [[name, revision, state, _now_ms()]])
 
     # -- models ----------------------------------------------------------------------------
     def _install_model(self, artifact: ModelArtifact) -> None:
