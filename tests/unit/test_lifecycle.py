@@ -97,3 +97,11 @@ def test_replaying_the_compacted_topic_rebuilds_the_same_state() -> None:
         full.snapshot(state)
     compacted.snapshot(states[-1])
     assert full.state == compacted.state and served(full.state) == (1,)
+
+
+def test_the_history_and_what_consumers_keep_installed_are_bounded() -> None:
+    from streamscore.model.lifecycle import HISTORY, ROLLBACK_DEPTH
+
+    state = published(*["champion"] * (HISTORY + 10))
+    assert len(state.history) == HISTORY and state.history[-1] == HISTORY + 10
+    assert state.needed_versions() == list(range(HISTORY + 10 - ROLLBACK_DEPTH, HISTORY + 11))

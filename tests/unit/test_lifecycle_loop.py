@@ -162,3 +162,37 @@ def test_promoting_a_version_never_installed_here_reads_the_topic_again(tmp_path
     run.wait(lambda: len(cluster.messages("predictions")) == 16, "v2 predictions")
     assert run.finish() is None
     assert [p.model_version for p in predictions(cluster)] == [1] * 8 + [2] * 8
+
+
+def test_many_swaps_keep_the_consumer_bounded(tmp_path: Path, cluster: FakeCluster, backend: FlakyDuckDB) -> None:
+    """Issue 12 item 5, the part a test can pin: while images flow, 24 champions in a row (three times
+    the weights cache) leave the process with a bounded set of weights (DuckDB's cache, the tracker's
+    artifacts); every batch is still scored by one version, in publication order."""
+    from streamscore.backends.duckdb.backend import MODEL_CACHE
+    from streamscore.producers.lifecycle import TopicView, write_snapshot
+    from streamscore.producers.models import publish_model
+    from streamscore.shared.model_records import artifact_headers, artifact_key
+
+    settings = loop_settings(tmp_path, batch_size=8)
+    for topic in ("models", "images", "predictions", "dlq"):
+        cluster.create_topic(topic, 2 if topic == "images" else 1)
+    state = publish_with_role(settings, bundled_model(1), "champion", clients=fake_clients(cluster))
+    run = LoopRun(settings, cluster, backend)
+    producer, view = cluster.make_producer(settings), TopicView(state, {1})
+    last = 3 * MODEL_CACHE
+    for version in range(2, last + 1):  # the demo's way: records written without reading the topic back
+        artifact = bundled_model(1 + version % 2).with_version(version)
+        publish_model(settings, artifact, producer=producer, key=artifact_key("mlp", version),
+                      extra_headers=artifact_headers("champion"))
+        state = state.publish(version, "champion", sha256=artifact.sha256)
+        view.artifacts.add(version)
+        write_snapshot(settings, view, state, producer)
+        send_mnist(cluster, range(4 * version, 4 * version + 4))
+    run.wait(lambda: run.scorer.stats.model_version == last, "the last swap", timeout=60)
+    send_mnist(cluster, range(500, 508))
+    run.wait(lambda: len(cluster.messages("predictions")) == 4 * (last - 1) + 8, "every image", timeout=60)
+    assert run.finish() is None
+    assert len(backend._models) <= MODEL_CACHE
+    assert run.scorer.watcher.lifecycle.artifacts == {}
+    served = [p.model_version for p in predictions(cluster)]
+    assert served == sorted(served) and served[-8:] == [last] * 8

@@ -30,6 +30,10 @@ from streamscore.shared.messages import now_ms
 PUBLISH_ROLES = ("champion", "shadow", "ensemble")
 #: what a version does now
 STATES = ("serving", "shadowing", "retired", "rolled-back", "withdrawn")
+#: champions a snapshot remembers (rollback targets), and how many of the latest ones consumers keep
+#: installed ahead of a rollback (an older one is installed from the topic when it is rolled back to)
+HISTORY = 32
+ROLLBACK_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,8 @@ class Lifecycle:
         """Versions a consumer keeps installed: those in force and the champions a rollback may return to."""
         serving = self.serving_set()
         live = {ref.version for ref in serving.refs} if serving is not None else set()
-        return sorted(live | {v for v in self.history if (e := self.entry(v)) is not None and e.state != "withdrawn"})
+        recent = self.history[-ROLLBACK_DEPTH - 1:]
+        return sorted(live | {v for v in recent if (e := self.entry(v)) is not None and e.state != "withdrawn"})
 
     # -- transitions -----------------------------------------------------------------------
     def publish(self, version: int, role: str, *, sha256: str = "", key_id: str = "",
@@ -163,7 +168,8 @@ class Lifecycle:
         previous = self.champion
         if previous is not None and previous != version and (old := self.entry(previous)) is not None:
             changed = changed._with(dataclasses.replace(old, state="retired"))
-        return dataclasses.replace(changed, history=(*[v for v in self.history if v != version], version))
+        history = (*[v for v in self.history if v != version], version)
+        return dataclasses.replace(changed, history=history[-HISTORY:])
 
     def _serve_champion(self) -> Lifecycle:
         champion = self.champion
