@@ -8,8 +8,9 @@ snapshot can find every version it names. Plain records a snapshot relies on are
 under their versioned key before the first snapshot, because that snapshot replaces them under
 the model name in compaction (docs/decisions.md).
 
-Two commands at the same moment from two places may both read revision r and write r+1: the later
-record wins on every reader (same topic order everywhere). Run lifecycle commands from one place.
+Two commands at the same moment from two places both start from the same snapshot, and the one
+whose revision is higher (it took the clock later) wins on every reader alike: the other's change
+is lost, never half-applied. Run lifecycle commands from one place at a time.
 """
 
 from __future__ import annotations
