@@ -1,8 +1,9 @@
 """Several versions per batch (Backend.write_set, issue 12): champion + shadow and an ensemble of two,
 scored in one call; served probabilities of an ensemble are the mean of the members' reference ones.
 
-DuckDB and PostgreSQL do it in one transaction ("multi-version"); Oracle and Kinetica take the
-base fallback (one write per version), which serves champion + shadows and refuses ensembles.
+DuckDB and PostgreSQL do it in one transaction, Kinetica in ordered upserts ("multi-version"; here on
+its stand-in); Oracle takes the base fallback (one write per version), which serves champion +
+shadows and refuses ensembles.
 """
 
 from __future__ import annotations

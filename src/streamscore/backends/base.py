@@ -20,13 +20,14 @@ returned :class:`ScoredBatch` carries that ModelRef, and the evaluation topic sh
 time it was first scored).
 
 Several versions per batch (model lifecycle, docs/decisions.md): :meth:`Backend.write_set` scores one
-batch with a :class:`ServingSet` — one champion or an ensemble of members, plus shadows — in one
-database call and transaction on engines that implement "multi-version" (DuckDB, PostgreSQL): every
-version's rows are stored under its own version and role, and an ensemble's served probabilities are
-the mean of the members' computed by the database (role "ensemble", newest member's version). It
-returns the served ScoredBatch first, then one per shadow. Other engines get the fallback below
-(one write per version, shadows first and without offsets, so that a crash between the writes
-replays the batch), which refuses ensembles.
+batch with a :class:`ServingSet` — one champion or an ensemble of members, plus shadows — on engines
+that implement "multi-version": in one database call and transaction (DuckDB, PostgreSQL), or in
+ordered idempotent steps with the offsets last (Kinetica). Every version's rows are stored under its
+own version and role, and an ensemble's served probabilities are the mean of the members' computed
+by the database (role "ensemble", newest member's version). It returns the served ScoredBatch first,
+then one per shadow. Other engines (Oracle) get the fallback below (one write per version, shadows
+first and without offsets, so that a crash between the writes replays the batch), which refuses
+ensembles.
 
 Models: ``install_model`` checks the name against :data:`MAX_MODEL_NAME_BYTES` (every engine's
 column holds that much), is a no-op for a version already installed with the same weights and
@@ -193,7 +194,7 @@ class Backend(ABC):
             return self._write_set(batch, serving, group)
         if serving.is_ensemble:
             raise ConfigError(f"the {self.name} backend cannot serve an ensemble ({serving}) yet: it scores one "
-                              "version per call; serve a champion, or use DuckDB or PostgreSQL")
+                              "version per call; serve a champion, or use DuckDB, PostgreSQL or Kinetica")
         no_offsets = ImageBatch(batch.batch_id, batch.image_ids, batch.pixels, batch.labels, batch.produced_at,
                                 batch.sources, {})
         shadows = [self.write_batch(no_offsets, ref, group) for ref in serving.shadows]

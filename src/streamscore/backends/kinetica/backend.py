@@ -40,7 +40,7 @@ import gpudb
 import numpy as np
 import numpy.typing as npt
 
-from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
+from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, ServingSet, TopicPartitionKey
 from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.kinetica import errors, procs, tables
 from streamscore.backends.kinetica.client import request_timeout_s, unreachable_workers
@@ -68,7 +68,7 @@ class KineticaBackend(Backend):
     name: ClassVar[str] = "kinetica"
     extra: ClassVar[str] = "kinetica"
     transactional: ClassVar[bool] = False
-    implements: ClassVar[frozenset[str]] = frozenset({"train", "lifecycle"})
+    implements: ClassVar[frozenset[str]] = frozenset({"train", "lifecycle", "multi-version"})
     retriable_errors: ClassVar[tuple[type[BaseException], ...]] = errors.RETRIABLE_ERRORS
     #: rows are validated before they are sent (BackendDataError); a server-side
     #: rejection cannot be told apart from a schema fault, so it is fatal, not "data"
@@ -211,11 +211,17 @@ class KineticaBackend(Backend):
                 self._score(inbox, scoring_id, model, weights)                     # 2. inbox → UDF → stage
                 self._execute_sql("merge_predictions", selector)                  # 3. predictions
                 self._execute_sql("delete_stage", [scoring_id])
-                stored = self._stored_predictions([str(r[0]) for r in records], selector)
+                stored = self.stored_predictions([str(r[0]) for r in records], selector)
             if batch.offsets:                                                  # 4. offsets
                 self._upsert_offsets(group, batch.offsets)
         ids = [str(record[0]) for record in records]
         return tables.scored_batch(ids, stored, model, scored_at, conflicting)
+
+    def _write_set(self, batch: ImageBatch, serving: ServingSet, group: str) -> list[ScoredBatch]:
+        """Every version's predictions, then an ensemble's mean in the database, then offsets (serving.py)."""
+        from streamscore.backends.kinetica.serving import write_set
+
+        return write_set(self, batch, serving, group)
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         if len(pixels) == 0:
@@ -263,7 +269,11 @@ class KineticaBackend(Backend):
             self._weights[model.key] = tables.weights_params(self.load_model(ModelRef(model.name, model.version)))
         return self._weights[model.key]
 
-    def _stored_predictions(self, ids: list[str], selector: list[Any]) -> list[list[Any]]:
+    def execute_statement(self, statement: str, params: list[Any]) -> int:
+        """One statement of sql/kinetica (filled by tables.sql) with its binds (for serving.py)."""
+        return self._execute(statement, params)
+
+    def stored_predictions(self, ids: list[str], selector: list[Any]) -> list[list[Any]]:
         """The predictions of ``ids`` for this scoring id, model and role (primary-key lookups)."""
         stored: list[list[Any]] = []
         for start in range(0, len(ids), LOOKUP_CHUNK):
