@@ -29,6 +29,24 @@ SELECT image_id, $name, $version, $role,
 FROM ss_scores
 ON CONFLICT DO NOTHING;
 
+-- name: create_member_scores
+-- 2b. (ensembles) the members' scores of this batch, one row per member version and image
+CREATE OR REPLACE TEMP TABLE ss_member_scores (version INTEGER, image_id VARCHAR, probabilities FLOAT[10]);
+
+-- name: collect_member_scores
+INSERT INTO ss_member_scores SELECT $version, image_id, probabilities FROM ss_scores;
+
+-- name: ensemble_scores
+-- 2c. the served ensemble answer: per image and class, the mean of the members' probabilities
+CREATE OR REPLACE TEMP TABLE ss_scores AS
+SELECT image_id, list(p ORDER BY k)::FLOAT[10] AS probabilities
+FROM (
+    SELECT image_id, k, avg(p)::FLOAT AS p
+    FROM (SELECT image_id, unnest(range(10)) AS k, unnest(probabilities) AS p FROM ss_member_scores)
+    GROUP BY image_id, k
+)
+GROUP BY image_id;
+
 -- name: upsert_offsets
 -- 3. the next offset of every (topic, partition) of the batch, in one statement ($topics,
 -- $partitions and $next_offsets are parallel lists); offsets never move backwards: a late

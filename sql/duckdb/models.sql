@@ -21,3 +21,13 @@ SELECT activations, input_scale, sha256, manifest FROM models WHERE name = $name
 SELECT layer, unit, weights, bias FROM model_layers
 WHERE name = $name AND version = $version
 ORDER BY layer, unit;
+
+-- name: select_lifecycle
+SELECT revision, state FROM model_lifecycle WHERE name = $name;
+
+-- name: upsert_lifecycle
+-- a lower revision never replaces a higher one (a late writer cannot roll the state back)
+INSERT INTO model_lifecycle (name, revision, state, updated_at)
+VALUES ($name, $revision, $state, current_timestamp)
+ON CONFLICT (name) DO UPDATE SET revision = excluded.revision, state = excluded.state, updated_at = excluded.updated_at
+WHERE excluded.revision > model_lifecycle.revision;

@@ -51,6 +51,15 @@ CREATE TABLE IF NOT EXISTS predictions (
     PRIMARY KEY (image_id, model_name, model_version, role)
 );
 
+-- The model lifecycle (roles, states, champion history; JSON as on the models topic) a consumer of
+-- this database last applied, so a restart serves the same set again and never an older state.
+CREATE TABLE IF NOT EXISTS model_lifecycle (
+    name       VARCHAR PRIMARY KEY,
+    revision   BIGINT NOT NULL,
+    state      VARCHAR NOT NULL,
+    updated_at TIMESTAMP DEFAULT current_timestamp
+);
+
 -- Next Kafka offset per partition, written in the same transaction as the rows it covers.
 CREATE TABLE IF NOT EXISTS consumer_offsets (
     group_id    VARCHAR,

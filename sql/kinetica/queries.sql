@@ -9,6 +9,9 @@ WHERE consumer_group = $1 AND topic = $2
 -- name: installed_versions
 SELECT model_version FROM {schema}.models WHERE model_name = $1 ORDER BY model_version
 
+-- name: select_lifecycle
+SELECT revision, state FROM {schema}.model_lifecycle WHERE model_name = $1
+
 -- name: select_model
 SELECT model_id, sha256, input_scale, manifest, canary_pixels
 FROM {schema}.models
@@ -41,6 +44,34 @@ SELECT image_id, batch_id, model_name, model_version, role, model_id, predicted,
        p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, scored_at
 FROM {schema}.prediction_stage
 WHERE batch_id = $1 AND model_name = $2 AND model_version = $3 AND role = $4
+
+-- name: merge_ensemble
+-- (issue 12) The served answer of an ensemble, computed here: per image of {ids} (binds from $7),
+-- the mean of its members' rows (role $6, versions {versions}), the first class with the highest
+-- mean as the digit, upserted under role $5 and the newest member's version $3, with scoring id
+-- $1, model $2 and model id $4; scored_at is the members' latest.
+INSERT INTO {schema}.predictions /* KI_HINT_UPDATE_ON_EXISTING_PK */
+    (image_id, batch_id, model_name, model_version, role, model_id, predicted,
+     p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, scored_at)
+SELECT image_id, $1, $2, $3, $5, $4,
+       CASE WHEN a0 = g THEN 0 WHEN a1 = g THEN 1 WHEN a2 = g THEN 2 WHEN a3 = g THEN 3
+            WHEN a4 = g THEN 4 WHEN a5 = g THEN 5 WHEN a6 = g THEN 6 WHEN a7 = g THEN 7
+            WHEN a8 = g THEN 8 ELSE 9 END,
+       a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, scored_at
+FROM (
+    SELECT image_id, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, scored_at,
+           GREATEST(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9) AS g
+    FROM (
+        SELECT image_id,
+               AVG(p0) AS a0, AVG(p1) AS a1, AVG(p2) AS a2, AVG(p3) AS a3, AVG(p4) AS a4,
+               AVG(p5) AS a5, AVG(p6) AS a6, AVG(p7) AS a7, AVG(p8) AS a8, AVG(p9) AS a9,
+               MAX(scored_at) AS scored_at
+        FROM {schema}.predictions
+        WHERE image_id IN ({ids}) AND model_name = $2 AND role = $6
+          AND model_version IN ({versions})
+        GROUP BY image_id
+    ) AS means
+) AS m
 
 -- name: select_predictions
 -- What the database holds for the batch's ids after their predictions were merged: a primary-key

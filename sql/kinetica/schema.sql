@@ -84,6 +84,17 @@ CREATE REPLICATED TABLE IF NOT EXISTS {schema}.model_layers
     PRIMARY KEY (model_name, model_version, layer)
 );
 
+-- the model lifecycle snapshot (JSON, as on the models topic) a consumer of this schema last
+-- applied: a restart resumes it and never an older one (a lower revision is never written)
+CREATE REPLICATED TABLE IF NOT EXISTS {schema}.model_lifecycle
+(
+    model_name    VARCHAR(64) NOT NULL,
+    revision      BIGINT NOT NULL,
+    state         VARCHAR NOT NULL,
+    updated_at    TIMESTAMP NOT NULL,
+    PRIMARY KEY (model_name)
+);
+
 -- next Kafka offset per (group, topic, partition), written after the batch's predictions
 CREATE REPLICATED TABLE IF NOT EXISTS {schema}.consumer_offsets
 (

@@ -46,6 +46,18 @@ USING (SELECT :1 AS model_name, :2 AS model_version FROM dual) s
  WHEN MATCHED THEN UPDATE SET t.model_version = s.model_version, t.activated_at = SYSTIMESTAMP
  WHEN NOT MATCHED THEN INSERT (model_name, model_version) VALUES (s.model_name, s.model_version)
 
+-- name: merge_lifecycle
+-- the lifecycle snapshot a consumer applied; a lower revision never replaces a higher one
+MERGE INTO model_lifecycle t
+USING (SELECT :1 AS model_name, :2 AS revision FROM dual) s
+   ON (t.model_name = s.model_name)
+ WHEN MATCHED THEN UPDATE SET t.revision = s.revision, t.state = :3, t.updated_at = SYSTIMESTAMP
+      WHERE s.revision > t.revision
+ WHEN NOT MATCHED THEN INSERT (model_name, revision, state) VALUES (s.model_name, s.revision, :4)
+
+-- name: select_lifecycle
+SELECT revision, state FROM model_lifecycle WHERE model_name = :1
+
 -- name: select_predictions
 -- the batch's predictions under one model version and role (after mnist_scorer.score_batch)
 SELECT p.image_id, p.predicted, p.probabilities

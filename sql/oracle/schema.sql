@@ -87,6 +87,16 @@ CREATE TABLE active_models (
     REFERENCES model_versions (model_name, model_version)
 );
 
+-- The model lifecycle (roles, states, champion history; JSON as on the models topic) a consumer of
+-- this schema last applied, so a restart serves the same set again and never an older state.
+CREATE TABLE model_lifecycle (
+  model_name  VARCHAR2(128 BYTE) NOT NULL,
+  revision    NUMBER(19)         NOT NULL,
+  state       CLOB               NOT NULL,
+  updated_at  TIMESTAMP DEFAULT SYSTIMESTAMP NOT NULL,
+  CONSTRAINT model_lifecycle_pk PRIMARY KEY (model_name)
+);
+
 -- Predictions: one row per image and served model (name, version, role).
 CREATE TABLE mnist_predictions (
   image_id       VARCHAR2(128 BYTE) NOT NULL,

@@ -91,6 +91,53 @@ SELECT image_id, predicted, probabilities, %(scored_at)s::bigint
 FROM scored
 ORDER BY image_id COLLATE "C";
 
+-- name: score_set
+-- 2'. (several versions per batch: Backend.write_set) the images stored above, looked up by their
+--     ids (%(image_ids)s, sorted), scored by every version of the serving set in ONE statement: one
+--     call of the per-model function per version (LATERAL over %(versions)s / %(roles)s), every row
+--     stored under its own version and role; when members are given, the served ensemble row is
+--     the mean of their probabilities per class, taken here, under role 'ensemble' and
+--     %(ensemble_version)s (the newest member). Returns the served and shadow rows (not members').
+WITH batch AS MATERIALIZED (
+    SELECT %(image_ids)s::text[] AS ids,
+           ARRAY(SELECT i.pixels
+                 FROM unnest(%(image_ids)s::text[]) WITH ORDINALITY AS u (image_id, n)
+                 JOIN images AS i ON i.image_id = u.image_id
+                 ORDER BY u.n) AS pixels
+), scored AS MATERIALIZED (
+    SELECT m.version, m.role, s.image_id, s.predicted, s.probabilities
+    FROM batch
+    CROSS JOIN unnest(%(versions)s::integer[], %(roles)s::text[]) AS m (version, role)
+    CROSS JOIN LATERAL streamscore_score_batch(batch.ids, batch.pixels, %(name)s, m.version) AS s
+), mean AS MATERIALIZED (
+    SELECT image_id, array_agg(p ORDER BY k) AS probabilities
+    FROM (SELECT s.image_id, u.k, avg(u.p)::real AS p
+          FROM scored AS s
+          CROSS JOIN LATERAL unnest(s.probabilities) WITH ORDINALITY AS u (p, k)
+          WHERE s.role = 'member'
+          GROUP BY s.image_id, u.k) AS per_class
+    GROUP BY image_id
+), served AS MATERIALIZED (
+    SELECT version, role, image_id, predicted, probabilities FROM scored WHERE role <> 'member'
+    UNION ALL
+    SELECT %(ensemble_version)s::integer, 'ensemble', image_id,
+           (SELECT (u.k - 1)::smallint FROM unnest(mean.probabilities) WITH ORDINALITY AS u (p, k)
+            ORDER BY u.p DESC, u.k LIMIT 1),
+           probabilities
+    FROM mean
+), stored AS (
+    INSERT INTO predictions (image_id, model_name, model_version, role, predicted, probabilities, scored_at,
+                             batch_id)
+    SELECT image_id, %(name)s, version, role, predicted, probabilities, %(scored_at)s::bigint, %(batch_id)s
+    FROM (SELECT * FROM served
+          UNION ALL
+          SELECT version, role, image_id, predicted, probabilities FROM scored WHERE role = 'member') AS every_row
+    ON CONFLICT DO NOTHING
+)
+SELECT version, role, image_id, predicted, probabilities, %(scored_at)s::bigint
+FROM served
+ORDER BY role, version, image_id COLLATE "C";
+
 -- name: upsert_offsets
 -- 3. next offset per (topic, partition) of one consumer group, one statement for the whole
 --    batch; offsets never move backwards: a late replay of an old batch keeps the stored offset

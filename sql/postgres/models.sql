@@ -30,3 +30,25 @@ SELECT activations, input_scale, sha256, manifest FROM models WHERE name = %(nam
 -- load: the layers in order
 SELECT inputs, outputs, weights, biases FROM model_layers
 WHERE name = %(name)s AND version = %(version)s::integer ORDER BY layer;
+
+-- name: select_lifecycle
+SELECT revision, state FROM model_lifecycle WHERE name = %(name)s;
+
+-- name: upsert_lifecycle
+-- a lower revision never replaces a higher one (a late writer cannot roll the state back)
+INSERT INTO model_lifecycle (name, revision, state, updated_at)
+VALUES (%(name)s, %(revision)s, %(state)s, now())
+ON CONFLICT (name) DO UPDATE SET revision = excluded.revision, state = excluded.state, updated_at = excluded.updated_at
+WHERE excluded.revision > model_lifecycle.revision;
+
+-- name: select_role_check
+-- the roles the predictions table accepts (databases created before ensembles allow two)
+SELECT pg_get_constraintdef(oid) FROM pg_constraint
+WHERE conrelid = 'predictions'::regclass AND conname = 'predictions_role_check';
+
+-- name: drop_role_check
+ALTER TABLE predictions DROP CONSTRAINT IF EXISTS predictions_role_check;
+
+-- name: add_role_check
+ALTER TABLE predictions ADD CONSTRAINT predictions_role_check
+CHECK (role IN ('champion', 'shadow', 'member', 'ensemble'));

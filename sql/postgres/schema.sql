@@ -50,12 +50,21 @@ CREATE TABLE IF NOT EXISTS predictions (
     image_id      text,
     model_name    text,
     model_version integer,
-    role          text CHECK (role IN ('champion', 'shadow')),
+    role          text CHECK (role IN ('champion', 'shadow', 'member', 'ensemble')),
     predicted     smallint NOT NULL CHECK (predicted BETWEEN 0 AND 9),
     probabilities real[] NOT NULL CHECK (cardinality(probabilities) = 10),
     scored_at     bigint NOT NULL,              -- epoch ms
     batch_id      text,
     PRIMARY KEY (image_id, model_name, model_version, role)
+);
+
+-- The model lifecycle (roles, states, champion history; JSON as on the models topic) a consumer of
+-- this database last applied, so a restart serves the same set again and never an older state.
+CREATE TABLE IF NOT EXISTS model_lifecycle (
+    name       text PRIMARY KEY,
+    revision   bigint NOT NULL,
+    state      text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
 );
 
 -- Next Kafka offset per partition, written in the same transaction as the rows it covers.

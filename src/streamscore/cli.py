@@ -19,6 +19,7 @@ from streamscore.cli_db import db_app
 from streamscore.cli_demo import demo as demo_command
 from streamscore.cli_keys import SignKey, keys_app
 from streamscore.cli_model import export_onnx
+from streamscore.cli_models import models_app
 from streamscore.cli_options import (
     BackendOpt,
     Bootstrap,
@@ -44,6 +45,7 @@ app = typer.Typer(
 app.command("demo")(demo_command)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
 app.command("export-onnx")(export_onnx)
 app.command("dashboard")(dashboard_command)
 app.command()(train)
@@ -188,29 +190,45 @@ def status(
 def publish_model_command(
     path: Annotated[Path, typer.Argument(help="model artifact (.npz with manifest)", exists=True, dir_okay=False)],
     version: Annotated[int | None, typer.Option(min=1, help="publish under this version instead")] = None,
+    role: Annotated[str, typer.Option(
+        help="champion (served alone), shadow (scored, never served) or ensemble (served with the champion "
+             "as the mean of the members' probabilities)")] = "champion",
     force: Annotated[bool, typer.Option(
-        help="publish even if not newer than the newest on the topic (consumers ignore it; "
+        help="publish even if not newer than the newest on the topic, as a plain record (consumers ignore it; "
              "the newest is appended again after it)")] = False,
     sign_key: SignKey = None,
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Publish a model artifact to the compacted models topic (every consumer hot-swaps to it).
+    """Publish a model artifact to the compacted models topic under a role (consumers switch to it
+    between two batches); `streamscore models …` promotes, withdraws and rolls back.
 
     A version not newer than the newest on the topic is refused (consumers would ignore it,
     and compaction would keep it as the model's last record) unless --force.
     """
     from streamscore.model.artifact import load_artifact
+    from streamscore.model.keys import fingerprint
+    from streamscore.model.lifecycle import PUBLISH_ROLES
+    from streamscore.producers.lifecycle import publish_with_role
     from streamscore.producers.models import publish_new_version, signing_key
     from streamscore.shared.kafka import ensure_topics
 
+    if role not in PUBLISH_ROLES:
+        raise typer.BadParameter(f"--role must be one of {', '.join(PUBLISH_ROLES)}, not {role!r}")
     settings = settings_from(kafka_bootstrap=bootstrap)
     key = signing_key(settings, sign_key)  # a bad key file fails before anything is sent
     artifact = load_artifact(path)
     if version is not None:
         artifact = artifact.with_version(version)
     ensure_topics(settings)
+    signed = f", signed by key {fingerprint(key.public_key())}" if key is not None else ", unsigned"
+    if not force:
+        state = publish_with_role(settings, artifact, role, sign_key=key)
+        console.print(f"published {artifact.name} v{artifact.version} as {role} to {settings.models_topic}{signed}; "
+                      f"in force: {state.serving_set()}")
+        return
+    if role != "champion":
+        raise typer.BadParameter("--force publishes a plain (champion) record; it takes no --role")
     outcome = publish_new_version(settings, artifact, force=force, sign_key=key)
-    signed = f", signed by key {outcome.signed_by}" if outcome.signed_by else ", unsigned"
     console.print(f"published {artifact.name} v{artifact.version} to {settings.models_topic} "
                   f"(sha256 {outcome.digest[:12]}…{signed})")
     if outcome.reappended is not None:
@@ -226,6 +244,11 @@ def evaluate(
         callback=positive, help="stop after this many seconds without new predictions")] = 3.0,
     out: Annotated[Path, typer.Option(
         help="folder for report.json, confusion.png and misclassified.png")] = Path("out/evaluate"),
+    auto_rollback: Annotated[bool, typer.Option(
+        help="with --follow: roll the champion back when its windowed accuracy falls more than --margin below "
+             "the previous champion's")] = False,
+    window: Annotated[int, typer.Option(min=1, help="labelled served predictions per version in the window")] = 200,
+    margin: Annotated[float, typer.Option(min=0.0, max=1.0, help="accuracy drop that triggers a rollback")] = 0.05,
     bootstrap: Bootstrap = None,
     from_backend: Annotated[str | None, typer.Option(
         "--from-backend", metavar="URL",
@@ -242,11 +265,16 @@ def evaluate(
         settings = settings_from()
         print_backend_report(evaluate_backend(settings, from_backend, out), from_backend, console)
         return
+    from streamscore.consumers.auto_rollback import AutoRollback
     from streamscore.ops.evaluation_view import evaluate_and_report
+    from streamscore.producers.lifecycle import rollback_action
 
+    if auto_rollback and not follow:
+        raise typer.BadParameter("--auto-rollback watches live predictions: add --follow")
     settings = settings_from(kafka_bootstrap=bootstrap)
+    judge = AutoRollback(window, margin, rollback_action(settings)) if auto_rollback else None
     evaluate_and_report(settings, stop_on_signals(), follow=follow, expect=expect, idle=idle, out=out,
-                        console=console, err_console=err_console)
+                        console=console, err_console=err_console, auto_rollback=judge)
 
 
 @app.command()

@@ -1,11 +1,13 @@
 """`streamscore demo`: the whole pipeline on the embedded default, in one process.
 
 Embedded broker → produce the bundled MNIST test set (plus a few malformed
-messages) → score in DuckDB with model v1 → publish v2 half-way → evaluate the
-evaluation topic → a table, a confusion-matrix PNG, the misclassified digits (misclassified.png,
-pixels read back from the images topic) and a JSON report. With a :class:`DashboardAddress` the
-live dashboard follows the run and stays up after it, with the broker, until Ctrl-C.
-``models`` picks the two bundled versions (``--models v2,cnn``: the seed net, then the CNN half-way).
+messages) → score in DuckDB with the first model (v1) and the second (v2) as its shadow (scored on
+every image, never served) → promote the second half-way → evaluate the evaluation topic → a table
+(accuracy per version and role), a confusion-matrix PNG, the misclassified digits (misclassified.png,
+pixels read back from the images topic) and a JSON report. Models are signed with a throwaway key.
+With a :class:`DashboardAddress` the live dashboard follows the run and stays up after it, with the
+broker, until Ctrl-C. ``models`` picks the two bundled versions (``--models v2,cnn``: the seed net,
+then the CNN).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from streamscore.ops.run_report import report_extras
 from streamscore.ops.topic_gallery import topic_gallery
 from streamscore.ops.topic_summary import DeadLetters, count_dead_letters
 from streamscore.producers.images import produce_images
-from streamscore.producers.models import publish_model
+from streamscore.producers.lifecycle import TopicView, publish_with_role, write_snapshot
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import ensure_topics, flush, make_producer
 from streamscore.shared.malformed import DEMO_MALFORMED as MALFORMED
@@ -94,8 +96,9 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
         # a throwaway signing key: the demo's consumer accepts only models signed by it (model/signing.py)
         sign_key = Ed25519PrivateKey.generate()
         settings = settings.with_overrides(model_public_key=public_pem(sign_key))
-        model_producer = make_producer(settings)  # warmed up by the first, so the second lands when sent
-        publish_model(settings, first, producer=model_producer, sign_key=sign_key)
+        publish_with_role(settings, first, "champion", sign_key=sign_key)
+        lifecycle = publish_with_role(settings, second, "shadow", sign_key=sign_key)
+        lifecycle_producer = make_producer(settings)  # warm: the promotion lands when it is sent
         stop = threading.Event()
         scorer = Scorer(settings, open_configured_backend(settings), stop=stop)
         failures: list[BaseException] = []
@@ -135,16 +138,18 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
             scorer.ready.wait(30)
             producer_thread = threading.Thread(target=run_producer, name="producer", daemon=True)
             producer_thread.start()
-            swapped = False
+            promoted = False
             while not stop.is_set():
                 scored = scorer.stats.scored
                 progress.update(score_task, completed=scored,
                                 description=f"scored in DuckDB (v{scorer.stats.model_version or '-'})")
-                if not swapped and produced[0] >= total // 2:
-                    progress.console.print(f"publishing model v{second.version} to {settings.models_topic} after "
-                                           f"{produced[0]:,} images were produced")
-                    publish_model(settings, second, producer=model_producer, sign_key=sign_key)
-                    swapped = True
+                if not promoted and produced[0] >= total // 2:
+                    progress.console.print(f"promoting v{second.version} (the shadow) to champion on {settings.models_topic} "
+                                           f"after {produced[0]:,} images were produced")
+                    # the demo published every record itself: no need to read the topic back
+                    write_snapshot(settings, TopicView(lifecycle, {first.version, second.version}),
+                                   lifecycle.promote(second.version), lifecycle_producer)
+                    promoted = True
                 if scored >= total and scorer.stats.dead_lettered >= len(MALFORMED):
                     break
                 time.sleep(0.1)
@@ -187,14 +192,15 @@ def summary_table(result: DemoResult) -> Table:
     table.add_row("images scored (in DuckDB)", f"{result.scored:,}")
     reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(result.dead_letters.by_reason.items()))
     table.add_row("dead-lettered (mnist.dlq)", f"{result.dead_letters.total:,}" + (f" ({reasons})" if reasons else ""))
-    reports = list(result.evaluation.versions())
+    reports = list(result.evaluation.by_role())
     for report in reports:
         accuracy = f"{report.accuracy:.4f}" if report.accuracy is not None else "n/a"
-        table.add_row(f"accuracy model v{report.version}", f"{accuracy} ({report.correct:,}/{report.labelled:,})")
-    measured = [(r.version, r.accuracy) for r in reports if r.accuracy is not None]
-    if len(measured) >= 2:
-        (before, low), (after, high) = measured[0], measured[-1]
-        table.add_row(f"accuracy step v{before} → v{after}", f"{high - low:+.4f}")
+        table.add_row(f"accuracy model v{report.version} ({report.role})",
+                      f"{accuracy} ({report.correct:,}/{report.labelled:,})")
+    served = [(r.version, r.accuracy) for r in reports if r.role != "shadow" and r.accuracy is not None]
+    if len(served) >= 2 and served[0][0] != served[-1][0]:
+        (before, low), (after, high) = served[0], served[-1]
+        table.add_row(f"accuracy step v{before} → v{after} (served)", f"{high - low:+.4f}")
     for name, value in result.evaluation.latency_percentiles().items():
         if name != "max_ms":
             table.add_row(f"latency {name.removesuffix('_ms')}", f"{value:,.0f} ms")

@@ -55,6 +55,12 @@ class MissingDependencyError(ConfigError):
     reason = "missing-dependency"
 
 
+class LifecycleError(ConfigError):
+    """A model lifecycle command that cannot apply to the current state (promote, withdraw, rollback)."""
+
+    reason = "lifecycle"
+
+
 class DataFileError(StreamscoreError):
     """An MNIST file is missing, truncated or fails its checksum."""
 

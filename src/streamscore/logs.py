@@ -29,6 +29,8 @@ EVENTS = frozenset({
     "kafka-unreachable", "kafka-restored", "resubscribed", "fatal", "fault-point", "stalled", "moving",
     "worker-started", "worker-restarted", "waiting-for-model", "models-topic-empty", "models-topic-reset",
     "model-rejected", "model-install-postponed",
+    # model lifecycle (issue 12)
+    "lifecycle-applied", "lifecycle-waiting", "auto-rollback",
 })
 
 

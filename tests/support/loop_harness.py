@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from streamscore.backends.base import ImageBatch, ModelRef, ScoredBatch
+from streamscore.backends.base import ImageBatch, ModelRef, ScoredBatch, ServingSet
 from streamscore.backends.duckdb import DuckDBBackend
 from streamscore.backends.url import BackendURL
 from streamscore.consumers.scorer import Scorer
@@ -40,6 +40,7 @@ class FlakyDuckDB(DuckDBBackend):
         self.refused: set[str] = set()
         self.writes = 0
         self.before_write: Callable[[ImageBatch], None] = lambda batch: None
+        self._in_set = False
 
     def connect(self) -> None:
         if self.away:
@@ -52,7 +53,21 @@ class FlakyDuckDB(DuckDBBackend):
             raise BackendUnavailable("duckdb away while installing (test)", retry_after=0.0)
         super().install_model(artifact)
 
+    def write_set(self, batch: ImageBatch, serving: ServingSet, group: str) -> list[ScoredBatch]:
+        """What the loop calls (one per transaction), with the test switches applied first."""
+        self._switches(batch)
+        self._in_set = True
+        try:
+            return super().write_set(batch, serving, group)
+        finally:
+            self._in_set = False
+
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
+        if not self._in_set:
+            self._switches(batch)
+        return super().write_batch(batch, model, group)
+
+    def _switches(self, batch: ImageBatch) -> None:
         self.writes += 1
         self.before_write(batch)
         if self.away:
@@ -62,7 +77,6 @@ class FlakyDuckDB(DuckDBBackend):
             raise BackendUnavailable("transient failure (test)", retry_after=0.0)
         if self.refused & set(batch.image_ids):
             raise BackendDataError("refused id (test)")
-        return super().write_batch(batch, model, group)
 
     def rows(self) -> tuple[list[tuple[str, int]], set[str]]:
         """Prediction rows and image ids, read through a second connection of this process."""

@@ -70,7 +70,7 @@ def test_stage_and_predictions_columns_match_the_ddl() -> None:
 
 def test_every_statement_uses_binds_and_a_valid_schema() -> None:
     statements = tables.schema_statements("streamscore")
-    assert len(statements) == 9 and statements[0] == "CREATE SCHEMA IF NOT EXISTS streamscore"
+    assert len(statements) == 10 and statements[0] == "CREATE SCHEMA IF NOT EXISTS streamscore"
     merge = tables.sql("merge_predictions", "s1")
     assert "s1.predictions" in merge and "$4" in merge and "{" not in merge
     with pytest.raises(ConfigError):
@@ -299,7 +299,7 @@ def test_binds_of_one_statement_never_reach_the_next(monkeypatch: pytest.MonkeyP
     b.init_schema()  # the second run's DDL comes after the first run's purge binds
     ddl = [opts for sql, opts in calls if not sql.startswith("DELETE")]
     purges = [opts for sql, opts in calls if sql.startswith("DELETE")]  # stage and inbox, by age
-    assert len(ddl) == 18 and all("query_parameters" not in opts for opts in ddl)
+    assert len(ddl) == 20 and all("query_parameters" not in opts for opts in ddl)
     assert len(purges) == 4 and all(len(json.loads(o["query_parameters"])) == 1 for o in purges)
     assert gpudb.GPUdb.execute.__defaults__ == defaults and defaults is not None and defaults[1] == {}
 

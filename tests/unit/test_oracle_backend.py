@@ -232,7 +232,7 @@ def test_scored_batch_orders_rows_and_reads_float32_exactly() -> None:
 def test_schema_splits_into_plain_statements() -> None:
     statements = split_statements(read_sql("oracle", "schema.sql"))
     tables = [s.split()[2] for s in statements if s.upper().startswith("CREATE TABLE")]
-    assert tables == ["mnist_images", "model_versions", "model_layers", "active_models",
+    assert tables == ["mnist_images", "model_versions", "model_layers", "active_models", "model_lifecycle",
                       "mnist_predictions", "consumer_offsets", "schema_objects"]
     for statement in statements:
         assert not statement.rstrip().endswith(";"), statement[:40]
@@ -842,3 +842,40 @@ def test_plsql_timing_switches_the_counters_on_once_and_logs_them(
                      ("callfunc", "mnist_scorer.timings")]
     assert conn.proc_args[0] == [1]
     assert "batches=1 images=2" in caplog.text
+
+
+def test_a_serving_set_takes_the_per_version_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Oracle scores one version per call (issue 12): the shadow first without offsets, then the champion
+    with them (a crash in between replays the batch); an ensemble is refused before anything runs."""
+    from streamscore.backends.records import ServingSet
+
+    conn = FakeConnection()
+    monkeypatch.setattr(oracledb, "connect", lambda **kwargs: conn)
+    backend = OracleBackend(BackendURL.parse("oracle://app:pw@db:1521/FREEPDB1"))
+    conn.results["SELECT p.image_id, p.predicted,"] = prediction_rows(["a"])
+    served, shadow = backend.write_set(make_batch(["a"]), ServingSet((ModelRef("mlp", 1),),
+                                                                     (ModelRef("mlp", 2, "shadow"),)), "g")
+    assert (served.model.role, shadow.model.role) == ("champion", "shadow")
+    assert [args[-1] for args in conn.proc_args] == ["shadow", "champion"]
+    assert conn.log.count(("commit",)) == 2
+    first = conn.log.index(("commit",))
+    offsets = [n for n, entry in enumerate(conn.log) if entry[:2] == ("executemany", "consumer_offsets")]
+    assert len(offsets) == 1 and offsets[0] > first, "only the champion's transaction stores offsets"
+    with pytest.raises(ConfigError) as refused:
+        backend.write_set(make_batch(["a"]), ServingSet((ModelRef("mlp", 1, "member"), ModelRef("mlp", 2, "member"))),
+                          "g")
+    assert "ensemble" in refused.value.message
+
+
+def test_the_lifecycle_snapshot_is_kept_in_its_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12: the snapshot a consumer applied is merged (never lowered: the WHERE of the MERGE) and read back."""
+    conn = FakeConnection()
+    monkeypatch.setattr(oracledb, "connect", lambda **kwargs: conn)
+    backend = OracleBackend(BackendURL.parse("oracle://app:pw@db:1521/FREEPDB1"))
+    assert "lifecycle" in backend.implements
+    backend.store_lifecycle("mlp", 7, '{"name":"mlp"}')
+    assert ("execute", "MERGE INTO model_lifecycle") in conn.log and conn.log[-1] == ("commit",)
+    merge = oracle_sql.statement("merge_lifecycle")
+    assert "WHERE s.revision > t.revision" in merge
+    conn.results["SELECT revision, state"] = [(7, '{"name":"mlp"}')]
+    assert backend.stored_lifecycle("mlp") == (7, '{"name":"mlp"}')

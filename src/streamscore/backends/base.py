@@ -19,6 +19,16 @@ returned :class:`ScoredBatch` carries that ModelRef, and the evaluation topic sh
 ``write_batch`` call started, for every row, replayed images included (the stored row keeps the
 time it was first scored).
 
+Several versions per batch (model lifecycle, docs/decisions.md): :meth:`Backend.write_set` scores one
+batch with a :class:`ServingSet` — one champion or an ensemble of members, plus shadows — on engines
+that implement "multi-version": in one database call and transaction (DuckDB, PostgreSQL), or in
+ordered idempotent steps with the offsets last (Kinetica). Every version's rows are stored under its
+own version and role, and an ensemble's served probabilities are the mean of the members' computed
+by the database (role "ensemble", newest member's version). It returns the served ScoredBatch first,
+then one per shadow. Other engines (Oracle) get the fallback below (one write per version, shadows
+first and without offsets, so that a crash between the writes replays the batch), which refuses
+ensembles.
+
 Models: ``install_model`` checks the name against :data:`MAX_MODEL_NAME_BYTES` (every engine's
 column holds that much), is a no-op for a version already installed with the same weights and
 refuses one installed with different weights (``ArtifactError`` reason ``version-conflict``).
@@ -69,6 +79,7 @@ from streamscore.backends.records import (
     ModelRef,
     PurgeReport,
     ScoredBatch,
+    ServingSet,
     SourceOffset,
     TopicPartitionKey,
 )
@@ -87,8 +98,8 @@ from streamscore.model.trainer import TrainConfig
 from streamscore.shared.timing import PhaseTimes
 
 __all__ = [
-    "MAX_MODEL_NAME_BYTES", "ROLES", "Backend", "ImageBatch", "ModelRef", "PurgeReport", "ScoredBatch", "SourceOffset",
-    "TopicPartitionKey", "describe",
+    "MAX_MODEL_NAME_BYTES", "ROLES", "Backend", "ImageBatch", "ModelRef", "PurgeReport", "ScoredBatch", "ServingSet",
+    "SourceOffset", "TopicPartitionKey", "describe",
 ]
 
 
@@ -111,8 +122,9 @@ class Backend(ABC):
     data_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
     #: optional capabilities beyond the contract: "train" (:meth:`train_model`), "drop-schema"
-    #: (:meth:`drop_schema`), "purge" (:meth:`purge`), "labeled-images" (:meth:`labeled_images`);
-    #: callers ask ``"train" in backend.implements``
+    #: (:meth:`drop_schema`), "purge" (:meth:`purge`), "labeled-images" (:meth:`labeled_images`),
+    #: "multi-version" (:meth:`write_set` in one transaction, ensembles), "lifecycle"
+    #: (:meth:`stored_lifecycle`); callers ask ``"train" in backend.implements``
     #: instead of a URL prefix
     implements: ClassVar[frozenset[str]] = frozenset()
     #: URL query options this engine reads (name → what it does); any other option is refused
@@ -176,6 +188,28 @@ class Backend(ABC):
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
         """Insert, score in the database, store predictions and offsets; commit (see module doc)."""
 
+    def write_set(self, batch: ImageBatch, serving: ServingSet, group: str) -> list[ScoredBatch]:
+        """Score ``batch`` with every version of ``serving`` (see the module doc); served result first.
+
+        A lone champion is :meth:`write_batch`. Engines implementing "multi-version" override
+        :meth:`_write_set`; the fallback here writes each shadow (without offsets), then the champion.
+        """
+        if not serving.shadows and not serving.is_ensemble:
+            return [self.write_batch(batch, serving.served[0], group)]
+        if "multi-version" in self.implements:
+            return self._write_set(batch, serving, group)
+        if serving.is_ensemble:
+            raise ConfigError(f"the {self.name} backend cannot serve an ensemble ({serving}) yet: it scores one "
+                              "version per call; serve a champion, or use DuckDB, PostgreSQL or Kinetica")
+        no_offsets = ImageBatch(batch.batch_id, batch.image_ids, batch.pixels, batch.labels, batch.produced_at,
+                                batch.sources, {})
+        shadows = [self.write_batch(no_offsets, ref, group) for ref in serving.shadows]
+        return [self.write_batch(batch, serving.served[0], group), *shadows]
+
+    def _write_set(self, batch: ImageBatch, serving: ServingSet, group: str) -> list[ScoredBatch]:
+        """Engine part of write_set for "multi-version" engines: one transaction for every version."""
+        raise NotImplementedError(f"{type(self).__name__} declares 'multi-version' but does not override _write_set")
+
     @abstractmethod
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         """Class probabilities computed in the database, storing nothing (canaries, checks, bench)."""
@@ -230,6 +264,14 @@ class Backend(ABC):
         (capability "labeled-images": the training data of ``streamscore train --from-backend``)."""
         self.require("labeled-images")
         raise NotImplementedError(f"{type(self).__name__} declares 'labeled-images' but does not override it")
+
+    def stored_lifecycle(self, name: str) -> tuple[int, str] | None:
+        """(revision, state JSON) of the model lifecycle last applied by a consumer of this database
+        (capability "lifecycle"; None when there is none or the engine does not keep it)."""
+        return None
+
+    def store_lifecycle(self, name: str, revision: int, state: str) -> None:  # noqa: B027 - optional
+        """Keep the applied lifecycle state (capability "lifecycle"); a lower revision never overwrites."""
 
     def engine_benchmarks(self, images: int) -> dict[str, float]:
         """Figures only this engine has (e.g. PostgreSQL's ingest paths) for ``streamscore bench``."""

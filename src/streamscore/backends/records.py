@@ -15,16 +15,19 @@ TopicPartitionKey = tuple[str, int]
 
 #: the longest model name (UTF-8 bytes) every engine stores in full (Kinetica: char64)
 MAX_MODEL_NAME_BYTES = 64
-#: the roles a backend stores predictions under (the "role" of the evaluation topic)
-ROLES = ("champion", "shadow")
+#: the roles a backend stores predictions under: "champion" (served alone), "shadow" (scored, never
+#: served), "member" (one member's own row of a served ensemble) and "ensemble" (the served mean of
+#: the members, under the newest member's version); the evaluation topic shows all but "member"
+ROLES = ("champion", "shadow", "member", "ensemble")
 
 
 @dataclass(frozen=True)
 class ModelRef:
     """Which model scores a batch: name + version (every prediction carries it) and the serving role.
 
-    ``role`` is "champion" (served) or "shadow" (scored and stored, never served); it is written
-    into every stored prediction and is what the evaluation topic shows.
+    ``role`` is "champion" (served) or "shadow" (scored and stored, never served), "member" for a
+    version that is one member of a served ensemble (see :class:`ServingSet`) and "ensemble" for the
+    served mean of the members; it is written into every stored prediction.
     """
 
     name: str
@@ -116,6 +119,68 @@ class ScoredBatch:
     scored_at: npt.NDArray[np.int64]  # epoch ms
     model: ModelRef
     conflicts: list[str] = field(default_factory=list)
+    #: versions whose probabilities were averaged (role "ensemble" only), ascending
+    members: tuple[int, ...] = ()
+
+    @property
+    def served(self) -> bool:
+        """True for the one answer per image (champion or ensemble), False for a shadow's."""
+        return self.model.role in ("champion", "ensemble")
+
+
+@dataclass(frozen=True)
+class ServingSet:
+    """The versions in force for one batch: what is served, and which shadows score alongside.
+
+    ``served`` holds one ref with role "champion", or two or more with role "member" (an ensemble:
+    the served answer is the mean of their probabilities, computed in the database, stored under
+    role "ensemble" and the newest member's version). ``shadows`` hold refs with role "shadow".
+    A batch is scored by exactly one ServingSet, in one database call and transaction.
+    """
+
+    served: tuple[ModelRef, ...]
+    shadows: tuple[ModelRef, ...] = ()
+
+    def __post_init__(self) -> None:
+        roles = {ref.role for ref in self.served}
+        single = len(self.served) == 1 and roles == {"champion"}
+        ensemble = len(self.served) >= 2 and roles == {"member"}
+        if not (single or ensemble):
+            raise ConfigError(f"a serving set serves one champion or an ensemble of two or more members, not "
+                              f"{', '.join(f'{r}/{r.role}' for r in self.served) or 'nothing'}")
+        if any(ref.role != "shadow" for ref in self.shadows):
+            raise ConfigError("shadow refs of a serving set must have role 'shadow'")
+        versions = [ref.version for ref in self.refs]
+        if len(set(versions)) != len(versions) or len({ref.name for ref in self.refs}) != 1:
+            raise ConfigError(f"a serving set holds distinct versions of one model, not {versions}")
+
+    @classmethod
+    def champion(cls, ref: ModelRef) -> ServingSet:
+        return cls((ModelRef(ref.name, ref.version, "champion"),))
+
+    @property
+    def refs(self) -> tuple[ModelRef, ...]:
+        return self.served + self.shadows
+
+    @property
+    def is_ensemble(self) -> bool:
+        return len(self.served) > 1
+
+    @property
+    def served_ref(self) -> ModelRef:
+        """The ref the served predictions name: the champion, or role "ensemble" and the newest member."""
+        if not self.is_ensemble:
+            return self.served[0]
+        return ModelRef(self.served[0].name, max(ref.version for ref in self.served), "ensemble")
+
+    @property
+    def members(self) -> tuple[int, ...]:
+        return tuple(sorted(ref.version for ref in self.served)) if self.is_ensemble else ()
+
+    def __str__(self) -> str:
+        served = "+".join(f"v{v}" for v in self.members) if self.is_ensemble else f"v{self.served[0].version}"
+        shadows = "".join(f", shadow v{ref.version}" for ref in self.shadows)
+        return f"{self.served[0].name}:{served}{shadows}"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
+from streamscore.backends.base import Backend, ImageBatch, ScoredBatch, ServingSet, TopicPartitionKey
 from streamscore.consumers.batching import Rejected, build_batch, id_conflict
 from streamscore.consumers.kafka_link import KafkaLink
 from streamscore.consumers.metrics import ScorerMetrics, ScorerStats
@@ -69,12 +69,13 @@ class Checkpoint:
         #: time per step (decode, flush, kafka-commit; the backend and publisher time theirs)
         self.timings = timings or PhaseTimes()
 
-    def commit(self, messages: list[Message], model: ModelRef) -> bool:
+    def commit(self, messages: list[Message], model: ServingSet) -> bool:
         """Store, score, publish and commit ``messages``; False when stopped before the end.
 
         1. decode; undecodable messages are set aside for the DLQ;
-        2. database write: images, in-database scores, predictions and next offsets in one
-           transaction, retried through outages (partitions paused meanwhile); a data error
+        2. database write: images, in-database scores of every version in force (``model``:
+           served and shadows), predictions and next offsets in one transaction, retried
+           through outages (partitions paused meanwhile); a data error
            bisects the batch so only the refused rows are set aside; rows of partitions
            revoked meanwhile are left out;
         3. when the batch was split, trimmed or held only dead letters: store its offsets on
@@ -96,10 +97,11 @@ class Checkpoint:
         outcome = self._write(batch, model, by_source)  # 2
         if outcome is None:
             return False
-        scored, refused = outcome
+        writes, refused = outcome
+        scored = [result for results in writes for result in results]
         refused += self._conflicts(batch, scored, by_source)
         revoked = self.partitions.revoked
-        if len(scored) != 1 or refused or revoked:  # 3
+        if len(writes) != 1 or refused or revoked:  # 3
             offsets = {k: v for k, v in batch.offsets.items() if k not in revoked}
             if offsets and not self.outages.retrying(
                     lambda: self.backend.store_offsets(self.settings.group, offsets), "storing offsets"):
@@ -116,8 +118,8 @@ class Checkpoint:
         return True
 
     # -- step 2 ------------------------------------------------------------------------------
-    def _write(self, batch: ImageBatch, model: ModelRef, by_source: BySource
-               ) -> tuple[list[ScoredBatch], list[Rejected]] | None:
+    def _write(self, batch: ImageBatch, model: ServingSet, by_source: BySource
+               ) -> tuple[list[list[ScoredBatch]], list[Rejected]] | None:
         retry = self.outages.retry()
         while not self.outages.stop.is_set():
             if self.partitions.revoked:
@@ -136,14 +138,15 @@ class Checkpoint:
             return result
         return None
 
-    def _bisect(self, batch: ImageBatch, model: ModelRef, by_source: BySource
-                ) -> tuple[list[ScoredBatch], list[Rejected]]:
+    def _bisect(self, batch: ImageBatch, model: ServingSet, by_source: BySource
+                ) -> tuple[list[list[ScoredBatch]], list[Rejected]]:
         """Write the batch; on a data error split it in halves until the bad rows are isolated.
 
-        At most 2n-1 transactions for n rows, so a batch's work stays bounded.
+        At most 2n-1 transactions for n rows, so a batch's work stays bounded. One list of results
+        per transaction: the served one first, then one per shadow.
         """
         try:
-            return [self.backend.write_batch(batch, model, self.settings.group)], []
+            return [self.backend.write_set(batch, model, self.settings.group)], []
         except BackendDataError as exc:
             if len(batch) == 1:
                 source = batch.sources[0]

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ class VersionReport:
     correct: int
     confusion: list[list[int]]
     backend: str = ""
+    #: the role the predictions were made in (by_role() only): champion, ensemble or shadow
+    role: str = ""
 
     @property
     def accuracy(self) -> float | None:
@@ -72,6 +75,8 @@ class Evaluation:
     predictions: dict[tuple[str, int, str], Prediction] = field(default_factory=dict)
     duplicates: int = 0
     malformed: int = 0
+    #: called with every new (not duplicate) prediction, e.g. by `evaluate --auto-rollback`
+    on_new: Callable[[Prediction], None] | None = None
     #: model-rejected events, once per (model, version, reason, backend, group)
     rejections: dict[tuple[str, int | None, str, str, str], ModelRejected] = field(default_factory=dict)
     #: records of a kind this version does not know (written by a newer streamscore): skipped
@@ -105,6 +110,8 @@ class Evaluation:
             self.duplicates += 1
             return False
         self.predictions[key] = prediction
+        if self.on_new is not None:
+            self.on_new(prediction)
         return True
 
     def image_ids(self) -> set[str]:
@@ -118,15 +125,24 @@ class Evaluation:
         """One report per (backend, model version)."""
         return self._tally(by_backend=True)
 
+    def by_role(self) -> list[VersionReport]:
+        """One report per (model version, role): a shadow phase apart from the same version serving."""
+        return self._tally(by_backend=False, by_role=True)
+
+    def by_backend_and_role(self) -> list[VersionReport]:
+        """One report per (backend, model version, role): what `evaluate` prints."""
+        return self._tally(by_backend=True, by_role=True)
+
     def backends(self) -> list[str]:
         return sorted({p.backend for p in list(self.predictions.values())})
 
-    def _tally(self, by_backend: bool) -> list[VersionReport]:
-        reports: dict[tuple[str, int], VersionReport] = {}
+    def _tally(self, by_backend: bool, by_role: bool = False) -> list[VersionReport]:
+        reports: dict[tuple[str, int, str], VersionReport] = {}
         for prediction in list(self.predictions.values()):  # a copy: `evaluate --follow` reads while it fills
             backend = prediction.backend if by_backend else ""
-            report = reports.setdefault((backend, prediction.model_version), VersionReport(
-                prediction.model_version, 0, 0, 0, [[0] * 10 for _ in range(10)], backend))
+            role = prediction.role if by_role else ""
+            report = reports.setdefault((backend, prediction.model_version, role), VersionReport(
+                prediction.model_version, 0, 0, 0, [[0] * 10 for _ in range(10)], backend, role))
             report.scored += 1
             if prediction.label is not None:
                 report.labelled += 1

@@ -10,6 +10,11 @@ is rejected: logged with its reason, handed to ``on_reject`` (the scorer publish
 the evaluation topic, :mod:`.rejections`) once per (version, reason), and the current
 model keeps serving. A candidate whose install fails on a database outage stays pending
 and is installed by a later :meth:`ModelWatcher.poll` (the scorer backs off in between).
+
+Model lifecycles (issue 12, :mod:`.lifecycle_tracker`): lifecycle snapshots and versioned artifact
+records (:mod:`streamscore.shared.model_records`) go to the tracker, which decides the
+:class:`ServingSet` (champion or ensemble, plus shadows); :meth:`ModelWatcher.serving_set` is what the
+next batch is scored by. Without any lifecycle record the plain records decide, as before.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, Message, TopicPartition
 
-from streamscore.backends.base import Backend, ModelRef
+from streamscore.backends.base import Backend, ModelRef, ServingSet
+from streamscore.consumers.lifecycle_tracker import LifecycleTracker
 from streamscore.consumers.signature_check import SignatureCheck
 from streamscore.errors import ArtifactError, BackendError
 from streamscore.logs import event
@@ -33,6 +39,7 @@ from streamscore.model.reference import predict
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import assign_from_beginning, make_consumer
 from streamscore.shared.messages import header_model_version, headers_to_dict
+from streamscore.shared.model_records import ARTIFACT, LIFECYCLE, PLAIN, record_kind
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +82,14 @@ class ModelWatcher:
     _reported: set[tuple[int | None, str]] = field(default_factory=set)
     _pending: ModelArtifact | None = None
     _reading_since_ms: int = 0
+    #: the versions in force under a model lifecycle (None: the plain records' newest serves alone)
+    serving: ServingSet | None = None
+    lifecycle: LifecycleTracker = field(init=False)
 
     def __post_init__(self) -> None:
         if self.signatures is None:
             self.signatures = SignatureCheck.from_settings(self.settings)
+        self.lifecycle = LifecycleTracker(self.settings.model_name, self.backend)
 
     @property
     def current_ref(self) -> ModelRef | None:
@@ -89,8 +100,20 @@ class ModelWatcher:
         """The version whose install a database outage interrupted, if any."""
         return None if self._pending is None else self._pending.version
 
+    def serving_set(self) -> ServingSet | None:
+        """What the next batch is scored by (see the module doc)."""
+        if self.serving is not None:
+            return self.serving
+        ref = self.current_ref
+        return None if ref is None else ServingSet.champion(ref)
+
     def resume_from_database(self) -> ModelArtifact | None:
-        """Serve the newest version already installed (a restart needs no models-topic replay)."""
+        """Serve what the database served last: its lifecycle state, else the newest version installed
+        (a restart needs no models-topic replay)."""
+        state = self.lifecycle.resume()
+        if state is not None and (serving := state.serving_set()) is not None:
+            self._serve(serving)
+            return self.current
         versions = self.backend.installed_versions(self.settings.model_name)
         if versions:
             self.current = self.backend.load_model(ModelRef(self.settings.model_name, versions[-1]))
@@ -118,7 +141,7 @@ class ModelWatcher:
     def poll(self, timeout: float = 0.0) -> ModelArtifact | None:
         """Read what has arrived; install and return the newest acceptable version, if any."""
         consumer = self._consumer or self.start()
-        candidates: list[ModelArtifact] = []
+        candidates: list[tuple[ModelArtifact, int]] = []  # plain records: (artifact, published at)
         for message in consumer.consume(64, timeout):
             if message.error():
                 log.warning("models topic: %s", message.error())
@@ -128,14 +151,26 @@ class ModelWatcher:
                 self._read_upto[partition] = offset + 1
             if (message.key() or b"") == self.settings.model_name.encode():
                 self._seen_own_model = True
+            kind = record_kind(message.key(), headers_to_dict(message.headers()), self.settings.model_name)
+            if kind == LIFECYCLE:
+                self.lifecycle.on_snapshot(message.value() or b"")
+                continue
             artifact = self._verify(message)
-            if artifact is not None:
-                candidates.append(artifact)
+            if artifact is None:
+                continue
+            if kind == ARTIFACT:
+                self.lifecycle.on_artifact(artifact)
+            else:
+                candidates.append((artifact, message.timestamp()[1]))
         self._warn_if_topic_lost_the_model()
         self._restart_if_topic_was_wiped(consumer)
+        if self.lifecycle.active:  # plain records fold into the lifecycle (champion when newer than all)
+            for artifact, published_at in candidates:
+                self.lifecycle.on_plain(artifact, published_at)
+            candidates = []
         if self._pending is not None:
-            candidates.append(self._pending)
-        for artifact in sorted(candidates, key=lambda a: a.version, reverse=True):
+            candidates.append((self._pending, 0))
+        for artifact, _ in sorted(candidates, key=lambda c: c[0].version, reverse=True):
             if self.current is not None and artifact.version <= self.current.version:
                 continue  # a pending candidate overtaken meanwhile
             self._pending = artifact  # kept if a database outage interrupts the install (it raises)
@@ -143,7 +178,21 @@ class ModelWatcher:
                 self._pending = None
                 return artifact
         self._pending = None
+        state = self.lifecycle.apply(lambda artifact: self._install(artifact, serve=False))
+        if self.lifecycle.reread:
+            self.lifecycle.reread = False
+            self.close()  # the next poll reads the topic from the beginning (the applied state stays)
+        if state is not None and (serving := state.serving_set()) is not None:
+            self._serve(serving)
+            return self.current
         return None
+
+    def _serve(self, serving: ServingSet) -> None:
+        """Make ``serving`` the set in force; ``current`` becomes the artifact its served ref names."""
+        self.serving = serving
+        version = serving.served_ref.version
+        if self.current is None or self.current.version != version:
+            self.current = self.backend.load_model(ModelRef(serving.served_ref.name, version))
 
     def _restart_if_topic_was_wiped(self, consumer: Consumer) -> None:
         """Read the topic anew when it ends before what this reader has already read.
@@ -221,10 +270,10 @@ class ModelWatcher:
                      f"a new version (`streamscore publish-model PATH --version {current.version + 1}`)")
 
     def _verify(self, message: Message) -> ModelArtifact | None:
-        key = (message.key() or b"").decode("utf-8", "replace")
-        if key != self.settings.model_name:
-            return None  # another model on the shared topic
         headers = headers_to_dict(message.headers())
+        kind = record_kind(message.key(), headers, self.settings.model_name)
+        if kind not in (ARTIFACT, PLAIN):
+            return None  # another model on the shared topic
         value = message.value() or b""
         header_version = header_model_version(headers)
         if hashlib.sha256(value).hexdigest() != headers.get("sha256", b"").decode("latin-1"):
@@ -243,12 +292,14 @@ class ModelWatcher:
         if refused is not None:
             self._reject(artifact.version, *refused)
             return None
-        if self.current is not None and artifact.version <= self.current.version:
+        if kind == PLAIN and not self.lifecycle.active and self.current is not None \
+                and artifact.version <= self.current.version:
             self._not_newer(artifact, message)
             return None
         return artifact
 
-    def _install(self, artifact: ModelArtifact) -> bool:
+    def _install(self, artifact: ModelArtifact, serve: bool = True) -> bool:
+        """Install and canary-check ``artifact``; with ``serve`` it becomes the one served alone."""
         ref = ModelRef(artifact.name, artifact.version)
         try:
             self.backend.install_model(artifact)
@@ -267,7 +318,11 @@ class ModelWatcher:
         except ArtifactError as exc:  # e.g. version-conflict: this version is installed with other weights
             self._reject(artifact.version, exc.reason, exc.message)
             return False
+        if not serve:
+            log.info("model %s v%d installed", artifact.name, artifact.version)
+            return True
         previous = self.current_ref
         self.current = artifact
+        self.serving = None
         log.info("model %s v%d installed and serving (was %s)", artifact.name, artifact.version, previous)
         return True

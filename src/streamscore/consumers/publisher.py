@@ -71,7 +71,8 @@ class Publisher:
         return len(self._unacked)
 
     def publish(self, batch: ImageBatch, scored: list[ScoredBatch], rejected: list[Rejected]) -> dict[int, int]:
-        """Queue everything for Kafka (see :meth:`flush`); returns the images per model version."""
+        """Queue everything for Kafka (see :meth:`flush`); returns the images served per model version
+        (shadow predictions are sent, and counted in the per-version metric, but not served)."""
         self._outbox, self._unacked, self._failed = [], set(), set()
         with self.timings.phase("produce"):
             for item in rejected:
@@ -86,9 +87,10 @@ class Publisher:
                 for key, value, headers in records:
                     self._produce(self.predictions_topic, key, value, headers)
             version = result.model.version
-            per_version[version] = per_version.get(version, 0) + len(result.image_ids)
             self.metrics.scored.labels(str(version)).inc(len(result.image_ids))
-            self.metrics.observe_latency(batch.produced_at[rows], result.scored_at)
+            if result.served:
+                per_version[version] = per_version.get(version, 0) + len(result.image_ids)
+                self.metrics.observe_latency(batch.produced_at[rows], result.scored_at)
         return per_version
 
     def _predictions(self, batch: ImageBatch, result: ScoredBatch, rows: list[int]
@@ -110,6 +112,7 @@ class Publisher:
                 backend=self.backend_name,
                 produced_at=int(batch.produced_at[row]),
                 scored_at=int(result.scored_at[i]),
+                members=result.members or None,
             )
             yield image_id.encode(), prediction.to_json(), list(prediction.headers())
 

@@ -105,6 +105,8 @@ class Scorer:
         self._restorations_seen = 0
         self._topic_vanished = False
         self._suspect_since: float | None = None
+        #: the serving set of the last batch, as text (a change is logged as a switch)
+        self._serving = ""
 
     def breakdown_ms(self) -> dict[str, float]:
         """Milliseconds per batch by phase, the loop's and the backend's, in the order of a batch."""
@@ -156,10 +158,10 @@ class Scorer:
                 revoked = self.partitions.revoked
                 messages = [m for m in messages if source_of(m)[:2] not in revoked]
                 if messages:
-                    model = self.watcher.current_ref
-                    if model is None:
+                    serving = self.watcher.serving_set()
+                    if serving is None:
                         raise RuntimeError("no model to score with")
-                    checkpoint.commit(messages, model)
+                    checkpoint.commit(messages, serving)
                 self._between_batches()
         except StreamscoreError as exc:
             if exc.retriable:
@@ -242,14 +244,16 @@ class Scorer:
         self._set_model()
 
     def _set_model(self) -> None:
-        current = self.watcher.current
-        if current is not None and current.version != self.stats.model_version:
-            if self.stats.model_version is not None:
-                log.info("switched to model %s v%d between two batches", current.name, current.version,
-                         extra=event("model-switched", model=current.name, version=current.version,
-                                     previous=self.stats.model_version))
-            self.stats.model_version = current.version
-            self.metrics.model_version.set(current.version)
+        serving = self.watcher.serving_set()
+        if serving is not None and str(serving) != self._serving:
+            version = serving.served_ref.version
+            if self._serving:
+                log.info("switched to %s between two batches (was %s)", serving, self._serving,
+                         extra=event("model-switched", model=serving.served_ref.name, version=version,
+                                     previous=self.stats.model_version, serving=str(serving)))
+            self._serving = str(serving)
+            self.stats.model_version = version
+            self.metrics.model_version.set(version)
 
     # -- between batches: lag, Kafka reachability, group membership -------------------------
     def _between_batches(self) -> None:

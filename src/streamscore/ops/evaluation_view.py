@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from streamscore.consumers.auto_rollback import AutoRollback
 from streamscore.consumers.evaluator import Evaluation, read_predictions, write_reports
 from streamscore.ops.gallery import draw_gallery
 from streamscore.ops.run_report import report_extras
@@ -17,11 +18,15 @@ from streamscore.shared.config import Settings
 
 
 def evaluate_and_report(settings: Settings, stop: threading.Event, *, follow: bool, expect: int | None, idle: float,
-                        out: Path, console: Console, err_console: Console) -> Evaluation:
+                        out: Path, console: Console, err_console: Console,
+                        auto_rollback: AutoRollback | None = None) -> Evaluation:
     """Read the evaluation topic (live with ``follow``), print the table, write report.json, confusion.png
-    and misclassified.png (pixels from the images topic: ops/topic_gallery.py)."""
+    and misclassified.png (pixels from the images topic: ops/topic_gallery.py).
+
+    With ``auto_rollback`` (``--follow`` only) every new prediction is also judged by it.
+    """
     if follow:
-        evaluation = follow_predictions(settings, stop, console)
+        evaluation = follow_predictions(settings, stop, console, auto_rollback)
     else:
         with err_console.status(f"reading {settings.predictions_topic}…"):
             evaluation = read_predictions(settings, expect=expect, idle_timeout=idle, stop=stop)
@@ -35,9 +40,10 @@ def evaluate_and_report(settings: Settings, stop: threading.Event, *, follow: bo
     return evaluation
 
 
-def follow_predictions(settings: Settings, stop: threading.Event, console: Console) -> Evaluation:
+def follow_predictions(settings: Settings, stop: threading.Event, console: Console,
+                       auto_rollback: AutoRollback | None = None) -> Evaluation:
     """Read the evaluation topic live, redrawing the table every second until Ctrl-C."""
-    evaluation = Evaluation()
+    evaluation = Evaluation(on_new=auto_rollback.observe if auto_rollback is not None else None)
     failures: list[BaseException] = []
 
     def read() -> None:
@@ -61,12 +67,12 @@ def follow_predictions(settings: Settings, stop: threading.Event, console: Conso
 def evaluation_table(evaluation: Evaluation) -> Table:
     """Accuracy per model version, one row per (backend, version) when several backends are on the topic."""
     table = Table(title="accuracy per model version")
-    for column in ("backend", "model version", "images", "labelled", "correct", "accuracy"):
+    for column in ("backend", "model version", "role", "images", "labelled", "correct", "accuracy"):
         table.add_column(column, justify="right")
-    for report in evaluation.by_backend():
+    for report in evaluation.by_backend_and_role():
         accuracy = f"{report.accuracy:.4f}" if report.accuracy is not None else "n/a"
         counts = (f"{report.scored:,}", f"{report.labelled:,}", f"{report.correct:,}")
-        table.add_row(report.backend or "?", str(report.version), *counts, accuracy)
+        table.add_row(report.backend or "?", str(report.version), report.role, *counts, accuracy)
     latency = evaluation.latency_percentiles()
     captions = []
     if latency:

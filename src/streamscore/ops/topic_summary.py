@@ -14,6 +14,7 @@ from typing import Any
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import assign_from_beginning, make_consumer
 from streamscore.shared.messages import header_model_version, headers_to_dict
+from streamscore.shared.model_records import ARTIFACT, PLAIN, record_kind
 
 
 def read_whole_topic(settings: Settings, topic: str, idle_s: float = 1.0) -> list[Any]:
@@ -66,9 +67,9 @@ def published_models(settings: Settings, idle_s: float = 1.0) -> dict[int, str]:
     """Model versions of ``settings.model_name`` on the models topic → sha256 of the artifact (hex)."""
     versions: dict[int, str] = {}
     for message in read_whole_topic(settings, settings.models_topic, idle_s):
-        if (message.key() or b"").decode("utf-8", "replace") != settings.model_name:
-            continue
         headers = headers_to_dict(message.headers())
+        if record_kind(message.key(), headers, settings.model_name) not in (ARTIFACT, PLAIN):
+            continue  # another model's, or a lifecycle snapshot (`streamscore models list` shows those)
         version = header_model_version(headers)
         if version is None:
             continue

@@ -58,8 +58,10 @@ def signature_headers(payload: bytes, key: Ed25519PrivateKey) -> Headers:
 
 
 def publish_model(settings: Settings, artifact: ModelArtifact, value: bytes | None = None,
-                  producer: Producer | None = None, sign_key: Ed25519PrivateKey | None = None) -> str:
-    """Send one artifact keyed by model name, signed with ``sign_key`` if given; returns the sha256 of the value.
+                  producer: Producer | None = None, sign_key: Ed25519PrivateKey | None = None, *,
+                  key: bytes | None = None, extra_headers: Headers | None = None) -> str:
+    """Send one artifact keyed by model name (or ``key``: versioned records of the lifecycle, with their
+    ``extra_headers``), signed with ``sign_key`` if given; returns the sha256 of the value.
 
     Reuse a ``producer`` to publish several versions without a new producer's ~500 ms start.
     """
@@ -68,8 +70,9 @@ def publish_model(settings: Settings, artifact: ModelArtifact, value: bytes | No
     headers = model_headers(artifact.version, digest)
     if sign_key is not None:
         headers += signature_headers(payload, sign_key)
-    producer = producer or make_producer(settings)
-    producer.produce(settings.models_topic, key=artifact.name.encode(), value=payload, headers=headers)
+    producer = make_producer(settings) if producer is None else producer  # an empty producer is falsy
+    producer.produce(settings.models_topic, key=key or artifact.name.encode(), value=payload,
+                     headers=headers + (extra_headers or []))
     flush(producer)
     return digest
 

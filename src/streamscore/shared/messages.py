@@ -147,17 +147,20 @@ class Prediction:
     backend: str
     produced_at: int
     scored_at: int
+    #: the versions an ensemble's served answer averages (role "ensemble" only)
+    members: tuple[int, ...] | None = None
 
     def to_json(self) -> bytes:
         """Compact JSON; written by hand because it runs once per scored image (hot path)."""
         probabilities = ",".join(["%.7g" % p for p in self.probabilities])  # noqa: UP031 - fastest
         label = "null" if self.label is None else str(int(self.label))
+        members = "" if self.members is None else f',"members":[{",".join(str(int(m)) for m in self.members)}]'
         return (
             f'{{"image_id":{json.dumps(self.image_id)},"predicted":{int(self.predicted)},'
             f'"probabilities":[{probabilities}],"label":{label},"model_name":{json.dumps(self.model_name)},'
             f'"model_version":{int(self.model_version)},"role":{json.dumps(self.role)},'
             f'"backend":{json.dumps(self.backend)},"produced_at":{int(self.produced_at)},'
-            f'"scored_at":{int(self.scored_at)}}}'
+            f'"scored_at":{int(self.scored_at)}{members}}}'
         ).encode()
 
     @classmethod
@@ -175,6 +178,7 @@ class Prediction:
                 backend=str(body.get("backend", "")),
                 produced_at=int(body.get("produced_at") or 0),
                 scored_at=int(body["scored_at"]),
+                members=None if body.get("members") is None else tuple(int(m) for m in body["members"]),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise MessageError(f"not a prediction: {exc}", reason="bad-prediction") from None

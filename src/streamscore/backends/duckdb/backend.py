@@ -18,9 +18,18 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from streamscore.backends.base import Backend, ImageBatch, ModelRef, PurgeReport, ScoredBatch, TopicPartitionKey
+from streamscore.backends.base import (
+    Backend,
+    ImageBatch,
+    ModelRef,
+    PurgeReport,
+    ScoredBatch,
+    ServingSet,
+    TopicPartitionKey,
+)
 from streamscore.backends.checks import already_installed, check_layers, check_purge_age, not_installed
 from streamscore.backends.duckdb import errors
+from streamscore.backends.duckdb.results import probabilities_of, scored_batch
 from streamscore.backends.duckdb.scoring import (
     layers_from_rows,
     model_rows,
@@ -40,6 +49,8 @@ from streamscore.shared.timing import PhaseTimes
 
 ENGINE = "duckdb"
 PIXELS = pa.list_(pa.uint8(), 784)
+#: model versions whose weights stay in memory (champion, ensemble members, shadows, the next one)
+MODEL_CACHE = 8
 
 
 def _arrow_batch(batch: ImageBatch, with_pixel_lists: bool) -> pa.Table:
@@ -67,7 +78,7 @@ class DuckDBBackend(Backend):
     retriable_errors: ClassVar[tuple[type[BaseException], ...]] = tuple(errors.RETRIABLE)
     data_errors: ClassVar[tuple[type[BaseException], ...]] = errors.DATA_ERRORS
 
-    implements: ClassVar[frozenset[str]] = frozenset({"purge", "labeled-images"})
+    implements: ClassVar[frozenset[str]] = frozenset({"purge", "labeled-images", "multi-version", "lifecycle"})
     url_options: ClassVar[dict[str, str]] = {
         "scorer": "udf (default; STREAMSCORE_DUCKDB_SCORER) or sql: the in-database forward pass",
     }
@@ -203,11 +214,24 @@ class DuckDBBackend(Backend):
         artifact.validate(expected_sha256=sha256)
         return artifact
 
+    def stored_lifecycle(self, name: str) -> tuple[int, str] | None:
+        with self.translate_errors("reading the model lifecycle"):
+            rows = self.con.execute(sql(ENGINE, "select_lifecycle"), {"name": name}).fetchall()
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def store_lifecycle(self, name: str, revision: int, state: str) -> None:
+        with self.translate_errors("storing the model lifecycle"), self._transaction():
+            self.con.execute(sql(ENGINE, "upsert_lifecycle"), {"name": name, "revision": revision, "state": state})
+
     def _model(self, ref: ModelRef) -> ModelArtifact:
-        """Weights for the scorers, read from model_layers once per version."""
-        model = self._models.get(ref.key)
+        """Weights for the scorers, read from model_layers once per version; the least recently used
+        go first beyond MODEL_CACHE versions, so a long run of swaps keeps the process bounded."""
+        model = self._models.pop(ref.key, None)
         if model is None:
-            model = self._models[ref.key] = self.load_model(ref)
+            model = self.load_model(ref)
+        self._models[ref.key] = model  # (re)inserted last: dict order is the recency order
+        while len(self._models) > MODEL_CACHE:
+            self._models.pop(next(iter(self._models)))
         return model
 
     # -- scoring -----------------------------------------------------------------------------
@@ -225,12 +249,22 @@ class DuckDBBackend(Backend):
         does not grow with the table; the primary keys absorb replays, and only the ids the
         insert did not add are compared with the stored rows (id-conflict).
         """
+        return self._write(batch, (model,), group, ensemble=None)[0]
+
+    def _write_set(self, batch: ImageBatch, serving: ServingSet, group: str) -> list[ScoredBatch]:
+        """As write_batch, with every version of ``serving`` scored in the same transaction; an
+        ensemble's mean is taken in SQL over the members' scores (statement ensemble_scores)."""
+        refs = serving.served + serving.shadows
+        return self._write(batch, refs, group, ensemble=serving.served_ref if serving.is_ensemble else None)
+
+    def _write(self, batch: ImageBatch, refs: tuple[ModelRef, ...], group: str,
+               ensemble: ModelRef | None) -> list[ScoredBatch]:
         rows = batch.unique_rows()
         unique = batch.subset(rows) if len(rows) < len(batch) else batch
-        params = {"name": model.name, "version": model.version, "role": model.role}
         scored_at = now_ms()
         incoming = _arrow_batch(unique, with_pixel_lists=self.scorer == "sql")
         conflicts: list[str] = []
+        results: list[tuple[ModelRef, pa.Table]] = []
         # register/unregister outside the transaction: in an aborted one unregister fails and
         # would hide the real error (a rejected row would surface as a retriable TransactionException)
         with self.translate_errors(f"writing batch {batch.batch_id}"):
@@ -246,26 +280,39 @@ class DuckDBBackend(Backend):
                             refused = set(conflicts)
                             keep = pa.array([i not in refused for i in unique.image_ids])
                             self.con.register("ss_incoming", incoming.filter(keep))
-                    with timed("score"):
-                        self._score_table("ss_incoming", model)
-                    with timed("predictions"):
-                        self.con.execute(sql(ENGINE, "store_predictions"), params | {
-                            "scored_at": scored_at, "batch_id": batch.batch_id,
-                        })
-                        stored = self._arrow(sql(ENGINE, "batch_predictions"))
+                    if ensemble is not None:
+                        self.con.execute(sql(ENGINE, "create_member_scores"))
+                    for ref in refs:
+                        results += self._score_and_store(ref, batch.batch_id, scored_at)
+                    if ensemble is not None:
+                        with timed("score"):
+                            self.con.execute(sql(ENGINE, "ensemble_scores"))
+                        results.insert(0, (ensemble, self._store_predictions(ensemble, batch.batch_id, scored_at)))
                     with timed("offsets"):
                         self._upsert_offsets(group, batch.offsets)
             finally:
                 self.con.unregister("ss_incoming")
-        probabilities = _probabilities(stored.column("probabilities"))
-        return ScoredBatch(
-            image_ids=stored.column("image_id").to_pylist(),
-            predicted=probabilities.argmax(axis=1).astype(np.int64),
-            probabilities=probabilities,
-            scored_at=np.full(stored.num_rows, scored_at, np.int64),
-            model=model,
-            conflicts=conflicts,
-        )
+        members = tuple(sorted(ref.version for ref in refs if ref.role == "member"))
+        return [scored_batch(stored, ref, scored_at, conflicts, members if ref.role == "ensemble" else ())
+                for ref, stored in results]
+
+    def _score_and_store(self, ref: ModelRef, batch_id: str, scored_at: int) -> list[tuple[ModelRef, pa.Table]]:
+        """Score ss_incoming with ``ref`` and store its rows; a member's scores go to ss_member_scores."""
+        with self.timings.phase("score"):
+            self._score_table("ss_incoming", ref)
+        stored = self._store_predictions(ref, batch_id, scored_at)
+        if ref.role == "member":
+            self.con.execute(sql(ENGINE, "collect_member_scores"), {"version": ref.version})
+            return []
+        return [(ref, stored)]
+
+    def _store_predictions(self, ref: ModelRef, batch_id: str, scored_at: int) -> pa.Table:
+        with self.timings.phase("predictions"):
+            self.con.execute(sql(ENGINE, "store_predictions"), {
+                "name": ref.name, "version": ref.version, "role": ref.role, "scored_at": scored_at,
+                "batch_id": batch_id,
+            })
+            return self._arrow(sql(ENGINE, "batch_predictions"))
 
     def _conflicts(self, image_ids: list[str], added: set[str]) -> list[str]:
         """Ids of the batch already stored with other pixels or label (in batch order)."""
@@ -293,7 +340,7 @@ class DuckDBBackend(Backend):
                         result = self._arrow(sql(ENGINE, "scores_in_input_order"))
             finally:
                 self.con.unregister("ss_pixels")
-        return _probabilities(result.column("probabilities"))
+        return probabilities_of(result.column("probabilities"))
 
     def _arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         table: pa.Table = self.con.sql(sql, params=params).to_arrow_table()
@@ -313,14 +360,6 @@ def check_database_path(path: Path) -> None:
     target = path if path.exists() else path.parent
     if not os.access(target, os.W_OK):
         raise ConfigError(f"{target} is not writable by this user; fix its permissions or choose another path")
-
-
-def _probabilities(column: pa.ChunkedArray) -> npt.NDArray[np.float32]:
-    """An Arrow FLOAT[10] column as an (n, 10) float32 matrix, without a Python loop."""
-    if len(column) == 0:
-        return np.zeros((0, 10), np.float32)
-    flat: npt.NDArray[np.float32] = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    return flat.astype(np.float32, copy=False).reshape(-1, 10)
 
 
 class _Transaction:

@@ -40,7 +40,7 @@ import gpudb
 import numpy as np
 import numpy.typing as npt
 
-from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
+from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, ServingSet, TopicPartitionKey
 from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.evaluation import Row
 from streamscore.backends.kinetica import errors, procs, tables
@@ -69,7 +69,7 @@ class KineticaBackend(Backend):
     name: ClassVar[str] = "kinetica"
     extra: ClassVar[str] = "kinetica"
     transactional: ClassVar[bool] = False
-    implements: ClassVar[frozenset[str]] = frozenset({"train"})
+    implements: ClassVar[frozenset[str]] = frozenset({"train", "lifecycle", "multi-version"})
     retriable_errors: ClassVar[tuple[type[BaseException], ...]] = errors.RETRIABLE_ERRORS
     #: rows are validated before they are sent (BackendDataError); a server-side
     #: rejection cannot be told apart from a schema fault, so it is fatal, not "data"
@@ -155,6 +155,19 @@ class KineticaBackend(Backend):
         with self.translate_errors("storing offsets"):
             self._upsert_offsets(group, offsets)
 
+    def stored_lifecycle(self, name: str) -> tuple[int, str] | None:
+        with self.translate_errors("reading the model lifecycle"):
+            rows = self._query("select_lifecycle", [name])
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def store_lifecycle(self, name: str, revision: int, state: str) -> None:
+        """Read, then upsert when higher (Kinetica has no conditional upsert: two consumers racing may leave
+        the lower of two new revisions stored; a restart then takes the higher one from the topic)."""
+        stored = self.stored_lifecycle(name)
+        if stored is None or revision > stored[0]:
+            with self.translate_errors("storing the model lifecycle"):
+                self._upsert("model_lifecycle", [[name, revision, state, _now_ms()]])
+
     # -- models ----------------------------------------------------------------------------
     def _install_model(self, artifact: ModelArtifact) -> None:
         ref = ModelRef(artifact.name, artifact.version)
@@ -202,11 +215,17 @@ class KineticaBackend(Backend):
                 self._score(inbox, scoring_id, model, weights)                     # 2. inbox → UDF → stage
                 self._execute_sql("merge_predictions", selector)                  # 3. predictions
                 self._execute_sql("delete_stage", [scoring_id])
-                stored = self._stored_predictions([str(r[0]) for r in records], selector)
+                stored = self.stored_predictions([str(r[0]) for r in records], selector)
             if batch.offsets:                                                  # 4. offsets
                 self._upsert_offsets(group, batch.offsets)
         ids = [str(record[0]) for record in records]
         return tables.scored_batch(ids, stored, model, scored_at, conflicting)
+
+    def _write_set(self, batch: ImageBatch, serving: ServingSet, group: str) -> list[ScoredBatch]:
+        """Every version's predictions, then an ensemble's mean in the database, then offsets (serving.py)."""
+        from streamscore.backends.kinetica.serving import write_set
+
+        return write_set(self, batch, serving, group)
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         if len(pixels) == 0:
@@ -254,7 +273,11 @@ class KineticaBackend(Backend):
             self._weights[model.key] = tables.weights_params(self.load_model(ModelRef(model.name, model.version)))
         return self._weights[model.key]
 
-    def _stored_predictions(self, ids: list[str], selector: list[Any]) -> list[list[Any]]:
+    def execute_statement(self, statement: str, params: list[Any]) -> int:
+        """One statement of sql/kinetica (filled by tables.sql) with its binds (for serving.py)."""
+        return self._execute(statement, params)
+
+    def stored_predictions(self, ids: list[str], selector: list[Any]) -> list[list[Any]]:
         """The predictions of ``ids`` for this scoring id, model and role (primary-key lookups)."""
         stored: list[list[Any]] = []
         for start in range(0, len(ids), LOOKUP_CHUNK):

@@ -100,11 +100,13 @@ def check_identifier(value: str, what: str) -> str:
     return value
 
 
-def sql(name: str, schema: str, binds: int = 0, first: int = 1) -> str:
+def sql(name: str, schema: str, binds: int = 0, first: int = 1, versions: int = 0) -> str:
     """The named statement ``name`` of ``sql/kinetica/*.sql`` with the schema identifier filled in
-    (and ``{ids}``, where a statement has it, as ``binds`` placeholders $first, $first+1 …)."""
+    (and ``{ids}``, where a statement has it, as ``binds`` placeholders $first, $first+1 …, then
+    ``{versions}`` as ``versions`` more)."""
     placeholders = ", ".join(f"${n}" for n in range(first, first + binds))
-    return named("kinetica", name).format(schema=check_identifier(schema, "schema"), ids=placeholders)
+    more = ", ".join(f"${n}" for n in range(first + binds, first + binds + versions))
+    return named("kinetica", name).format(schema=check_identifier(schema, "schema"), ids=placeholders, versions=more)
 
 
 _CHAR_BYTES = {"char16": 16, "char64": 64, "char128": 128, "char256": 256}

@@ -71,7 +71,7 @@ class OracleBackend(Backend):
         oracledb.IntegrityError, oracledb.DataError,
     )
 
-    implements: ClassVar[frozenset[str]] = frozenset({"purge"})
+    implements: ClassVar[frozenset[str]] = frozenset({"purge", "lifecycle"})
     url_options: ClassVar[dict[str, str]] = oracle_sql.URL_OPTION_HELP
 
     def __init__(self, url: BackendURL, *, native_plsql: bool = True) -> None:
@@ -188,6 +188,23 @@ class OracleBackend(Backend):
                 with conn.cursor() as cursor:
                     binds = oracle_sql.offset_binds(group, offsets)
                     cursor.executemany(oracle_sql.statement("merge_offset"), binds)
+                conn.commit()
+            except BaseException:
+                self._rollback()
+                raise
+
+    def stored_lifecycle(self, name: str) -> tuple[int, str] | None:
+        with self.translate_errors("reading the model lifecycle"), self._connection().cursor() as cursor:
+            cursor.execute(oracle_sql.statement("select_lifecycle"), [name], fetch_lobs=False)
+            row = cursor.fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def store_lifecycle(self, name: str, revision: int, state: str) -> None:
+        with self.translate_errors("storing the model lifecycle"):
+            conn = self._connection()
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute(oracle_sql.statement("merge_lifecycle"), [name, revision, state, state])
                 conn.commit()
             except BaseException:
                 self._rollback()

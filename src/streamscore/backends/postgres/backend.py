@@ -40,7 +40,15 @@ import numpy.typing as npt
 import psycopg
 from psycopg.types.json import Jsonb
 
-from streamscore.backends.base import Backend, ImageBatch, ModelRef, PurgeReport, ScoredBatch, TopicPartitionKey
+from streamscore.backends.base import (
+    Backend,
+    ImageBatch,
+    ModelRef,
+    PurgeReport,
+    ScoredBatch,
+    ServingSet,
+    TopicPartitionKey,
+)
 from streamscore.backends.checks import already_installed, check_purge_age, not_installed
 from streamscore.backends.evaluation import Row
 from streamscore.backends.postgres import errors as postgres_errors
@@ -62,7 +70,8 @@ class PostgresBackend(Backend):
     extra: ClassVar[str] = "postgres"
     transactional: ClassVar[bool] = True
     concurrent_writers: ClassVar[bool] = True
-    implements: ClassVar[frozenset[str]] = frozenset({"drop-schema", "purge", "labeled-images"})
+    implements: ClassVar[frozenset[str]] = frozenset(
+        {"drop-schema", "purge", "labeled-images", "multi-version", "lifecycle"})
     # classes alone do not tell a deadlock from a syntax error: classify() below uses SQLSTATEs
     retriable_errors: ClassVar[tuple[type[BaseException], ...]] = (
         psycopg.OperationalError, psycopg.InterfaceError,
@@ -137,9 +146,20 @@ class PostgresBackend(Backend):
                         cursor.execute(q.with_schema("create_schema", self.schema))
                 for statement in q.schema_statements():
                     cursor.execute(statement)
+                self._migrate_role_check(cursor)
                 self._install_function(cursor)
             if not self._blas_reported:  # once per backend: which BLAS the scorer's numpy runs on
                 self._blas_reported = report_blas(conn) is not None
+
+    @staticmethod
+    def _migrate_role_check(cursor: psycopg.Cursor[Any]) -> None:
+        """Databases created before ensembles accept roles champion and shadow only: widen the check once."""
+        cursor.execute(q.statement("select_role_check"))
+        row = cursor.fetchone()
+        if row is None or "ensemble" not in str(row[0]):
+            cursor.execute(q.statement("drop_role_check"))
+            cursor.execute(q.statement("add_role_check"))
+            log.info("predictions now accept the roles member and ensemble")
 
     def _install_function(self, cursor: psycopg.Cursor[Any]) -> None:
         """CREATE OR REPLACE the PL/Python scorer only when its file changed (or it is missing)."""
@@ -234,31 +254,61 @@ class PostgresBackend(Backend):
             layers = conn.execute(q.statement("select_model_layers"), params).fetchall()
         return q.artifact_from_rows(ref, head, layers)
 
+    def stored_lifecycle(self, name: str) -> tuple[int, str] | None:
+        with self.translate_errors("reading the model lifecycle"):
+            row = self._connection().execute(q.statement("select_lifecycle"), {"name": name}).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def store_lifecycle(self, name: str, revision: int, state: str) -> None:
+        with self.translate_errors("storing the model lifecycle"):
+            conn = self._connection()
+            with conn.transaction():
+                conn.execute(q.statement("upsert_lifecycle"), {"name": name, "revision": revision, "state": state})
+
     # -- scoring ---------------------------------------------------------------------------
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
+        return self._write(batch, group, model, None)[0]
+
+    def _write_set(self, batch: ImageBatch, serving: ServingSet, group: str) -> list[ScoredBatch]:
+        """As write_batch, with every version scored by one statement (score_set) in the same transaction."""
+        return self._write(batch, group, None, serving)
+
+    def _write(self, batch: ImageBatch, group: str, model: ModelRef | None, serving: ServingSet | None
+               ) -> list[ScoredBatch]:
+        """One transaction: images (fast or staging path), scores of ``model`` or of every version of
+        ``serving``, offsets."""
         rows = batch.unique_rows()  # a repeated id is stored (and scored) once, first occurrence wins
         rows.sort(key=lambda row: batch.image_ids[row])  # one lock order for concurrent writers
         unique = batch.subset(rows, batch.batch_id)
+        single = model or ModelRef("-", 0)
         params = {
-            "batch_id": batch.batch_id, "name": model.name, "version": model.version,
-            "role": model.role, "scored_at": now_ms(),
+            "batch_id": batch.batch_id, "name": single.name, "version": single.version,
+            "role": single.role, "scored_at": now_ms(),
         }
         conflicts: set[str] = set()
         with self.translate_errors(f"writing batch {batch.batch_id}"):
             conn = self._connection()
             # binary results: the probabilities arrays come back without text parsing
             with conn.transaction(), conn.cursor(binary=True) as cursor:
-                if self._copy_images(cursor, unique):  # all new: scored straight from images
-                    cursor.execute(q.statement("score_copied"), params | {"image_ids": unique.image_ids})
-                else:  # some ids are stored already: the staging path sorts replays from conflicts
+                copied = self._copy_images(cursor, unique)  # all new: scored straight from images
+                if not copied:  # some ids are stored already: the staging path sorts replays from conflicts
                     self._copy_staging(cursor, unique)
                     cursor.execute(q.statement("insert_images"), params)
                     conflicts = self._remove_conflicts(cursor, [str(row[0]) for row in cursor.fetchall()])
+                if serving is not None:
+                    ids = [i for i in unique.image_ids if i not in conflicts]
+                    cursor.execute(q.statement("score_set"), params | q.set_params(serving, ids))
+                elif copied:
+                    cursor.execute(q.statement("score_copied"), params | {"image_ids": unique.image_ids})
+                else:
                     cursor.execute(q.statement("score_and_store"), params)
                 stored = cursor.fetchall()
                 if batch.offsets:
                     cursor.execute(q.statement("upsert_offsets"), q.offset_params(group, batch.offsets))
-        return q.scored_batch(stored, model, q.in_batch_order(unique.image_ids, conflicts))
+        order = q.in_batch_order(unique.image_ids, conflicts)
+        if serving is None:
+            return [q.scored_batch(stored, single, order)]
+        return q.scored_set(stored, serving, order)
 
     @staticmethod
     def _remove_conflicts(cursor: psycopg.Cursor[Any], not_inserted: list[str]) -> set[str]:

@@ -8,6 +8,7 @@ are ever composed into SQL, with :class:`psycopg.sql.Identifier`; values are bin
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
@@ -18,7 +19,7 @@ import numpy.typing as npt
 from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
 
-from streamscore.backends.base import ImageBatch, ModelRef, ScoredBatch, TopicPartitionKey
+from streamscore.backends.base import ImageBatch, ModelRef, ScoredBatch, ServingSet, TopicPartitionKey
 from streamscore.backends.sqlfiles import read_sql, script
 from streamscore.backends.sqlfiles import sql as named
 from streamscore.backends.url import BackendURL
@@ -171,3 +172,28 @@ def scored_batch(rows: Sequence[Sequence[Any]], model: ModelRef, conflicts: list
         model=model,
         conflicts=list(conflicts or []),
     )
+
+
+def set_params(serving: ServingSet, image_ids: list[str]) -> dict[str, Any]:
+    """Binds of score_set: the versions and roles to score (members, champion, shadows), the ensemble's
+    version (the newest member; None without an ensemble) and the batch's ids."""
+    refs = serving.served + serving.shadows
+    return {
+        "name": serving.served[0].name, "image_ids": image_ids,
+        "versions": [ref.version for ref in refs], "roles": [ref.role for ref in refs],
+        "ensemble_version": serving.served_ref.version if serving.is_ensemble else None,
+    }
+
+
+def scored_set(rows: Sequence[Sequence[Any]], serving: ServingSet, conflicts: list[str]) -> list[ScoredBatch]:
+    """One ScoredBatch per served/shadow ref from score_set's (version, role, image_id, predicted,
+    probabilities, scored_at) rows; the served one first."""
+    by_ref: dict[tuple[int, str], list[Sequence[Any]]] = {}
+    for row in rows:
+        by_ref.setdefault((int(row[0]), str(row[1])), []).append(row[2:])
+    served = serving.served_ref
+    results = []
+    for ref in (served, *serving.shadows):
+        result = scored_batch(by_ref.get((ref.version, ref.role), []), ref, conflicts)
+        results.append(dataclasses.replace(result, members=serving.members) if ref.role == "ensemble" else result)
+    return results

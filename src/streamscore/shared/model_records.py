@@ -1,0 +1,65 @@
+"""The kinds of record on the models topic and their keys (issue 12; docs/decisions.md).
+
+Compaction keeps the last record per key, so the lifecycle needs more than one key per model:
+
+* ``<name>`` — a **lifecycle** record: the whole state of the model's versions as JSON
+  (:class:`~streamscore.model.lifecycle.Lifecycle`), header ``record-type: lifecycle``. Each one
+  is a full snapshot, so the last one per name is all a fresh reader needs.
+* ``<name>@v<version>`` — an **artifact** record: the artifact bytes of one version with the usual
+  headers (``model-version``, ``sha256``, ``signature``) and ``record-type: artifact``; one key per
+  version, so every version a rollback may return to survives compaction.
+* ``<name>`` without ``record-type`` — a **plain** artifact record as written before lifecycles
+  (and still by ``publish-model --force``): read as "publish this version as champion" when it is
+  newer than every known version.
+
+A reader from before lifecycles ignores artifact records (another key) and rejects lifecycle
+records with a logged reason (the value is JSON, not an artifact): it keeps serving what it has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from streamscore.shared.messages import Headers
+
+RECORD_TYPE = "record-type"
+ARTIFACT = "artifact"
+LIFECYCLE = "lifecycle"
+PLAIN = "plain"
+
+_VERSIONED = re.compile(r"^(?P<name>.+)@v(?P<version>[1-9][0-9]*)$")
+
+
+def artifact_key(name: str, version: int) -> bytes:
+    return f"{name}@v{version}".encode()
+
+
+def versioned_name(name: str) -> bool:
+    """True for a name that reads as an artifact key (``mlp@v3``): refused as a model name."""
+    return _VERSIONED.match(name) is not None
+
+
+def record_kind(key: bytes | None, headers: dict[str, bytes], name: str) -> str | None:
+    """ARTIFACT, LIFECYCLE or PLAIN for a record of model ``name``; None for another model's."""
+    text = (key or b"").decode("utf-8", "replace")
+    kind = headers.get(RECORD_TYPE, b"").decode("latin-1")
+    if text == name:
+        return LIFECYCLE if kind == LIFECYCLE else PLAIN
+    match = _VERSIONED.match(text)
+    if match is not None and match["name"] == name and kind == ARTIFACT:
+        return ARTIFACT
+    return None
+
+
+def artifact_headers(role: str) -> Headers:
+    """Headers an artifact record carries besides model-version, sha256 and signature."""
+    return [(RECORD_TYPE, ARTIFACT.encode()), ("role", role.encode())]
+
+
+def lifecycle_headers(value: bytes, revision: int, version: int) -> Headers:
+    """``model-version`` is the champion's (for tools that show it); ``sha256`` lets readers check the JSON."""
+    return [
+        (RECORD_TYPE, LIFECYCLE.encode()), ("model-version", str(version).encode()),
+        ("sha256", hashlib.sha256(value).hexdigest().encode()), ("lifecycle-revision", str(revision).encode()),
+    ]
