@@ -30,6 +30,7 @@ from streamscore.backends.duckdb.scoring import (
     score_with_udf,
 )
 from streamscore.backends.evaluation import Row
+from streamscore.backends.model_cache import VersionCache
 from streamscore.backends.sqlfiles import script, sql
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, ConfigError, ErrorKind
@@ -80,7 +81,7 @@ class DuckDBBackend(Backend):
         path = url.path[1:] if url.path.startswith("/") else url.path
         self.path = path or ":memory:"
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._models: dict[tuple[str, int], ModelArtifact] = {}
+        self._models: VersionCache[tuple[str, int], ModelArtifact] = VersionCache()
 
     def classify(self, exc: BaseException) -> ErrorKind:
         return errors.classify(exc)
@@ -192,11 +193,11 @@ class DuckDBBackend(Backend):
         return artifact
 
     def _model(self, ref: ModelRef) -> ModelArtifact:
-        """Weights for the scorers, read from model_layers once per version."""
-        model = self._models.get(ref.key)
-        if model is None:
-            model = self._models[ref.key] = self.load_model(ref)
-        return model
+        """Weights for the scorers, read from model_layers once per version (bounded: model_cache)."""
+        return self._models.get(ref.key, lambda key: self.load_model(ModelRef(*key)))
+
+    def cached_models(self) -> list[tuple[str, int]]:
+        return self._models.keys()
 
     # -- scoring -----------------------------------------------------------------------------
     def _score_table(self, source: str, ref: ModelRef) -> None:

@@ -176,6 +176,12 @@ class PostgresBackend(Backend):
 
         return ingest_benchmark(self.url, images)
 
+    def cached_models(self) -> list[tuple[str, int]]:
+        """The versions this connection's session holds in its GD (sql/postgres/score_batch.sql)."""
+        with self.translate_errors("listing the session's cached models"):
+            rows = self._connection().execute(q.statement("select_cached_models")).fetchall()
+        return [(str(name), int(version)) for _, name, version in rows]
+
     def _select_named(self, names: tuple[str, ...]) -> list[list[Row]]:
         conn = self._connection()
         with conn.transaction():  # one read-only snapshot for all of them (REPEATABLE READ)

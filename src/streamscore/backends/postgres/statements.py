@@ -66,7 +66,7 @@ def schema_statements() -> list[str]:
 
 
 def function_statement() -> str:
-    """CREATE OR REPLACE FUNCTION streamscore_score_batch (the whole script file)."""
+    """The whole script file, sent as one text: streamscore_score_batch and streamscore_cached_models."""
     (only,) = script(ENGINE, FUNCTION_FILE)
     return only.text
 
