@@ -31,6 +31,7 @@ from streamscore.backends import ModelRef, open_backend, open_configured_backend
 from streamscore.backends.base import ScoredBatch
 from streamscore.bench.arrivals import PredictionArrivals
 from streamscore.bench.passthrough import passthrough_rate
+from streamscore.bench.swaps import SWAPS, swap_figures, swap_rows
 from streamscore.broker import EmbeddedBroker
 from streamscore.consumers.scorer import Scorer
 from streamscore.errors import BenchError
@@ -215,6 +216,9 @@ def run_bench(settings: Settings, *, images: int, bootstrap: str | None, skip_pi
             half = pipeline.get("images_per_s", 0) / 2
             with console.status(f"latency at half the max rate ({half:,.0f} images/s)…"):
                 paced = run_pipeline(kafka, out, min(images, max(1000, int(half * 8))), split, "latency", half)
+            with console.status(f"{SWAPS} model swaps at full rate, then one shadow's cost…"):
+                results |= swap_figures(lambda tag: fresh_settings(kafka, scratch_backend_url(kafka, out, tag), tag),
+                                        split, images)
         results["passthrough_images_per_s"] = raw
         results["pipeline"] = pipeline
         results["pipeline_ratio"] = pipeline.get("images_per_s", 0) / raw if raw else None
@@ -269,6 +273,8 @@ def bench_table(results: dict[str, Any]) -> Table:
             per_batch = results["images"] / max(1, results["pipeline"].get("batches", 1))
             table.add_row(f"one batch (≈{per_batch:,.0f} images), ms by phase",
                           ", ".join(f"{name} {ms:.1f}" for name, ms in breakdown.items()))
+    for row in swap_rows(results):
+        table.add_row(*row)
     scaleout = results.get("scaleout")
     if scaleout and "speedup_2_vs_1" in scaleout:
         runs = scaleout["runs"]

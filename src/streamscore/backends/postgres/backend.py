@@ -176,6 +176,11 @@ class PostgresBackend(Backend):
 
         return ingest_benchmark(self.url, images)
 
+    @property
+    def session_pid(self) -> int | None:
+        """The server process of this connection (bench: its memory, when the server runs here)."""
+        return None if self._conn is None or self._conn.closed else int(self._conn.info.backend_pid)
+
     def cached_models(self) -> list[tuple[str, int]]:
         """The versions this connection's session holds in its GD (sql/postgres/score_batch.sql)."""
         with self.translate_errors("listing the session's cached models"):

@@ -1,0 +1,226 @@
+"""`streamscore bench`: memory and the serving gap over 100 hot swaps in a row (issue 12 part 5).
+
+A Scorer runs in this process at full rate: a feeder thread keeps about
+:data:`BACKLOG_BATCHES` batches of images queued ahead of it (unique ids, so nothing is absorbed
+as a replay), so it never waits for images and the broker's memory does not grow with the run.
+After a warm-up, a new version of the model is published whenever the one serving has scored
+:data:`BATCHES_PER_SWAP` batches, :data:`SWAPS` times; the watcher installs, canary-checks and
+switches to each between two batches, as in production.
+
+Figures (bench.json and the table):
+
+* ``rss_mb_before`` / ``rss_mb_after_100_swaps``: this process's resident memory (the consumer,
+  the feeder and the bench; ``gc.collect()`` first) after the warm-up and after the last swap;
+  PostgreSQL on this machine also gets the scorer's database session (``swaps.db_session_rss_mb_*``).
+* ``swap_gap_ratio``: the largest interval between two consecutive batches where the second
+  is the first of a new version (it holds the install, the canary and the switch), divided by
+  the median interval between batches of one version. Batch stamps are the loop's ``on_batch``
+  times (after the commit, before the next batch), so an interval is one batch's whole cycle.
+* ``swaps.cached_models``: what the backend holds after the last swap (Backend.cached_models:
+  in the process, and in the database session where the engine caches there).
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import itertools
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamscore.backends import open_configured_backend
+from streamscore.backends.base import Backend, ScoredBatch
+from streamscore.bench.shadow import shadow_overhead
+from streamscore.consumers.scorer import Scorer
+from streamscore.errors import BenchError
+from streamscore.models import bundled_model
+from streamscore.producers.models import publish_model
+from streamscore.shared.config import Settings
+from streamscore.shared.kafka import ensure_topics, flush, make_producer
+from streamscore.shared.messages import encode_image
+from streamscore.shared.mnist import MnistSplit
+
+#: hot swaps in a row (the issue's figure)
+SWAPS = 100
+#: batches each version serves before the next one is published
+BATCHES_PER_SWAP = 2
+#: batches scored with the first version before the "before" figures are taken (caches, plans)
+WARMUP_BATCHES = 5
+#: batches of images the feeder keeps queued ahead of the consumer
+BACKLOG_BATCHES = 4
+#: the longest one swap (publish → the new version's batches) may take before the bench gives up
+SWAP_LIMIT_S = 60.0
+
+
+def rss_mb(pid: int | str = "self") -> float | None:
+    """Resident memory of a process in MB (Linux /proc); None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+@dataclass
+class BatchLog:
+    """What the loop's on_batch saw: (monotonic time, images, version) per served batch."""
+
+    backend: Backend
+    stamps: list[tuple[float, int, int]] = field(default_factory=list)
+    cached: list[tuple[str, int]] | None = None
+    session_pid: int | None = None
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def on_batch(self, batch: ScoredBatch) -> None:
+        if not getattr(batch, "served", True):  # shadow results (model roles) are not served batches
+            return
+        cached = self.backend.cached_models()  # the scorer's thread: its own database session
+        with self.changed:
+            self.stamps.append((time.monotonic(), len(batch.image_ids), batch.model.version))
+            self.cached = cached
+            self.session_pid = getattr(self.backend, "session_pid", None)
+            self.changed.notify_all()
+
+    def scored(self) -> int:
+        with self.changed:
+            return sum(n for _, n, _ in self.stamps)
+
+    def served_by(self, version: int, batches: int) -> bool:
+        """Whether ``version`` has scored at least ``batches`` batches."""
+        with self.changed:
+            return sum(1 for _, _, v in self.stamps if v == version) >= batches
+
+    def wait(self, predicate: Callable[[], bool], what: str, limit: float, alive: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + limit
+        with self.changed:
+            while not predicate():
+                if time.monotonic() > deadline or not alive():
+                    raise BenchError(f"swap benchmark: no {what} within {limit:.0f}s (scorer alive: {alive()})")
+                self.changed.wait(0.1)
+
+
+def feed(settings: Settings, split: MnistSplit, log: BatchLog, stop: threading.Event) -> None:
+    """Keep about BACKLOG_BATCHES batches of images queued ahead of the consumer, until ``stop``."""
+    producer = make_producer(settings)
+    backlog = BACKLOG_BATCHES * settings.batch_size
+    sent = 0
+    try:
+        while not stop.is_set():
+            if sent - log.scored() >= backlog:
+                with log.changed:
+                    log.changed.wait(0.05)
+                continue
+            for _ in range(settings.batch_size):
+                index = sent % len(split)
+                key, value, headers = encode_image(f"swap-{sent:07d}", split.images[index].tobytes(),
+                                                   int(split.labels[index]))
+                while True:
+                    try:
+                        producer.produce(settings.images_topic, key=key, value=value, headers=headers)
+                        break
+                    except BufferError:
+                        producer.poll(0.1)
+                sent += 1
+            producer.poll(0)
+    finally:
+        producer.flush(10)
+
+
+def gap_figures(stamps: list[tuple[float, int, int]]) -> dict[str, float | None]:
+    """Swap gap: the largest interval ending at a new version's first batch ÷ the median other interval."""
+    swaps: list[float] = []
+    steady: list[float] = []
+    for (before, _, old), (after, _, new) in itertools.pairwise(stamps):
+        (swaps if new != old else steady).append(after - before)
+    if not swaps or not steady:
+        return {"swap_gap_ratio": None, "swap_interval_ms_max": None, "batch_interval_ms_median": None}
+    median = statistics.median(steady)
+    return {
+        "swap_gap_ratio": max(swaps) / median if median > 0 else None,
+        "swap_interval_ms_max": max(swaps) * 1000, "swap_interval_ms_median": statistics.median(swaps) * 1000,
+        "batch_interval_ms_median": median * 1000,
+    }
+
+
+def measured_memory() -> float | None:
+    gc.collect()
+    return rss_mb()
+
+
+def swap_benchmark(settings: Settings, split: MnistSplit, swaps: int = SWAPS) -> dict[str, Any]:
+    """Run the scorer through ``swaps`` hot swaps at full rate (see the module doc); the figures."""
+    ensure_topics(settings)
+    backend = open_configured_backend(settings)
+    log, stop, feeding = BatchLog(backend), threading.Event(), threading.Event()
+    base = bundled_model(2)
+    publish_model(settings, base.with_version(1))
+    scorer = Scorer(settings, backend, stop=stop, on_batch=log.on_batch)
+    threads = [threading.Thread(target=scorer.run, daemon=True, name="swap-scorer"),
+               threading.Thread(target=feed, args=(settings, split, log, feeding), daemon=True, name="swap-feeder")]
+    for thread in threads:
+        thread.start()
+    alive = threads[0].is_alive
+    producer = make_producer(settings)
+    try:
+        log.wait(lambda: len(log.stamps) >= WARMUP_BATCHES, "warm-up batches", SWAP_LIMIT_S, alive)
+        before, session_before = measured_memory(), rss_mb(log.session_pid) if log.session_pid else None
+        started = time.monotonic()
+        for version in range(2, swaps + 2):
+            publish_model(settings, base.with_version(version), producer=producer)
+            log.wait(functools.partial(log.served_by, version, BATCHES_PER_SWAP),
+                     f"{BATCHES_PER_SWAP} batches of v{version}", SWAP_LIMIT_S, alive)
+        elapsed = time.monotonic() - started
+        after, session_after = measured_memory(), rss_mb(log.session_pid) if log.session_pid else None
+    finally:
+        feeding.set()
+        stop.set()
+        flush(producer)
+        for thread in threads:
+            thread.join(30)
+    return {
+        "rss_mb_before": before, "rss_mb_after_100_swaps": after, **gap_figures(log.stamps),
+        "swaps": swaps, "seconds": elapsed, "batches": len(log.stamps), "images": log.scored(),
+        "cached_models": [f"{name}:v{version}" for name, version in log.cached or []],
+        "db_session_rss_mb_before": session_before, "db_session_rss_mb_after": session_after,
+    }
+
+
+def swap_figures(fresh: Callable[[str], Settings], split: MnistSplit, images: int,
+                 swaps: int = SWAPS) -> dict[str, Any]:
+    """bench.json's figures of issue 12 part 5: four top-level keys, the details under ``swaps``
+    and ``shadow``; ``fresh(tag)`` gives the settings of a run (its own topics and database)."""
+    detail = swap_benchmark(fresh("swaps"), split, swaps)
+    shadow = shadow_overhead(fresh, split, images)
+    return {
+        "rss_mb_before": detail.pop("rss_mb_before"), "rss_mb_after_100_swaps": detail.pop("rss_mb_after_100_swaps"),
+        "swap_gap_ratio": detail.pop("swap_gap_ratio"), "shadow_overhead": shadow.pop("shadow_overhead"),
+        "swaps": detail, "shadow": shadow,
+    }
+
+
+def swap_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """The bench table's rows of these figures (none when they were not measured)."""
+    if "swaps" not in results:
+        return []
+
+    def mb(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:,.0f} MB"
+
+    detail, gap, overhead = results["swaps"], results.get("swap_gap_ratio"), results.get("shadow_overhead")
+    rows = [(f"RSS before / after {detail['swaps']} swaps (this process)",
+             f"{mb(results.get('rss_mb_before'))} / {mb(results.get('rss_mb_after_100_swaps'))}")]
+    if detail.get("db_session_rss_mb_before") is not None:
+        rows.append(("database session RSS before / after the swaps",
+                     f"{mb(detail['db_session_rss_mb_before'])} / {mb(detail['db_session_rss_mb_after'])}"))
+    rows.append(("swap gap (largest interval at a swap ÷ median interval; target ≤ 2×)",
+                 "n/a" if gap is None else f"{gap:.2f}× ({detail['swap_interval_ms_max']:,.0f} ms / "
+                 f"{detail['batch_interval_ms_median']:,.0f} ms)"))
+    rows.append(("shadow overhead (images/s with one shadow ÷ without; target ≥ 0.6×)",
+                 f"{overhead:.2f}×" if overhead is not None else f"n/a: {results['shadow'].get('reason', '')}"))
+    return rows
