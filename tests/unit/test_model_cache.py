@@ -4,13 +4,17 @@ caches (PostgreSQL GD, Oracle package state), and the Prometheus series per vers
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
 
+from streamscore.backends import open_backend
+from streamscore.backends.duckdb import DuckDBBackend
 from streamscore.backends.model_cache import MAX_CACHED_VERSIONS, VersionCache
 from streamscore.backends.sqlfiles import read_sql
 from streamscore.consumers.metrics import METRIC_VERSIONS, ScorerMetrics
+from streamscore.errors import ConfigError
 
 
 def test_the_least_recently_used_version_goes_first() -> None:
@@ -57,3 +61,12 @@ def test_the_scored_metric_keeps_a_series_for_the_recent_versions_only() -> None
     text = generate_latest(metrics.registry).decode()
     series = re.findall(r'^streamscore_images_scored_total\{model_version="(\d+)"\}', text, re.MULTILINE)
     assert series == [str(v) for v in range(101 - METRIC_VERSIONS, 101)]
+
+
+def test_duckdb_memory_limit_is_checked_and_applied(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="512MB"):
+        open_backend(f"duckdb:///{tmp_path / 'a.duckdb'}?memory_limit=lots")
+    with open_backend(f"duckdb:///{tmp_path / 'a.duckdb'}?memory_limit=64MB") as backend:
+        assert isinstance(backend, DuckDBBackend)
+        (limit,) = backend.con.execute("SELECT current_setting('memory_limit')").fetchall()[0]
+    assert str(limit).startswith("61") or str(limit).startswith("64"), limit  # 64MB = 61.0 MiB

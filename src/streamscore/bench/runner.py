@@ -168,7 +168,8 @@ def scratch_backend_url(settings: Settings, out: Path, tag: str) -> str:
     if backend.name == "duckdb":
         path = (out / f"bench-{tag}.duckdb").resolve()
         path.unlink(missing_ok=True)
-        return f"duckdb:///{path}"
+        options = url.partition("?")[2]  # e.g. memory_limit: the measurement runs as configured
+        return f"duckdb:///{path}" + (f"?{options}" if options else "")
     if "drop-schema" in backend.implements and "schema" in backend.url_options:
         scratch = f"{url}{'&' if '?' in url else '?'}schema=ssbench_{tag}_{uuid.uuid4().hex[:6]}"
         SCRATCH_SCHEMAS.append(scratch)

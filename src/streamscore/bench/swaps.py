@@ -1,17 +1,22 @@
 """`streamscore bench`: memory and the serving gap over 100 hot swaps in a row (issue 12 part 5).
 
-A Scorer runs in this process at full rate: a feeder thread keeps about
+A Scorer runs in this process at full rate: a feeder process keeps about
 :data:`BACKLOG_BATCHES` batches of images queued ahead of it (unique ids, so nothing is absorbed
 as a replay), so it never waits for images and the broker's memory does not grow with the run.
+The next version's artifact is serialized while the one before serves, so the bench's own work
+stays out of the swap's interval as far as one interpreter allows.
 After a warm-up, a new version of the model is published whenever the one serving has scored
 :data:`BATCHES_PER_SWAP` batches, :data:`SWAPS` times; the watcher installs, canary-checks and
 switches to each between two batches, as in production.
 
 Figures (bench.json and the table):
 
-* ``rss_mb_before`` / ``rss_mb_after_100_swaps``: this process's resident memory (the consumer,
-  the feeder and the bench; ``gc.collect()`` first) after the warm-up and after the last swap;
-  PostgreSQL on this machine also gets the scorer's database session (``swaps.db_session_rss_mb_*``).
+* ``rss_mb_before`` / ``rss_mb_after_100_swaps``: this process's resident memory (the consumer
+  and the bench; ``gc.collect()`` first) after the warm-up and after the last swap, and every
+  :data:`RSS_SAMPLE_EVERY` swaps in between (``swaps.rss_mb_every_10_swaps``: a leak climbs, a
+  bound flattens). ``swaps.database_mb_*``: what the database holds, where it can be read — DuckDB's
+  allocations inside this process (its buffer pool keeps written pages, model rows included, up to
+  its ``memory_limit``), or the PostgreSQL session's server process when the server runs here.
 * ``swap_gap_ratio``: the largest interval between two consecutive batches where the second
   is the first of a new version (it holds the install, the canary and the switch), divided by
   the median interval between batches of one version. Batch stamps are the loop's ``on_batch``
@@ -25,6 +30,7 @@ from __future__ import annotations
 import functools
 import gc
 import itertools
+import multiprocessing
 import os
 import statistics
 import threading
@@ -35,6 +41,8 @@ from typing import Any
 
 from streamscore.backends import open_configured_backend
 from streamscore.backends.base import Backend, ScoredBatch
+from streamscore.backends.duckdb import DuckDBBackend
+from streamscore.backends.sqlfiles import sql
 from streamscore.bench.shadow import shadow_overhead
 from streamscore.consumers.scorer import Scorer
 from streamscore.errors import BenchError
@@ -43,7 +51,7 @@ from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import ensure_topics, flush, make_producer
 from streamscore.shared.messages import encode_image
-from streamscore.shared.mnist import MnistSplit
+from streamscore.shared.mnist import MnistSplit, load_split
 
 #: hot swaps in a row (the issue's figure)
 SWAPS = 100
@@ -53,6 +61,8 @@ BATCHES_PER_SWAP = 2
 WARMUP_BATCHES = 5
 #: batches of images the feeder keeps queued ahead of the consumer
 BACKLOG_BATCHES = 4
+#: the RSS is also sampled after every this many swaps (bounded memory flattens out; a leak climbs)
+RSS_SAMPLE_EVERY = 10
 #: the longest one swap (publish → the new version's batches) may take before the bench gives up
 SWAP_LIMIT_S = 60.0
 
@@ -67,29 +77,40 @@ def rss_mb(pid: int | str = "self") -> float | None:
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
+def database_memory_mb(backend: Backend) -> float | None:
+    """The memory the database holds for this consumer, where it can be read: the resident memory of
+    the PostgreSQL session's server process (server on this machine), DuckDB's allocations in this
+    process (buffer pool: the pages it wrote, model rows included). Call it from the scorer's thread."""
+    if isinstance(backend, DuckDBBackend):
+        ((used,),) = backend.con.execute(sql("duckdb", "memory_in_use")).fetchall()
+        return float(used) / 1e6
+    pid = getattr(backend, "session_pid", None)
+    return rss_mb(pid) if isinstance(pid, int) else None
+
+
 @dataclass
 class BatchLog:
     """What the loop's on_batch saw: (monotonic time, images, version) per served batch."""
 
     backend: Backend
+    #: images scored, shared with the feeder process (multiprocessing.Value)
+    scored: Any
     stamps: list[tuple[float, int, int]] = field(default_factory=list)
     cached: list[tuple[str, int]] | None = None
-    session_pid: int | None = None
+    database_mb: float | None = None
     changed: threading.Condition = field(default_factory=threading.Condition)
 
     def on_batch(self, batch: ScoredBatch) -> None:
         if not getattr(batch, "served", True):  # shadow results (model roles) are not served batches
             return
         cached = self.backend.cached_models()  # the scorer's thread: its own database session
+        database_mb = database_memory_mb(self.backend)
         with self.changed:
             self.stamps.append((time.monotonic(), len(batch.image_ids), batch.model.version))
+            self.scored.value += len(batch.image_ids)
             self.cached = cached
-            self.session_pid = getattr(self.backend, "session_pid", None)
+            self.database_mb = database_mb
             self.changed.notify_all()
-
-    def scored(self) -> int:
-        with self.changed:
-            return sum(n for _, n, _ in self.stamps)
 
     def served_by(self, version: int, batches: int) -> bool:
         """Whether ``version`` has scored at least ``batches`` batches."""
@@ -105,16 +126,20 @@ class BatchLog:
                 self.changed.wait(0.1)
 
 
-def feed(settings: Settings, split: MnistSplit, log: BatchLog, stop: threading.Event) -> None:
-    """Keep about BACKLOG_BATCHES batches of images queued ahead of the consumer, until ``stop``."""
+def feed(settings: Settings, scored: Any, stop: Any) -> None:
+    """Keep about BACKLOG_BATCHES batches of images queued ahead of the consumer, until ``stop``.
+
+    Runs in a process of its own (as a real producer does), so that it does not compete with the
+    consumer for this interpreter's lock; ``scored`` is the shared count of images scored.
+    """
+    split = load_split("test", settings.mnist_dir)
     producer = make_producer(settings)
     backlog = BACKLOG_BATCHES * settings.batch_size
     sent = 0
     try:
         while not stop.is_set():
-            if sent - log.scored() >= backlog:
-                with log.changed:
-                    log.changed.wait(0.05)
+            if sent - scored.value >= backlog:
+                time.sleep(0.005)
                 continue
             for _ in range(settings.batch_size):
                 index = sent % len(split)
@@ -153,41 +178,47 @@ def measured_memory() -> float | None:
     return rss_mb()
 
 
-def swap_benchmark(settings: Settings, split: MnistSplit, swaps: int = SWAPS) -> dict[str, Any]:
+def swap_benchmark(settings: Settings, swaps: int = SWAPS) -> dict[str, Any]:
     """Run the scorer through ``swaps`` hot swaps at full rate (see the module doc); the figures."""
     ensure_topics(settings)
     backend = open_configured_backend(settings)
-    log, stop, feeding = BatchLog(backend), threading.Event(), threading.Event()
+    processes = multiprocessing.get_context("spawn")
+    log, stop, feeding = BatchLog(backend, processes.Value("q", 0)), threading.Event(), processes.Event()
     base = bundled_model(2)
     publish_model(settings, base.with_version(1))
     scorer = Scorer(settings, backend, stop=stop, on_batch=log.on_batch)
-    threads = [threading.Thread(target=scorer.run, daemon=True, name="swap-scorer"),
-               threading.Thread(target=feed, args=(settings, split, log, feeding), daemon=True, name="swap-feeder")]
-    for thread in threads:
-        thread.start()
-    alive = threads[0].is_alive
+    thread = threading.Thread(target=scorer.run, daemon=True, name="swap-scorer")
+    feeder = processes.Process(target=feed, args=(settings, log.scored, feeding), daemon=True, name="swap-feeder")
+    feeder.start()
+    thread.start()
     producer = make_producer(settings)
     try:
-        log.wait(lambda: len(log.stamps) >= WARMUP_BATCHES, "warm-up batches", SWAP_LIMIT_S, alive)
-        before, session_before = measured_memory(), rss_mb(log.session_pid) if log.session_pid else None
-        started = time.monotonic()
+        log.wait(lambda: len(log.stamps) >= WARMUP_BATCHES, "warm-up batches", SWAP_LIMIT_S, thread.is_alive)
+        before, database_before = measured_memory(), log.database_mb
+        started, trend = time.monotonic(), [before]
+        upcoming = base.with_version(2).to_bytes()  # serialized while the version before serves
         for version in range(2, swaps + 2):
-            publish_model(settings, base.with_version(version), producer=producer)
+            publish_model(settings, base.with_version(version), value=upcoming, producer=producer)
+            upcoming = base.with_version(version + 1).to_bytes()
             log.wait(functools.partial(log.served_by, version, BATCHES_PER_SWAP),
-                     f"{BATCHES_PER_SWAP} batches of v{version}", SWAP_LIMIT_S, alive)
+                     f"{BATCHES_PER_SWAP} batches of v{version}", SWAP_LIMIT_S, thread.is_alive)
+            if (version - 1) % RSS_SAMPLE_EVERY == 0:
+                trend.append(rss_mb())
         elapsed = time.monotonic() - started
-        after, session_after = measured_memory(), rss_mb(log.session_pid) if log.session_pid else None
+        del upcoming
+        after, database_after = measured_memory(), log.database_mb
     finally:
         feeding.set()
         stop.set()
         flush(producer)
-        for thread in threads:
-            thread.join(30)
+        thread.join(30)
+        feeder.join(30)
     return {
         "rss_mb_before": before, "rss_mb_after_100_swaps": after, **gap_figures(log.stamps),
-        "swaps": swaps, "seconds": elapsed, "batches": len(log.stamps), "images": log.scored(),
+        f"rss_mb_every_{RSS_SAMPLE_EVERY}_swaps": trend, "swaps": swaps, "seconds": elapsed,
+        "batches": len(log.stamps), "images": log.scored.value,
         "cached_models": [f"{name}:v{version}" for name, version in log.cached or []],
-        "db_session_rss_mb_before": session_before, "db_session_rss_mb_after": session_after,
+        "database_mb_before": database_before, "database_mb_after": database_after,
     }
 
 
@@ -195,7 +226,7 @@ def swap_figures(fresh: Callable[[str], Settings], split: MnistSplit, images: in
                  swaps: int = SWAPS) -> dict[str, Any]:
     """bench.json's figures of issue 12 part 5: four top-level keys, the details under ``swaps``
     and ``shadow``; ``fresh(tag)`` gives the settings of a run (its own topics and database)."""
-    detail = swap_benchmark(fresh("swaps"), split, swaps)
+    detail = swap_benchmark(fresh("swaps"), swaps)
     shadow = shadow_overhead(fresh, split, images)
     return {
         "rss_mb_before": detail.pop("rss_mb_before"), "rss_mb_after_100_swaps": detail.pop("rss_mb_after_100_swaps"),
@@ -215,9 +246,9 @@ def swap_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     detail, gap, overhead = results["swaps"], results.get("swap_gap_ratio"), results.get("shadow_overhead")
     rows = [(f"RSS before / after {detail['swaps']} swaps (this process)",
              f"{mb(results.get('rss_mb_before'))} / {mb(results.get('rss_mb_after_100_swaps'))}")]
-    if detail.get("db_session_rss_mb_before") is not None:
-        rows.append(("database session RSS before / after the swaps",
-                     f"{mb(detail['db_session_rss_mb_before'])} / {mb(detail['db_session_rss_mb_after'])}"))
+    if detail.get("database_mb_before") is not None:
+        rows.append(("database memory before / after (DuckDB: its buffers, in this process; PostgreSQL: the session)",
+                     f"{mb(detail['database_mb_before'])} / {mb(detail['database_mb_after'])}"))
     rows.append(("swap gap (largest interval at a swap ÷ median interval; target ≤ 2×)",
                  "n/a" if gap is None else f"{gap:.2f}× ({detail['swap_interval_ms_max']:,.0f} ms / "
                  f"{detail['batch_interval_ms_median']:,.0f} ms)"))

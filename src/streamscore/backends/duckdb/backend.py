@@ -1,6 +1,9 @@
 """Embedded DuckDB backend: ``duckdb:///path/to.db`` (``duckdb:///:memory:`` for tests).
 
-Options (URL query): ``scorer=udf|sql`` (default from STREAMSCORE_DUCKDB_SCORER).
+Options (URL query): ``scorer=udf|sql`` (default from STREAMSCORE_DUCKDB_SCORER);
+``memory_limit=512MB`` caps DuckDB's buffer pool, which lives in the consumer's process and
+keeps the pages it wrote (images, predictions, every model version's rows) until it nears the
+limit (DuckDB's default: 80 % of the machine's memory; docs/operations.md, "Memory over many swaps").
 DuckDB allows one writing process per database file, so ``concurrent_writers`` is
 False: scale out with one DuckDB file per consumer process, or use PostgreSQL.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -70,6 +74,7 @@ class DuckDBBackend(Backend):
     implements: ClassVar[frozenset[str]] = frozenset({"purge"})
     url_options: ClassVar[dict[str, str]] = {
         "scorer": "udf (default; STREAMSCORE_DUCKDB_SCORER) or sql: the in-database forward pass",
+        "memory_limit": "cap of DuckDB's buffer pool in this process, e.g. 512MB (default: DuckDB's, 80 % of RAM)",
     }
 
     def __init__(self, url: BackendURL) -> None:
@@ -80,6 +85,7 @@ class DuckDBBackend(Backend):
         # duckdb:///relative.db, duckdb:////absolute/path.db, duckdb:///:memory:
         path = url.path[1:] if url.path.startswith("/") else url.path
         self.path = path or ":memory:"
+        self.config = memory_config(url.options.get("memory_limit"))
         self._con: duckdb.DuckDBPyConnection | None = None
         self._models: VersionCache[tuple[str, int], ModelArtifact] = VersionCache()
 
@@ -99,7 +105,7 @@ class DuckDBBackend(Backend):
         if self.path != ":memory:":
             check_database_path(Path(self.path))
         with self.translate_errors(f"opening {self.path}"):
-            self._con = duckdb.connect(self.path)
+            self._con = duckdb.connect(self.path, config=self.config)
             register_udf(self._con, self._model)
 
     def close(self) -> None:
@@ -291,6 +297,15 @@ class DuckDBBackend(Backend):
     # -- transactions ------------------------------------------------------------------------
     def _transaction(self, commit: bool = True, timings: PhaseTimes | None = None) -> _Transaction:
         return _Transaction(self.con, commit, timings)
+
+
+def memory_config(limit: str | None) -> dict[str, str | bool | int | float | list[str]]:
+    """duckdb.connect's config for the ``memory_limit`` option (checked here: a typo fails at start)."""
+    if limit is None:
+        return {}
+    if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B|B)", limit.strip(), re.IGNORECASE):
+        raise ConfigError(f"duckdb memory_limit must be a size such as 512MB or 2GB, not {limit!r}")
+    return {"memory_limit": limit.strip()}
 
 
 def check_database_path(path: Path) -> None:
