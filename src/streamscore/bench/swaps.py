@@ -3,8 +3,8 @@
 A Scorer runs in this process at full rate: a feeder process keeps about
 :data:`BACKLOG_BATCHES` batches of images queued ahead of it (unique ids, so nothing is absorbed
 as a replay), so it never waits for images and the broker's memory does not grow with the run.
-The next version's artifact is serialized while the one before serves, so the bench's own work
-stays out of the swap's interval as far as one interpreter allows.
+New versions are serialized and published by a third process, so none of the bench's own work
+falls into the consumer's intervals.
 After a warm-up, a new version of the model is published whenever the one serving has scored
 :data:`BATCHES_PER_SWAP` batches, :data:`SWAPS` times; the watcher installs, canary-checks and
 switches to each between two batches, as in production.
@@ -178,41 +178,52 @@ def measured_memory() -> float | None:
     return rss_mb()
 
 
+def publish_versions(settings: Settings, versions: Any) -> None:
+    """Publish each version number that arrives on ``versions`` (None ends), in a process of its own:
+    serializing an artifact (≈ 10 ms of numpy and zlib) must not fall into the consumer's intervals."""
+    producer = make_producer(settings)
+    base = bundled_model(2)
+    try:
+        while (version := versions.get()) is not None:
+            publish_model(settings, base.with_version(version), producer=producer)
+    finally:
+        flush(producer)
+
+
 def swap_benchmark(settings: Settings, swaps: int = SWAPS) -> dict[str, Any]:
     """Run the scorer through ``swaps`` hot swaps at full rate (see the module doc); the figures."""
     ensure_topics(settings)
     backend = open_configured_backend(settings)
     processes = multiprocessing.get_context("spawn")
     log, stop, feeding = BatchLog(backend, processes.Value("q", 0)), threading.Event(), processes.Event()
-    base = bundled_model(2)
-    publish_model(settings, base.with_version(1))
+    publish_model(settings, bundled_model(2).with_version(1))
     scorer = Scorer(settings, backend, stop=stop, on_batch=log.on_batch)
     thread = threading.Thread(target=scorer.run, daemon=True, name="swap-scorer")
-    feeder = processes.Process(target=feed, args=(settings, log.scored, feeding), daemon=True, name="swap-feeder")
-    feeder.start()
+    versions = processes.Queue()
+    helpers = [processes.Process(target=feed, args=(settings, log.scored, feeding), daemon=True, name="swap-feeder"),
+               processes.Process(target=publish_versions, args=(settings, versions), daemon=True, name="swap-models")]
+    for helper in helpers:
+        helper.start()
     thread.start()
-    producer = make_producer(settings)
     try:
         log.wait(lambda: len(log.stamps) >= WARMUP_BATCHES, "warm-up batches", SWAP_LIMIT_S, thread.is_alive)
         before, database_before = measured_memory(), log.database_mb
         started, trend = time.monotonic(), [before]
-        upcoming = base.with_version(2).to_bytes()  # serialized while the version before serves
         for version in range(2, swaps + 2):
-            publish_model(settings, base.with_version(version), value=upcoming, producer=producer)
-            upcoming = base.with_version(version + 1).to_bytes()
+            versions.put(version)
             log.wait(functools.partial(log.served_by, version, BATCHES_PER_SWAP),
                      f"{BATCHES_PER_SWAP} batches of v{version}", SWAP_LIMIT_S, thread.is_alive)
             if (version - 1) % RSS_SAMPLE_EVERY == 0:
                 trend.append(rss_mb())
         elapsed = time.monotonic() - started
-        del upcoming
         after, database_after = measured_memory(), log.database_mb
     finally:
+        versions.put(None)
         feeding.set()
         stop.set()
-        flush(producer)
         thread.join(30)
-        feeder.join(30)
+        for helper in helpers:
+            helper.join(30)
     return {
         "rss_mb_before": before, "rss_mb_after_100_swaps": after, **gap_figures(log.stamps),
         f"rss_mb_every_{RSS_SAMPLE_EVERY}_swaps": trend, "swaps": swaps, "seconds": elapsed,
