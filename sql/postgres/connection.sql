@@ -67,3 +67,7 @@ except Exception:
 plpy.notice("streamscore-blas " + json.dumps(
     {"numpy": numpy.__version__, "libraries": sorted(libraries), "build": build}))
 $$ LANGUAGE plpython3u;
+
+-- name: select_cached_models
+-- the model versions whose weights this session's scorer holds (GD), least recently used first
+SELECT schema_name, model_name, model_version FROM streamscore_cached_models();

@@ -5,9 +5,13 @@
 -- and, for a layered model (manifest "layers" names conv2d/maxpool2d/flatten), forward_layers:
 -- images channels first (c, n, h, w), conv2d as Wᵀ · patches (+ the maxpool right after it taken
 -- before bias and relu), in chunks of 256 images.
--- The weights are read from model_layers once per (name, version) and kept in the session (SD);
--- the model's sha256 is re-read on every call (one indexed row), so a reinstalled version is
--- reloaded. Errors: SQLSTATE P0002 when the model is not installed, 22023 for a malformed image.
+-- The weights are read from model_layers once per (name, version) and kept in the session's GD
+-- under "streamscore_models", keyed (schema, name, version): at most CACHED_VERSIONS of them, the
+-- least recently used dropped first (streamscore/backends/model_cache.py: the same bound), so a
+-- session that lives through thousands of hot swaps keeps a few models, not all of them.
+-- streamscore_cached_models() (below) lists them. The model's sha256 is re-read on every call (one
+-- indexed row), so a reinstalled version is reloaded. Errors: SQLSTATE P0002 when the model is not
+-- installed, 22023 for a malformed image.
 -- SET search_path FROM CURRENT pins the tables of the schema the function was created in.
 CREATE OR REPLACE FUNCTION streamscore_score_batch(
     image_ids text[], pixels bytea[], model_name text, model_version integer
@@ -29,7 +33,8 @@ if "head" not in SD:
     SD["layers"] = plpy.prepare(
         "SELECT inputs, outputs, weights, biases FROM model_layers "
         "WHERE name = $1 AND version = $2 ORDER BY layer", ["text", "integer"])
-    SD["models"] = {}
+    SD["schema"] = plpy.execute("SELECT current_schema() AS s")[0]["s"]
+CACHED_VERSIONS = 4
 
 def sigmoid(z):
     with np.errstate(over="ignore"):
@@ -104,8 +109,9 @@ if not head:
     plpy.error("model %s:v%d is not installed in this schema" % (model_name, model_version),
                sqlstate="P0002")
 sha256 = head[0]["sha256"]
-key = (model_name, model_version)
-model = SD["models"].get(key)
+cache = GD.setdefault("streamscore_models", {})  # insertion order = least recently used first
+key = (SD["schema"], model_name, model_version)
+model = cache.pop(key, None)
 if model is None or model["sha256"] != sha256:
     layers = [
         (np.asarray(row["weights"], np.float32).reshape(row["inputs"], row["outputs"]),
@@ -116,9 +122,9 @@ if model is None or model["sha256"] != sha256:
     model = {"sha256": sha256, "layers": layers, "activations": list(head[0]["activations"]),
              "input_scale": np.float32(head[0]["input_scale"]),
              "spec": spec if spec and isinstance(spec[0], dict) else None}
-    while len(SD["models"]) >= 4:  # champion, shadow and the next version are enough
-        SD["models"].pop(next(iter(SD["models"])))
-    SD["models"][key] = model
+    while len(cache) >= CACHED_VERSIONS:  # champion, shadow and the next version are enough
+        cache.pop(next(iter(cache)))
+cache[key] = model  # (re)inserted last: the most recently used
 
 if len(image_ids) != len(pixels):
     plpy.error("%d image ids for %d images" % (len(image_ids), len(pixels)), sqlstate="22023")
@@ -137,4 +143,14 @@ else:
         x = ACTIVATIONS[activation](x @ w + b)
 predicted = np.argmax(x, axis=1)
 return zip(image_ids, predicted.tolist(), x.tolist())
+$$;
+
+-- streamscore_cached_models: the model versions whose weights this session holds (the GD cache of
+-- streamscore_score_batch above), least recently used first. Monitoring and tests: it never
+-- lists more than CACHED_VERSIONS rows, however many versions were swapped in.
+CREATE OR REPLACE FUNCTION streamscore_cached_models()
+RETURNS TABLE (schema_name text, model_name text, model_version integer)
+LANGUAGE plpython3u VOLATILE
+AS $$
+return [list(key) for key in GD.get("streamscore_models", {})]
 $$;

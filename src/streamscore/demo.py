@@ -144,8 +144,8 @@ def run_demo(settings: Settings, out_dir: Path, rate: float | None, limit: int |
                 progress.update(score_task, completed=scored,
                                 description=f"scored in DuckDB (v{scorer.stats.model_version or '-'})")
                 if not promoted and produced[0] >= total // 2:
-                    progress.console.print(f"promoting v{second.version} (the shadow) to champion on {settings.models_topic} "
-                                           f"after {produced[0]:,} images were produced")
+                    progress.console.print(f"promoting v{second.version} (the shadow) to champion on "
+                                           f"{settings.models_topic} after {produced[0]:,} images were produced")
                     # the demo published every record itself: no need to read the topic back
                     write_snapshot(settings, TopicView(lifecycle, {first.version, second.version}),
                                    lifecycle.promote(second.version), lifecycle_producer)

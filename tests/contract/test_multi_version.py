@@ -62,7 +62,7 @@ def test_a_long_run_of_versions_keeps_duckdb_weights_bounded(tmp_path: object) -
     from contract_hooks import Scope
 
     from streamscore.backends import open_backend
-    from streamscore.backends.duckdb.backend import MODEL_CACHE
+    from streamscore.backends.model_cache import MAX_CACHED_VERSIONS as MODEL_CACHE
 
     scope = Scope("cache")
     backend = open_backend(f"duckdb:///{pathlib.Path(str(tmp_path)) / 'cache.db'}")
@@ -73,7 +73,7 @@ def test_a_long_run_of_versions_keeps_duckdb_weights_bounded(tmp_path: object) -
             backend.install_model(scope.model(1).with_version(version))
             backend.score(pixels, scope.ref(version))
         assert len(backend._models) == MODEL_CACHE  # type: ignore[attr-defined]
-        assert (scope.model_name, MODEL_CACHE + 4) in backend._models  # type: ignore[attr-defined]
+        assert (scope.model_name, MODEL_CACHE + 4) in backend.cached_models()
 
 
 def test_the_applied_lifecycle_is_kept_and_never_lowered(backend: Backend, scope: Scope) -> None:

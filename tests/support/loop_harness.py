@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -25,6 +25,9 @@ from streamscore.models import bundled_model
 from streamscore.shared.config import Settings, load_settings
 from streamscore.shared.evaluation_events import ModelRejected, record_kind
 from support.fake_kafka import FakeCluster
+
+if TYPE_CHECKING:
+    from streamscore.backends import Backend
 
 
 class FlakyDuckDB(DuckDBBackend):
@@ -101,7 +104,7 @@ def loop_settings(tmp_path: Path, **overrides: Any) -> Settings:
 class LoopRun:
     """A scorer running in a thread; :meth:`finish` stops it and returns what ``run`` raised."""
 
-    def __init__(self, settings: Settings, cluster: FakeCluster, backend: FlakyDuckDB, **options: Any) -> None:
+    def __init__(self, settings: Settings, cluster: FakeCluster, backend: Backend, **options: Any) -> None:
         self.settings, self.cluster, self.backend = settings, cluster, backend
         for topic, partitions in ((settings.images_topic, settings.partitions), (settings.models_topic, 1),
                                   (settings.predictions_topic, 1), (settings.dlq_topic, 1)):

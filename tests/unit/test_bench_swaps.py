@@ -1,39 +1,42 @@
-"""The swap measurement of `streamscore bench` (streamscore.bench.swaps): its figures from batch
-stamps, and the whole run at a tiny size on fake Kafka with DuckDB (a functional check, not a
-measurement: the bench itself is run by hand)."""
+"""The swap benchmark's arithmetic and its table rows (the run itself belongs to `streamscore bench`)."""
 
 from __future__ import annotations
 
-import itertools
-import threading
-from pathlib import Path
+import pytest
 
-from streamscore.bench.swaps import rss_bytes, swap_benchmark, swap_gap
-from streamscore.shared.config import Settings
-from support.fake_kafka import FakeCluster
-from support.lifecycle import fake_clients, send_mnist
-from support.loop_harness import loop_settings
+from streamscore.bench.shadow import role_publisher
+from streamscore.bench.swaps import gap_figures, rss_mb, swap_rows
 
 
-def test_the_swap_gap_is_the_longest_interval_at_a_swap_over_the_median() -> None:
-    stamps = [(0.0, 1), (1.0, 1), (2.0, 1), (5.0, 2), (6.0, 2), (7.0, 3), (8.0, 3)]
-    assert swap_gap(stamps) == 3.0  # 2.0 → 5.0 at the swap to v2; median interval 1.0
-    assert swap_gap([(0.0, 1), (1.0, 1), (2.0, 1)]) is None  # no swap
-    assert rss_bytes() > 0
+def test_the_swap_gap_is_the_largest_interval_at_a_swap_over_the_median_steady_one() -> None:
+    # (time s, images, version): v1 batches every 0.1 s, v2's first batch 0.3 s after v1's last
+    stamps = [(0.0, 10, 1), (0.1, 10, 1), (0.2, 10, 1), (0.5, 10, 2), (0.6, 10, 2), (0.8, 10, 3)]
+    figures = gap_figures(stamps)
+    assert figures["swap_gap_ratio"] == pytest.approx(3.0)
+    assert figures["swap_interval_ms_max"] == pytest.approx(300)
+    assert figures["batch_interval_ms_median"] == pytest.approx(100)
 
 
-def test_a_small_swap_run_on_fake_kafka(tmp_path: Path) -> None:
-    cluster = FakeCluster()
-    settings = loop_settings(tmp_path, batch_size=8)
-    for topic in ("models", "images", "predictions", "dlq"):
-        cluster.create_topic(topic, 2 if topic == "images" else 1)
-    rows = itertools.count()
+def test_no_swap_or_no_steady_interval_gives_no_ratio() -> None:
+    assert gap_figures([(0.0, 1, 1), (0.1, 1, 1)])["swap_gap_ratio"] is None
+    assert gap_figures([(0.0, 1, 1), (0.1, 1, 2)])["swap_gap_ratio"] is None
 
-    def feed(_: Settings, stop: threading.Event) -> None:
-        while not stop.wait(0.005):
-            start = next(rows) * 8 % 9_000
-            send_mnist(cluster, range(start, start + 8))
 
-    result = swap_benchmark(settings, 3, feed, clients=fake_clients(cluster),
-                            consumer_factory=cluster.make_consumer, producer_factory=cluster.make_producer)
-    assert result["swaps"] == 3 and result["swap_gap"] is not None and result["rss_after_mb"] > 0
+def test_the_table_says_why_the_shadow_overhead_is_missing() -> None:
+    results = {
+        "rss_mb_before": 250.0, "rss_mb_after_100_swaps": 260.0, "swap_gap_ratio": 1.5, "shadow_overhead": None,
+        "swaps": {"swaps": 100, "swap_interval_ms_max": 90.0, "batch_interval_ms_median": 60.0,
+                  "database_mb_before": 5.0, "database_mb_after": 7.0},
+        "shadow": {"reason": "no roles"},
+    }
+    rows = dict(swap_rows(results))
+    assert rows["RSS before / after 100 swaps (this process)"] == "250 MB / 260 MB"
+    assert any(value == "n/a: no roles" for value in rows.values())
+    assert any(value.startswith("1.50×") for value in rows.values())
+    assert swap_rows({}) == []
+
+
+def test_rss_and_the_role_publisher_are_found_or_explained() -> None:
+    assert (rss_mb() or 1.0) > 0
+    publish, reason = role_publisher()
+    assert (publish is None) == bool(reason)

@@ -168,7 +168,7 @@ def test_many_swaps_keep_the_consumer_bounded(tmp_path: Path, cluster: FakeClust
     """Issue 12 item 5, the part a test can pin: while images flow, 24 champions in a row (three times
     the weights cache) leave the process with a bounded set of weights (DuckDB's cache, the tracker's
     artifacts); every batch is still scored by one version, in publication order."""
-    from streamscore.backends.duckdb.backend import MODEL_CACHE
+    from streamscore.backends.model_cache import MAX_CACHED_VERSIONS as MODEL_CACHE
     from streamscore.producers.lifecycle import TopicView, write_snapshot
     from streamscore.producers.models import publish_model
     from streamscore.shared.model_records import artifact_headers, artifact_key

@@ -277,6 +277,13 @@ class Backend(ABC):
         """Figures only this engine has (e.g. PostgreSQL's ingest paths) for ``streamscore bench``."""
         return {}
 
+    def cached_models(self) -> list[tuple[str, int]] | None:
+        """(name, version) of the weights held in memory for scoring: in this process and, where the
+        engine caches there, in this connection's database session; least recently used first.
+        At most ``model_cache.MAX_CACHED_VERSIONS`` per cache, however many swaps there were.
+        None when the engine cannot tell (Oracle: package state, bounded by ``c_max_cached``)."""
+        return None
+
     # -- errors ----------------------------------------------------------------------------
     def classify(self, exc: BaseException) -> ErrorKind:
         """What a driver exception means; engines override it with their codes (SQLSTATE, ORA-…)."""

@@ -34,13 +34,12 @@ from streamscore.backends import ModelRef, open_backend, open_configured_backend
 from streamscore.backends.base import ScoredBatch
 from streamscore.bench.arrivals import PredictionArrivals
 from streamscore.bench.passthrough import passthrough_rate
-from streamscore.bench.swaps import swap_benchmark
+from streamscore.bench.swaps import SWAPS, swap_figures, swap_rows
 from streamscore.broker import EmbeddedBroker
 from streamscore.consumers.scorer import Scorer
 from streamscore.errors import BenchError
 from streamscore.models import bundled_model
 from streamscore.producers.images import produce_images
-from streamscore.producers.lifecycle import publish_with_role
 from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import ensure_topics
@@ -48,8 +47,6 @@ from streamscore.shared.mnist import MnistSplit, load_split
 
 #: Canali's 2016 Oracle scorer: 10,000 images in about 2 minutes, one UTL_NLA call per image
 ORACLE_2016_IMAGES_PER_S = 81.0
-#: champion swaps in a row (issue 12 item 5)
-SWAPS = 100
 #: images per scale-out run (ids are generated, so more than the 10,000 test images)
 SCALEOUT_IMAGES = 40_000
 
@@ -176,7 +173,8 @@ def scratch_backend_url(settings: Settings, out: Path, tag: str) -> str:
     if backend.name == "duckdb":
         path = (out / f"bench-{tag}.duckdb").resolve()
         path.unlink(missing_ok=True)
-        return f"duckdb:///{path}"
+        options = url.partition("?")[2]  # e.g. memory_limit: the measurement runs as configured
+        return f"duckdb:///{path}" + (f"?{options}" if options else "")
     if "drop-schema" in backend.implements and "schema" in backend.url_options:
         scratch = f"{url}{'&' if '?' in url else '?'}schema=ssbench_{tag}_{uuid.uuid4().hex[:6]}"
         SCRATCH_SCHEMAS.append(scratch)
@@ -191,16 +189,11 @@ def drop_scratch_schemas() -> None:
 
 
 def run_pipeline(settings: Settings, out: Path, images: int, split: MnistSplit, tag: str,
-                 rate: float | None = None, shadow: bool = False) -> dict[str, Any]:
-    """Images/s over pre-produced images; with ``rate``, the latency of a paced stream instead; with
-    ``shadow``, v1 scores every batch as v2's shadow."""
+                 rate: float | None = None) -> dict[str, Any]:
+    """Images/s over pre-produced images; with ``rate``, the latency of a paced stream instead."""
     run = fresh_settings(settings, scratch_backend_url(settings, out, tag), tag)
     ensure_topics(run)
-    if shadow:
-        publish_with_role(run, bundled_model(1), "shadow")
-        publish_with_role(run, bundled_model(2).with_version(2), "champion")
-    else:
-        publish_model(run, bundled_model(2))
+    publish_model(run, bundled_model(2))
     if rate is None:
         return pipeline_rate(run, split, images)
     return paced_latency(run, images, rate, out)
@@ -233,21 +226,14 @@ def run_bench(settings: Settings, *, images: int, bootstrap: str | None, skip_pi
             half = pipeline.get("images_per_s", 0) / 2
             with console.status(f"latency at half the max rate ({half:,.0f} images/s)…"):
                 paced = run_pipeline(kafka, out, min(images, max(1000, int(half * 8))), split, "latency", half)
+            with console.status(f"{SWAPS} model swaps at full rate, then one shadow's cost…"):
+                results |= swap_figures(lambda tag: fresh_settings(kafka, scratch_backend_url(kafka, out, tag), tag),
+                                        split, images)
         results["passthrough_images_per_s"] = raw
         results["pipeline"] = pipeline
         results["pipeline_ratio"] = pipeline.get("images_per_s", 0) / raw if raw else None
         results["latency_at_half_rate"] = paced | {"rate": half}
         results["breakdown_ms"] = pipeline.get("breakdown_ms", {})
-        with kafka_for(settings, bootstrap, out) as kafka:
-            with console.status("full pipeline with one shadow…"):
-                shadowed = run_pipeline(kafka, out, images, split, "shadow", shadow=True)
-            with console.status(f"{SWAPS} model swaps in a row…"):
-                swaps = fresh_settings(kafka, scratch_backend_url(settings, out, "swaps"), "swaps")
-                ensure_topics(swaps)
-                results["swaps"] = swap_benchmark(swaps, SWAPS, lambda s, stop: produce_images(
-                    s, split, loop=True, stop=stop, drain_after_stop_s=1))
-        with_shadow = shadowed.get("images_per_s", 0)
-        results["shadow_overhead"] = with_shadow / pipeline["images_per_s"] if pipeline.get("images_per_s") else None
     if processes:
         from streamscore.bench.scaleout import recovery_benchmark, scaleout_benchmark
 
@@ -301,21 +287,14 @@ def bench_table(results: dict[str, Any]) -> Table:
             per_batch = results["images"] / max(1, results["pipeline"].get("batches", 1))
             table.add_row(f"one batch (≈{per_batch:,.0f} images), ms by phase",
                           ", ".join(f"{name} {ms:.1f}" for name, ms in breakdown.items()))
+    for row in swap_rows(results):
+        table.add_row(*row)
     scaleout = results.get("scaleout")
     if scaleout and "speedup_2_vs_1" in scaleout:
         runs = scaleout["runs"]
         table.add_row("1 consumer process", f"{runs['1']['images_per_s']:,.0f} images/s")
         table.add_row("2 consumer processes", f"{runs['2']['images_per_s']:,.0f} images/s "
                       f"({scaleout['speedup_2_vs_1']:.2f}×)")
-    if results.get("shadow_overhead") is not None:
-        table.add_row("throughput with one shadow ÷ without (target ≥ 0.6×)", f"{results['shadow_overhead']:.2f}×")
-    swaps = results.get("swaps")
-    if swaps:
-        gap = swaps.get("swap_gap")
-        table.add_row(f"{swaps['swaps']} model swaps: resident memory before → after",
-                      f"{swaps['rss_before_mb']:,.0f} → {swaps['rss_after_mb']:,.0f} MB")
-        table.add_row("swap gap (longest interval at a swap ÷ median, target ≤ 2×)",
-                      f"{gap:.2f}×" if gap is not None else "n/a")
     recovery = results.get("recovery")
     if recovery:
         table.add_row("recovery after SIGKILL (restart → first new prediction)",

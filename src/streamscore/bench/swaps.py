@@ -1,116 +1,268 @@
-"""`streamscore bench`: many model swaps in a row at full rate (issue 12 item 5).
+"""`streamscore bench`: memory and the serving gap over 100 hot swaps in a row (issue 12 part 5).
 
-A scorer runs in this process while images stream in; champions v2, v3 … are published one after
-the other, each as soon as the consumer serves the previous one (the records are written the
-demo's way, without reading the topic back). Reported: the process's resident memory after a
-warm-up and after the last swap, and the swap gap — the longest interval between two consecutive
-batches at a swap divided by the median interval between batches (target ≤ 2: a swap costs about
-one batch). The shadow overhead (throughput with one shadow ÷ without) is measured by the
-runner with :func:`streamscore.bench.runner.run_pipeline` (``shadow=True``).
+A Scorer runs in this process at full rate: a feeder process keeps about
+:data:`BACKLOG_BATCHES` batches of images queued ahead of it (unique ids, so nothing is absorbed
+as a replay), so it never waits for images and the broker's memory does not grow with the run.
+New versions are serialized and published by a third process, so none of the bench's own work
+falls into the consumer's intervals.
+After a warm-up, a new version of the model is published whenever the one serving has scored
+:data:`BATCHES_PER_SWAP` batches, :data:`SWAPS` times; the watcher installs, canary-checks and
+switches to each between two batches, as in production.
+
+Figures (bench.json and the table):
+
+* ``rss_mb_before`` / ``rss_mb_after_100_swaps``: this process's resident memory (the consumer
+  and the bench; ``gc.collect()`` first) after the warm-up and after the last swap, and every
+  :data:`RSS_SAMPLE_EVERY` swaps in between (``swaps.rss_mb_every_10_swaps``: a leak climbs, a
+  bound flattens). ``swaps.database_mb_*``: what the database holds, where it can be read — DuckDB's
+  allocations inside this process (its buffer pool keeps written pages, model rows included, up to
+  its ``memory_limit``), or the PostgreSQL session's server process when the server runs here.
+* ``swap_gap_ratio``: the largest interval between two consecutive batches where the second
+  is the first of a new version (it holds the install, the canary and the switch), divided by
+  the median interval between batches of one version. Batch stamps are the loop's ``on_batch``
+  times (after the commit, before the next batch), so an interval is one batch's whole cycle.
+* ``swaps.cached_models``: what the backend holds after the last swap (Backend.cached_models:
+  in the process, and in the database session where the engine caches there).
 """
 
 from __future__ import annotations
 
+import functools
+import gc
 import itertools
+import multiprocessing
 import os
 import statistics
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
-
 from streamscore.backends import open_configured_backend
-from streamscore.backends.base import ScoredBatch
+from streamscore.backends.base import Backend, ScoredBatch
+from streamscore.backends.duckdb import DuckDBBackend
+from streamscore.backends.sqlfiles import sql
+from streamscore.bench.shadow import shadow_overhead
 from streamscore.consumers.scorer import Scorer
 from streamscore.errors import BenchError
 from streamscore.models import bundled_model
-from streamscore.producers.lifecycle import KAFKA, Clients, TopicView, publish_with_role, write_snapshot
 from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
-from streamscore.shared.kafka import make_consumer, make_producer
-from streamscore.shared.model_records import artifact_headers, artifact_key
+from streamscore.shared.kafka import ensure_topics, flush, make_producer
+from streamscore.shared.messages import encode_image
+from streamscore.shared.mnist import MnistSplit, load_split
 
-#: sends images until the event is set (the runner: produce_images(loop=True); tests: the fakes)
-Feed = Callable[[Settings, threading.Event], object]
-#: batches scored before the first measurement and after the last swap
-SETTLE_BATCHES = 20
-#: longest wait for one swap to be served
-SWAP_TIMEOUT_S = 60.0
+#: hot swaps in a row (the issue's figure)
+SWAPS = 100
+#: batches each version serves before the next one is published
+BATCHES_PER_SWAP = 2
+#: batches scored with the first version before the "before" figures are taken (caches, plans)
+WARMUP_BATCHES = 5
+#: batches of images the feeder keeps queued ahead of the consumer
+BACKLOG_BATCHES = 4
+#: the RSS is also sampled after every this many swaps (bounded memory flattens out; a leak climbs)
+RSS_SAMPLE_EVERY = 10
+#: the longest one swap (publish → the new version's batches) may take before the bench gives up
+SWAP_LIMIT_S = 60.0
 
 
-def rss_bytes() -> int:
-    """Resident set size of this process (Linux /proc; 0 where it is not available)."""
+def rss_mb(pid: int | str = "self") -> float | None:
+    """Resident memory of a process in MB (Linux /proc); None where it cannot be read."""
     try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def swap_gap(stamps: list[tuple[float, int]]) -> float | None:
-    """Longest interval at a swap ÷ median interval, from (time, served version) per batch in order."""
-    if len(stamps) < 3:
+        with open(f"/proc/{pid}/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, IndexError, ValueError):
         return None
-    intervals = [b[0] - a[0] for a, b in itertools.pairwise(stamps)]
-    at_swaps = [b[0] - a[0] for a, b in itertools.pairwise(stamps) if a[1] != b[1]]
-    median = statistics.median(intervals)
-    if not at_swaps or median <= 0:
-        return None
-    return max(at_swaps) / median
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def swap_benchmark(settings: Settings, swaps: int, feed: Feed, *, clients: Clients = KAFKA,
-                   consumer_factory: Callable[..., Consumer] = make_consumer,
-                   producer_factory: Callable[..., Producer] = make_producer) -> dict[str, Any]:
-    """Run ``swaps`` champion swaps in a row against a live stream (see the module doc)."""
-    stamps: list[tuple[float, int]] = []
+def database_memory_mb(backend: Backend) -> float | None:
+    """The memory the database holds for this consumer, where it can be read: the resident memory of
+    the PostgreSQL session's server process (server on this machine), DuckDB's allocations in this
+    process (buffer pool: the pages it wrote, model rows included). Call it from the scorer's thread."""
+    if isinstance(backend, DuckDBBackend):
+        ((used,),) = backend.con.execute(sql("duckdb", "memory_in_use")).fetchall()
+        return float(used) / 1e6
+    pid = getattr(backend, "session_pid", None)
+    return rss_mb(pid) if isinstance(pid, int) else None
 
-    def on_batch(result: ScoredBatch) -> None:
-        if result.served:
-            stamps.append((time.monotonic(), result.model.version))
 
-    state = publish_with_role(settings, bundled_model(1), "champion", clients=clients)
-    scorer = Scorer(settings, open_configured_backend(settings), on_batch=on_batch,
-                    consumer_factory=consumer_factory, producer_factory=producer_factory)
-    feeding = threading.Event()
-    threads = [threading.Thread(target=scorer.run, name="swap-scorer", daemon=True),
-               threading.Thread(target=feed, args=(settings, feeding), name="swap-feed", daemon=True)]
-    for thread in threads:
-        thread.start()
+@dataclass
+class BatchLog:
+    """What the loop's on_batch saw: (monotonic time, images, version) per served batch."""
+
+    backend: Backend
+    #: images scored, shared with the feeder process (multiprocessing.Value)
+    scored: Any
+    stamps: list[tuple[float, int, int]] = field(default_factory=list)
+    cached: list[tuple[str, int]] | None = None
+    database_mb: float | None = None
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def on_batch(self, batch: ScoredBatch) -> None:
+        if not getattr(batch, "served", True):  # shadow results (model roles) are not served batches
+            return
+        cached = self.backend.cached_models()  # the scorer's thread: its own database session
+        database_mb = database_memory_mb(self.backend)
+        with self.changed:
+            self.stamps.append((time.monotonic(), len(batch.image_ids), batch.model.version))
+            self.scored.value += len(batch.image_ids)
+            self.cached = cached
+            self.database_mb = database_mb
+            self.changed.notify_all()
+
+    def served_by(self, version: int, batches: int) -> bool:
+        """Whether ``version`` has scored at least ``batches`` batches."""
+        with self.changed:
+            return sum(1 for _, _, v in self.stamps if v == version) >= batches
+
+    def wait(self, predicate: Callable[[], bool], what: str, limit: float, alive: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + limit
+        with self.changed:
+            while not predicate():
+                if time.monotonic() > deadline or not alive():
+                    raise BenchError(f"swap benchmark: no {what} within {limit:.0f}s (scorer alive: {alive()})")
+                self.changed.wait(0.1)
+
+
+def feed(settings: Settings, scored: Any, stop: Any) -> None:
+    """Keep about BACKLOG_BATCHES batches of images queued ahead of the consumer, until ``stop``.
+
+    Runs in a process of its own (as a real producer does), so that it does not compete with the
+    consumer for this interpreter's lock; ``scored`` is the shared count of images scored.
+    """
+    split = load_split("test", settings.mnist_dir)
+    producer = make_producer(settings)
+    backlog = BACKLOG_BATCHES * settings.batch_size
+    sent = 0
     try:
-        _wait(lambda: len(stamps) >= SETTLE_BATCHES, "the first batches")
-        before, started = rss_bytes(), time.monotonic()
-        producer, view = producer_factory(settings), TopicView(state, {1})
-        for version in range(2, swaps + 2):
-            artifact = bundled_model(1 + version % 2).with_version(version)
-            publish_model(settings, artifact, producer=producer, key=artifact_key(artifact.name, version),
-                          extra_headers=artifact_headers("champion"))
-            state = state.publish(version, "champion", sha256=artifact.sha256)
-            view.artifacts.add(version)
-            write_snapshot(settings, view, state, producer)
-            _wait(_serving(stamps, version), f"v{version} to serve")
-        seconds = time.monotonic() - started
-        settled = len(stamps) + SETTLE_BATCHES
-        _wait(lambda: len(stamps) >= settled, "the batches after the last swap")
-        after = rss_bytes()
+        while not stop.is_set():
+            if sent - scored.value >= backlog:
+                time.sleep(0.005)
+                continue
+            for _ in range(settings.batch_size):
+                index = sent % len(split)
+                key, value, headers = encode_image(f"swap-{sent:07d}", split.images[index].tobytes(),
+                                                   int(split.labels[index]))
+                while True:
+                    try:
+                        producer.produce(settings.images_topic, key=key, value=value, headers=headers)
+                        break
+                    except BufferError:
+                        producer.poll(0.1)
+                sent += 1
+            producer.poll(0)
     finally:
+        producer.flush(10)
+
+
+def gap_figures(stamps: list[tuple[float, int, int]]) -> dict[str, float | None]:
+    """Swap gap: the largest interval ending at a new version's first batch ÷ the median other interval."""
+    swaps: list[float] = []
+    steady: list[float] = []
+    for (before, _, old), (after, _, new) in itertools.pairwise(stamps):
+        (swaps if new != old else steady).append(after - before)
+    if not swaps or not steady:
+        return {"swap_gap_ratio": None, "swap_interval_ms_max": None, "batch_interval_ms_median": None}
+    median = statistics.median(steady)
+    return {
+        "swap_gap_ratio": max(swaps) / median if median > 0 else None,
+        "swap_interval_ms_max": max(swaps) * 1000, "swap_interval_ms_median": statistics.median(swaps) * 1000,
+        "batch_interval_ms_median": median * 1000,
+    }
+
+
+def measured_memory() -> float | None:
+    gc.collect()
+    return rss_mb()
+
+
+def publish_versions(settings: Settings, versions: Any) -> None:
+    """Publish each version number that arrives on ``versions`` (None ends), in a process of its own:
+    serializing an artifact (≈ 10 ms of numpy and zlib) must not fall into the consumer's intervals."""
+    producer = make_producer(settings)
+    base = bundled_model(2)
+    try:
+        while (version := versions.get()) is not None:
+            publish_model(settings, base.with_version(version), producer=producer)
+    finally:
+        flush(producer)
+
+
+def swap_benchmark(settings: Settings, swaps: int = SWAPS) -> dict[str, Any]:
+    """Run the scorer through ``swaps`` hot swaps at full rate (see the module doc); the figures."""
+    ensure_topics(settings)
+    backend = open_configured_backend(settings)
+    processes = multiprocessing.get_context("spawn")
+    log, stop, feeding = BatchLog(backend, processes.Value("q", 0)), threading.Event(), processes.Event()
+    publish_model(settings, bundled_model(2).with_version(1))
+    scorer = Scorer(settings, backend, stop=stop, on_batch=log.on_batch)
+    thread = threading.Thread(target=scorer.run, daemon=True, name="swap-scorer")
+    versions = processes.Queue()
+    helpers = [processes.Process(target=feed, args=(settings, log.scored, feeding), daemon=True, name="swap-feeder"),
+               processes.Process(target=publish_versions, args=(settings, versions), daemon=True, name="swap-models")]
+    for helper in helpers:
+        helper.start()
+    thread.start()
+    try:
+        log.wait(lambda: len(log.stamps) >= WARMUP_BATCHES, "warm-up batches", SWAP_LIMIT_S, thread.is_alive)
+        before, database_before = measured_memory(), log.database_mb
+        started, trend = time.monotonic(), [before]
+        for version in range(2, swaps + 2):
+            versions.put(version)
+            log.wait(functools.partial(log.served_by, version, BATCHES_PER_SWAP),
+                     f"{BATCHES_PER_SWAP} batches of v{version}", SWAP_LIMIT_S, thread.is_alive)
+            if (version - 1) % RSS_SAMPLE_EVERY == 0:
+                trend.append(rss_mb())
+        elapsed = time.monotonic() - started
+        after, database_after = measured_memory(), log.database_mb
+    finally:
+        versions.put(None)
         feeding.set()
-        scorer.stop.set()
-        for thread in threads:
-            thread.join(30)
-    return {"swaps": swaps, "seconds": round(seconds, 2), "rss_before_mb": before / 2**20,
-            "rss_after_mb": after / 2**20, "rss_growth_mb": (after - before) / 2**20, "swap_gap": swap_gap(stamps)}
+        stop.set()
+        thread.join(30)
+        for helper in helpers:
+            helper.join(30)
+    return {
+        "rss_mb_before": before, "rss_mb_after_100_swaps": after, **gap_figures(log.stamps),
+        f"rss_mb_every_{RSS_SAMPLE_EVERY}_swaps": trend, "swaps": swaps, "seconds": elapsed,
+        "batches": len(log.stamps), "images": log.scored.value,
+        "cached_models": [f"{name}:v{version}" for name, version in log.cached or []],
+        "database_mb_before": database_before, "database_mb_after": database_after,
+    }
 
 
-def _serving(stamps: list[tuple[float, int]], version: int) -> Callable[[], bool]:
-    return lambda: bool(stamps) and stamps[-1][1] == version
+def swap_figures(fresh: Callable[[str], Settings], split: MnistSplit, images: int,
+                 swaps: int = SWAPS) -> dict[str, Any]:
+    """bench.json's figures of issue 12 part 5: four top-level keys, the details under ``swaps``
+    and ``shadow``; ``fresh(tag)`` gives the settings of a run (its own topics and database)."""
+    detail = swap_benchmark(fresh("swaps"), swaps)
+    shadow = shadow_overhead(fresh, split, images)
+    return {
+        "rss_mb_before": detail.pop("rss_mb_before"), "rss_mb_after_100_swaps": detail.pop("rss_mb_after_100_swaps"),
+        "swap_gap_ratio": detail.pop("swap_gap_ratio"), "shadow_overhead": shadow.pop("shadow_overhead"),
+        "swaps": detail, "shadow": shadow,
+    }
 
 
-def _wait(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + SWAP_TIMEOUT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise BenchError(f"swap benchmark: waited {SWAP_TIMEOUT_S:.0f}s for {what}")
-        time.sleep(0.005)
+def swap_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """The bench table's rows of these figures (none when they were not measured)."""
+    if "swaps" not in results:
+        return []
+
+    def mb(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:,.0f} MB"
+
+    detail, gap, overhead = results["swaps"], results.get("swap_gap_ratio"), results.get("shadow_overhead")
+    rows = [(f"RSS before / after {detail['swaps']} swaps (this process)",
+             f"{mb(results.get('rss_mb_before'))} / {mb(results.get('rss_mb_after_100_swaps'))}")]
+    if detail.get("database_mb_before") is not None:
+        rows.append(("database memory before / after (DuckDB: its buffers, in this process; PostgreSQL: the session)",
+                     f"{mb(detail['database_mb_before'])} / {mb(detail['database_mb_after'])}"))
+    rows.append(("swap gap (largest interval at a swap ÷ median interval; target ≤ 2×)",
+                 "n/a" if gap is None else f"{gap:.2f}× ({detail['swap_interval_ms_max']:,.0f} ms / "
+                 f"{detail['batch_interval_ms_median']:,.0f} ms)"))
+    rows.append(("shadow overhead (images/s with one shadow ÷ without; target ≥ 0.6×)",
+                 f"{overhead:.2f}×" if overhead is not None else f"n/a: {results['shadow'].get('reason', '')}"))
+    return rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,10 @@ from prometheus_client.process_collector import ProcessCollector
 log = logging.getLogger(__name__)
 
 HealthCheck = Callable[[], tuple[bool, list[str]]]
+
+#: model versions that keep a series of streamscore_images_scored_total (the least recently scored
+#: one is removed beyond this): a label per version would otherwise grow with every hot swap
+METRIC_VERSIONS = 8
 
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
@@ -52,8 +57,8 @@ class ScorerMetrics:
         ProcessCollector(registry=self.registry)
         r = self.registry
         self.consumed = Counter("streamscore_images_consumed", "Messages read from the images topic", registry=r)
-        self.scored = Counter("streamscore_images_scored", "Images scored in the database and published",
-                              ["model_version"], registry=r)
+        self.scored = VersionLabels(Counter("streamscore_images_scored", "Images scored in the database and published",
+                                            ["model_version"], registry=r), METRIC_VERSIONS)
         self.dead_lettered = Counter("streamscore_images_dead_lettered", "Messages sent to the dead-letter topic",
                                      ["reason"], registry=r)
         self.batches = Counter("streamscore_batches", "Batches committed", registry=r)
@@ -87,6 +92,30 @@ class ScorerMetrics:
         for gauge in (self.lag, self.stalled):
             with contextlib.suppress(KeyError):
                 gauge.remove(topic, str(partition))
+
+
+class VersionLabels:
+    """A metric labelled by model version that keeps the series of the ``limit`` most recently used
+    versions only: ``labels(version)`` as on the metric, and the least recently used series beyond
+    the limit is removed (Prometheus keeps its history; a removed counter that comes back starts
+    from 0, which ``rate()`` reads as a reset)."""
+
+    def __init__(self, metric: Counter, limit: int) -> None:
+        self.metric, self.limit = metric, limit
+        self._used: OrderedDict[str, None] = OrderedDict()
+
+    def labels(self, version: str) -> Counter:
+        self._used[version] = None
+        self._used.move_to_end(version)
+        while len(self._used) > self.limit:
+            oldest, _ = self._used.popitem(last=False)
+            with contextlib.suppress(KeyError):
+                self.metric.remove(oldest)
+        return self.metric.labels(version)
+
+    def versions(self) -> list[str]:
+        """The versions that have a series now, least recently used first."""
+        return list(self._used)
 
 
 class MetricsServer:

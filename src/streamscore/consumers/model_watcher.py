@@ -23,6 +23,7 @@ import hashlib
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 WIPED_TOPIC_GRACE_S = 10.0
 #: how often a reader checks that the models topic still holds the records it has read
 WIPE_CHECK_S = 5.0
+#: rejections the watcher remembers (tests and status; each one is also logged)
+REJECTIONS_KEPT = 100
 
 
 @dataclass
@@ -61,7 +64,8 @@ class ModelWatcher:
     settings: Settings
     backend: Backend
     current: ModelArtifact | None = None
-    rejected: list[Rejection] = field(default_factory=list)
+    #: the latest rejections (bounded: a reader restarted after an outage reads and rejects them again)
+    rejected: deque[Rejection] = field(default_factory=lambda: deque(maxlen=REJECTIONS_KEPT))
     #: called once per (version, reason) rejected (the scorer reports it; see .rejections)
     on_reject: Callable[[Rejection], None] = lambda rejection: None
     #: the signature check; built from the settings when not given (logs once when unverified)

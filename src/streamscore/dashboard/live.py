@@ -158,7 +158,8 @@ class LiveEvaluation(Evaluation):
         with self._lock:
             return set(self._ids)
 
-    def _tally(self, by_backend: bool) -> list[VersionReport]:
+    def _tally(self, by_backend: bool, by_role: bool = False) -> list[VersionReport]:
+        """Served predictions only (shadows are never counted here), so ``by_role`` changes nothing."""
         with self._lock:
             reports = self._by_backend if by_backend else {("", v): t.report for v, t in self._tracks.items()}
             return [copy.deepcopy(reports[key]) for key in sorted(reports)]

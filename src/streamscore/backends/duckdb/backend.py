@@ -1,6 +1,9 @@
 """Embedded DuckDB backend: ``duckdb:///path/to.db`` (``duckdb:///:memory:`` for tests).
 
-Options (URL query): ``scorer=udf|sql`` (default from STREAMSCORE_DUCKDB_SCORER).
+Options (URL query): ``scorer=udf|sql`` (default from STREAMSCORE_DUCKDB_SCORER);
+``memory_limit=512MB`` caps DuckDB's buffer pool, which lives in the consumer's process and
+keeps the pages it wrote (images, predictions, every model version's rows) until it nears the
+limit (DuckDB's default: 80 % of the machine's memory; docs/operations.md, "Memory over many swaps").
 DuckDB allows one writing process per database file, so ``concurrent_writers`` is
 False: scale out with one DuckDB file per consumer process, or use PostgreSQL.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +44,7 @@ from streamscore.backends.duckdb.scoring import (
     score_with_udf,
 )
 from streamscore.backends.evaluation import Row
+from streamscore.backends.model_cache import VersionCache
 from streamscore.backends.sqlfiles import script, sql
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, ConfigError, ErrorKind
@@ -49,8 +54,6 @@ from streamscore.shared.timing import PhaseTimes
 
 ENGINE = "duckdb"
 PIXELS = pa.list_(pa.uint8(), 784)
-#: model versions whose weights stay in memory (champion, ensemble members, shadows, the next one)
-MODEL_CACHE = 8
 
 
 def _arrow_batch(batch: ImageBatch, with_pixel_lists: bool) -> pa.Table:
@@ -81,6 +84,7 @@ class DuckDBBackend(Backend):
     implements: ClassVar[frozenset[str]] = frozenset({"purge", "labeled-images", "multi-version", "lifecycle"})
     url_options: ClassVar[dict[str, str]] = {
         "scorer": "udf (default; STREAMSCORE_DUCKDB_SCORER) or sql: the in-database forward pass",
+        "memory_limit": "cap of DuckDB's buffer pool in this process, e.g. 512MB (default: DuckDB's, 80 % of RAM)",
     }
 
     def __init__(self, url: BackendURL) -> None:
@@ -91,8 +95,9 @@ class DuckDBBackend(Backend):
         # duckdb:///relative.db, duckdb:////absolute/path.db, duckdb:///:memory:
         path = url.path[1:] if url.path.startswith("/") else url.path
         self.path = path or ":memory:"
+        self.config = memory_config(url.options.get("memory_limit"))
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._models: dict[tuple[str, int], ModelArtifact] = {}
+        self._models: VersionCache[tuple[str, int], ModelArtifact] = VersionCache()
 
     def classify(self, exc: BaseException) -> ErrorKind:
         return errors.classify(exc)
@@ -110,7 +115,7 @@ class DuckDBBackend(Backend):
         if self.path != ":memory:":
             check_database_path(Path(self.path))
         with self.translate_errors(f"opening {self.path}"):
-            self._con = duckdb.connect(self.path)
+            self._con = duckdb.connect(self.path, config=self.config)
             register_udf(self._con, self._model)
 
     def close(self) -> None:
@@ -224,15 +229,11 @@ class DuckDBBackend(Backend):
             self.con.execute(sql(ENGINE, "upsert_lifecycle"), {"name": name, "revision": revision, "state": state})
 
     def _model(self, ref: ModelRef) -> ModelArtifact:
-        """Weights for the scorers, read from model_layers once per version; the least recently used
-        go first beyond MODEL_CACHE versions, so a long run of swaps keeps the process bounded."""
-        model = self._models.pop(ref.key, None)
-        if model is None:
-            model = self.load_model(ref)
-        self._models[ref.key] = model  # (re)inserted last: dict order is the recency order
-        while len(self._models) > MODEL_CACHE:
-            self._models.pop(next(iter(self._models)))
-        return model
+        """Weights for the scorers, read from model_layers once per version (bounded: model_cache)."""
+        return self._models.get(ref.key, lambda key: self.load_model(ModelRef(*key)))
+
+    def cached_models(self) -> list[tuple[str, int]]:
+        return self._models.keys()
 
     # -- scoring -----------------------------------------------------------------------------
     def _score_table(self, source: str, ref: ModelRef) -> None:
@@ -349,6 +350,15 @@ class DuckDBBackend(Backend):
     # -- transactions ------------------------------------------------------------------------
     def _transaction(self, commit: bool = True, timings: PhaseTimes | None = None) -> _Transaction:
         return _Transaction(self.con, commit, timings)
+
+
+def memory_config(limit: str | None) -> dict[str, str | bool | int | float | list[str]]:
+    """duckdb.connect's config for the ``memory_limit`` option (checked here: a typo fails at start)."""
+    if limit is None:
+        return {}
+    if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B|B)", limit.strip(), re.IGNORECASE):
+        raise ConfigError(f"duckdb memory_limit must be a size such as 512MB or 2GB, not {limit!r}")
+    return {"memory_limit": limit.strip()}
 
 
 def check_database_path(path: Path) -> None:

@@ -45,6 +45,7 @@ from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.evaluation import Row
 from streamscore.backends.kinetica import errors, procs, tables
 from streamscore.backends.kinetica.client import request_timeout_s, unreachable_workers
+from streamscore.backends.model_cache import VersionCache
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import ModelArtifact
@@ -100,7 +101,7 @@ class KineticaBackend(Backend):
         self._db: Any = None
         self._tables: dict[str, Any] = {}
         self._procs: dict[str, str] = {}
-        self._weights: dict[tuple[str, int], dict[str, str]] = {}  # UDF params per installed version
+        self._weights: VersionCache[tuple[str, int], dict[str, str]] = VersionCache()  # UDF params per version
 
     # -- lifecycle -------------------------------------------------------------------------
     def client_options(self) -> Any:
@@ -125,7 +126,7 @@ class KineticaBackend(Backend):
         log.info("connected to Kinetica at %s (schema %s)", self.url.masked(), self.schema)
 
     def close(self) -> None:
-        self._db, self._tables, self._procs, self._weights = None, {}, {}, {}
+        self._db, self._tables, self._procs, self._weights = None, {}, {}, VersionCache()
 
     @property
     def db(self) -> Any:
@@ -268,10 +269,11 @@ class KineticaBackend(Backend):
     # -- helpers ---------------------------------------------------------------------------
     def _model_params(self, model: ModelRef) -> dict[str, str]:
         """The UDF's weights params of an installed version (read and verified once per connection:
-        installed weights never change); ArtifactError not-installed before the UDF runs."""
-        if model.key not in self._weights:
-            self._weights[model.key] = tables.weights_params(self.load_model(ModelRef(model.name, model.version)))
-        return self._weights[model.key]
+        installed weights never change; bounded: model_cache); ArtifactError not-installed before the UDF runs."""
+        return self._weights.get(model.key, lambda key: tables.weights_params(self.load_model(ModelRef(*key))))
+
+    def cached_models(self) -> list[tuple[str, int]]:
+        return self._weights.keys()
 
     def execute_statement(self, statement: str, params: list[Any]) -> int:
         """One statement of sql/kinetica (filled by tables.sql) with its binds (for serving.py)."""

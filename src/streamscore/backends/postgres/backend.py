@@ -203,6 +203,17 @@ class PostgresBackend(Backend):
 
         return ingest_benchmark(self.url, images)
 
+    @property
+    def session_pid(self) -> int | None:
+        """The server process of this connection (bench: its memory, when the server runs here)."""
+        return None if self._conn is None or self._conn.closed else int(self._conn.info.backend_pid)
+
+    def cached_models(self) -> list[tuple[str, int]]:
+        """The versions this connection's session holds in its GD (sql/postgres/score_batch.sql)."""
+        with self.translate_errors("listing the session's cached models"):
+            rows = self._connection().execute(q.statement("select_cached_models")).fetchall()
+        return [(str(name), int(version)) for _, name, version in rows]
+
     def _select_named(self, names: tuple[str, ...]) -> list[list[Row]]:
         conn = self._connection()
         with conn.transaction():  # one read-only snapshot for all of them (REPEATABLE READ)
