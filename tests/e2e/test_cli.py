@@ -372,10 +372,11 @@ def test_demo_with_the_cnn_shows_the_accuracy_step(tmp_path: Path) -> None:
     result = cli("demo", "--models", "v2,cnn", "--limit", "400", "--rate", "400", "--out", str(tmp_path),
                  env=dict(os.environ, COLUMNS="200"), timeout=180)
     assert result.returncode == 0, result.stderr
-    assert "publishing model v4" in result.stdout
+    assert "promoting v4 (the shadow) to champion" in result.stdout
+    assert "accuracy model v4 (shadow)" in result.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     assert sorted(report["model_digests"]) == ["v2", "v4"]
-    assert "accuracy step v2 → v4" in result.stdout
+    assert "accuracy step v2 → v4 (served)" in result.stdout
 
 
 def test_train_writes_and_publishes_a_verified_artifact(mnist_dir: Path, tmp_path: Path,
