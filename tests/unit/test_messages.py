@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from streamscore.errors import MessageError
@@ -13,6 +14,7 @@ from streamscore.shared.messages import (
     decode_image,
     dlq_headers,
     encode_image,
+    encode_predictions,
     model_headers,
 )
 
@@ -106,3 +108,24 @@ def test_dlq_headers_exact() -> None:
 def test_model_headers_exact() -> None:
     assert model_headers(3, "ab12", "sig") == [("model-version", b"3"), ("sha256", b"ab12"), ("signature", b"sig")]
     assert model_headers(1, "ab12") == [("model-version", b"1"), ("sha256", b"ab12")]
+
+
+@pytest.mark.parametrize("members", [None, (2, 3)])
+def test_batch_encoding_is_byte_for_byte_the_prediction_json(members: tuple[int, ...] | None) -> None:
+    rng = np.random.default_rng(7)
+    ids = ["t10k-00001", 'say "hi"', "back\\slash", "ümlaut", "tab\there", "", "x" * 128]
+    probabilities = rng.random((len(ids), 10), dtype=np.float32)
+    probabilities[0] = [1e-30, 0.5, 1.0, 0.0, 3.3e-7, 0.1, 0.2, 0.3, 0.4, 0.123456789]
+    labels = [3, -1, 0, 9, -1, 5, 1]
+    produced = [1_795_975_790_434 + i for i in range(len(ids))]
+    scored = [p + 17 for p in produced]
+    predicted = probabilities.argmax(axis=1).tolist()
+    values = encode_predictions(ids, predicted, probabilities.tolist(), labels, produced, scored, model_name="mlp",
+                                model_version=4, role="ensemble" if members else "champion", backend="duckdb",
+                                members=members)
+    for i, value in enumerate(values):
+        expected = Prediction(ids[i], predicted[i], tuple(probabilities[i].tolist()),
+                              None if labels[i] < 0 else labels[i], "mlp", 4, "ensemble" if members else "champion",
+                              "duckdb", produced[i], scored[i], members).to_json()
+        assert value == expected
+        assert Prediction.from_json(value).image_id == ids[i]

@@ -23,7 +23,7 @@ from confluent_kafka import Message, Producer
 from streamscore.backends.base import ImageBatch, ScoredBatch
 from streamscore.consumers.batching import Rejected
 from streamscore.consumers.metrics import ScorerMetrics
-from streamscore.shared.messages import Prediction, dlq_headers
+from streamscore.shared.messages import dlq_headers, encode_predictions
 from streamscore.shared.timing import PhaseTimes
 
 log = logging.getLogger(__name__)
@@ -96,25 +96,14 @@ class Publisher:
     def _predictions(self, batch: ImageBatch, result: ScoredBatch, rows: list[int]
                      ) -> Iterator[tuple[bytes, bytes, list[tuple[str, bytes | str | None]]]]:
         """(key, JSON value, headers) of the prediction of every image of ``result``."""
-        probabilities = result.probabilities.tolist()
-        predicted = result.predicted.tolist()
-        for i, image_id in enumerate(result.image_ids):
-            row = rows[i]
-            label = int(batch.labels[row])
-            prediction = Prediction(
-                image_id=image_id,
-                predicted=predicted[i],
-                probabilities=tuple(probabilities[i]),
-                label=None if label < 0 else label,
-                model_name=result.model.name,
-                model_version=result.model.version,
-                role=result.model.role,
-                backend=self.backend_name,
-                produced_at=int(batch.produced_at[row]),
-                scored_at=int(result.scored_at[i]),
-                members=result.members or None,
-            )
-            yield image_id.encode(), prediction.to_json(), list(prediction.headers())
+        values = encode_predictions(
+            result.image_ids, result.predicted.tolist(), result.probabilities.tolist(),
+            batch.labels[rows].tolist(), batch.produced_at[rows].tolist(), result.scored_at.tolist(),
+            model_name=result.model.name, model_version=result.model.version, role=result.model.role,
+            backend=self.backend_name, members=result.members or None)
+        headers: list[tuple[str, bytes | str | None]] = [("model-version", str(result.model.version).encode())]
+        for image_id, value in zip(result.image_ids, values, strict=True):
+            yield image_id.encode(), value, headers
 
     def flush(self, timeout: float) -> int:
         """Wait up to ``timeout`` for acknowledgements; returns how many are still missing.

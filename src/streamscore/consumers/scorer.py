@@ -29,6 +29,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Producer, 
 from streamscore.backends.base import Backend, ScoredBatch
 from streamscore.consumers.checkpoint import Checkpoint, FaultHook
 from streamscore.consumers.collector import collect
+from streamscore.consumers.gc_tuning import tune_gc_for_streaming
 from streamscore.consumers.install_retry import InstallRetry
 from streamscore.consumers.kafka_link import KafkaLink
 from streamscore.consumers.metrics import MetricsServer, ScorerMetrics, ScorerStats
@@ -151,6 +152,7 @@ class Scorer:
                                     self.kafka, lambda: self.consumer, self.stats, self.metrics,
                                     fault=self.fault, on_batch=self.on_batch, timings=self.timings)
             self._subscribe()
+            tune_gc_for_streaming()
             while not self.stop.is_set():
                 self._switch_model()
                 self.partitions.revoked.clear()

@@ -7,6 +7,7 @@ short code that goes into the DLQ ``error.reason`` header.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -185,6 +186,39 @@ class Prediction:
 
     def headers(self) -> Headers:
         return [("model-version", str(self.model_version).encode())]
+
+
+#: printable ASCII without '"' and '\\': written as a JSON string without escaping
+_PLAIN_JSON_STRING = re.compile(r"[ !#-\[\]-~]*")
+#: one prediction's JSON with the per-batch parts (model, role, backend; members) as %s
+_PREDICTION_ROW = (b'{"image_id":%s,"predicted":%d,"probabilities":[' + b",".join([b"%.7g"] * 10)
+                   + b'],"label":%s%s,"produced_at":%d,"scored_at":%d%s}')
+
+
+def json_string(text: str) -> bytes:
+    """``text`` as a JSON string literal, as ``json.dumps`` writes it (a fast path for plain ASCII)."""
+    return b'"%s"' % text.encode() if _PLAIN_JSON_STRING.fullmatch(text) else json.dumps(text).encode()
+
+
+def encode_predictions(image_ids: Sequence[str], predicted: Sequence[int], probabilities: Sequence[Sequence[float]],
+                       labels: Sequence[int], produced_at: Sequence[int], scored_at: Sequence[int], *,
+                       model_name: str, model_version: int, role: str, backend: str,
+                       members: Sequence[int] | None = None) -> list[bytes]:
+    """The JSON values of one scored batch, byte for byte what :meth:`Prediction.to_json` writes.
+
+    The hot path of publishing: the parts every record of the batch shares are encoded once and
+    each record is one %-format, about half the cost of a :class:`Prediction` per image. A label
+    below 0 means none (``null``).
+    """
+    middle = b',"model_name":%s,"model_version":%d,"role":%s,"backend":%s' % (
+        json_string(model_name), model_version, json_string(role), json_string(backend))
+    tail = b"" if members is None else b',"members":[%s]' % b",".join(b"%d" % m for m in members)
+    return [
+        _PREDICTION_ROW % (json_string(image_id), digit, *probs, b"null" if label < 0 else b"%d" % label, middle,
+                           made, scored, tail)
+        for image_id, digit, probs, label, made, scored in zip(
+            image_ids, predicted, probabilities, labels, produced_at, scored_at, strict=True)
+    ]
 
 
 def dlq_headers(
