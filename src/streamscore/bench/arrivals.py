@@ -52,7 +52,12 @@ class PredictionArrivals:
         try:
             assign_from_beginning(consumer, self.settings.predictions_topic)
             while not self._stop.is_set():
-                for message in consumer.consume(1000, 0.05):
+                # wait for one message only, then take what is queued: consume(n, timeout) would hold
+                # every arrival until n messages or the timeout, adding up to that timeout to each
+                first = consumer.poll(0.05)
+                if first is None:
+                    continue
+                for message in [first, *consumer.consume(1000, 0)]:
                     value = message.value()
                     if message.error() or value is None or record_kind(message.headers(), value) is not None:
                         continue  # not a prediction (a model-rejected event)
