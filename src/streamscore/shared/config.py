@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     partitions: int = Field(default=4, ge=1)
     group: str = "streamscore-scorers"
     backend: SecretStr = SecretStr("duckdb:///streamscore.duckdb")
-    batch_size: int = Field(default=500, ge=1, le=100_000)
+    batch_size: int = Field(default=2000, ge=1, le=100_000)
     linger_ms: int = Field(default=50, ge=0)
     session_timeout_ms: int = Field(default=6000, ge=1000)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
