@@ -1,16 +1,19 @@
 """Raw Kafka pass-through: consume the images and re-produce them, no database.
 
 This is the ceiling the full pipeline is compared with: same broker, same
-client settings, same batch size, only the database work is missing.
+client settings, same batches (the scorer's collector: a first message, then
+what is queued, up to the batch size), only the database work is missing.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
 from confluent_kafka import TopicPartition
 
+from streamscore.consumers.collector import collect
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import flush, make_consumer, make_producer
 from streamscore.shared.messages import position
@@ -22,13 +25,14 @@ def passthrough_rate(settings: Settings, source_topic: str, images: int) -> floa
     producer = make_producer(settings)
     target = f"{source_topic}.copy"
     consumer.subscribe([source_topic])
+    never = threading.Event()
     seen = 0
     first: float | None = None
     first_batch = 0
     try:
         deadline = time.monotonic() + 120
         while seen < images and time.monotonic() < deadline:
-            messages = [m for m in consumer.consume(settings.batch_size, 0.25) if not m.error()]
+            messages = collect(consumer, settings.batch_size, settings.linger_ms, never)
             if not messages:
                 continue
             if first is None:
