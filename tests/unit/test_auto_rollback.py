@@ -4,11 +4,9 @@ output units permuted, so its canary matches and it installs) is rolled back and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from streamscore.consumers.auto_rollback import AutoRollback
 from streamscore.model.artifact import ModelArtifact, build_artifact
@@ -59,13 +57,6 @@ def permuted(artifact: ModelArtifact, version: int) -> ModelArtifact:
     weights[-1], biases[-1] = weights[-1][:, order], biases[-1][order]
     return build_artifact(artifact.name, version, weights, biases, artifact.activations,
                           canary_pixels=artifact.canary_pixels, input_scale=artifact.input_scale)
-
-
-@pytest.fixture
-def backend(tmp_path: Path) -> Iterator[FlakyDuckDB]:
-    database = FlakyDuckDB(f"duckdb:///{tmp_path / 'loop.duckdb'}")
-    yield database
-    database.close()
 
 
 def test_a_bad_champion_is_rolled_back_and_the_previous_one_serves_again(tmp_path: Path,

@@ -8,12 +8,10 @@ fakes' factories; batches are checked in the database, where every row names its
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import numpy as np
-import pytest
 
 from streamscore.backends.base import ImageBatch
 from streamscore.model.lifecycle import Lifecycle
@@ -26,18 +24,6 @@ from support.lifecycle import fake_clients, predictions, send_mnist
 from support.loop_harness import FlakyDuckDB, LoopRun, loop_settings
 
 ROWS = 96
-
-
-@pytest.fixture
-def cluster() -> FakeCluster:
-    return FakeCluster()
-
-
-@pytest.fixture
-def backend(tmp_path: Path) -> Iterator[FlakyDuckDB]:
-    database = FlakyDuckDB(f"duckdb:///{tmp_path / 'loop.duckdb'}")
-    yield database
-    database.close()
 
 
 def stored(backend: FlakyDuckDB) -> list[tuple[str, int, str, str]]:

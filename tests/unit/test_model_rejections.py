@@ -5,12 +5,10 @@ no image lost; an install that a database outage interrupts is retried until it 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from streamscore.consumers.evaluator import Evaluation
 from streamscore.model.artifact import ModelArtifact, build_artifact
@@ -23,18 +21,6 @@ from support.fake_kafka import FakeCluster
 from support.loop_harness import FlakyDuckDB, LoopRun, loop_settings
 
 IDS = [f"t10k-{i:05d}" for i in range(30)]
-
-
-@pytest.fixture
-def cluster() -> FakeCluster:
-    return FakeCluster()
-
-
-@pytest.fixture
-def backend(tmp_path: Path) -> Iterator[FlakyDuckDB]:
-    database = FlakyDuckDB(f"duckdb:///{tmp_path / 'loop.duckdb'}")
-    yield database
-    database.close()
 
 
 def append_model(cluster: FakeCluster, value: bytes, version: int, *, sha256: str | None = None,

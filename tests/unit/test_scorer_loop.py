@@ -9,7 +9,6 @@ delivered, Kafka offsets committed only after both.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -23,18 +22,6 @@ from support.fake_kafka import FakeCluster
 from support.loop_harness import FlakyDuckDB, LoopRun, loop_settings
 
 IDS = [f"t10k-{i:05d}" for i in range(40)]
-
-
-@pytest.fixture
-def cluster() -> FakeCluster:
-    return FakeCluster()
-
-
-@pytest.fixture
-def backend(tmp_path: Path) -> Iterator[FlakyDuckDB]:
-    database = FlakyDuckDB(f"duckdb:///{tmp_path / 'loop.duckdb'}")
-    yield database
-    database.close()
 
 
 def start(tmp_path: Path, cluster: FakeCluster, backend: FlakyDuckDB, **overrides: object) -> LoopRun:

@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from streamscore.bench.numbered import send_numbered
 from streamscore.broker import EmbeddedBroker
 from streamscore.consumers.workers import check_scale_out, worker_env
 from streamscore.models import bundled_model
@@ -38,7 +39,7 @@ from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
 from streamscore.shared.evaluation_events import record_kind
 from streamscore.shared.kafka import assign_from_beginning, ensure_topics, flush, make_consumer, make_producer
-from streamscore.shared.messages import Prediction, encode_image, now_ms
+from streamscore.shared.messages import Prediction, now_ms
 from streamscore.shared.mnist import load_split
 
 PARTITIONS = 4
@@ -135,15 +136,7 @@ def _produce(settings: Settings, tag: str, count: int, rate: float | None = None
             break
         if interval:
             time.sleep(max(0.0, started + n * interval - time.monotonic()))
-        index = n % len(split)
-        key, value, headers = encode_image(f"bench-{tag}-{n:06d}", split.images[index].tobytes(),
-                                           int(split.labels[index]))
-        while True:
-            try:
-                producer.produce(settings.images_topic, key=key, value=value, headers=headers)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        send_numbered(producer, settings.images_topic, split, f"bench-{tag}-{n:06d}", n)
         producer.poll(0)
     flush(producer)
     return count

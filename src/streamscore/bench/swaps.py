@@ -43,6 +43,7 @@ from streamscore.backends import open_configured_backend
 from streamscore.backends.base import Backend, ScoredBatch
 from streamscore.backends.duckdb import DuckDBBackend
 from streamscore.backends.sqlfiles import sql
+from streamscore.bench.numbered import send_numbered
 from streamscore.bench.shadow import shadow_overhead
 from streamscore.consumers.scorer import Scorer
 from streamscore.errors import BenchError
@@ -50,7 +51,6 @@ from streamscore.models import bundled_model
 from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import ensure_topics, flush, make_producer
-from streamscore.shared.messages import encode_image
 from streamscore.shared.mnist import MnistSplit, load_split
 
 #: hot swaps in a row (the issue's figure)
@@ -142,15 +142,7 @@ def feed(settings: Settings, scored: Any, stop: Any) -> None:
                 time.sleep(0.005)
                 continue
             for _ in range(settings.batch_size):
-                index = sent % len(split)
-                key, value, headers = encode_image(f"swap-{sent:07d}", split.images[index].tobytes(),
-                                                   int(split.labels[index]))
-                while True:
-                    try:
-                        producer.produce(settings.images_topic, key=key, value=value, headers=headers)
-                        break
-                    except BufferError:
-                        producer.poll(0.1)
+                send_numbered(producer, settings.images_topic, split, f"swap-{sent:07d}", sent)
                 sent += 1
             producer.poll(0)
     finally:
