@@ -202,3 +202,23 @@ def test_dashboard_help_explains_it() -> None:
     assert result.exit_code == 0
     for words in ("--port", "--host", "--bootstrap", "server-sent events", "/api/summary", "Ctrl-C"):
         assert words in result.stdout
+
+
+def test_models_in_force_read_plain_versioned_and_lifecycle_records() -> None:
+    import hashlib
+
+    from streamscore.models import bundled_model
+    from streamscore.shared.messages import model_headers
+    from streamscore.shared.model_records import artifact_headers, artifact_key, lifecycle_headers
+
+    def headers(pairs: list[tuple[str, bytes | str | None]]) -> dict[str, bytes]:
+        return {name: value if isinstance(value, bytes) else str(value).encode() for name, value in pairs}
+
+    models = PublishedModels()
+    v1, v2 = bundled_model(1).to_bytes(), bundled_model(2).to_bytes()
+    models.add(b"mlp", v1, headers(model_headers(1, hashlib.sha256(v1).hexdigest())))  # a plain record
+    models.add(artifact_key("mlp", 2), v2, headers(model_headers(2, hashlib.sha256(v2).hexdigest())
+                                                   + artifact_headers("shadow")))
+    snapshot = b'{"name": "mlp", "revision": 1}'
+    models.add(b"mlp", snapshot, headers(lifecycle_headers(snapshot, 1, 1)))  # roles, not an artifact
+    assert [(m.name, m.version, m.problem) for m in models.all()] == [("mlp", 1, ""), ("mlp", 2, "")]
