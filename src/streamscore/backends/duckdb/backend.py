@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,6 +31,7 @@ from streamscore.backends.base import (
 )
 from streamscore.backends.checks import already_installed, check_layers, check_purge_age, not_installed
 from streamscore.backends.duckdb import errors
+from streamscore.backends.duckdb.connection import Transaction, check_database_path, memory_config
 from streamscore.backends.duckdb.results import probabilities_of, scored_batch
 from streamscore.backends.duckdb.scoring import (
     layers_from_rows,
@@ -348,43 +347,5 @@ class DuckDBBackend(Backend):
         return table
 
     # -- transactions ------------------------------------------------------------------------
-    def _transaction(self, commit: bool = True, timings: PhaseTimes | None = None) -> _Transaction:
-        return _Transaction(self.con, commit, timings)
-
-
-def memory_config(limit: str | None) -> dict[str, str | bool | int | float | list[str]]:
-    """duckdb.connect's config for the ``memory_limit`` option (checked here: a typo fails at start)."""
-    if limit is None:
-        return {}
-    if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B|B)", limit.strip(), re.IGNORECASE):
-        raise ConfigError(f"duckdb memory_limit must be a size such as 512MB or 2GB, not {limit!r}")
-    return {"memory_limit": limit.strip()}
-
-
-def check_database_path(path: Path) -> None:
-    """Refuse, with the fix, a path DuckDB can never open (retrying would not help)."""
-    if not path.parent.is_dir():
-        raise ConfigError(f"folder {path.parent} for the DuckDB file does not exist; create it or fix the URL")
-    if path.is_dir():
-        raise ConfigError(f"{path} is a folder, not a DuckDB file; name a file in it, e.g. duckdb:///{path}/scores.duckdb")
-    target = path if path.exists() else path.parent
-    if not os.access(target, os.W_OK):
-        raise ConfigError(f"{target} is not writable by this user; fix its permissions or choose another path")
-
-
-class _Transaction:
-    """begin … commit (or rollback on error, or always when commit=False), the driver's calls."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, commit: bool, timings: PhaseTimes | None = None) -> None:
-        self.con, self.commit = con, commit
-        self.timings = timings or PhaseTimes()  # the commit's time goes to its "commit" phase
-
-    def __enter__(self) -> None:
-        self.con.begin()
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if exc_type is None and self.commit:
-            with self.timings.phase("commit"):
-                self.con.commit()
-        else:
-            self.con.rollback()
+    def _transaction(self, commit: bool = True, timings: PhaseTimes | None = None) -> Transaction:
+        return Transaction(self.con, commit, timings)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +49,7 @@ from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import ModelArtifact
 from streamscore.model.trainer import TrainConfig
+from streamscore.shared.messages import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,8 @@ class KineticaBackend(Backend):
         with self.translate_errors("creating the schema"):
             for statement in tables.schema_statements(self.schema):
                 self._execute(statement, [])
-            self._execute_sql("purge_stage", [_now_ms() - STAGE_RETENTION_MS])
-            self._execute_sql("purge_inbox", [_now_ms() - STAGE_RETENTION_MS])
+            self._execute_sql("purge_stage", [now_ms() - STAGE_RETENTION_MS])
+            self._execute_sql("purge_inbox", [now_ms() - STAGE_RETENTION_MS])
             self._procs["infer"] = procs.register(self.db, procs.INFER_UDF, "distributed")
 
     def _select_named(self, names: tuple[str, ...]) -> list[list[Row]]:
@@ -167,7 +167,7 @@ class KineticaBackend(Backend):
         stored = self.stored_lifecycle(name)
         if stored is None or revision > stored[0]:
             with self.translate_errors("storing the model lifecycle"):
-                self._upsert("model_lifecycle", [[name, revision, state, _now_ms()]])
+                self._upsert("model_lifecycle", [[name, revision, state, now_ms()]])
 
     # -- models ----------------------------------------------------------------------------
     def _install_model(self, artifact: ModelArtifact) -> None:
@@ -176,7 +176,7 @@ class KineticaBackend(Backend):
             heads = self._query("select_model", [ref.name, ref.version])
             if already_installed(ref, str(heads[0][1]) if heads else None, artifact):
                 return
-            layers, head = tables.layer_records(artifact), tables.model_record(artifact, _now_ms())
+            layers, head = tables.layer_records(artifact), tables.model_record(artifact, now_ms())
             tables.check_model_fits(ref, layers, head)
             # layers first, the models row last: a version is listed only when complete
             self._upsert("model_layers", layers)
@@ -200,7 +200,7 @@ class KineticaBackend(Backend):
         # of a subset (a partition was revoked) never finds rows of the failed attempt
         scoring_id = uuid.uuid4().hex
         records = tables.image_records(batch, batch.unique_rows(), scoring_id)
-        scored_at = _now_ms()
+        scored_at = now_ms()
         selector = [scoring_id, model.name, model.version, model.role]
         with self.translate_errors(f"writing batch {batch.batch_id} (scoring id {scoring_id})"):
             weights = self._model_params(model)
@@ -232,7 +232,7 @@ class KineticaBackend(Backend):
         if len(pixels) == 0:
             return np.zeros((0, tables.CLASSES), np.float32)
         scratch = f"score-{uuid.uuid4().hex}"
-        inbox = tables.pixel_records(pixels, scratch, _now_ms())
+        inbox = tables.pixel_records(pixels, scratch, now_ms())
         with self.translate_errors(f"scoring {len(inbox)} images with {model}"):
             weights = self._model_params(model)
             try:
@@ -310,7 +310,7 @@ class KineticaBackend(Backend):
                 key = (topic, int(partition))
                 if key in forward and int(stored) > forward[key]:
                     forward[key] = int(stored)
-        records = tables.offset_records(group, forward, _now_ms())
+        records = tables.offset_records(group, forward, now_ms())
         tables.check_offsets_fit(records)
         self._upsert("consumer_offsets", records)
 
@@ -369,7 +369,4 @@ class KineticaBackend(Backend):
         # without parameters would send the previous call's binds with it.
         return int(self.db.execute(statement, sql_params=list(params), sql_opts={}))
 
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 

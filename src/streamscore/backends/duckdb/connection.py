@@ -1,0 +1,50 @@
+"""Opening a DuckDB file: the options checked before connecting, and the transaction wrapper."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import duckdb
+
+from streamscore.errors import ConfigError
+from streamscore.shared.timing import PhaseTimes
+
+
+def memory_config(limit: str | None) -> dict[str, str | bool | int | float | list[str]]:
+    """duckdb.connect's config for the ``memory_limit`` option (checked here: a typo fails at start)."""
+    if limit is None:
+        return {}
+    if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B|B)", limit.strip(), re.IGNORECASE):
+        raise ConfigError(f"duckdb memory_limit must be a size such as 512MB or 2GB, not {limit!r}")
+    return {"memory_limit": limit.strip()}
+
+
+def check_database_path(path: Path) -> None:
+    """Refuse, with the fix, a path DuckDB can never open (retrying would not help)."""
+    if not path.parent.is_dir():
+        raise ConfigError(f"folder {path.parent} for the DuckDB file does not exist; create it or fix the URL")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a DuckDB file; name a file in it, e.g. duckdb:///{path}/scores.duckdb")
+    target = path if path.exists() else path.parent
+    if not os.access(target, os.W_OK):
+        raise ConfigError(f"{target} is not writable by this user; fix its permissions or choose another path")
+
+
+class Transaction:
+    """begin … commit (or rollback on error, or always when commit=False), the driver's calls."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, commit: bool, timings: PhaseTimes | None = None) -> None:
+        self.con, self.commit = con, commit
+        self.timings = timings or PhaseTimes()  # the commit's time goes to its "commit" phase
+
+    def __enter__(self) -> None:
+        self.con.begin()
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None and self.commit:
+            with self.timings.phase("commit"):
+                self.con.commit()
+        else:
+            self.con.rollback()
