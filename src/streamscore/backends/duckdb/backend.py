@@ -11,7 +11,6 @@ False: scale out with one DuckDB file per consumer process, or use PostgreSQL.
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,13 +28,12 @@ from streamscore.backends.base import (
     ServingSet,
     TopicPartitionKey,
 )
-from streamscore.backends.checks import already_installed, check_layers, check_purge_age, not_installed
-from streamscore.backends.duckdb import errors
+from streamscore.backends.checks import check_layers, check_purge_age
+from streamscore.backends.duckdb import errors, models
 from streamscore.backends.duckdb.connection import Transaction, check_database_path, memory_config
 from streamscore.backends.duckdb.results import probabilities_of, scored_batch
 from streamscore.backends.duckdb.scoring import (
-    layers_from_rows,
-    model_rows,
+    arrow_batch,
     pixels_of,
     raw_column,
     register_udf,
@@ -52,24 +50,6 @@ from streamscore.shared.messages import now_ms
 from streamscore.shared.timing import PhaseTimes
 
 ENGINE = "duckdb"
-PIXELS = pa.list_(pa.uint8(), 784)
-
-
-def _arrow_batch(batch: ImageBatch, with_pixel_lists: bool) -> pa.Table:
-    """The batch as an Arrow table: ``raw`` (BLOB) for storage and the UDF, ``pixels``
-    (UTINYINT[784]) only for the pure-SQL scorer, which is the one that reads lists."""
-    labels = batch.labels.astype(np.int8)
-    lists = {"pixels": pa.FixedSizeListArray.from_arrays(pa.array(batch.pixels.reshape(-1), pa.uint8()), 784)}
-    return pa.table({
-        "image_id": pa.array(batch.image_ids, pa.string()),
-        **(lists if with_pixel_lists else {}),
-        "raw": raw_column(batch.pixels),
-        "label": pa.array(labels, pa.int8(), mask=labels < 0),
-        "produced_at": pa.array(batch.produced_at, pa.int64()),
-        "src_topic": pa.array([s.topic for s in batch.sources], pa.string()),
-        "src_partition": pa.array([s.partition for s in batch.sources], pa.int32()),
-        "src_offset": pa.array([s.offset for s in batch.sources], pa.int64()),
-    })
 
 
 class DuckDBBackend(Backend):
@@ -180,22 +160,9 @@ class DuckDBBackend(Backend):
     def _install_model(self, artifact: ModelArtifact) -> None:
         if self.scorer == "sql":
             check_layers(artifact, "the DuckDB SQL scorer (scorer=sql)")
-        manifest = json.dumps(artifact.manifest | {"sha256": artifact.sha256}, sort_keys=True)
         ref = ModelRef(artifact.name, artifact.version)
         with self.translate_errors(f"installing model {ref}"), self._transaction():
-            key = {"name": ref.name, "version": ref.version}
-            stored = self.con.execute(sql(ENGINE, "select_model_digest"), key).fetchall()
-            if already_installed(ref, stored[0][0] if stored else None, artifact):
-                return
-            self.con.register("ss_model_rows", model_rows(artifact))
-            try:
-                self.con.execute(sql(ENGINE, "insert_model_layers"))
-            finally:
-                self.con.unregister("ss_model_rows")
-            self.con.execute(sql(ENGINE, "insert_model"), {
-                "name": artifact.name, "version": artifact.version, "activations": list(artifact.activations),
-                "input_scale": artifact.input_scale, "sha256": artifact.sha256, "manifest": manifest,
-            })
+            models.install(self.con, artifact)
 
     def installed_versions(self, name: str) -> list[int]:
         with self.translate_errors("listing models"):
@@ -204,28 +171,16 @@ class DuckDBBackend(Backend):
 
     def load_model(self, ref: ModelRef) -> ModelArtifact:
         with self.translate_errors(f"loading model {ref}"):
-            key = {"name": ref.name, "version": ref.version}
-            heads = self.con.execute(sql(ENGINE, "select_model_head"), key).fetchall()
-            if not heads:
-                raise not_installed(ref, self.path)
-            rows = self._arrow(sql(ENGINE, "select_model_layers"), key)
-        weights, biases = layers_from_rows(rows)
-        activations, input_scale, sha256, manifest = heads[0]
-        artifact = ModelArtifact(
-            ref.name, ref.version, tuple(activations), float(input_scale), tuple(weights),
-            tuple(biases), json.loads(manifest),
-        )
-        artifact.validate(expected_sha256=sha256)
-        return artifact
+            head, rows = models.read(self.con, ref, self.path)
+        return models.artifact_from_rows(ref, head, rows)
 
     def stored_lifecycle(self, name: str) -> tuple[int, str] | None:
         with self.translate_errors("reading the model lifecycle"):
-            rows = self.con.execute(sql(ENGINE, "select_lifecycle"), {"name": name}).fetchall()
-        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+            return models.stored_lifecycle(self.con, name)
 
     def store_lifecycle(self, name: str, revision: int, state: str) -> None:
         with self.translate_errors("storing the model lifecycle"), self._transaction():
-            self.con.execute(sql(ENGINE, "upsert_lifecycle"), {"name": name, "revision": revision, "state": state})
+            models.store_lifecycle(self.con, name, revision, state)
 
     def _model(self, ref: ModelRef) -> ModelArtifact:
         """Weights for the scorers, read from model_layers once per version (bounded: model_cache)."""
@@ -262,7 +217,7 @@ class DuckDBBackend(Backend):
         rows = batch.unique_rows()
         unique = batch.subset(rows) if len(rows) < len(batch) else batch
         scored_at = now_ms()
-        incoming = _arrow_batch(unique, with_pixel_lists=self.scorer == "sql")
+        incoming = arrow_batch(unique, with_pixel_lists=self.scorer == "sql")
         conflicts: list[str] = []
         results: list[tuple[ModelRef, pa.Table]] = []
         # register/unregister outside the transaction: in an aborted one unregister fails and

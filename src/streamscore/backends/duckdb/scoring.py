@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from streamscore.backends.activations_sql import ACTIVATION_SQL
-from streamscore.backends.base import ModelRef
+from streamscore.backends.base import ImageBatch, ModelRef
 from streamscore.backends.sqlfiles import sql
 from streamscore.model.artifact import ModelArtifact
 
@@ -101,34 +101,18 @@ def score_with_sql(con: duckdb.DuckDBPyConnection, source: str, model: ModelArti
     con.execute(sql("duckdb", "sql_scores"))
 
 
-def model_rows(artifact: ModelArtifact) -> pa.Table:
-    """model_layers rows: one per output unit with that unit's incoming weights (a column of W)."""
-    layers, units, weights, biases = [], [], [], []
-    for index, (w, b) in enumerate(zip(artifact.weights, artifact.biases, strict=True)):
-        columns = np.ascontiguousarray(w.T)
-        layers += [index] * w.shape[1]
-        units += list(range(w.shape[1]))
-        weights += list(columns)
-        biases.append(b)
+def arrow_batch(batch: ImageBatch, with_pixel_lists: bool) -> pa.Table:
+    """The batch as an Arrow table: ``raw`` (BLOB) for storage and the UDF, ``pixels``
+    (UTINYINT[784]) only for the pure-SQL scorer, which is the one that reads lists."""
+    labels = batch.labels.astype(np.int8)
+    lists = {"pixels": pa.FixedSizeListArray.from_arrays(pa.array(batch.pixels.reshape(-1), pa.uint8()), 784)}
     return pa.table({
-        "name": pa.array([artifact.name] * len(units)),
-        "version": pa.array([artifact.version] * len(units), pa.int32()),
-        "layer": pa.array(layers, pa.int32()),
-        "unit": pa.array(units, pa.int32()),
-        "weights": pa.array(weights, pa.list_(pa.float32())),
-        "bias": pa.array(np.concatenate(biases), pa.float32()),
+        "image_id": pa.array(batch.image_ids, pa.string()),
+        **(lists if with_pixel_lists else {}),
+        "raw": raw_column(batch.pixels),
+        "label": pa.array(labels, pa.int8(), mask=labels < 0),
+        "produced_at": pa.array(batch.produced_at, pa.int64()),
+        "src_topic": pa.array([s.topic for s in batch.sources], pa.string()),
+        "src_partition": pa.array([s.partition for s in batch.sources], pa.int32()),
+        "src_offset": pa.array([s.offset for s in batch.sources], pa.int64()),
     })
-
-
-def layers_from_rows(rows: pa.Table) -> tuple[list[np.ndarray[Any, Any]], list[np.ndarray[Any, Any]]]:
-    """Rebuild (weights, biases) per layer from model_layers rows ordered by layer, unit."""
-    weights: list[np.ndarray[Any, Any]] = []
-    biases: list[np.ndarray[Any, Any]] = []
-    layer_col = rows.column("layer").to_numpy()
-    for layer in sorted(set(layer_col.tolist())):
-        mask = layer_col == layer
-        part = rows.filter(pa.array(mask))
-        columns = np.stack([np.asarray(w, np.float32) for w in part.column("weights").to_pylist()])
-        weights.append(np.ascontiguousarray(columns.T))
-        biases.append(part.column("bias").to_numpy().astype(np.float32))
-    return weights, biases

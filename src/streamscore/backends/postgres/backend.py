@@ -7,7 +7,7 @@ too). Options read here: ``schema`` (tables, function and search_path live there
 option is refused. A password may come from the URL or libpq's own PGPASSWORD/.pgpass, and is
 never logged. The role predictions are stored under is the ModelRef's.
 
-One batch is one transaction (named statements of ``sql/postgres/batches.sql``). Fast path,
+One batch is one transaction (``batches.py``, named statements of ``sql/postgres/batches.sql``). Fast path,
 taken while every id is new: COPY the batch's distinct images (FORMAT BINARY, sorted by id)
 straight into images inside a savepoint, score them with one call of the function
 (``score_copied``), upsert the offsets, COMMIT. When an id is already stored the COPY fails
@@ -51,13 +51,13 @@ from streamscore.backends.base import (
 )
 from streamscore.backends.checks import already_installed, check_purge_age, not_installed
 from streamscore.backends.evaluation import Row
+from streamscore.backends.postgres import batches
 from streamscore.backends.postgres import errors as postgres_errors
 from streamscore.backends.postgres import statements as q
 from streamscore.backends.postgres.blas import report_blas
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import OUTPUTS, ModelArtifact
-from streamscore.shared.messages import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -286,52 +286,15 @@ class PostgresBackend(Backend):
 
     def _write(self, batch: ImageBatch, group: str, model: ModelRef | None, serving: ServingSet | None
                ) -> list[ScoredBatch]:
-        """One transaction: images (fast or staging path), scores of ``model`` or of every version of
-        ``serving``, offsets."""
-        rows = batch.unique_rows()  # a repeated id is stored (and scored) once, first occurrence wins
-        rows.sort(key=lambda row: batch.image_ids[row])  # one lock order for concurrent writers
-        unique = batch.subset(rows, batch.batch_id)
+        """One transaction (batches.py): images, scores of ``model`` or of every version of ``serving``, offsets."""
+        unique = batches.unique_in_lock_order(batch)  # a repeated id is stored (and scored) once
         single = model or ModelRef("-", 0)
-        params = {
-            "batch_id": batch.batch_id, "name": single.name, "version": single.version,
-            "role": single.role, "scored_at": now_ms(),
-        }
-        conflicts: set[str] = set()
         with self.translate_errors(f"writing batch {batch.batch_id}"):
-            conn = self._connection()
-            # binary results: the probabilities arrays come back without text parsing
-            with conn.transaction(), conn.cursor(binary=True) as cursor:
-                copied = self._copy_images(cursor, unique)  # all new: scored straight from images
-                if not copied:  # some ids are stored already: the staging path sorts replays from conflicts
-                    self._copy_staging(cursor, unique)
-                    cursor.execute(q.statement("insert_images"), params)
-                    conflicts = self._remove_conflicts(cursor, [str(row[0]) for row in cursor.fetchall()])
-                if serving is not None:
-                    ids = [i for i in unique.image_ids if i not in conflicts]
-                    cursor.execute(q.statement("score_set"), params | q.set_params(serving, ids))
-                elif copied:
-                    cursor.execute(q.statement("score_copied"), params | {"image_ids": unique.image_ids})
-                else:
-                    cursor.execute(q.statement("score_and_store"), params)
-                stored = cursor.fetchall()
-                if batch.offsets:
-                    cursor.execute(q.statement("upsert_offsets"), q.offset_params(group, batch.offsets))
+            stored, conflicts = batches.write(self._connection(), unique, batch.offsets, group, single, serving)
         order = q.in_batch_order(unique.image_ids, conflicts)
         if serving is None:
             return [q.scored_batch(stored, single, order)]
         return q.scored_set(stored, serving, order)
-
-    @staticmethod
-    def _remove_conflicts(cursor: psycopg.Cursor[Any], not_inserted: list[str]) -> set[str]:
-        """Ids of ``not_inserted`` stored with other content, taken out of the staging table."""
-        if not not_inserted:  # a batch of new ids: nothing to compare
-            return set()
-        cursor.execute(q.statement("remove_conflicts"), {"image_ids": not_inserted})
-        conflicts = {str(row[0]) for row in cursor.fetchall()}
-        if conflicts:
-            log.warning("%d image id(s) already stored with other content (id-conflict), e.g. %r",
-                        len(conflicts), min(conflicts))
-        return conflicts
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
         """Probabilities from the PL/Python function; the transaction is rolled back."""
@@ -349,22 +312,3 @@ class PostgresBackend(Backend):
                 rows = cursor.fetchall()
         rows.sort(key=lambda row: int(row[0]))
         return q.probabilities([row[1] for row in rows])
-
-    @staticmethod
-    def _copy_images(cursor: psycopg.Cursor[Any], batch: ImageBatch) -> bool:
-        """COPY the batch straight into images in a savepoint; False (nothing kept) when an id exists."""
-        try:
-            with cursor.connection.transaction(), cursor.copy(q.statement("copy_images")) as copy:
-                copy.set_types(list(q.IMAGE_TYPES))
-                for row in q.staging_rows(batch):
-                    copy.write_row((*row, batch.batch_id))
-        except psycopg.errors.UniqueViolation:
-            return False
-        return True
-
-    @staticmethod
-    def _copy_staging(cursor: psycopg.Cursor[Any], batch: ImageBatch) -> None:
-        with cursor.copy(q.statement("copy_staging")) as copy:
-            copy.set_types(list(q.STAGING_TYPES))
-            for row in q.staging_rows(batch):
-                copy.write_row(row)

@@ -27,6 +27,7 @@ from psycopg import sql
 
 from streamscore.backends.activations_sql import ACTIVATION_SQL
 from streamscore.backends.base import ImageBatch, ModelRef, SourceOffset
+from streamscore.backends.postgres import batches
 from streamscore.backends.postgres import statements as q
 from streamscore.backends.postgres.backend import PostgresBackend
 from streamscore.backends.url import BackendURL
@@ -91,7 +92,7 @@ def ingest_benchmark(
         # COPY binary → staging → INSERT … ON CONFLICT, as write_batch does it
         started = time.perf_counter()
         with conn.transaction(), conn.cursor() as cursor:
-            backend._copy_staging(cursor, _batch(ids, pixels, labels, 0))
+            batches.copy_staging(cursor, _batch(ids, pixels, labels, 0))
             cursor.execute(insert_images, {"batch_id": "copy"})
         figures["copy_binary_rows_per_s"] = _rate(images, time.perf_counter() - started)
 
