@@ -32,6 +32,7 @@ import contextlib
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,10 +40,10 @@ import numpy.typing as npt
 import oracledb
 
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, PurgeReport, ScoredBatch, TopicPartitionKey
-from streamscore.backends.checks import already_installed, check_layers, check_purge_age, not_installed
+from streamscore.backends.checks import check_layers, check_purge_age
 from streamscore.backends.evaluation import Row
 from streamscore.backends.oracle import errors as oracle_errors
-from streamscore.backends.oracle import ingest, onnx_scorer
+from streamscore.backends.oracle import ingest, models, onnx_scorer
 from streamscore.backends.oracle import package as oracle_package
 from streamscore.backends.oracle import statements as oracle_sql
 from streamscore.backends.sqlfiles import script
@@ -127,6 +128,17 @@ class OracleBackend(Backend):
             except oracledb.Error:
                 self.close()  # the session is gone; the next call reconnects
 
+    @contextlib.contextmanager
+    def _committing(self) -> Iterator[oracledb.Connection]:
+        """The connection, committed at the end; rolled back (a dead session dropped) on any error."""
+        conn = self._connection()
+        try:
+            yield conn
+            conn.commit()
+        except BaseException:
+            self._rollback()
+            raise
+
     def classify(self, exc: BaseException) -> ErrorKind:
         """By ORA/DPY code (oracle_errors): the classes alone do not tell a deadlock from a typo."""
         return oracle_errors.classify(exc)
@@ -182,37 +194,19 @@ class OracleBackend(Backend):
     def store_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
         if not offsets:
             return
-        with self.translate_errors("storing offsets"):
-            conn = self._connection()
-            try:
-                with conn.cursor() as cursor:
-                    binds = oracle_sql.offset_binds(group, offsets)
-                    cursor.executemany(oracle_sql.statement("merge_offset"), binds)
-                conn.commit()
-            except BaseException:
-                self._rollback()
-                raise
+        with self.translate_errors("storing offsets"), self._committing() as conn, conn.cursor() as cursor:
+            cursor.executemany(oracle_sql.statement("merge_offset"), oracle_sql.offset_binds(group, offsets))
 
     def stored_lifecycle(self, name: str) -> tuple[int, str] | None:
         with self.translate_errors("reading the model lifecycle"), self._connection().cursor() as cursor:
-            cursor.execute(oracle_sql.statement("select_lifecycle"), [name], fetch_lobs=False)
-            row = cursor.fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
+            return models.read_lifecycle(cursor, name)
 
     def store_lifecycle(self, name: str, revision: int, state: str) -> None:
-        with self.translate_errors("storing the model lifecycle"):
-            conn = self._connection()
-            try:
-                with conn.cursor() as cursor:
-                    cursor.execute(oracle_sql.statement("merge_lifecycle"), [name, revision, state, state])
-                conn.commit()
-            except BaseException:
-                self._rollback()
-                raise
+        with self.translate_errors("storing the model lifecycle"), self._committing() as conn, conn.cursor() as cursor:
+            models.write_lifecycle(cursor, name, revision, state)
 
     # -- models ----------------------------------------------------------------------------
     def _install_model(self, artifact: ModelArtifact) -> None:
-        model_bind, layer_binds = oracle_sql.model_binds(artifact)
         ref = ModelRef(artifact.name, artifact.version)
         with self.translate_errors(f"installing model {ref}"):
             conn = self._connection()
@@ -220,21 +214,14 @@ class OracleBackend(Backend):
                 check_layers(artifact, "the Oracle PL/SQL scorer (scorer=plsql)")
             try:
                 with conn.cursor() as cursor:
-                    cursor.execute(oracle_sql.statement("select_model_digest"), [ref.name, ref.version])
-                    existing = cursor.fetchone()
-                    if already_installed(ref, None if existing is None else str(existing[0]), artifact):
-                        return
-                    if model_bind[-1] is None:
-                        # a NULL canary: type it RAW, a NULL string would not convert to BLOB
-                        cursor.setinputsizes(*[None] * 6, oracledb.DB_TYPE_RAW)
-                    cursor.execute(oracle_sql.statement("insert_model"), model_bind)
-                    for layer in layer_binds:  # a few rows; each weights BLOB is bound as bytes
-                        cursor.execute(oracle_sql.statement("insert_layer"), layer)
+                    layers = models.insert(cursor, artifact)
+                if layers is None:  # installed already, same weights: nothing to commit
+                    return
                 conn.commit()
             except BaseException:
                 self._rollback()
                 raise
-        log.info("installed model %s (%d layers)", ref, len(layer_binds))
+        log.info("installed model %s (%d layers)", ref, layers)
 
     def installed_versions(self, name: str) -> list[int]:
         action = f"listing versions of model {name}"
@@ -244,12 +231,7 @@ class OracleBackend(Backend):
 
     def load_model(self, ref: ModelRef) -> ModelArtifact:
         with self.translate_errors(f"loading model {ref}"), self._connection().cursor() as cursor:
-            cursor.execute(oracle_sql.statement("select_model"), [ref.name, ref.version], fetch_lobs=False)
-            model_row = cursor.fetchone()
-            if model_row is None:
-                raise not_installed(ref, self.url.masked())
-            cursor.execute(oracle_sql.statement("select_layers"), [ref.name, ref.version], fetch_lobs=False)
-            layer_rows = cursor.fetchall()
+            model_row, layer_rows = models.read(cursor, ref, self.url.masked())
         return oracle_sql.artifact_from_rows(ref, model_row, layer_rows)
 
     # -- scoring ---------------------------------------------------------------------------
@@ -258,27 +240,15 @@ class OracleBackend(Backend):
         image_ids = [batch.image_ids[row] for row in rows]
         scored_at = now_ms()
         self._ensure_onnx_model(model)  # DDL when new: before the batch's transaction
-        with self.translate_errors(f"writing batch {batch.batch_id}"):
-            conn = self._connection()
-            try:
-                with conn.cursor() as cursor:
-                    image_binds = oracle_sql.image_binds(batch, rows)
-                    stored = ingest.insert_images(cursor, image_binds)
-                    conflicts = ingest.find_conflicts(cursor, stored)
-                    skipped = set(conflicts)
-                    to_score = [bind[0] for bind in image_binds if bind[0] not in skipped]
-                    ingest.stage_batch_ids(cursor, to_score)
-                    if batch.offsets:
-                        binds = oracle_sql.offset_binds(group, batch.offsets)
-                        cursor.executemany(oracle_sql.statement("merge_offset"), binds)
-                    fetched = self._score_and_fetch(cursor, model, len(to_score)) if to_score else []
-                    # after scoring: a missing model fails there first, with ORA-20001 (fatal),
-                    # not here with a foreign-key error the loop would take for bad rows
-                    switched = bool(to_score) and self._activate(cursor, model)
-                conn.commit()
-            except BaseException:
-                self._rollback()
-                raise
+        with self.translate_errors(f"writing batch {batch.batch_id}"), self._committing() as conn, \
+                conn.cursor() as cursor:
+            conflicts, to_score = ingest.stage_batch(cursor, oracle_sql.image_binds(batch, rows))
+            if batch.offsets:
+                cursor.executemany(oracle_sql.statement("merge_offset"), oracle_sql.offset_binds(group, batch.offsets))
+            fetched = self._score_and_fetch(cursor, model, len(to_score)) if to_score else []
+            # after scoring: a missing model fails there first, with ORA-20001 (fatal),
+            # not here with a foreign-key error the loop would take for bad rows
+            switched = bool(to_score) and self._activate(cursor, model)
         if switched:
             self._active[model.name] = model.version
         return oracle_sql.scored_batch(image_ids, fetched, model, scored_at, conflicts)

@@ -68,3 +68,13 @@ def stage_batch_ids(cursor: oracledb.Cursor, image_ids: Sequence[str]) -> None:
     """The ids the scorer scores (and select_predictions returns), for this transaction only."""
     if image_ids:
         cursor.executemany(oracle_sql.statement("insert_batch_id"), [(image_id,) for image_id in image_ids])
+
+
+def stage_batch(cursor: oracledb.Cursor, binds: Sequence[ImageBind]) -> tuple[list[str], list[str]]:
+    """Insert the images, find the id-conflicts, stage the other ids: (conflicts, ids to score)."""
+    stored = insert_images(cursor, binds)
+    conflicts = find_conflicts(cursor, stored)
+    skipped = set(conflicts)
+    to_score = [bind[0] for bind in binds if bind[0] not in skipped]
+    stage_batch_ids(cursor, to_score)
+    return conflicts, to_score
