@@ -40,10 +40,10 @@ import numpy as np
 import numpy.typing as npt
 
 from streamscore.backends.base import Backend, ImageBatch, ModelRef, ScoredBatch, ServingSet, TopicPartitionKey
-from streamscore.backends.checks import already_installed, not_installed
 from streamscore.backends.evaluation import Row
-from streamscore.backends.kinetica import errors, procs, tables
+from streamscore.backends.kinetica import errors, models, procs, tables
 from streamscore.backends.kinetica.client import request_timeout_s, unreachable_workers
+from streamscore.backends.kinetica.serving import LOOKUP_CHUNK, write_batch, write_set
 from streamscore.backends.model_cache import VersionCache
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, ConfigError, ErrorKind
@@ -55,8 +55,6 @@ log = logging.getLogger(__name__)
 
 #: staged rows older than this are leftovers of crashed runs (purged at init_schema)
 STAGE_RETENTION_MS = 3_600_000
-#: image ids per id-conflict lookup (bind parameters of one statement)
-LOOKUP_CHUNK = 1000
 
 
 def _flag(value: str | None) -> bool:
@@ -157,75 +155,30 @@ class KineticaBackend(Backend):
             self._upsert_offsets(group, offsets)
 
     def stored_lifecycle(self, name: str) -> tuple[int, str] | None:
-        with self.translate_errors("reading the model lifecycle"):
-            rows = self._query("select_lifecycle", [name])
-        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+        return models.stored_lifecycle(self, name)
 
     def store_lifecycle(self, name: str, revision: int, state: str) -> None:
-        """Read, then upsert when higher (Kinetica has no conditional upsert: two consumers racing may leave
-        the lower of two new revisions stored; a restart then takes the higher one from the topic)."""
-        stored = self.stored_lifecycle(name)
-        if stored is None or revision > stored[0]:
-            with self.translate_errors("storing the model lifecycle"):
-                self._upsert("model_lifecycle", [[name, revision, state, now_ms()]])
+        """Read, then upsert when higher (models.store_lifecycle: no conditional upsert in Kinetica)."""
+        models.store_lifecycle(self, name, revision, state)
 
     # -- models ----------------------------------------------------------------------------
     def _install_model(self, artifact: ModelArtifact) -> None:
-        ref = ModelRef(artifact.name, artifact.version)
-        with self.translate_errors(f"installing {ref}"):
-            heads = self._query("select_model", [ref.name, ref.version])
-            if already_installed(ref, str(heads[0][1]) if heads else None, artifact):
-                return
-            layers, head = tables.layer_records(artifact), tables.model_record(artifact, now_ms())
-            tables.check_model_fits(ref, layers, head)
-            # layers first, the models row last: a version is listed only when complete
-            self._upsert("model_layers", layers)
-            self._upsert("models", [head])
+        models.install(self, artifact)
 
     def installed_versions(self, name: str) -> list[int]:
         with self.translate_errors("listing installed models"):
             return [int(row[0]) for row in self._query("installed_versions", [name])]
 
     def load_model(self, ref: ModelRef) -> ModelArtifact:
-        with self.translate_errors(f"loading model {ref}"):
-            heads = self._query("select_model", [ref.name, ref.version])
-            layers = self._query("select_layers", [ref.name, ref.version])
-        if not heads:
-            raise not_installed(ref, f"{self.schema}.models")
-        return tables.artifact_from_rows(ref.name, ref.version, heads[0], layers)
+        return models.load(self, ref)
 
     # -- scoring ---------------------------------------------------------------------------
     def write_batch(self, batch: ImageBatch, model: ModelRef, group: str) -> ScoredBatch:
-        # a fresh scoring id per attempt: the UDF scores every inbox row tagged with it, so a retry
-        # of a subset (a partition was revoked) never finds rows of the failed attempt
-        scoring_id = uuid.uuid4().hex
-        records = tables.image_records(batch, batch.unique_rows(), scoring_id)
-        scored_at = now_ms()
-        selector = [scoring_id, model.name, model.version, model.role]
-        with self.translate_errors(f"writing batch {batch.batch_id} (scoring id {scoring_id})"):
-            weights = self._model_params(model)
-            conflicts = self._conflicts(records)                               # 0. id-conflicts
-            conflicting = [str(record[0]) for record in records if record[0] in conflicts]
-            if conflicts:
-                records = [record for record in records if record[0] not in conflicts]
-            stored: list[list[Any]] = []
-            if records:
-                self._upsert("images", records)                                   # 1. images
-                inbox = tables.inbox_records([r[0] for r in records], [r[1] for r in records],
-                                             scoring_id, scored_at)
-                self._score(inbox, scoring_id, model, weights)                     # 2. inbox → UDF → stage
-                self._execute_sql("merge_predictions", selector)                  # 3. predictions
-                self._execute_sql("delete_stage", [scoring_id])
-                stored = self.stored_predictions([str(r[0]) for r in records], selector)
-            if batch.offsets:                                                  # 4. offsets
-                self._upsert_offsets(group, batch.offsets)
-        ids = [str(record[0]) for record in records]
-        return tables.scored_batch(ids, stored, model, scored_at, conflicting)
+        """The numbered steps of the module doc, in serving.write_batch."""
+        return write_batch(self, batch, model, group)
 
     def _write_set(self, batch: ImageBatch, serving: ServingSet, group: str) -> list[ScoredBatch]:
         """Every version's predictions, then an ensemble's mean in the database, then offsets (serving.py)."""
-        from streamscore.backends.kinetica.serving import write_set
-
         return write_set(self, batch, serving, group)
 
     def score(self, pixels: npt.NDArray[np.uint8], model: ModelRef) -> npt.NDArray[np.float32]:
@@ -285,22 +238,6 @@ class KineticaBackend(Backend):
         for start in range(0, len(ids), LOOKUP_CHUNK):
             stored.extend(self._query("select_predictions", selector, ids[start:start + LOOKUP_CHUNK]))
         return stored
-
-    def _conflicts(self, records: list[list[Any]]) -> set[str]:
-        """Ids of ``records`` already stored with other pixels or label (one primary-key lookup).
-
-        Kinetica has no transactions and no INSERT … RETURNING, so the check comes before the
-        upsert; the upsert then only re-tags replays (same content) with this batch's id.
-        """
-        stored: list[list[Any]] = []
-        for start in range(0, len(records), LOOKUP_CHUNK):
-            chunk = [str(record[0]) for record in records[start:start + LOOKUP_CHUNK]]
-            stored.extend(self._query("select_images", [], chunk))
-        conflicts = tables.conflicting_rows(records, stored)
-        if conflicts:
-            log.warning("%d image id(s) already stored with other content (id-conflict), e.g. %r",
-                        len(conflicts), min(conflicts))
-        return conflicts
 
     def _upsert_offsets(self, group: str, offsets: dict[TopicPartitionKey, int]) -> None:
         """Upsert next offsets, never below the stored ones (Kinetica has no GREATEST upsert)."""
