@@ -7,7 +7,7 @@ Each turn of the loop:
 3. carry it through the database and Kafka in the order of the delivery guarantees
    (:meth:`.checkpoint.Checkpoint.commit`, whose docstring numbers the steps);
 4. between batches: lag and stalls (:mod:`.partitions`), whether Kafka answers and
-   whether the group still gives us the partitions (:mod:`.kafka_link`).
+   whether the group still gives us the partitions (:mod:`.kafka_link`, :mod:`.membership`).
 
 Outages of the database and of Kafka are ridden out by :mod:`.outage` (pause, back off,
 reconnect, resume). A permanent error (schema missing, permission denied, a retriable
@@ -32,6 +32,7 @@ from streamscore.consumers.collector import collect
 from streamscore.consumers.gc_tuning import tune_gc_for_streaming
 from streamscore.consumers.install_retry import InstallRetry
 from streamscore.consumers.kafka_link import KafkaLink
+from streamscore.consumers.membership import MembershipCheck
 from streamscore.consumers.metrics import MetricsServer, ScorerMetrics, ScorerStats
 from streamscore.consumers.model_watcher import ModelWatcher
 from streamscore.consumers.outage import Backoff, OutageHandler
@@ -53,10 +54,6 @@ log = logging.getLogger(__name__)
 ConsumerFactory = Callable[..., Consumer]
 #: builds a producer: (settings, **librdkafka overrides), like shared.kafka.make_producer
 ProducerFactory = Callable[..., Producer]
-
-#: seconds between two checks that Kafka answers and still gives us partitions (faster while it does not)
-MEMBERSHIP_CHECK_S = 5.0
-MEMBERSHIP_CHECK_DOWN_S = 1.0
 
 
 class Scorer:
@@ -102,10 +99,7 @@ class Scorer:
                                           self.metrics)
         #: set once the group has given this consumer partitions
         self.ready = threading.Event()
-        self._checked_at = 0.0
-        self._restorations_seen = 0
-        self._topic_vanished = False
-        self._suspect_since: float | None = None
+        self.membership = MembershipCheck(settings, self.kafka)
         #: the serving set of the last batch, as text (a change is logged as a switch)
         self._serving = ""
 
@@ -261,55 +255,23 @@ class Scorer:
     def _between_batches(self) -> None:
         consumer = self.consumer
         self.partitions.observe(consumer)
-        every = MEMBERSHIP_CHECK_DOWN_S if self.kafka.unreachable or self._suspect_since else MEMBERSHIP_CHECK_S
         now = time.monotonic()
-        if now - self._checked_at >= every:
-            self._checked_at = now
-            self._check_membership(consumer, now)
+        if self.membership.due(now) and self.membership.check(consumer, now):
+            self._resubscribe(consumer)
 
-    def _check_membership(self, consumer: Consumer, now: float) -> None:
-        """Probe Kafka; after an outage or a wiped topic, start a fresh consumer if the group forgot us.
-
-        After a broker restart librdkafka logged "partition count changed from 4 to 0" and never
-        fetched again: the recreated topic's leader epochs are older than the ones the client
-        cached, so it waits for metadata that never comes. A new client has no such cache.
-        """
-        topic = self.settings.images_topic
-        try:
-            metadata = consumer.list_topics(topic, timeout=2.0).topics.get(topic)
-        except KafkaException as exc:
-            self.kafka.lost(f"metadata request failed: {exc}")
-            return
-        self.kafka.restored()
-        count = len(metadata.partitions) if metadata is not None and metadata.error is None else 0
-        if count == 0:
-            if not self._topic_vanished:
-                log.warning("topic %s has no partitions (deleted, or the broker restarted without its data); "
-                            "waiting for it to come back", topic)
-            self._topic_vanished = True
-            return
-        if self.kafka.restorations != self._restorations_seen:
-            self._restorations_seen = self.kafka.restorations
-            self._suspect_since = self._suspect_since or now
-        assignment = consumer.assignment()
-        healthy = bool(assignment) and all(tp.partition < count for tp in assignment)
-        grace = self.settings.session_timeout_ms / 1000
-        if self._topic_vanished or (self._suspect_since is not None and not healthy
-                                    and now - self._suspect_since >= grace):
-            log.warning("re-subscribing to %s with a new consumer: %s", topic,
-                        "the topic was deleted and created again" if self._topic_vanished else
-                        "the group did not give the partitions back after a Kafka outage",
-                        extra=event("resubscribed", topic=topic, topic_vanished=self._topic_vanished))
-            if self._topic_vanished:
-                self.watcher.close()  # its models-topic reader has the same stale cache: read the topic anew
-            consumer.close()
-            self._consumer = self.consumer_factory(self.settings, self.settings.group,
-                                                   error_cb=self.kafka.on_error)
-            self._subscribe()
-            self._topic_vanished = False
-            self._suspect_since = None
-        elif healthy:
-            self._suspect_since = None
+    def _resubscribe(self, consumer: Consumer) -> None:
+        """A fresh consumer in the group (see .membership: a stale client's metadata cache never recovers)."""
+        topic, vanished = self.settings.images_topic, self.membership.topic_vanished
+        log.warning("re-subscribing to %s with a new consumer: %s", topic,
+                    "the topic was deleted and created again" if vanished else
+                    "the group did not give the partitions back after a Kafka outage",
+                    extra=event("resubscribed", topic=topic, topic_vanished=vanished))
+        if vanished:
+            self.watcher.close()  # its models-topic reader has the same stale cache: read the topic anew
+        consumer.close()
+        self._consumer = self.consumer_factory(self.settings, self.settings.group, error_cb=self.kafka.on_error)
+        self._subscribe()
+        self.membership.resubscribed()
 
     # -- rebalance ---------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
