@@ -155,11 +155,14 @@ class ModelWatcher:
                 self._read_upto[partition] = offset + 1
             if (message.key() or b"") == self.settings.model_name.encode():
                 self._seen_own_model = True
-            kind = record_kind(message.key(), headers_to_dict(message.headers()), self.settings.model_name)
+            headers = headers_to_dict(message.headers())
+            kind = record_kind(message.key(), headers, self.settings.model_name)
             if kind == LIFECYCLE:
                 self.lifecycle.on_snapshot(message.value() or b"")
                 continue
-            artifact = self._verify(message)
+            if kind is None:
+                continue  # another model on the shared topic
+            artifact = self._verify(message, headers, kind)
             if artifact is None:
                 continue
             if kind == ARTIFACT:
@@ -273,11 +276,9 @@ class ModelWatcher:
                      f"v{artifact.version} is not newer than v{current.version}{same} serving; publish it under "
                      f"a new version (`streamscore publish-model PATH --version {current.version + 1}`)")
 
-    def _verify(self, message: Message) -> ModelArtifact | None:
-        headers = headers_to_dict(message.headers())
-        kind = record_kind(message.key(), headers, self.settings.model_name)
-        if kind not in (ARTIFACT, PLAIN):
-            return None  # another model on the shared topic
+    def _verify(self, message: Message, headers: dict[str, bytes], kind: str) -> ModelArtifact | None:
+        """The artifact of an ARTIFACT or PLAIN record of our model (``headers`` and ``kind`` as poll
+        decoded them), or None after rejecting it."""
         value = message.value() or b""
         header_version = header_model_version(headers)
         if hashlib.sha256(value).hexdigest() != headers.get("sha256", b"").decode("latin-1"):
