@@ -24,7 +24,7 @@ from streamscore.ops.topic_summary import DeadLetters
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import describe_kafka_error, make_consumer
 from streamscore.shared.messages import decode_image, header_model_version, headers_to_dict
-from streamscore.shared.model_records import ARTIFACT, LIFECYCLE, RECORD_TYPE
+from streamscore.shared.model_records import LIFECYCLE, parse_record
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,9 @@ class PublishedModels:
         version = header_model_version(headers)
         if key is None or value is None or version is None:
             return  # tombstones and records without a version are not models (consumers skip them too)
-        if headers.get(RECORD_TYPE, b"") == LIFECYCLE.encode():
+        name, kind = parse_record(key, headers)  # an artifact record's key "<name>@v<N>" names its model
+        if kind == LIFECYCLE:
             return  # a lifecycle snapshot (roles come from the predictions), not an artifact
-        name = key.decode("utf-8", "replace")
-        if headers.get(RECORD_TYPE, b"") == ARTIFACT.encode():
-            name = name.rsplit("@v", 1)[0]  # one version's artifact record: key "<name>@v<N>"
         sha256 = headers.get("sha256", b"").decode("latin-1")
         problem, accuracy, created = "", None, None
         if hashlib.sha256(value).hexdigest() != sha256:

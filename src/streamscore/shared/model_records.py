@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import NamedTuple
 
 from streamscore.shared.messages import Headers
 
@@ -40,16 +41,34 @@ def versioned_name(name: str) -> bool:
     return _VERSIONED.match(name) is not None
 
 
-def record_kind(key: bytes | None, headers: dict[str, bytes], name: str) -> str | None:
-    """ARTIFACT, LIFECYCLE or PLAIN for a record of model ``name``; None for another model's."""
+class RecordKey(NamedTuple):
+    """What a models-topic record's key and ``record-type`` header say, whichever model it is of."""
+
+    #: the model's name (an artifact record's key without its ``@v<N>``)
+    name: str
+    #: ARTIFACT, LIFECYCLE or PLAIN
+    kind: str
+
+
+def parse_record(key: bytes | None, headers: dict[str, bytes]) -> RecordKey:
+    """The model name and kind of a record on the models topic, without knowing which model is wanted.
+
+    ARTIFACT needs both the header and a ``<name>@v<N>`` key; a record with header ``lifecycle`` is
+    LIFECYCLE under its key; anything else is PLAIN under its whole key (an artifact header on a key
+    without ``@v<N>`` included: no reader of a model takes it as an artifact record).
+    """
     text = (key or b"").decode("utf-8", "replace")
     kind = headers.get(RECORD_TYPE, b"").decode("latin-1")
-    if text == name:
-        return LIFECYCLE if kind == LIFECYCLE else PLAIN
-    match = _VERSIONED.match(text)
-    if match is not None and match["name"] == name and kind == ARTIFACT:
-        return ARTIFACT
-    return None
+    match = _VERSIONED.match(text) if kind == ARTIFACT else None
+    if match is not None:
+        return RecordKey(match["name"], ARTIFACT)
+    return RecordKey(text, LIFECYCLE if kind == LIFECYCLE else PLAIN)
+
+
+def record_kind(key: bytes | None, headers: dict[str, bytes], name: str) -> str | None:
+    """ARTIFACT, LIFECYCLE or PLAIN for a record of model ``name``; None for another model's."""
+    record = parse_record(key, headers)
+    return record.kind if record.name == name else None
 
 
 def artifact_headers(role: str) -> Headers:
