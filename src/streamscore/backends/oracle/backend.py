@@ -304,13 +304,7 @@ class OracleBackend(Backend):
             if timed and not self._timing_on:
                 cursor.callproc(oracle_sql.SET_TIMING_PROCEDURE, [1])  # debug: counters from zero
                 self._timing_on = True
-            try:
-                cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
-            except oracledb.DatabaseError as exc:
-                if not oracle_errors.is_package_state_error(exc):
-                    raise
-                log.info("package state discarded (package recompiled); calling the scorer again")
-                cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
+            oracle_package.score_staged(cursor, arguments)
         # one round trip for the whole batch (the default arraysize is 100)
         cursor.arraysize = cursor.prefetchrows = max(expected, 1)
         cursor.execute(oracle_sql.statement("select_predictions"), arguments)

@@ -17,6 +17,7 @@ from typing import Literal
 
 import oracledb
 
+from streamscore.backends.oracle import errors as oracle_errors
 from streamscore.backends.oracle import statements as oracle_sql
 from streamscore.backends.sqlfiles import read_sql, script
 from streamscore.errors import BackendError
@@ -101,3 +102,14 @@ def install(conn: oracledb.Connection, cursor: oracledb.Cursor, *, native: bool)
     cursor.execute(oracle_sql.statement("merge_package_digest"), [name, digest])
     conn.commit()
     log.info("installed package %s version %d (sha256 %s)", name, version, digest[:12])
+
+
+def score_staged(cursor: oracledb.Cursor, arguments: list[object]) -> None:
+    """Call the scorer over mnist_batch_ids; once more after ORA-04068 (a compile discarded the package state)."""
+    try:
+        cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
+    except oracledb.DatabaseError as exc:
+        if not oracle_errors.is_package_state_error(exc):
+            raise
+        log.info("package state discarded (package recompiled); calling the scorer again")
+        cursor.callproc(oracle_sql.SCORE_PROCEDURE, arguments)
