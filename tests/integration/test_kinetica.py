@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -194,3 +195,27 @@ def test_the_compose_healthcheck_needs_only_bash() -> None:
     assert subprocess.run(["bash", "-c", script], timeout=10).returncode == 0
     closed = script.replace(f"/{url.port}", "/1")
     assert subprocess.run(["bash", "-c", closed], timeout=10, stderr=subprocess.DEVNULL).returncode != 0
+
+
+@pytest.mark.parametrize(("timeout_ms", "sent"), [(3_000, 3), (0, None)])
+def test_requests_get_the_timeout_in_seconds(
+    timeout_ms: int, sent: int | None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # issue 17 item 1, on the wire: what gpudb hands to requests' Session.post for the backend's
+    # requests (seconds; None = no timeout, as requests refuses 0)
+    import requests
+
+    seen: dict[str, set[object]] = {}
+    post = requests.Session.post
+
+    def recording_post(self: requests.Session, url: str, *args: Any, **kwargs: Any) -> Any:
+        seen.setdefault(url.rsplit("/", 2)[-2] + "/" + url.rsplit("/", 1)[-1], set()).add(kwargs.get("timeout"))
+        return post(self, url, *args, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "post", recording_post)
+    with open_backend(f"{standin_url()}?schema=timeouts&timeout_ms={timeout_ms}") as backend:
+        backend.init_schema()
+        backend.store_offsets("g", {("t", 0): 5})  # multi-head ingest
+        assert backend.stored_offsets("g", "t") == {0: 5}
+    # gpudb's own connectivity checks (show/system…) use its fixed 2 s and 5 s
+    assert seen["execute/sql"] == seen["insert/records"] == {sent}
