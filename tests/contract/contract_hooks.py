@@ -131,8 +131,9 @@ def _sql(backend: Backend, statement: str, params: list[Any]) -> list[Any]:
             return list(cursor.fetchall()) if cursor.description else []
     if backend.name == "kinetica":
         numbered = iter(range(1, len(params) + 1))
-        with backend.db.query(re.sub(r"\?", lambda _: f"${next(numbered)}", statement),  # type: ignore[attr-defined]
-                              sql_params=list(params)) as rows:
+        # the comment lets the stand-in run a statement that is not in sql/kinetica (a comment to Kinetica)
+        probe = "/* streamscore test probe */ " + re.sub(r"\?", lambda _: f"${next(numbered)}", statement)
+        with backend.db.query(probe, sql_params=list(params)) as rows:  # type: ignore[attr-defined]
             return [tuple(row) for row in rows]
     pytest.skip(f"the contract suite has no SQL hook for {backend.name}")
 

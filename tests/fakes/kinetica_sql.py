@@ -1,8 +1,9 @@
 """The stand-in's database: Kinetica tables kept in an embedded DuckDB (tests only).
 
-Only the statements of ``sql/kinetica/`` are supported; each is rewritten to DuckDB's dialect
-by a few literal rules (see :func:`to_duckdb`), and a statement no rule knows is refused, so a
-new Kinetica statement fails loudly here instead of passing by accident. Tables remember their
+Only the statements of ``sql/kinetica/`` are supported (:func:`check_known`: the text of one of
+them, ``{schema}``/``{ids}``/``{versions}`` filled in; a test's own probe carries
+:data:`TEST_PROBE`); each is rewritten to DuckDB's dialect by a few literal rules (see
+:func:`to_duckdb`), so a new Kinetica statement fails loudly here instead of passing by accident. Tables remember their
 Kinetica column types (from the DDL) to answer ``/show/table`` with a gpudb type schema and to
 decode binary inserts.
 """
@@ -10,6 +11,7 @@ decode binary inserts.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import threading
@@ -83,9 +85,35 @@ def parse_create(statement: str) -> KineticaTable:
     return KineticaTable(f"{match[2]}.{match[3]}", columns, bool(match[1]), shard or primary)
 
 
+#: a comment marking a test's own statement (set-up, counting): not from sql/kinetica, let through
+TEST_PROBE = "/* streamscore test probe */"
+_BINDS = r"\$\d+(?:,\ \$\d+)*"
+
+
+@functools.cache
+def _known() -> tuple[re.Pattern[str], ...]:
+    """The statements of sql/kinetica as patterns (whitespace-normalized; placeholders as the backend fills them)."""
+    from streamscore.backends.sqlfiles import named_statements, read_sql, split_script
+
+    texts = [s.text for s in named_statements("kinetica").values()]
+    texts += [s.text for s in split_script(read_sql("kinetica", "schema.sql"), "sql/kinetica/schema.sql")]
+    patterns = []
+    for text in texts:
+        pattern = re.escape(" ".join(text.split())).replace(r"\{schema\}", r"\w+")
+        patterns.append(re.compile(pattern.replace(r"\{ids\}", _BINDS).replace(r"\{versions\}", _BINDS)))
+    return tuple(patterns)
+
+
+def check_known(statement: str) -> None:
+    """ValueError unless ``statement`` is one of sql/kinetica's (or a test probe, :data:`TEST_PROBE`)."""
+    text = " ".join(statement.split())
+    if TEST_PROBE not in text and not any(p.fullmatch(text) for p in _known()):
+        raise ValueError(f"statement not in sql/kinetica, so not supported by the stand-in: {text[:80]!r}")
+
+
 def to_duckdb(statement: str) -> str:
     """``statement`` (from sql/kinetica) in DuckDB's dialect; ValueError for anything else."""
-    text = statement.strip()
+    text = statement.replace(TEST_PROBE, "").strip()
     if re.match(r"CREATE\s+SCHEMA\s+IF\s+NOT\s+EXISTS\s+\w+$", text, re.I):
         return text
     if re.match(r"CREATE\s+(REPLICATED\s+)?TABLE", text, re.I):
@@ -112,6 +140,7 @@ class Database:
             list[tuple[str, str]], list[tuple[Any, ...]], int]:
         """(columns as (name, DuckDB type), rows, count affected) of one statement; ``schema`` is the
         ``current_schema`` option of /execute/sql (unqualified table names resolve there)."""
+        check_known(statement)
         translated = to_duckdb(statement)
         with self.lock, self._current_schema(schema):
             if translated.upper().startswith("CREATE") and " TABLE " in translated.upper():

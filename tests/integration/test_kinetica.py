@@ -11,15 +11,18 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fakes.kinetica_sql import TEST_PROBE, Database, check_known
 from kinetica_fixtures import kinetica_url, standin_url  # noqa: F401
 from streamscore.backends import BackendURL, ImageBatch, ModelRef, SourceOffset, open_backend
-from streamscore.backends.kinetica import KineticaBackend
+from streamscore.backends.kinetica import KineticaBackend, tables
+from streamscore.backends.sqlfiles import named_statements
 from streamscore.model.artifact import build_artifact
 from streamscore.models import bundled_model
 from streamscore.producers.models import publish_model
@@ -97,10 +100,11 @@ def kinetica_rows(url: str) -> tuple[list[tuple[str, int]], set[str]]:
     """(image id, model version) of every prediction row and the stored image ids, read with gpudb."""
     backend = open_backend(url)
     assert isinstance(backend, KineticaBackend)
-    with backend, backend.db.query(f"SELECT image_id, model_version FROM {backend.schema}.predictions") as rows:
+    probe = f"{TEST_PROBE} SELECT image_id, model_version FROM {backend.schema}.predictions"
+    with backend, backend.db.query(probe) as rows:
         predictions = [(str(image_id), int(version)) for image_id, version in rows]
     with open_backend(url) as again, again.db.query(  # type: ignore[attr-defined]
-            f"SELECT image_id FROM {backend.schema}.images") as rows:
+            f"{TEST_PROBE} SELECT image_id FROM {backend.schema}.images") as rows:
         images = {str(row[0]) for row in rows}
     return predictions, images
 
@@ -194,3 +198,39 @@ def test_the_compose_healthcheck_needs_only_bash() -> None:
     assert subprocess.run(["bash", "-c", script], timeout=10).returncode == 0
     closed = script.replace(f"/{url.port}", "/1")
     assert subprocess.run(["bash", "-c", closed], timeout=10, stderr=subprocess.DEVNULL).returncode != 0
+
+
+@pytest.mark.parametrize(("timeout_ms", "sent"), [(3_000, 3), (0, None)])
+def test_requests_get_the_timeout_in_seconds(
+    timeout_ms: int, sent: int | None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # issue 17 item 1, on the wire: what gpudb hands to requests' Session.post for the backend's
+    # requests (seconds; None = no timeout, as requests refuses 0)
+    import requests
+
+    seen: dict[str, set[object]] = {}
+    post = requests.Session.post
+
+    def recording_post(self: requests.Session, url: str, *args: Any, **kwargs: Any) -> Any:
+        seen.setdefault(url.rsplit("/", 2)[-2] + "/" + url.rsplit("/", 1)[-1], set()).add(kwargs.get("timeout"))
+        return post(self, url, *args, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "post", recording_post)
+    with open_backend(f"{standin_url()}?schema=timeouts&timeout_ms={timeout_ms}") as backend:
+        backend.init_schema()
+        backend.store_offsets("g", {("t", 0): 5})  # multi-head ingest
+        assert backend.stored_offsets("g", "t") == {0: 5}
+    # gpudb's own connectivity checks (show/system…) use its fixed 2 s and 5 s
+    assert seen["execute/sql"] == seen["insert/records"] == {sent}
+
+
+def test_the_standin_runs_only_the_statements_of_sql_kinetica() -> None:
+    # issue 17 item 9: a statement the backend makes up (not in sql/kinetica) fails on the stand-in
+    db = Database()
+    for statement in tables.schema_statements("s"):
+        db.execute(statement, [])
+    with pytest.raises(ValueError, match="not in sql/kinetica"):
+        db.execute("SELECT image_id FROM s.images WHERE batch_id = $1", ["b"])
+    assert db.execute(f"{TEST_PROBE} SELECT image_id FROM s.images WHERE batch_id = $1", ["b"])[1] == []
+    for name in named_statements("kinetica"):  # as the backend fills them in
+        check_known(tables.sql(name, "sst_1", 3, first=5, versions=2))

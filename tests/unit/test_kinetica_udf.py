@@ -255,3 +255,29 @@ def test_infer_scores_the_bundled_cnn_and_verifies_its_layer_list(infer: ModuleT
     altered = params | {"spec": params["spec"].replace('"pool":[2,2]', '"pool":[1,1]', 1)}
     with pytest.raises(ValueError, match="do not match"):
         infer.model_from_params(altered)
+
+
+def test_layered_udf_and_its_digest_check_under_kineticas_python(test_split: MnistSplit, tmp_path: Path) -> None:
+    # issue 17 item 10: the layered path (conv2d, maxpool2d, flatten) and the sha256 check run as
+    # their own process under Kinetica's Python too, not only the dense stack
+    from streamscore.models import bundled_model
+
+    python, cnn = udf_python(), bundled_model(4)
+    table = harness.Table("s.score_inbox", harness.INFER_INPUT, {
+        "image_id": [test_split.image_id(i) for i in range(60)],
+        "pixels": [test_split.images[i].tobytes() for i in range(60)], "batch_id": ["b"] * 60,
+    })
+    udf = [python, str(harness.ROOT / "udfs" / "mnist_infer.py")]
+    outputs = [harness.Table("s.prediction_stage", harness.INFER_OUTPUT)]
+    runs = harness.run_distributed(udf, tmp_path / "ok", params=infer_params(cnn, "b"), inputs=[table],
+                                   outputs=outputs, segments=2)
+    out = {name: [v for run in runs for v in run.outputs["s.prediction_stage"][name]]
+           for name in ("image_id", *tables.PROBABILITY_COLUMNS)}
+    order = [int(image_id.rsplit("-", 1)[1]) for image_id in out["image_id"]]
+    assert sorted(order) == list(range(60))
+    probs = np.array([out[f"p{k}"] for k in range(10)]).T
+    assert np.abs(probs - cnn.forward(test_split.images[order])).max() <= 1e-5
+    altered = infer_params(cnn, "b") | {"sha256": "0" * 64}
+    with pytest.raises(AssertionError, match="do not match"):
+        harness.run_distributed(udf, tmp_path / "bad", params=altered, inputs=[table],
+                                outputs=[harness.Table("s.prediction_stage", harness.INFER_OUTPUT)], segments=2)

@@ -79,7 +79,7 @@ class KineticaBackend(Backend):
         "schema": "schema of the streamscore tables (default streamscore)",
         "head_only": "1 to post multi-head ingest to the head node only",
         "udf_timeout": "seconds to wait for one UDF run (default 120)",
-        "timeout_ms": "HTTP request timeout of the client in ms (default 60000)",
+        "timeout_ms": "HTTP request timeout of the client in ms (default 60000, 0 for none)",
     }
 
     def __init__(self, url: BackendURL) -> None:

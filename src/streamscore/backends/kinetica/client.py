@@ -7,13 +7,14 @@ import socket
 from typing import Any
 
 
-def request_timeout_s(timeout_ms: int) -> int:
-    """The gpudb ``Options.timeout`` for a timeout in ms: whole seconds, at least 1 (0 stays 0, no timeout).
+def request_timeout_s(timeout_ms: int) -> int | None:
+    """The gpudb ``Options.timeout`` for a timeout in ms: whole seconds, at least 1; 0 (no timeout) is None.
 
     gpudb documents the option in milliseconds but hands it to ``requests`` as its ``timeout``,
-    which is seconds (and int()s it): 60000 would wait 16.7 hours, 500 would become 0 = forever.
+    which is seconds (and int()s it): 60000 would wait 16.7 hours. ``requests`` refuses a timeout
+    of 0 (ValueError on every request), so "no timeout" is gpudb's None, which it passes on as is.
     """
-    return 0 if timeout_ms == 0 else max(1, math.ceil(timeout_ms / 1000))
+    return None if timeout_ms == 0 else max(1, math.ceil(timeout_ms / 1000))
 
 
 def unreachable_workers(db: Any, timeout: float = 2.0) -> list[str]:
