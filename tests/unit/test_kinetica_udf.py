@@ -188,11 +188,11 @@ def test_infer_verifies_the_weights_digest(infer: ModuleType, artifact: ModelArt
 
 
 def udf_python() -> str:
-    """A Python 3.10 with numpy, like Kinetica's default UDF environment (3.10, numpy 2.2.6):
+    """Exactly a Python 3.10 with numpy, like Kinetica's default UDF environment (3.10, numpy 2.2.6):
     ``STREAMSCORE_UDF_PYTHON``, else ``python3.10`` on PATH; skips when there is none."""
     candidates = [os.environ.get("STREAMSCORE_UDF_PYTHON"), shutil.which("python3.10")]
     for python in filter(None, candidates):
-        probe = subprocess.run([python, "-c", "import sys, numpy; print(sys.version_info[:2] >= (3, 10))"],
+        probe = subprocess.run([python, "-c", "import sys, numpy; print(sys.version_info[:2] == (3, 10))"],
                                capture_output=True, text=True, check=False)
         if probe.returncode == 0 and probe.stdout.strip() == "True":
             return python
