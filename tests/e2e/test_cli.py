@@ -217,7 +217,8 @@ def unused_port() -> int:
 
 @pytest.mark.parametrize("log_json", [False, True])
 def test_status_with_kafka_unreachable_is_one_line_and_exit_2(log_json: bool) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "STREAMSCORE_KAFKA_BOOTSTRAP"} | {"COLUMNS": "200"}
+    env = {k: v for k, v in os.environ.items() if k != "STREAMSCORE_KAFKA_BOOTSTRAP"} | {
+        "COLUMNS": "200", "STREAMSCORE_KAFKA_TIMEOUT_S": "2"}
     address = f"127.0.0.1:{unused_port()}"
     flags = ["--log-json"] if log_json else []
     result = cli(*flags, "--bootstrap", address, "status", "--no-database", env=env, timeout=60)  # global options
@@ -230,7 +231,8 @@ def test_status_with_kafka_unreachable_is_one_line_and_exit_2(log_json: bool) ->
 
 @pytest.mark.parametrize("args", [("evaluate", "--idle", "1"), ("produce", "--limit", "10")])
 def test_commands_with_kafka_unreachable_end_in_one_error_line(args: tuple[str, ...], tmp_path: Path) -> None:
-    env = dict(os.environ, COLUMNS="200", STREAMSCORE_KAFKA_BOOTSTRAP=f"127.0.0.1:{unused_port()}")
+    env = dict(os.environ, COLUMNS="200", STREAMSCORE_KAFKA_BOOTSTRAP=f"127.0.0.1:{unused_port()}",
+               STREAMSCORE_KAFKA_TIMEOUT_S="2")  # how long commands wait for Kafka (default 15 s)
     result = cli(*args, "--bootstrap", env["STREAMSCORE_KAFKA_BOOTSTRAP"], env=env, timeout=90)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr

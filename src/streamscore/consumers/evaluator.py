@@ -33,9 +33,6 @@ from streamscore.shared.messages import Prediction, ReceivedHeaders
 
 log = logging.getLogger(__name__)
 
-#: how long a one-shot evaluation waits for an unreachable Kafka before it stops with an error
-UNREACHABLE_LIMIT_S = 15.0
-
 
 @dataclass
 class VersionReport:
@@ -200,14 +197,15 @@ def read_predictions(
     expect: int | None = None,
     stop: threading.Event | None = None,
     evaluation: Evaluation | None = None,
-    unreachable_limit: float = UNREACHABLE_LIMIT_S,
+    unreachable_limit: float | None = None,
 ) -> Evaluation:
     """Read the topic from the beginning until ``expect`` distinct images, idle, or stop.
 
     Pass ``evaluation`` to watch it fill from another thread (``evaluate --follow``).
     Kafka unreachable for ``unreachable_limit`` seconds raises KafkaError (``--follow``
-    keeps waiting instead, with one warning).
+    keeps waiting instead, with one warning); by default ``settings.kafka_timeout_s``.
     """
+    unreachable_limit = settings.kafka_timeout_s if unreachable_limit is None else unreachable_limit
     evaluation = evaluation if evaluation is not None else Evaluation()
     down_since: list[float] = []  # set by librdkafka's error callback while no broker answers
 

@@ -64,10 +64,11 @@ class Status:
 
 
 def collect_status(settings: Settings, backend_url: str | None = None, idle_s: float = 1.0,
-                   embedded: bool = True, kafka_timeout: float = 10.0) -> Status:
+                   embedded: bool = True, kafka_timeout: float | None = None) -> Status:
     """Ask Kafka (and the database, when a backend URL is given) where the scorers stand.
 
-    Raises KafkaError (one line) when Kafka does not answer within ``kafka_timeout`` seconds.
+    Raises KafkaError (one line) when Kafka does not answer within ``kafka_timeout`` seconds
+    (default: ``settings.kafka_timeout_s``).
     """
     existing_topics(settings, kafka_timeout)  # fail fast, in one line, before the clients below retry for long
     status = Status(settings.group, settings.images_topic, approximate_lag=embedded)

@@ -6,6 +6,7 @@ variables, all prefixed ``STREAMSCORE_``:
 
 STREAMSCORE_KAFKA_BOOTSTRAP       Kafka bootstrap servers (host:port[,host:port])
 STREAMSCORE_KAFKA_CONFIG          extra librdkafka settings as JSON, e.g. SASL (secret)
+STREAMSCORE_KAFKA_TIMEOUT_S       seconds a command waits for Kafka to answer before it stops in one line (15)
 STREAMSCORE_IMAGES_TOPIC          default mnist.images
 STREAMSCORE_MODELS_TOPIC          default mnist.models
 STREAMSCORE_PREDICTIONS_TOPIC     default mnist.predictions (the evaluation topic)
@@ -58,6 +59,8 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_config: SecretStr = SecretStr("{}")
+    #: how long a command waits for Kafka to answer at start (topics, metadata) before it stops in one line
+    kafka_timeout_s: float = Field(default=15.0, gt=0)
     images_topic: str = "mnist.images"
     models_topic: str = "mnist.models"
     predictions_topic: str = "mnist.predictions"

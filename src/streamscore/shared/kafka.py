@@ -99,8 +99,10 @@ def quiet_admin(settings: Settings) -> AdminClient:
     return AdminClient(client_config(settings, overrides={"log_level": 2}))
 
 
-def existing_topics(settings: Settings, timeout: float = 15.0, admin: AdminClient | None = None) -> set[str]:
-    """The topic names of the cluster; KafkaError when Kafka does not answer within ``timeout`` seconds."""
+def existing_topics(settings: Settings, timeout: float | None = None, admin: AdminClient | None = None) -> set[str]:
+    """The topic names of the cluster; KafkaError when Kafka does not answer within ``timeout`` seconds
+    (default: ``settings.kafka_timeout_s``)."""
+    timeout = settings.kafka_timeout_s if timeout is None else timeout
     admin = admin or quiet_admin(settings)
     deadline = time.monotonic() + timeout
     while True:
@@ -126,11 +128,13 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     ]
 
 
-def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[str]:
+def ensure_topics(settings: Settings, timeout: float | None = None) -> list[str]:
     """Create the four topics if missing; return the names that were created.
 
-    Raises KafkaError (one line) when Kafka does not answer within ``timeout`` seconds.
+    Raises KafkaError (one line) when Kafka does not answer within ``timeout`` seconds
+    (default: ``settings.kafka_timeout_s``).
     """
+    timeout = settings.kafka_timeout_s if timeout is None else timeout
     admin = quiet_admin(settings)
     existing = existing_topics(settings, timeout, admin)
     wanted = [spec for spec in topic_specs(settings) if spec.topic not in existing]
