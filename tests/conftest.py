@@ -15,8 +15,8 @@ from streamscore.broker import EmbeddedBroker
 from streamscore.shared.config import Settings, default_mnist_dir, load_settings
 from streamscore.shared.mnist import MnistSplit, load_split
 
-#: fixture modules of tests/support (plain helpers there are imported where they are used)
-pytest_plugins = ["support.proxied_broker"]
+#: fixture modules (plain helpers in them are imported where they are used; fixtures never are)
+pytest_plugins = ["support.proxied_broker", "postgres_fixtures", "oracle_fixtures", "kinetica_fixtures"]
 
 
 @pytest.fixture(scope="session")

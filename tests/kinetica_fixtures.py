@@ -1,8 +1,8 @@
 """Where the Kinetica tests find a server: ``STREAMSCORE_TEST_KINETICA_URL``, else (for the
 contract suite) the local stand-in of tests/fakes/kinetica_server.py.
 
-Plain helpers plus one pytest fixture, so the shared contract suite can include
-Kinetica with ``pytest_plugins`` or a direct import.
+Plain helpers plus one pytest fixture (``kinetica_url``, registered by tests/conftest.py's
+``pytest_plugins``; test modules import only the helpers).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ JOIN model_layers AS l ON l.name = $name AND l.version = $version AND l.layer = 
 
 -- name: sql_activate
 --   x = act(z)   (zmax and zsum are per image, for softmax); {activation} is one expression
---   from a fixed list in streamscore/backends/activations_sql.py (never user input)
+--   of activations.sql (activation_<name>, chosen by the model's layer, never user input)
 CREATE OR REPLACE TEMP TABLE ss_act AS
 SELECT image_id, list(({activation})::FLOAT ORDER BY unit) AS x
 FROM (

@@ -57,12 +57,8 @@ def set_globals(bootstrap: str | None, backend: str | None, log_json: bool, verb
     GLOBALS.bootstrap, GLOBALS.backend, GLOBALS.log_json, GLOBALS.verbose = bootstrap, backend, log_json, verbose
 
 
-def global_options(
-    bootstrap: Annotated[str | None, typer.Option("--bootstrap", help=BOOTSTRAP_HELP)] = None,
-    backend: Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)] = None,
-    log_json: Annotated[bool, typer.Option("--log-json", help=LOG_JSON_HELP)] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
-) -> None:
+def global_options(bootstrap: Bootstrap = None, backend: BackendOpt = None, log_json: LogJson = False,
+                   verbose: Verbose = False) -> None:
     """Stream MNIST images through Kafka, score them inside a database, hot-swap models over Kafka.
 
     The options here apply to every command; a command's own --bootstrap/--backend win.

@@ -11,6 +11,7 @@ away; :class:`RepeatFilter` lets the first one through and then one summary per 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -18,6 +19,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -39,6 +42,18 @@ def event(name: str, **fields: Any) -> dict[str, Any]:
     if name not in EVENTS:
         raise ValueError(f"unknown log event {name!r}; add it to streamscore.logs.EVENTS")
     return {"event": name, "event_data": fields}
+
+
+def logged_events(log_path: Path, *names: str) -> list[tuple[float, str, dict[str, Any]]]:
+    """(epoch seconds, event, data) of the JSON log lines (--log-json) marking one of ``names``, in order."""
+    found = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+            record = json.loads(line)
+            if record.get("event") in names:
+                stamp = datetime.fromisoformat(record["ts"].replace("Z", "+00:00")).timestamp()
+                found.append((stamp, str(record["event"]), dict(record.get("data") or {})))
+    return found
 
 
 class JsonFormatter(logging.Formatter):

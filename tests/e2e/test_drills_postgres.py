@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from postgres_fixtures import postgres_url  # noqa: F401 - the fixture
 from streamscore.backends import open_backend
 from streamscore.backends.url import BackendURL
 from streamscore.broker.embedded import free_port
@@ -31,7 +30,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 @pytest.fixture
-def proxy(postgres_url: str) -> Iterator[OutageProxy]:  # noqa: F811
+def proxy(postgres_url: str) -> Iterator[OutageProxy]:
     parsed = BackendURL.parse(postgres_url)
     running = OutageProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
     try:
@@ -42,7 +41,7 @@ def proxy(postgres_url: str) -> Iterator[OutageProxy]:  # noqa: F811
 
 @pytest.fixture
 def pg(make_settings: Callable[..., Settings], tmp_path: Path, test_split: MnistSplit,
-       postgres_url: str, proxy: OutageProxy) -> Iterator[Drill]:  # noqa: F811
+       postgres_url: str, proxy: OutageProxy) -> Iterator[Drill]:
     url = proxy.url_for(postgres_url)
     settings = drill_settings(make_settings, backend=url)
     with drill(settings, url, tmp_path, test_split) as running:

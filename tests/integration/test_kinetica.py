@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fakes.kinetica_sql import TEST_PROBE, Database, check_known
-from kinetica_fixtures import kinetica_url, standin_url  # noqa: F401
+from kinetica_fixtures import standin_url
 from streamscore.backends import BackendURL, ImageBatch, ModelRef, SourceOffset, open_backend
 from streamscore.backends.kinetica import KineticaBackend, tables
 from streamscore.backends.sqlfiles import named_statements
@@ -34,7 +34,7 @@ from support.offsets import reset_group
 pytestmark = pytest.mark.kinetica
 
 
-def test_write_batch_replay_and_models(kinetica_url: str) -> None:  # noqa: F811
+def test_write_batch_replay_and_models(kinetica_url: str) -> None:
     check_write_batch_replay_and_models(kinetica_url)
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from postgres_fixtures import postgres_url
 from streamscore.backends import Backend, ScoredBatch, open_backend
 from streamscore.backends.model_cache import MAX_CACHED_VERSIONS
 from streamscore.consumers.metrics import METRIC_VERSIONS
@@ -25,8 +24,6 @@ from streamscore.model.artifact import ModelArtifact
 from streamscore.models import bundled_model
 from support.fake_kafka import FakeCluster
 from support.loop_harness import LoopRun, loop_settings
-
-__all__ = ["postgres_url"]  # the fixture, imported for pytest
 
 SWAPS = 100
 IMAGES_PER_SWAP = 3

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import oracledb
@@ -29,11 +27,6 @@ from streamscore.model.artifact import ModelArtifact, build_artifact
 from streamscore.model.reference import predict
 from streamscore.shared.mnist import MnistSplit, load_split
 
-# tests/ is not a package: make the shared fixture module importable (pytest "pythonpath")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from oracle_fixtures import oracle_url
-
-__all__ = ["oracle_url"]
 pytestmark = pytest.mark.oracle
 
 RUN = uuid.uuid4().hex[:8]

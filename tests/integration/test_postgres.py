@@ -10,7 +10,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from postgres_fixtures import postgres_test_url, postgres_url, skip_unless_postgres
+from postgres_fixtures import postgres_test_url, skip_unless_postgres
 from streamscore.backends import ImageBatch, ModelRef, SourceOffset, open_backend
 from streamscore.backends.postgres import PostgresBackend
 from streamscore.errors import ArtifactError, BackendDataError, BackendError, BackendUnavailable
@@ -18,7 +18,6 @@ from streamscore.models import bundled_model
 from streamscore.shared.mnist import load_split
 
 pytestmark = pytest.mark.postgres
-__all__ = ["postgres_url"]  # the fixture, imported for pytest
 
 
 @pytest.fixture

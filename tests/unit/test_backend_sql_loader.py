@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from streamscore.backends.activations_sql import ACTIVATIONS, activation_sql
 from streamscore.backends.sqlfiles import named_statements, parse_named, split_script, statement
 from streamscore.errors import ConfigError
 
@@ -96,3 +97,12 @@ def test_shipped_statements_send_no_comment_lines(engine: str) -> None:
         if not found.text.upper().rstrip().endswith("END;"):
             assert "--" not in found.text, name
         assert not re.search(r";\s*$", found.text) or found.text.rstrip().upper().endswith("END;"), name
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_the_activations_of_the_pure_sql_pass_are_named_statements(engine: str) -> None:
+    for activation in ACTIVATIONS:
+        text = activation_sql(engine, activation)
+        assert text.strip() and "--" not in text and ";" not in text, activation
+    with pytest.raises(ConfigError, match="no SQL for activation 'gelu'"):
+        activation_sql(engine, "gelu")

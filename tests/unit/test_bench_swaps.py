@@ -40,3 +40,12 @@ def test_rss_and_the_role_publisher_are_found_or_explained() -> None:
     assert (rss_mb() or 1.0) > 0
     publish, reason = role_publisher()
     assert (publish is None) == bool(reason)
+
+
+def test_the_database_memory_is_asked_of_the_backend_not_of_its_internals() -> None:
+    from streamscore.backends import open_backend
+
+    with open_backend("duckdb:///:memory:") as duckdb:
+        used = duckdb.memory_mb()
+    assert used is not None and used >= 0
+    assert open_backend("postgresql://streamscore@127.0.0.1:1/db").memory_mb() is None  # not connected

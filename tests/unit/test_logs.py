@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
-from streamscore.logs import JsonFormatter, RepeatFilter, event
+from streamscore.logs import JsonFormatter, RepeatFilter, event, logged_events
 
 
 def record(message: str, **extra: object) -> logging.LogRecord:
@@ -23,6 +24,22 @@ def test_json_lines_carry_the_event_and_its_data() -> None:
     assert line["message"] == "assigned 0@5" and line["level"] == "warning"
     plain = json.loads(JsonFormatter().format(record("no event here")))
     assert "event" not in plain and "data" not in plain
+
+
+def test_bench_and_drills_read_events_not_wording(tmp_path: Path) -> None:
+    log = tmp_path / "consumer.log"
+    formatter = JsonFormatter()
+    log.write_text("\n".join([
+        "not json: \"event\": \"assigned\"",
+        formatter.format(record("partitions assigned")),  # the wording alone is not the event
+        formatter.format(record("got 3", **event("assigned", partitions=[3]))),
+        formatter.format(record("lost 3", **event("revoked", partitions=[3]))),
+    ]))
+    found = logged_events(log, "assigned", "revoked")
+    assert [(name, data) for _, name, data in found] == [("assigned", {"partitions": [3]}),
+                                                         ("revoked", {"partitions": [3]})]
+    assert all(stamp > 1_600_000_000 for stamp, _, _ in found)
+    assert logged_events(log, "paused") == []
 
 
 def test_an_unknown_event_name_is_refused() -> None:

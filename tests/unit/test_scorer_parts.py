@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import random
+import threading
 import urllib.error
 import urllib.request
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING
 
-from streamscore.consumers.metrics import MetricsServer, ScorerMetrics
-from streamscore.consumers.outage import Backoff
+from streamscore.backends import open_backend
+from streamscore.consumers.kafka_link import KafkaLink
+from streamscore.consumers.metrics import MetricsServer, ScorerMetrics, ScorerStats
+from streamscore.consumers.outage import Backoff, OutageHandler
 from streamscore.consumers.partitions import start_offset
 from streamscore.consumers.watchdog import ProgressWatchdog
 from streamscore.consumers.workers import check_scale_out, worker_env
-from streamscore.errors import ConfigError
+from streamscore.errors import BackendUnavailable, ConfigError
 from streamscore.shared.config import Settings
 
 
@@ -25,6 +29,24 @@ def test_backoff_doubles_up_to_the_cap_with_bounded_jitter() -> None:
         assert base * 0.8 <= delay <= base * 1.2
     backoff.reset()
     assert backoff.base() == 0.5
+
+
+@pytest.mark.parametrize(("retry_after", "waited"), [(7.5, 7.5), (0.0, 0.1)])
+def test_a_database_retry_waits_the_longer_of_backoff_and_retry_after(
+        caplog: pytest.LogCaptureFixture, retry_after: float, waited: float) -> None:
+    settings = Settings(retry_backoff_start_s=0.1, retry_backoff_max_s=0.1)
+    stop = threading.Event()
+    stop.set()  # the wait itself returns at once; the retry event says how long it was
+    with open_backend("duckdb:///:memory:") as backend:
+        outages = OutageHandler(settings, backend, stop, ScorerStats(), ScorerMetrics(), lambda: None,
+                                KafkaLink(settings.kafka_bootstrap))
+        retry = outages.retry()
+        retry.backoff.jitter = 0.0
+        error = BackendUnavailable("deadlock (test)", retry_after=retry_after)
+        with caplog.at_level(logging.WARNING, "streamscore.consumers.outage"):
+            outages.database_down(error, "writing a batch", retry)
+    (record,) = [r for r in caplog.records if getattr(r, "event", None) == "retry"]
+    assert record.event_data["delay_s"] == pytest.approx(waited)
 
 
 def test_backoff_jitter_spreads_consumers() -> None:

@@ -97,10 +97,8 @@ from streamscore.model.artifact import ModelArtifact
 from streamscore.model.trainer import TrainConfig
 from streamscore.shared.timing import PhaseTimes
 
-__all__ = [
-    "MAX_MODEL_NAME_BYTES", "ROLES", "Backend", "ImageBatch", "ModelRef", "PurgeReport", "ScoredBatch", "ServingSet",
-    "SourceOffset", "TopicPartitionKey", "describe",
-]
+__all__ = ["MAX_MODEL_NAME_BYTES", "ROLES", "Backend", "ImageBatch", "ModelRef", "PurgeReport", "ScoredBatch",
+           "ServingSet", "SourceOffset", "TopicPartitionKey", "describe"]
 
 
 class Backend(ABC):
@@ -282,6 +280,10 @@ class Backend(ABC):
         engine caches there, in this connection's database session; least recently used first.
         At most ``model_cache.MAX_CACHED_VERSIONS`` per cache, however many swaps there were.
         None when the engine cannot tell (Oracle: package state, bounded by ``c_max_cached``)."""
+        return None
+
+    def memory_mb(self) -> float | None:
+        """MB the database holds for this connection, where it can be read (bench: memory over swaps)."""
         return None
 
     # -- errors ----------------------------------------------------------------------------

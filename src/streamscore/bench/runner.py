@@ -38,6 +38,7 @@ from streamscore.bench.swaps import SWAPS, swap_figures, swap_rows
 from streamscore.broker import EmbeddedBroker
 from streamscore.consumers.scorer import Scorer
 from streamscore.errors import BenchError
+from streamscore.logs import logged_events
 from streamscore.models import bundled_model
 from streamscore.producers.images import produce_images
 from streamscore.producers.models import publish_model
@@ -129,7 +130,7 @@ def paced_latency(settings: Settings, rate: float, workdir: Path) -> dict[str, A
                                     env=cli_environment(settings), stdout=subprocess.DEVNULL, stderr=log_file)
     try:
         deadline = time.monotonic() + 60
-        while b'"event": "assigned"' not in log_path.read_bytes():
+        while not logged_events(log_path, "assigned"):
             if consumer.poll() is not None or time.monotonic() > deadline:
                 raise BenchError(f"the consumer of the latency run did not join its group; see {log_path}")
             time.sleep(0.1)

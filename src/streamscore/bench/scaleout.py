@@ -18,7 +18,6 @@ when ``bootstrap`` is given, else a fresh embedded broker.
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import subprocess
 import sys
@@ -27,13 +26,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from streamscore.bench.numbered import send_numbered
 from streamscore.broker import EmbeddedBroker
 from streamscore.consumers.workers import check_scale_out, worker_env
+from streamscore.logs import logged_events
 from streamscore.models import bundled_model
 from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
@@ -85,27 +84,15 @@ def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
-def _events(log_path: Path, *names: str) -> list[tuple[float, str, dict[str, Any]]]:
-    """(epoch seconds, event, data) of the JSON log lines marking one of ``names``, in log order."""
-    found = []
-    for line in log_path.read_text(errors="replace").splitlines():
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            record = json.loads(line)
-            if record.get("event") in names:
-                stamp = datetime.fromisoformat(record["ts"].replace("Z", "+00:00")).timestamp()
-                found.append((stamp, str(record["event"]), dict(record.get("data") or {})))
-    return found
-
-
 def _log_times(log_path: Path, name: str) -> list[float]:
     """Epoch seconds of the log lines that mark event ``name`` (streamscore.logs.EVENTS)."""
-    return [stamp for stamp, _, _ in _events(log_path, name)]
+    return [stamp for stamp, _, _ in logged_events(log_path, name)]
 
 
 def _owned(log_path: Path) -> set[int]:
     """Partitions a consumer owns, from its ``assigned`` and ``revoked`` events."""
     owned: set[int] = set()
-    for _, name, data in _events(log_path, "assigned", "revoked"):
+    for _, name, data in logged_events(log_path, "assigned", "revoked"):
         partitions = {int(p) for p in data.get("partitions", [])}
         owned = owned | partitions if name == "assigned" else owned - partitions
     return owned

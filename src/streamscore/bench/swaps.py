@@ -31,7 +31,6 @@ import functools
 import gc
 import itertools
 import multiprocessing
-import os
 import statistics
 import threading
 import time
@@ -41,8 +40,6 @@ from typing import Any
 
 from streamscore.backends import open_configured_backend
 from streamscore.backends.base import Backend, ScoredBatch
-from streamscore.backends.duckdb import DuckDBBackend
-from streamscore.backends.sqlfiles import sql
 from streamscore.bench.numbered import send_numbered
 from streamscore.bench.shadow import shadow_overhead
 from streamscore.consumers.scorer import Scorer
@@ -52,6 +49,7 @@ from streamscore.producers.models import publish_model
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import ensure_topics, flush, make_producer
 from streamscore.shared.mnist import MnistSplit, load_split
+from streamscore.shared.procfs import rss_mb
 
 #: hot swaps in a row (the issue's figure)
 SWAPS = 100
@@ -65,27 +63,6 @@ BACKLOG_BATCHES = 4
 RSS_SAMPLE_EVERY = 10
 #: the longest one swap (publish → the new version's batches) may take before the bench gives up
 SWAP_LIMIT_S = 60.0
-
-
-def rss_mb(pid: int | str = "self") -> float | None:
-    """Resident memory of a process in MB (Linux /proc); None where it cannot be read."""
-    try:
-        with open(f"/proc/{pid}/statm") as statm:
-            pages = int(statm.read().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
-
-
-def database_memory_mb(backend: Backend) -> float | None:
-    """The memory the database holds for this consumer, where it can be read: the resident memory of
-    the PostgreSQL session's server process (server on this machine), DuckDB's allocations in this
-    process (buffer pool: the pages it wrote, model rows included). Call it from the scorer's thread."""
-    if isinstance(backend, DuckDBBackend):
-        ((used,),) = backend.con.execute(sql("duckdb", "memory_in_use")).fetchall()
-        return float(used) / 1e6
-    pid = getattr(backend, "session_pid", None)
-    return rss_mb(pid) if isinstance(pid, int) else None
 
 
 @dataclass
@@ -104,7 +81,7 @@ class BatchLog:
         if not getattr(batch, "served", True):  # shadow results (model roles) are not served batches
             return
         cached = self.backend.cached_models()  # the scorer's thread: its own database session
-        database_mb = database_memory_mb(self.backend)
+        database_mb = self.backend.memory_mb()
         with self.changed:
             self.stamps.append((time.monotonic(), len(batch.image_ids), batch.model.version))
             self.scored.value += len(batch.image_ids)

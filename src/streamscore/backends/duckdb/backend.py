@@ -189,6 +189,12 @@ class DuckDBBackend(Backend):
     def cached_models(self) -> list[tuple[str, int]]:
         return self._models.keys()
 
+    def memory_mb(self) -> float:
+        """DuckDB's allocations in this process (buffer pool: written pages, model rows included)."""
+        with self.translate_errors("reading DuckDB's memory use"):
+            ((used,),) = self.con.execute(sql("duckdb", "memory_in_use")).fetchall()
+        return float(used) / 1e6
+
     # -- scoring -----------------------------------------------------------------------------
     def _score_table(self, source: str, ref: ModelRef) -> None:
         model = self._model(ref)  # outside the UDF: loading runs queries on this connection

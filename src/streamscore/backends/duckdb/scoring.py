@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from streamscore.backends.activations_sql import ACTIVATION_SQL
+from streamscore.backends.activations_sql import activation_sql
 from streamscore.backends.base import ImageBatch, ModelRef
 from streamscore.backends.sqlfiles import sql
 from streamscore.model.artifact import ModelArtifact
@@ -97,7 +97,7 @@ def score_with_sql(con: duckdb.DuckDBPyConnection, source: str, model: ModelArti
     con.execute(sql("duckdb", "sql_input").format(source=_source(source)), {"input_scale": model.input_scale})
     for layer, activation in enumerate(model.activations):
         con.execute(sql("duckdb", "sql_layer"), {"name": model.name, "version": model.version, "layer": layer})
-        con.execute(sql("duckdb", "sql_activate").format(activation=ACTIVATION_SQL[activation]))
+        con.execute(sql("duckdb", "sql_activate").format(activation=activation_sql("duckdb", activation)))
     con.execute(sql("duckdb", "sql_scores"))
 
 

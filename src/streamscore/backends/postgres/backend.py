@@ -58,6 +58,7 @@ from streamscore.backends.postgres.blas import report_blas
 from streamscore.backends.url import BackendURL
 from streamscore.errors import BackendError, ConfigError, ErrorKind
 from streamscore.model.artifact import OUTPUTS, ModelArtifact
+from streamscore.shared.procfs import rss_mb
 
 log = logging.getLogger(__name__)
 
@@ -203,10 +204,11 @@ class PostgresBackend(Backend):
 
         return ingest_benchmark(self.url, images)
 
-    @property
-    def session_pid(self) -> int | None:
-        """The server process of this connection (bench: its memory, when the server runs here)."""
-        return None if self._conn is None or self._conn.closed else int(self._conn.info.backend_pid)
+    def memory_mb(self) -> float | None:
+        """Resident memory of this connection's server process, when the server runs on this machine."""
+        if self._conn is None or self._conn.closed:
+            return None
+        return rss_mb(int(self._conn.info.backend_pid))
 
     def cached_models(self) -> list[tuple[str, int]]:
         """The versions this connection's session holds in its GD (sql/postgres/score_batch.sql)."""

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from psycopg import sql
 
-from streamscore.backends.activations_sql import ACTIVATION_SQL
+from streamscore.backends.activations_sql import activation_sql
 from streamscore.backends.base import ImageBatch, ModelRef, SourceOffset
 from streamscore.backends.postgres import batches
 from streamscore.backends.postgres import statements as q
@@ -63,7 +63,7 @@ def score_with_sql(backend: PostgresBackend, image_ids: list[str], model: ModelA
         for layer, activation in enumerate(model.activations):
             cursor.execute(q.statement("bench_layer"), params | {"layer": layer})
             cursor.execute(q.statement("bench_drop_x"))
-            cursor.execute(sql.SQL(activate).format(activation=sql.SQL(ACTIVATION_SQL[activation])))
+            cursor.execute(sql.SQL(activate).format(activation=sql.SQL(activation_sql("postgres", activation))))
             cursor.execute(q.statement("bench_drop_z"))
         cursor.execute(q.statement("bench_collect"))
         return {str(image_id): list(values) for image_id, values in cursor.fetchall()}
