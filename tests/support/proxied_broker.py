@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -73,7 +74,7 @@ class ProxiedBroker:
 
     def _stop_process(self) -> None:
         if self._process is not None:
-            self._process.terminate()
+            self._process.send_signal(signal.SIGINT)  # at once (SIGTERM waits for clients to disconnect)
             try:
                 self._process.wait(5)
             except subprocess.TimeoutExpired:

@@ -108,7 +108,9 @@ class EmbeddedBroker:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
+        # SIGINT: Tansu stops at once; on SIGTERM it waits for its clients to disconnect (5 s here
+        # whenever one is still connected). Its storage is memory, so nothing is lost either way.
+        self._process.send_signal(signal.SIGINT)
         try:
             self._process.wait(timeout=5)
         except subprocess.TimeoutExpired:
