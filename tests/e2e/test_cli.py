@@ -136,6 +136,22 @@ def test_publishing_an_older_version_is_refused_unless_forced(make_settings: Cal
     assert model_versions_in_topic_order(settings) == [2, 1, 2, 3]
 
 
+def test_a_forced_publish_after_a_rollback_keeps_the_rolled_back_state_last(
+        make_settings: Callable[..., Settings]) -> None:
+    """issue 11 item 4: the record appended again is the state readers apply (champion v2 after the
+    rollback), not the older snapshot that names the newest version (v3), which compaction would keep."""
+    settings = make_settings()
+    env = environment(settings)
+    for version in (1, 2, 3):
+        assert cli("publish-model", str(bundled_path(version)), env=env).returncode == 0
+    rolled = cli("models", "rollback", settings.model_name, env=env)
+    assert rolled.returncode == 0, rolled.stderr
+    forced = cli("publish-model", str(bundled_path(1)), "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert "not newer than v3" in forced.stdout
+    assert model_versions_in_topic_order(settings)[-2:] == [1, 2], "the rolled-back state (champion v2) stays last"
+
+
 def test_demo_report_carries_what_the_table_shows(tmp_path: Path) -> None:
     result = cli("demo", "--limit", "300", "--rate", "0", "--out", str(tmp_path), env=dict(os.environ, COLUMNS="200"),
                  timeout=180)
