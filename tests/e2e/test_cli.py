@@ -47,6 +47,13 @@ def test_help_names_every_command() -> None:
         assert command in result.stdout
 
 
+def test_python_dash_m_streamscore_is_the_same_command() -> None:
+    result = subprocess.run([sys.executable, "-m", "streamscore", "produce", "--rate", "-5"], capture_output=True,
+                            text=True, timeout=60, check=False, env=dict(os.environ, COLUMNS="200"))
+    assert result.returncode == 2 and result.stderr.startswith("error (usage): Invalid value for '--rate'"), \
+        result.stderr
+
+
 def test_produce_consume_evaluate(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     settings = make_settings()
     env = environment(settings)
