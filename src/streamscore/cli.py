@@ -232,8 +232,8 @@ def publish_model_command(
     console.print(f"published {artifact.name} v{artifact.version} to {settings.models_topic} "
                   f"(sha256 {outcome.digest[:12]}…{signed})")
     if outcome.reappended is not None:
-        console.print(f"forced: v{artifact.version} is not newer than v{outcome.reappended}, which consumers keep "
-                      f"serving; v{outcome.reappended} was appended again so it stays the newest record")
+        console.print(f"forced: v{artifact.version} is not newer than v{outcome.reappended}; consumers ignore it, and "
+                      f"the model's current record was appended again after it, so compaction keeps that one last")
 
 
 @app.command()

@@ -47,6 +47,13 @@ def test_help_names_every_command() -> None:
         assert command in result.stdout
 
 
+def test_python_dash_m_streamscore_is_the_same_command() -> None:
+    result = subprocess.run([sys.executable, "-m", "streamscore", "produce", "--rate", "-5"], capture_output=True,
+                            text=True, timeout=60, check=False, env=dict(os.environ, COLUMNS="200"))
+    assert result.returncode == 2 and result.stderr.startswith("error (usage): Invalid value for '--rate'"), \
+        result.stderr
+
+
 def test_produce_consume_evaluate(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     settings = make_settings()
     env = environment(settings)
@@ -134,6 +141,22 @@ def test_publishing_an_older_version_is_refused_unless_forced(make_settings: Cal
     newer = cli("publish-model", str(bundled_path(1)), "--version", "3", env=env)
     assert newer.returncode == 0, newer.stderr
     assert model_versions_in_topic_order(settings) == [2, 1, 2, 3]
+
+
+def test_a_forced_publish_after_a_rollback_keeps_the_rolled_back_state_last(
+        make_settings: Callable[..., Settings]) -> None:
+    """issue 11 item 4: the record appended again is the state readers apply (champion v2 after the
+    rollback), not the older snapshot that names the newest version (v3), which compaction would keep."""
+    settings = make_settings()
+    env = environment(settings)
+    for version in (1, 2, 3):
+        assert cli("publish-model", str(bundled_path(version)), env=env).returncode == 0
+    rolled = cli("models", "rollback", settings.model_name, env=env)
+    assert rolled.returncode == 0, rolled.stderr
+    forced = cli("publish-model", str(bundled_path(1)), "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert "not newer than v3" in forced.stdout
+    assert model_versions_in_topic_order(settings)[-2:] == [1, 2], "the rolled-back state (champion v2) stays last"
 
 
 def test_demo_report_carries_what_the_table_shows(tmp_path: Path) -> None:

@@ -87,6 +87,20 @@ def test_connection_failures_without_sqlstate() -> None:
     assert pe.classify(restarting).kind == "retriable"
 
 
+@pytest.mark.parametrize("message", [
+    'connection failed: connection to server at "127.0.0.1", port 5432 failed: server does not support SSL, '
+    'but SSL was required',
+    'connection is bad: invalid sslmode value: "bogus"',
+    'connection is bad: invalid port number: "99999"',
+])
+def test_refused_connection_settings_are_permanent_and_name_the_fix(message: str) -> None:
+    """issue 11: sslmode=require on a server without SSL is no outage; retrying forever would hide it."""
+    refused = psycopg.OperationalError(message)
+    assert pe.classify(refused) == ErrorKind("fatal", "connection-settings")
+    translated = backend().translate(refused, "connecting")
+    assert type(translated) is BackendError and " — " in str(translated)
+
+
 def test_the_password_is_scrubbed_from_driver_messages() -> None:
     leaked = psycopg.OperationalError("connection failed: password=hunter2 is not accepted")
     assert "hunter2" not in str(backend("postgresql://u:hunter2@h/db").translate(leaked, "connecting"))

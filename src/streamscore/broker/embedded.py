@@ -49,7 +49,10 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that has the child get SIGTERM when its parent dies (Linux); None elsewhere.
+    """A ``preexec_fn`` that has the child get SIGKILL when its parent dies (Linux); None elsewhere.
+
+    SIGKILL, not SIGTERM: memory storage has nothing to save, and Tansu's graceful shutdown
+    with clients connected held the port for 20 s or more, so an immediate restart failed.
 
     Linux sends it when the *thread* that started the child ends: start the broker from a
     thread that outlives it (the main thread does).
@@ -60,7 +63,7 @@ def die_with_parent() -> Callable[[], None] | None:
 
     def preexec() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
 

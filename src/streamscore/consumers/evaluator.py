@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import KafkaError as LibrdkafkaError
-from confluent_kafka import KafkaException
 
 from streamscore.errors import KafkaError, MessageError
 from streamscore.shared.config import Settings
@@ -189,6 +189,15 @@ class Evaluation:
         }
 
 
+def topic_answers(consumer: Consumer, topic: str) -> bool:
+    """Whether Kafka answers with ``topic`` and its partitions (after an outage; a wiped broker may lack it)."""
+    try:
+        found = consumer.list_topics(topic, timeout=1.0).topics.get(topic)
+    except KafkaException:
+        return False
+    return found is not None and found.error is None and len(found.partitions) > 0
+
+
 def read_predictions(
     settings: Settings,
     *,
@@ -213,24 +222,50 @@ def read_predictions(
         if error.code() == LibrdkafkaError._ALL_BROKERS_DOWN and not down_since:
             down_since.append(time.monotonic())
 
-    consumer = make_consumer(settings, f"{settings.group}.evaluator.{uuid.uuid4().hex[:8]}", error_cb=on_error)
-    try:
+    def open_reader() -> Consumer:
+        reader = make_consumer(settings, f"{settings.group}.evaluator.{uuid.uuid4().hex[:8]}", error_cb=on_error)
         try:
-            consumer.list_topics(settings.predictions_topic, timeout=unreachable_limit)
-            assign_from_beginning(consumer, settings.predictions_topic)
+            reader.list_topics(settings.predictions_topic, timeout=unreachable_limit)
+            assign_from_beginning(reader, settings.predictions_topic)
         except KafkaException as exc:
+            reader.close()
             raise KafkaError(
                 f"cannot read {settings.predictions_topic} from Kafka at {settings.kafka_bootstrap} "
                 f"({exc.args[0].str() if exc.args else exc}); is Kafka up? Set STREAMSCORE_KAFKA_BOOTSTRAP "
                 "or --bootstrap", reason="kafka-unreachable") from None
+        except BaseException:
+            reader.close()
+            raise
+        return reader
+
+    consumer = open_reader()
+    try:
         last = time.monotonic()
         seen_ids: set[str] = set()
         warned = False
+        probed = 0.0
         while not (stop is not None and stop.is_set()):
             messages = consumer.consume(1000, 0.2)
             if messages:
                 down_since.clear()
-            elif down_since and time.monotonic() - down_since[0] > unreachable_limit:
+            elif down_since and time.monotonic() - probed > 1.0:
+                probed = time.monotonic()
+                if topic_answers(consumer, settings.predictions_topic):
+                    # Kafka is back, perhaps a restarted broker that recreated the topic: a client that
+                    # kept its positions and leader epochs would never fetch from it; read anew
+                    # (what was read before is de-duplicated)
+                    try:
+                        fresh = open_reader()
+                    except KafkaError:
+                        continue  # gone again: keep probing
+                    consumer.close()
+                    consumer = fresh
+                    down_since.clear()
+                    log.info("Kafka at %s answers again: reading %s anew from the beginning",
+                             settings.kafka_bootstrap, settings.predictions_topic)
+                    warned, last = False, time.monotonic()
+                    continue
+            if not messages and down_since and time.monotonic() - down_since[0] > unreachable_limit:
                 if not follow:
                     raise KafkaError(
                         f"Kafka at {settings.kafka_bootstrap} unreachable for {unreachable_limit:.0f}s while reading "

@@ -24,6 +24,7 @@ from streamscore.model.signing import sign
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import assign_from_beginning, flush, make_consumer, make_producer
 from streamscore.shared.messages import Headers, header_model_version, headers_to_dict, model_headers
+from streamscore.shared.model_records import LIFECYCLE, PLAIN, record_kind
 
 
 @dataclass
@@ -78,28 +79,40 @@ def publish_model(settings: Settings, artifact: ModelArtifact, value: bytes | No
 
 
 def newest_on_topic(settings: Settings, name: str, idle_s: float = 1.0) -> PublishedRecord | None:
-    """The newest version of ``name`` on the models topic (read whole, until ``idle_s`` without a message).
+    """The newest version of ``name`` on the models topic, with the record that must stay its last one.
 
-    Completion is decided by silence, not by the high watermark (wrong on the embedded broker).
+    ``version`` is the newest version any record of ``name`` names; ``value``/``headers`` are the
+    lifecycle snapshot of the highest revision when there is one (what readers apply; its
+    model-version header names the champion, which a rollback makes older), else the plain record
+    of the newest version. The topic is read whole, until ``idle_s`` without a message: completion
+    is decided by silence, not by the high watermark (wrong on the embedded broker).
     """
     consumer = make_consumer(settings, f"{settings.group}.publisher.{uuid.uuid4().hex[:8]}")
     newest: PublishedRecord | None = None
+    state: tuple[int, PublishedRecord] | None = None  # (revision, snapshot record)
+    top = 0
     try:
         if not assign_from_beginning(consumer, settings.models_topic):
             return None
         while batch := consumer.consume(100, idle_s):
             for message in batch:
-                if message.error() or (message.key() or b"").decode("utf-8", "replace") != name:
-                    continue
-                headers = headers_to_dict(message.headers())
+                headers = headers_to_dict(message.headers()) if not message.error() else {}
+                kind = record_kind(message.key(), headers, name) if not message.error() else None
                 version = header_model_version(headers)
-                if version is None:
+                if kind is None or version is None:
                     continue
-                if newest is None or version >= newest.version:
-                    newest = PublishedRecord(version, message.value() or b"", list(headers.items()))
+                top = max(top, version)
+                record = PublishedRecord(version, message.value() or b"", list(headers.items()))
+                if kind == LIFECYCLE:
+                    revision = int(headers.get("lifecycle-revision", b"0") or 0)
+                    if state is None or revision >= state[0]:
+                        state = (revision, record)
+                elif kind == PLAIN and (newest is None or version >= newest.version):
+                    newest = record
     finally:
         consumer.close()
-    return newest
+    last = state[1] if state is not None else newest
+    return None if last is None else PublishedRecord(top, last.value, last.headers)
 
 
 def publish_new_version(settings: Settings, artifact: ModelArtifact, *, force: bool = False,

@@ -9,8 +9,10 @@
   (integrity: check, not-null, foreign key); the message carries the SQLSTATE;
 * not installed (:class:`ArtifactError` ``not-installed``): P0002 from the scoring function;
 * fatal (:class:`BackendError`): everything else, e.g. 42P01 (undefined table),
-  42501 (insufficient privilege), 28P01 (bad password); for the usual set-up
-  mistakes the message names the fix.
+  42501 (insufficient privilege), 28P01 (bad password), and connection settings libpq
+  refuses before any SQLSTATE exists (``sslmode=require`` on a server without SSL, an
+  invalid ``sslmode`` or port): retrying cannot fix them; for the usual set-up mistakes
+  the message names the fix.
 
 Messages never hold the password: the URL is shown masked and the password text is
 scrubbed from driver messages too (libpq echoes parts of a bad conninfo).
@@ -59,6 +61,26 @@ CONNECT_FAILURES: dict[str, str] = {
 }
 
 
+#: connection settings libpq refuses without a SQLSTATE: message fragment → what to do; permanent, not an outage
+SETTING_FAILURES: dict[str, str] = {
+    "SSL was required": "the server does not offer SSL: drop sslmode=require from the backend URL or enable "
+                        "ssl on the server",
+    "invalid sslmode value": "sslmode takes disable, allow, prefer, require, verify-ca or verify-full",
+    "root certificate file": "the sslrootcert file is missing: give it, or use a weaker sslmode",
+    "certificate verify failed": "the server's certificate does not verify against sslrootcert",
+    "invalid port number": "fix the port in the backend URL",
+    "invalid integer value": "an option of the backend URL needs a number",
+}
+
+
+def setting_failure(exc: BaseException) -> str | None:
+    """What to do about a connection setting libpq refused (no SQLSTATE), or None."""
+    if not isinstance(exc, psycopg.OperationalError) or getattr(exc, "sqlstate", None):
+        return None
+    text = str(exc)
+    return next((todo for fragment, todo in SETTING_FAILURES.items() if fragment in text), None)
+
+
 def sqlstate(exc: BaseException) -> str | None:
     """The SQLSTATE of a driver error, or the one implied by a libpq connection failure."""
     state = getattr(exc, "sqlstate", None)
@@ -91,6 +113,8 @@ def classify(exc: BaseException) -> ErrorKind:
         return ErrorKind("fatal", "backend")
     state = sqlstate(exc)
     if state is None:
+        if setting_failure(exc) is not None:
+            return ErrorKind("fatal", "connection-settings")
         # no SQLSTATE: libpq lost or could not open the connection
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             return ErrorKind("retriable", "connection-lost", 1.0)
@@ -117,4 +141,4 @@ def detail(exc: BaseException, secret: str | None) -> str:
 
 
 def fix(exc: BaseException) -> str | None:
-    return FIXES.get(sqlstate(exc) or "")
+    return FIXES.get(sqlstate(exc) or "") or setting_failure(exc)
