@@ -126,7 +126,7 @@ def consume(
     bootstrap: Bootstrap = None,
     group: Group = None,
     batch_size: Annotated[int | None, typer.Option(
-        min=1, max=100_000, help="images per database batch (default 500)")] = None,
+        min=1, max=100_000, help="images per database batch (default 2000)")] = None,
     linger_ms: Annotated[int | None, typer.Option(min=0, help="longest wait for a batch to fill (default 50)")] = None,
     log_json: LogJson = False,
     verbose: Verbose = False,

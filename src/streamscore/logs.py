@@ -29,7 +29,7 @@ from rich.logging import RichHandler
 #: the events the scorer logs (the interface for drills, bench and operators)
 EVENTS = frozenset({
     "subscribed", "assigned", "revoked", "paused", "resumed", "retry", "model-switched",
-    "kafka-unreachable", "kafka-restored", "resubscribed", "fatal", "fault-point", "stalled", "moving",
+    "kafka-unreachable", "kafka-restored", "resubscribed", "fatal", "fault-point", "fault-hold", "stalled", "moving",
     "worker-started", "worker-restarted", "waiting-for-model", "models-topic-empty", "models-topic-reset",
     "model-rejected", "model-install-postponed",
     # model lifecycle (issue 12)

@@ -43,15 +43,17 @@ def finish(d: Drill) -> None:
 
 def test_busy_consumer_holds_its_batch_through_a_kafka_outage(kd: Drill, proxied_broker: ProxiedBroker) -> None:
     port = free_port()
+    release = kd.workdir / "release-the-batch"
     kd.send_malformed()
-    # a backlog in small batches: the consumer is busy with it (batches fetched, in hand) when Kafka goes
-    # away, whatever the speed of this machine; more images keep arriving from a producer across the cut
     kd.produce(0, 4000)
-    consumer = kd.start_consumer("--metrics-port", str(port), "--batch-size", "20")
-    consumer.wait_event("assigned")
-    producer = kd.produce_in_background(4000, 5000, rate=200)
-    wait_until(lambda: kd.predictions.count() >= 300, 30, "progress before the cut")
+    # the first batch is held after its database commit (a test-only fault point) until Kafka is cut:
+    # the consumer has a batch in hand whose predictions are not sent yet, whatever the machine's speed
+    consumer = kd.start_consumer("--metrics-port", str(port), "--batch-size", "20",
+                                 STREAMSCORE_FAULT_POINT="after-db-commit", STREAMSCORE_FAULT_HOLD_UNTIL=str(release))
+    consumer.wait_event("fault-hold")
+    producer = kd.produce_in_background(4000, 5000, rate=200)  # more images keep arriving across the cut
     proxied_broker.cut()
+    release.touch()
     consumer.wait_event("kafka-unreachable", 30)
     wait_until(lambda: healthz(port)[0] == 503 and "Kafka at" in healthz(port)[1], 15,
                lambda: f"/healthz to report Kafka unreachable: {healthz(port)}")

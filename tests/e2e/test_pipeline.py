@@ -26,6 +26,7 @@ from streamscore.shared.config import Settings
 from streamscore.shared.kafka import assign_from_beginning, ensure_topics, flush, make_consumer, make_producer
 from streamscore.shared.messages import headers_to_dict
 from streamscore.shared.mnist import MnistSplit
+from support.drill import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +41,6 @@ MALFORMED = [
     (b"bad-label", bytes(784), [("label", b"10")], "bad-label"),
     (b"bad-ts", bytes(784), [("produced-at", b"soon")], "bad-header"),
 ]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
 
 
 @contextmanager

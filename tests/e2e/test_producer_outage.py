@@ -23,17 +23,14 @@ from confluent_kafka import Consumer
 from streamscore.broker import EmbeddedBroker
 from streamscore.shared.config import Settings, load_settings
 from streamscore.shared.kafka import assign_from_beginning, make_consumer
+from support.drill import wait_until
 
 pytestmark = pytest.mark.slow
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, log: list[str] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            tail = "".join(line for line in (log or [])[-15:] if "rdkafka" not in line)
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; producer said:\n{tail}")
-        time.sleep(0.2)
+def waited_for(what: str, log: list[str]) -> Callable[[], str]:
+    """``what``, with the producer's last lines when the wait times out."""
+    return lambda: what + "; producer said:\n" + "".join(line for line in log[-15:] if "rdkafka" not in line)
 
 
 class TopicCounter:
@@ -78,13 +75,13 @@ def test_produce_rides_out_a_broker_restart_and_accounts_for_every_image(own_bro
     reader.start()
     counter = TopicCounter(settings)
     try:
-        wait_until(lambda: counter.at_least(200), 60, "the first 200 images on the broker", errors)
+        wait_until(lambda: counter.at_least(200), 60, waited_for("the first 200 images on the broker", errors))
         counter.reset()
         own_broker.stop()
-        wait_until(lambda: any("in flight" in line for line in errors), 30, "the producer to report the stall",
-                   errors)
+        wait_until(lambda: any("in flight" in line for line in errors), 30,
+                   waited_for("the producer to report the stall", errors))
         own_broker.start()
-        wait_until(lambda: counter.at_least(200), 90, "200 images on the restarted broker", errors)
+        wait_until(lambda: counter.at_least(200), 90, waited_for("200 images on the restarted broker", errors))
     finally:
         counter.reset()
         producer.send_signal(signal.SIGINT)
