@@ -16,8 +16,9 @@ install: $(BIN)/streamscore
 demo: install
 	$(BIN)/streamscore demo
 
+# two workers, a test file each: the suite mostly waits on brokers and subprocesses (12 -> 6 min here)
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check src tests

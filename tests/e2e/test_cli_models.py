@@ -24,7 +24,7 @@ def test_publish_with_roles_list_promote_and_roll_back(make_settings: Callable[.
     def run(*args: str) -> str:
         result = runner.invoke(app, list(args), env=environment(settings))
         assert result.exit_code == 0, result.output
-        return result.output
+        return " ".join(result.output.split())  # as one line, however the console wrapped it
 
     run("publish-model", str(bundled_path(1)))
     assert "in force: mlp:v1, shadow v2" in run("publish-model", str(bundled_path(2)), "--role", "shadow")
