@@ -31,6 +31,7 @@ from streamscore.cli_options import (
     global_options,
     log_json_requested,
     positive,
+    reachable,
     settings_from,
     stop_on_signals,
     verbose_requested,
@@ -271,7 +272,7 @@ def evaluate(
 
     if auto_rollback and not follow:
         raise typer.BadParameter("--auto-rollback watches live predictions: add --follow")
-    settings = settings_from(kafka_bootstrap=bootstrap)
+    settings = reachable(settings_from(kafka_bootstrap=bootstrap))
     judge = AutoRollback(window, margin, rollback_action(settings)) if auto_rollback else None
     evaluate_and_report(settings, stop_on_signals(), follow=follow, expect=expect, idle=idle, out=out,
                         console=console, err_console=err_console, auto_rollback=judge)

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streamscore.cli_options import Bootstrap, settings_from
+from streamscore.cli_options import Bootstrap, reachable, settings_from
 from streamscore.model.lifecycle import Lifecycle
 
 models_app = typer.Typer(help="Model lifecycle: list versions and roles, promote, withdraw, roll back.",
@@ -48,7 +48,7 @@ def models_list(name: Annotated[str | None, typer.Argument(help="model name [STR
     """Versions of a model with their role, state, publication time and signing key."""
     from streamscore.producers.lifecycle import read_topic
 
-    settings = settings_from(kafka_bootstrap=bootstrap)
+    settings = reachable(settings_from(kafka_bootstrap=bootstrap))
     state = read_topic(settings, name or settings.model_name).lifecycle
     if not state.versions:
         console.print(f"no versions of {name or settings.model_name!r} on {settings.models_topic}")
@@ -62,7 +62,7 @@ def models_promote(name: Name, version: Version, bootstrap: Bootstrap = None) ->
     """Make VERSION the champion (served alone); the champion before it can be rolled back to."""
     from streamscore.producers.lifecycle import run_command
 
-    _show(run_command(settings_from(kafka_bootstrap=bootstrap), name, lambda s: s.promote(version)))
+    _show(run_command(reachable(settings_from(kafka_bootstrap=bootstrap)), name, lambda s: s.promote(version)))
 
 
 @models_app.command("withdraw")
@@ -70,7 +70,7 @@ def models_withdraw(name: Name, version: Version, bootstrap: Bootstrap = None) -
     """Stop serving or shadowing VERSION (a withdrawn champion hands over to the one before it)."""
     from streamscore.producers.lifecycle import run_command
 
-    _show(run_command(settings_from(kafka_bootstrap=bootstrap), name, lambda s: s.withdraw(version)))
+    _show(run_command(reachable(settings_from(kafka_bootstrap=bootstrap)), name, lambda s: s.withdraw(version)))
 
 
 @models_app.command("rollback")
@@ -78,5 +78,5 @@ def models_rollback(name: Name, bootstrap: Bootstrap = None) -> None:
     """The previous champion serves again (the current one is marked rolled-back)."""
     from streamscore.producers.lifecycle import run_command
 
-    _show(run_command(settings_from(kafka_bootstrap=bootstrap), name, lambda s: s.rollback("streamscore models "
-                                                                                          "rollback")))
+    settings = reachable(settings_from(kafka_bootstrap=bootstrap))
+    _show(run_command(settings, name, lambda s: s.rollback("streamscore models rollback")))

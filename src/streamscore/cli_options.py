@@ -80,6 +80,15 @@ def settings_from(log_json: bool = False, verbose: bool = False, **overrides: An
     return settings
 
 
+def reachable(settings: Settings) -> Settings:
+    """``settings``, once Kafka answers (else one KafkaError line, within STREAMSCORE_KAFKA_TIMEOUT_S): a
+    command checks before its clients start, whose own connection errors would be logged first."""
+    from streamscore.shared.kafka import existing_topics
+
+    existing_topics(settings)
+    return settings
+
+
 def bootstrap_given(bootstrap_flag: str | None) -> bool:
     """Whether --bootstrap was given on the command line (before or after the command name)."""
     return bootstrap_flag is not None or GLOBALS.bootstrap is not None

@@ -252,15 +252,16 @@ def test_status_with_kafka_unreachable_is_one_line_and_exit_2(log_json: bool) ->
     assert f"cannot reach Kafka at {address}" in message and "streamscore broker" in message
 
 
-@pytest.mark.parametrize("args", [("evaluate", "--idle", "1"), ("produce", "--limit", "10")])
+@pytest.mark.parametrize("args", [("evaluate", "--idle", "1"), ("produce", "--limit", "10"), ("models", "list")])
 def test_commands_with_kafka_unreachable_end_in_one_error_line(args: tuple[str, ...], tmp_path: Path) -> None:
     env = dict(os.environ, COLUMNS="200", STREAMSCORE_KAFKA_BOOTSTRAP=f"127.0.0.1:{unused_port()}",
                STREAMSCORE_KAFKA_TIMEOUT_S="2")  # how long commands wait for Kafka (default 15 s)
     result = cli(*args, "--bootstrap", env["STREAMSCORE_KAFKA_BOOTSTRAP"], env=env, timeout=90)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error (kafka") and "Kafka" in last
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, "one line, no librdkafka log before it"
+    assert lines[0].startswith("error (kafka") and "Kafka" in lines[0]
 
 
 def test_missing_tensorflow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
