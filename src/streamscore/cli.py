@@ -149,6 +149,7 @@ def consume(
     from streamscore.consumers.signature_check import configured_public_key
 
     configured_public_key(settings)  # an unusable model key stops here, in one line, before Kafka is asked
+    database = open_configured_backend(settings)  # an unknown scheme or option too (nothing is connected yet)
     for line in consumer_start_lines(settings, backend):
         err_console.print(line, markup=False, soft_wrap=True)
     ensure_topics(settings)
@@ -157,7 +158,6 @@ def consume(
 
         extra = ["--metrics-host", metrics_host] + (["--verbose"] if verbose or verbose_requested() else [])
         raise typer.Exit(run_workers(settings, workers, extra))
-    database = open_configured_backend(settings)
     log.info("consuming %s as group %s into %s", settings.images_topic, settings.group, database.url.masked())
     stats = Scorer(settings, database, stop=stop_on_signals(), metrics_host=metrics_host,
                    fault=fault_hook_from_env()).run()

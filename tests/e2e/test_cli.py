@@ -232,6 +232,16 @@ def test_invalid_options_are_refused_before_anything_runs(args: tuple[str, ...])
     assert result.stderr.startswith(f"error (usage): Invalid value for '{args[-2]}'")
 
 
+@pytest.mark.parametrize("url", ["foo://x", "duckdb:///x.duckdb?colour=blue"])
+def test_consume_refuses_a_bad_backend_url_before_asking_kafka(url: str) -> None:
+    # Kafka unreachable with the default 15 s wait: an answer within the 10 s limit means it was not asked
+    result = cli("consume", "--backend", url, env=dict(os.environ, COLUMNS="200",
+                                                       STREAMSCORE_KAFKA_BOOTSTRAP="127.0.0.1:1"), timeout=10)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], "one line"
+    assert result.stderr.startswith("error (config):")
+
+
 def unused_port() -> int:
     from streamscore.broker.embedded import free_port
 

@@ -135,7 +135,10 @@ class ModelArtifact:
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-            raise ArtifactError(f"not a readable .npz artifact: {exc}", reason="unreadable") from None
+            detail = "not a .npz archive" if "pickled" in str(exc) else str(exc)  # numpy's hint is about pickles
+            raise ArtifactError(f"not a readable .npz model artifact ({detail}); artifacts are written by "
+                                "`streamscore train` (the bundled ones are in streamscore/models/)",
+                                reason="unreadable") from None
         if "manifest" not in arrays:
             raise ArtifactError("artifact has no manifest array", reason="no-manifest")
         try:
