@@ -109,10 +109,12 @@ def train(
         raise ConfigError(f"not published: validation accuracy {result.accuracy:.4f} is below the floor "
                           f"{floor:.4f} (--floor); the serving model stays")
     if publish or in_database:  # a model trained in the database goes to every consumer
-        from streamscore.producers.models import publish_new_version
+        from streamscore.producers.lifecycle import publish_with_role
         from streamscore.shared.kafka import ensure_topics
 
         ensure_topics(settings)
-        # refused (one line, exit 2) when not newer than the topic's
-        publish_new_version(settings, artifact, sign_key=key)
-        console.print(f"published v{artifact.version} to {settings.models_topic}")
+        # as champion, as `publish-model` does: the lifecycle snapshot stays the model's last record (a plain
+        # record under the model's key would replace it at compaction); refused in one line when not newer
+        state = publish_with_role(settings, artifact, "champion", sign_key=key)
+        console.print(f"published v{artifact.version} to {settings.models_topic} as champion; in force: "
+                      f"{state.serving_set()}")

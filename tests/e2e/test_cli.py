@@ -421,9 +421,14 @@ def test_train_writes_and_publishes_a_verified_artifact(mnist_dir: Path, tmp_pat
     if not (mnist_dir / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"no MNIST training set in {mnist_dir}; set STREAMSCORE_MNIST_DIR")
     out = tmp_path / "m.npz"
-    env = environment(make_settings()) | {"STREAMSCORE_MNIST_DIR": str(mnist_dir)}
+    settings = make_settings()
+    env = environment(settings) | {"STREAMSCORE_MNIST_DIR": str(mnist_dir)}
     result = cli("train", "--version", "7", "--steps", "200", "--out", str(out), "--publish", env=env, timeout=300)
     assert result.returncode == 0, result.stderr
+    assert "as champion" in result.stdout
+    from streamscore.producers.lifecycle import read_topic
+
+    assert read_topic(settings, "mlp").lifecycle.champion == 7, "published through the lifecycle, as publish-model"
     status = cli("status", "--json", "--no-database", env=env)
     assert json.loads(status.stdout)["published_model_versions"] == [7]
     from streamscore.model.artifact import load_artifact
