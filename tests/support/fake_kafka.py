@@ -202,6 +202,10 @@ class FakeConsumer:
     def assignment(self) -> list[TopicPartition]:
         return [TopicPartition(t, p) for t, p in self.positions]
 
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self.positions.get((tp.topic, tp.partition), -1001))
+                for tp in partitions]
+
     def committed(self, partitions: list[TopicPartition], timeout: float = 0) -> list[TopicPartition]:
         return [TopicPartition(tp.topic, tp.partition, self.cluster.committed.get((self.group, tp.topic, tp.partition),
                                                                                     -1001)) for tp in partitions]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from streamscore.consumers.evaluator import Evaluation
+from confluent_kafka import TopicPartition
+
+from streamscore.consumers.evaluator import Evaluation, read_to_end
+from streamscore.shared.config import Settings
 from streamscore.shared.messages import Prediction
+from support.fake_kafka import FakeCluster
 
 
 def prediction(image: int, backend: str, version: int = 1, predicted: int = 3, label: int = 3) -> Prediction:
@@ -25,3 +29,18 @@ def test_two_backends_on_one_topic_are_reported_apart() -> None:
     assert report["backends"] == ["duckdb", "postgres"]
     assert [(r["backend"], r["accuracy"]) for r in report["by_backend"]] == [("duckdb", 1.0), ("postgres", 0.5)]
     assert [(r["model_version"], r["scored"]) for r in report["versions"]] == [(1, 8)]
+
+
+def test_a_stopped_follower_reads_up_to_the_topic_end_before_its_report() -> None:
+    # evaluate --follow on Ctrl-C: what the topic held at that moment is in the report, not what the
+    # last poll happened to return
+    cluster = FakeCluster()
+    cluster.create_topic("preds", 2)
+    for image in range(30):
+        record = prediction(image, "duckdb")
+        cluster.append("preds", image % 2, record.image_id.encode(), record.to_json(), record.headers())
+    reader = cluster.make_consumer(Settings(), "evaluator")
+    reader.assign([TopicPartition("preds", 0, 5), TopicPartition("preds", 1, 0)])  # partition 0 half-read
+    evaluation = Evaluation()
+    read_to_end(reader, "preds", evaluation)
+    assert sorted(evaluation.image_ids()) == sorted(f"t10k-{i:05d}" for i in range(30) if i % 2 or i >= 10)

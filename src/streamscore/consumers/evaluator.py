@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka import KafkaError as LibrdkafkaError
 
 from streamscore.errors import KafkaError, MessageError
@@ -289,9 +289,29 @@ def read_predictions(
             if not follow and expect is not None and time.monotonic() - last > max(idle_timeout, 30):
                 log.warning("stopped waiting: %d of %d images seen", len(seen_ids), expect)
                 break
+        if follow and not down_since:  # stopped (Ctrl-C): the report holds what the topic held at that moment
+            read_to_end(consumer, settings.predictions_topic, evaluation)
     finally:
         consumer.close()
     return evaluation
+
+
+def read_to_end(consumer: Consumer, topic: str, evaluation: Evaluation, limit_s: float = 5.0) -> None:
+    """Add every record up to the topic's current end (high watermarks now), for at most ``limit_s``."""
+    try:
+        assignment = consumer.assignment()
+        ends = {tp.partition: consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=1.0,
+                                                             cached=False)[1] for tp in assignment}
+        read = {tp.partition: max(tp.offset, 0) for tp in consumer.position(assignment)}
+    except KafkaException:
+        return  # Kafka away: the report holds what was read
+    deadline = time.monotonic() + limit_s
+    while any(read[p] < end for p, end in ends.items()) and time.monotonic() < deadline:
+        for message in consumer.consume(1000, 0.2):
+            if message.error():
+                continue
+            read[message.partition() or 0] = (message.offset() or 0) + 1
+            evaluation.add_record(message.headers(), message.value() or b"")
 
 
 def write_reports(evaluation: Evaluation, out_dir: Path, extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
