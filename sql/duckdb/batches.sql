@@ -69,7 +69,8 @@ SELECT "partition", next_offset FROM consumer_offsets WHERE group_id = $group_id
 -- name: pixels_column_type
 -- files written before pixels became a BLOB hold UTINYINT[784] (see migrate_pixels_to_blob)
 SELECT data_type FROM information_schema.columns
-WHERE table_schema = current_schema() AND table_name = 'images' AND column_name = 'pixels';
+WHERE table_catalog = current_database() AND table_schema = current_schema() AND table_name = 'images'
+  AND column_name = 'pixels';
 
 -- name: migrate_pixels_to_blob
 -- once per old file: the same 784 bytes, as one BLOB

@@ -30,7 +30,7 @@ from streamscore.backends.base import (
 )
 from streamscore.backends.checks import check_layers, check_purge_age
 from streamscore.backends.duckdb import errors, models
-from streamscore.backends.duckdb.connection import Transaction, check_database_path, memory_config
+from streamscore.backends.duckdb.connection import Transaction, check_database_path, memory_config, open_database
 from streamscore.backends.duckdb.results import probabilities_of, scored_batch
 from streamscore.backends.duckdb.scoring import (
     arrow_batch,
@@ -94,7 +94,7 @@ class DuckDBBackend(Backend):
         if self.path != ":memory:":
             check_database_path(Path(self.path))
         with self.translate_errors(f"opening {self.path}"):
-            self._con = duckdb.connect(self.path, config=self.config)
+            self._con = open_database(self.path, self.config)
             register_udf(self._con, self._model)
 
     def close(self) -> None:
