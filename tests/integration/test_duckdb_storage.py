@@ -60,3 +60,24 @@ def test_a_file_with_pixel_lists_is_migrated_once(tmp_path: Path, test_split: Mn
     with duckdb.connect(str(path)) as con:
         stored = con.execute("SELECT image_id, pixels FROM images ORDER BY image_id").fetchall()
     assert [(i, bytes(b)) for i, b in stored] == [(f"old-{n}", test_split.images[n].tobytes()) for n in range(3)]
+
+
+def test_images_are_written_in_small_row_groups(tmp_path: Path, test_split: MnistSplit) -> None:
+    # a checkpoint re-compresses the row group being filled: small groups keep it short (decisions.md)
+    from streamscore.backends.duckdb.connection import ROW_GROUP_SIZE
+
+    model = bundled_model(1)
+    path = tmp_path / "g.duckdb"
+    with open_backend(f"duckdb:///{path}") as backend:
+        backend.init_schema()
+        backend.install_model(model)
+        for k in range(10):  # 20,000 rows: more than one small group, less than one default group (122,880)
+            rows = range(k % 5 * 2_000, k % 5 * 2_000 + 2_000)
+            backend.write_batch(_batch(test_split, rows, [f"g{k}-{i}" for i in rows]),
+                                ModelRef(model.name, model.version), "g")
+    with duckdb.connect(str(path), read_only=True) as con:
+        groups = [rows for (rows,) in con.execute(
+            "SELECT sum(count) FROM pragma_storage_info('images') "
+            "WHERE column_name = 'image_id' AND segment_type <> 'VALIDITY' GROUP BY row_group_id").fetchall()]
+    assert sum(groups) == 20_000
+    assert len(groups) >= 2 and max(groups) <= ROW_GROUP_SIZE
