@@ -27,7 +27,8 @@ from rich.table import Table
 
 from streamscore.backends import open_configured_backend
 from streamscore.broker import EmbeddedBroker
-from streamscore.consumers.evaluator import Evaluation, read_predictions, write_reports
+from streamscore.consumers.evaluator import Evaluation, write_reports
+from streamscore.consumers.prediction_reader import read_predictions
 from streamscore.consumers.scorer import Scorer
 from streamscore.dashboard import Dashboard, serve_until
 from streamscore.model.keys import public_pem

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from streamscore.consumers.evaluator import read_predictions
+from streamscore.consumers.prediction_reader import read_predictions
 from streamscore.models import bundled_path
 from streamscore.shared.config import Settings
 

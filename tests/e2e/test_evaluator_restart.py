@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from streamscore.broker import EmbeddedBroker
-from streamscore.consumers.evaluator import Evaluation, read_predictions
+from streamscore.consumers.evaluator import Evaluation
+from streamscore.consumers.prediction_reader import read_predictions
 from streamscore.shared.config import Settings, load_settings
 from streamscore.shared.kafka import ensure_topics, flush, make_producer
 from streamscore.shared.messages import Prediction, now_ms

@@ -17,7 +17,7 @@ from test_pipeline import running, wait_until
 
 from postgres_fixtures import postgres_schema_url
 from streamscore.backends import open_backend
-from streamscore.consumers.evaluator import read_predictions
+from streamscore.consumers.prediction_reader import read_predictions
 from streamscore.consumers.scorer import Scorer
 from streamscore.models import bundled_model
 from streamscore.producers.images import produce_images

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from streamscore.backends import open_backend
-from streamscore.consumers.evaluator import read_predictions
+from streamscore.consumers.prediction_reader import read_predictions
 from streamscore.consumers.scorer import Scorer
 from streamscore.model.keys import generate_key_files, load_private_key
 from streamscore.models import bundled_model

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from confluent_kafka import TopicPartition
 
-from streamscore.consumers.evaluator import Evaluation, read_to_end
+from streamscore.consumers.evaluator import Evaluation
+from streamscore.consumers.prediction_reader import read_to_end
 from streamscore.shared.config import Settings
 from streamscore.shared.messages import Prediction
 from support.fake_kafka import FakeCluster

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streamscore.broker.embedded import free_port
-from streamscore.consumers.evaluator import read_predictions
+from streamscore.consumers.prediction_reader import read_predictions
 from streamscore.errors import KafkaError
 from streamscore.shared.config import Settings
 

@@ -1,7 +1,7 @@
 """The live dashboard: readers of the four topics, the state they fill, and the HTTP server.
 
 ``Dashboard(settings).start()`` reads the evaluation topic with the evaluate command's reader
-(:func:`~streamscore.consumers.evaluator.read_predictions`, ``follow=True``) into a
+(:func:`~streamscore.consumers.prediction_reader.read_predictions`, ``follow=True``) into a
 :class:`~streamscore.dashboard.live.LiveEvaluation`, and the images, dead-letter and models
 topics with one more consumer; both read from the beginning and commit nothing. A reader that
 fails (Kafka unreachable at start) sets ``stopped``; :meth:`Dashboard.raise_failure` re-raises
@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from streamscore.consumers.evaluator import read_predictions
+from streamscore.consumers.prediction_reader import read_predictions
 from streamscore.dashboard.live import LiveEvaluation
 from streamscore.dashboard.pixels import PixelCache
 from streamscore.dashboard.server import DashboardServer

@@ -10,7 +10,8 @@ from rich.live import Live
 from rich.table import Table
 
 from streamscore.consumers.auto_rollback import AutoRollback
-from streamscore.consumers.evaluator import Evaluation, read_predictions, write_reports
+from streamscore.consumers.evaluator import Evaluation, write_reports
+from streamscore.consumers.prediction_reader import read_predictions
 from streamscore.ops.gallery import draw_gallery
 from streamscore.ops.run_report import report_extras
 from streamscore.ops.topic_gallery import topic_gallery
