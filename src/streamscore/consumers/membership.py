@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, KafkaException
 
 from streamscore.consumers.kafka_link import KafkaLink
 from streamscore.shared.config import Settings
+from streamscore.shared.kafka import partition_count
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,11 @@ class MembershipCheck:
         group forgot us after an outage); then :meth:`resubscribed` once it has."""
         topic = self.settings.images_topic
         try:
-            metadata = consumer.list_topics(topic, timeout=2.0).topics.get(topic)
+            count = partition_count(consumer, topic, timeout=2.0)
         except KafkaException as exc:
             self.kafka.lost(f"metadata request failed: {exc}")
             return False
         self.kafka.restored()
-        count = len(metadata.partitions) if metadata is not None and metadata.error is None else 0
         if count == 0:
             if not self.topic_vanished:
                 log.warning("topic %s has no partitions (deleted, or the broker restarted without its data); "

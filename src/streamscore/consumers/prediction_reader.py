@@ -19,7 +19,7 @@ from confluent_kafka import KafkaError as LibrdkafkaError
 from streamscore.consumers.evaluator import Evaluation
 from streamscore.errors import KafkaError
 from streamscore.shared.config import Settings
-from streamscore.shared.kafka import assign_from_beginning, make_consumer
+from streamscore.shared.kafka import assign_from_beginning, make_consumer, partition_count
 from streamscore.shared.messages import Prediction
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,9 @@ def add_messages(evaluation: Evaluation, messages: list[Message]) -> list[Predic
 def topic_answers(consumer: Consumer, topic: str) -> bool:
     """Whether Kafka answers with ``topic`` and its partitions (after an outage; a wiped broker may lack it)."""
     try:
-        found = consumer.list_topics(topic, timeout=1.0).topics.get(topic)
+        return partition_count(consumer, topic, timeout=1.0) > 0
     except KafkaException:
         return False
-    return found is not None and found.error is None and len(found.partitions) > 0
 
 
 def read_predictions(

@@ -86,6 +86,13 @@ def assign_from_beginning(consumer: Consumer, topic: str, timeout: float = 10.0)
     return len(partitions)
 
 
+def partition_count(consumer: Consumer, topic: str, timeout: float) -> int:
+    """How many partitions ``topic`` has: 0 when it does not exist or reports an error (deleted, or a
+    restarted broker without its data); KafkaException when Kafka does not answer within ``timeout``."""
+    metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+    return len(metadata.partitions) if metadata is not None and metadata.error is None else 0
+
+
 def describe_kafka_error(exc: BaseException) -> str:
     """The one-line text of a librdkafka error (``KafkaException(KafkaError)`` → its ``str()``)."""
     first = exc.args[0] if exc.args else exc
