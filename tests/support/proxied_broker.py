@@ -10,51 +10,29 @@ broker keeps its topics, offsets and groups, as a real outage or a partition doe
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from streamscore.broker.embedded import broker_binary, free_port
+from streamscore.broker.embedded import EmbeddedBroker, free_port
 from support.proxy import OutageProxy
 
 
 class ProxiedBroker:
-    """Tansu on a free port behind an :class:`OutageProxy`; clients use :attr:`bootstrap`."""
+    """An :class:`EmbeddedBroker` on a free port behind an :class:`OutageProxy`; clients use :attr:`bootstrap`."""
 
     def __init__(self, log_path: Path) -> None:
-        self.broker_port = free_port()
-        self.proxy = OutageProxy("127.0.0.1", self.broker_port)
-        self.log_path = log_path
-        self._process: subprocess.Popen[bytes] | None = None
+        broker_port = free_port()
+        self.proxy = OutageProxy("127.0.0.1", broker_port)
+        self.broker = EmbeddedBroker(broker_port, log_path, advertised_port=self.proxy.port)
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.proxy.port}"
+        return self.broker.bootstrap
 
     def start(self, timeout: float = 20.0) -> None:
-        command = [broker_binary(), "broker",
-                   "--listener-url", f"tcp://127.0.0.1:{self.broker_port}",
-                   "--advertised-listener-url", f"tcp://127.0.0.1:{self.proxy.port}",
-                   "--storage-engine", "memory://tansu/"]
-        env = os.environ | {"RUST_LOG": os.environ.get("RUST_LOG", "warn")}
-        with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
-                                             start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"tansu exited with {self._process.returncode}: {self.log_path.read_text()[-500:]}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.broker_port), 0.2):
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"tansu did not listen on {self.broker_port} within {timeout:.0f}s")
+        self.broker.start(timeout)
 
     def cut(self) -> None:
         """Kafka goes away for every client: connections cut, new ones refused; the broker keeps its state."""
@@ -65,22 +43,12 @@ class ProxiedBroker:
 
     def restart(self) -> None:
         """Stop and start the broker on the same ports: its memory storage starts empty (no topics)."""
-        self._stop_process()
-        self.start()
+        self.broker.stop()
+        self.broker.start()
 
     def stop(self) -> None:
         self.proxy.close()
-        self._stop_process()
-
-    def _stop_process(self) -> None:
-        if self._process is not None:
-            self._process.send_signal(signal.SIGINT)  # at once (SIGTERM waits for clients to disconnect)
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
+        self.broker.stop()
 
 
 @pytest.fixture(scope="module")
