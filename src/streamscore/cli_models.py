@@ -7,6 +7,7 @@ snapshot; consumers switch between two batches (docs/operations.md, "Model lifec
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -37,9 +38,12 @@ def lifecycle_table(state: Lifecycle) -> Table:
     return table
 
 
-def _show(state: Lifecycle) -> None:
-    serving = state.serving_set()
-    console.print(f"{state.command}: consumers switch to {serving} between two batches")
+def _apply(name: str, bootstrap: str | None, command: Callable[[Lifecycle], Lifecycle]) -> None:
+    """Apply ``command`` to the model's state on the topic (once Kafka answers) and say what serves next."""
+    from streamscore.producers.lifecycle import run_command
+
+    state = run_command(reachable(settings_from(kafka_bootstrap=bootstrap)), name, command)
+    console.print(f"{state.command}: consumers switch to {state.serving_set()} between two batches")
 
 
 @models_app.command("list")
@@ -60,23 +64,16 @@ def models_list(name: Annotated[str | None, typer.Argument(help="model name [STR
 @models_app.command("promote")
 def models_promote(name: Name, version: Version, bootstrap: Bootstrap = None) -> None:
     """Make VERSION the champion (served alone); the champion before it can be rolled back to."""
-    from streamscore.producers.lifecycle import run_command
-
-    _show(run_command(reachable(settings_from(kafka_bootstrap=bootstrap)), name, lambda s: s.promote(version)))
+    _apply(name, bootstrap, lambda s: s.promote(version))
 
 
 @models_app.command("withdraw")
 def models_withdraw(name: Name, version: Version, bootstrap: Bootstrap = None) -> None:
     """Stop serving or shadowing VERSION (a withdrawn champion hands over to the one before it)."""
-    from streamscore.producers.lifecycle import run_command
-
-    _show(run_command(reachable(settings_from(kafka_bootstrap=bootstrap)), name, lambda s: s.withdraw(version)))
+    _apply(name, bootstrap, lambda s: s.withdraw(version))
 
 
 @models_app.command("rollback")
 def models_rollback(name: Name, bootstrap: Bootstrap = None) -> None:
     """The previous champion serves again (the current one is marked rolled-back)."""
-    from streamscore.producers.lifecycle import run_command
-
-    settings = reachable(settings_from(kafka_bootstrap=bootstrap))
-    _show(run_command(settings, name, lambda s: s.rollback("streamscore models rollback")))
+    _apply(name, bootstrap, lambda s: s.rollback("streamscore models rollback"))

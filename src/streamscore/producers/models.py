@@ -96,8 +96,10 @@ def newest_on_topic(settings: Settings, name: str, idle_s: float = 1.0) -> Publi
             return None
         while batch := consumer.consume(100, idle_s):
             for message in batch:
-                headers = headers_to_dict(message.headers()) if not message.error() else {}
-                kind = record_kind(message.key(), headers, name) if not message.error() else None
+                if message.error():
+                    continue
+                headers = headers_to_dict(message.headers())
+                kind = record_kind(message.key(), headers, name)
                 version = header_model_version(headers)
                 if kind is None or version is None:
                     continue
