@@ -24,13 +24,19 @@ def _batch(split: MnistSplit, rows: range, ids: list[str] | None = None) -> Imag
     )
 
 
-def test_pixels_are_stored_as_the_wire_bytes_and_shown_as_lists(tmp_path: Path, test_split: MnistSplit) -> None:
+def _store(path: Path, batches: list[ImageBatch]) -> None:
+    """Write ``batches`` through the DuckDB backend into a new file at ``path``, scored by bundled v1."""
     model = bundled_model(1)
-    path = tmp_path / "s.duckdb"
     with open_backend(f"duckdb:///{path}") as backend:
         backend.init_schema()
         backend.install_model(model)
-        backend.write_batch(_batch(test_split, range(20)), ModelRef(model.name, model.version), "g")
+        for batch in batches:
+            backend.write_batch(batch, ModelRef(model.name, model.version), "g")
+
+
+def test_pixels_are_stored_as_the_wire_bytes_and_shown_as_lists(tmp_path: Path, test_split: MnistSplit) -> None:
+    path = tmp_path / "s.duckdb"
+    _store(path, [_batch(test_split, range(20))])
     with duckdb.connect(str(path)) as con:
         raw = con.execute("SELECT pixels FROM images ORDER BY image_id").fetchall()
         lists = con.execute("SELECT pixels FROM images_u8 ORDER BY image_id").fetchall()
@@ -66,15 +72,10 @@ def test_images_are_written_in_small_row_groups(tmp_path: Path, test_split: Mnis
     # a checkpoint re-compresses the row group being filled: small groups keep it short (decisions.md)
     from streamscore.backends.duckdb.connection import ROW_GROUP_SIZE
 
-    model = bundled_model(1)
     path = tmp_path / "g.duckdb"
-    with open_backend(f"duckdb:///{path}") as backend:
-        backend.init_schema()
-        backend.install_model(model)
-        for k in range(10):  # 20,000 rows: more than one small group, less than one default group (122,880)
-            rows = range(k % 5 * 2_000, k % 5 * 2_000 + 2_000)
-            backend.write_batch(_batch(test_split, rows, [f"g{k}-{i}" for i in rows]),
-                                ModelRef(model.name, model.version), "g")
+    # 20,000 rows: more than one small group, less than one default group (122,880)
+    parts = [range(k % 5 * 2_000, k % 5 * 2_000 + 2_000) for k in range(10)]
+    _store(path, [_batch(test_split, rows, [f"g{k}-{i}" for i in rows]) for k, rows in enumerate(parts)])
     with duckdb.connect(str(path), read_only=True) as con:
         groups = [rows for (rows,) in con.execute(
             "SELECT sum(count) FROM pragma_storage_info('images') "
