@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from streamscore.backends import ImageBatch, ModelRef, SourceOffset, open_backend
+from streamscore.backends import Backend, ImageBatch, ModelRef, SourceOffset, open_backend
 from streamscore.models import bundled_model
 from streamscore.shared.mnist import MnistSplit
 
@@ -82,3 +82,29 @@ def test_images_are_written_in_small_row_groups(tmp_path: Path, test_split: Mnis
             "WHERE column_name = 'image_id' AND segment_type <> 'VALIDITY' GROUP BY row_group_id").fetchall()]
     assert sum(groups) == 20_000
     assert len(groups) >= 2 and max(groups) <= ROW_GROUP_SIZE
+
+
+def test_no_checkpoint_falls_in_a_model_install_or_the_batch_after_it(tmp_path: Path, test_split: MnistSplit) -> None:
+    # a checkpoint truncates the write-ahead log; one in a swap's gap adds to the swap (decisions.md)
+    path, wal = tmp_path / "c.duckdb", tmp_path / "c.duckdb.wal"
+    model = bundled_model(1)
+    ref = ModelRef(model.name, model.version)
+
+    def write(backend: Backend, k: int) -> None:
+        backend.write_batch(_batch(test_split, range(2_000), [f"c{k}-{i}" for i in range(2_000)]), ref, "g")
+
+    with open_backend(f"duckdb:///{path}") as backend:
+        backend.init_schema()
+        backend.install_model(model)
+        k = 0
+        while wal.stat().st_size < 12 << 20:  # 2,000 images ≈ 1.7 MB of log: the next few cross 16 MB
+            write(backend, k := k + 1)
+        backend.install_model(bundled_model(2))  # a swap: the install and the next batches write on
+        for _ in range(4):
+            write(backend, k := k + 1)
+        deferred = wal.stat().st_size
+        backend.maintain()  # a gap without a swap: the next commit past the threshold checkpoints
+        write(backend, k := k + 1)
+        after = wal.stat().st_size if wal.exists() else 0
+    assert deferred > 16 << 20
+    assert after < 4 << 20

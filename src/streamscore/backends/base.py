@@ -13,8 +13,7 @@ multi-statement transactions (Kinetica) set ``transactional = False`` and make
 every step idempotent and ordered (images, predictions, offsets) so replay after
 a crash at any point converges to the same rows.
 
-The role (champion or shadow) predictions are stored under is ``ModelRef.role``; the
-returned :class:`ScoredBatch` carries that ModelRef, and the evaluation topic shows its role.
+Predictions are stored under ``ModelRef.role`` (champion or shadow), shown on the evaluation topic.
 ``ScoredBatch.scored_at`` means the same on every engine: the epoch ms at which *this*
 ``write_batch`` call started, for every row, replayed images included (the stored row keeps the
 time it was first scored).
@@ -39,8 +38,7 @@ stored, scored or overwritten; ``write_batch`` lists it in ``ScoredBatch.conflic
 dead-letters it (reason ``id-conflict``). A replay (same id, same content) is absorbed as before.
 The check costs nothing on a batch of new ids: only ids the insert did not add are compared.
 
-Offsets never move backwards: storing an offset lower than the stored one keeps the stored one
-(a late replay of an old batch cannot rewind the progress of the consumer that owns it now).
+Offsets never move backwards: a late replay of an old batch cannot rewind the stored offset.
 
 Predictions missing after scoring (another consumer moved the rows in a rebalance race) raise
 ``BackendUnavailable`` reason ``predictions-missing``: the loop retries the batch (and stops
@@ -281,6 +279,9 @@ class Backend(ABC):
         At most ``model_cache.MAX_CACHED_VERSIONS`` per cache, however many swaps there were.
         None when the engine cannot tell (Oracle: package state, bounded by ``c_max_cached``)."""
         return None
+
+    def maintain(self) -> None:  # noqa: B027 - optional hook
+        """A gap between two batches without a model install: pausing housekeeping may run (DuckDB's checkpoints)."""
 
     def memory_mb(self) -> float | None:
         """MB the database holds for this connection, where it can be read (bench: memory over swaps)."""

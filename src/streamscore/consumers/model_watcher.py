@@ -89,6 +89,8 @@ class ModelWatcher:
     #: the versions in force under a model lifecycle (None: the plain records' newest serves alone)
     serving: ServingSet | None = None
     lifecycle: LifecycleTracker = field(init=False)
+    #: installs tried so far (the scorer keeps database housekeeping out of a gap that had one)
+    installs: int = 0
 
     def __post_init__(self) -> None:
         if self.signatures is None:
@@ -306,6 +308,7 @@ class ModelWatcher:
     def _install(self, artifact: ModelArtifact, serve: bool = True) -> bool:
         """Install and canary-check ``artifact``; with ``serve`` it becomes the one served alone."""
         ref = ModelRef(artifact.name, artifact.version)
+        self.installs += 1
         try:
             self.backend.install_model(artifact)
             if artifact.canary_pixels is not None and "canary" in artifact.manifest:

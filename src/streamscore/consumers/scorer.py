@@ -148,7 +148,7 @@ class Scorer:
             self._subscribe()
             tune_gc_for_streaming()
             while not self.stop.is_set():
-                self._switch_model()
+                self._switch_model_or_maintain()
                 self.partitions.revoked.clear()
                 messages = collect(self.consumer, self.settings.batch_size, self.settings.linger_ms, self.stop)
                 revoked = self.partitions.revoked
@@ -221,6 +221,17 @@ class Scorer:
             except BackendUnavailable as exc:  # the candidate stays pending in the watcher
                 self.outages.database_down(exc, "installing a model", retry)
         self._set_model()
+
+    def _switch_model_or_maintain(self) -> None:
+        """Between two batches: a model swap, or else the database's housekeeping (Backend.maintain), never
+        both in one gap: each pauses the stream, and the two pauses would add up."""
+        installs = self.watcher.installs
+        self._switch_model()
+        if self.watcher.installs == installs:
+            try:
+                self.backend.maintain()
+            except BackendUnavailable as exc:  # the next batch meets the outage and handles it
+                log.warning("database housekeeping skipped: %s", exc.message)
 
     def _switch_model(self) -> None:
         """Between two batches: take a newer verified model if one has arrived.

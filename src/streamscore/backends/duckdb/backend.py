@@ -30,7 +30,15 @@ from streamscore.backends.base import (
 )
 from streamscore.backends.checks import check_layers, check_purge_age
 from streamscore.backends.duckdb import errors, models
-from streamscore.backends.duckdb.connection import Transaction, check_database_path, memory_config, open_database
+from streamscore.backends.duckdb.connection import (
+    CHECKPOINT_THRESHOLD,
+    SWAP_CHECKPOINT_THRESHOLD,
+    Transaction,
+    check_database_path,
+    memory_config,
+    open_database,
+    set_checkpoint_threshold,
+)
 from streamscore.backends.duckdb.results import probabilities_of, scored_batch
 from streamscore.backends.duckdb.scoring import (
     arrow_batch,
@@ -76,6 +84,8 @@ class DuckDBBackend(Backend):
         self.path = path or ":memory:"
         self.config = memory_config(url.options.get("memory_limit"))
         self._con: duckdb.DuckDBPyConnection | None = None
+        #: checkpoints held off since a model install (see connection.CHECKPOINT_THRESHOLD)
+        self._checkpoints_deferred = False
         self._models: VersionCache[tuple[str, int], ModelArtifact] = VersionCache()
 
     def classify(self, exc: BaseException) -> ErrorKind:
@@ -95,6 +105,7 @@ class DuckDBBackend(Backend):
             check_database_path(Path(self.path))
         with self.translate_errors(f"opening {self.path}"):
             self._con = open_database(self.path, self.config)
+            self._checkpoints_deferred = False
             register_udf(self._con, self._model)
 
     def close(self) -> None:
@@ -102,6 +113,13 @@ class DuckDBBackend(Backend):
             with contextlib.suppress(duckdb.Error):
                 self._con.close()
             self._con = None
+
+    def maintain(self) -> None:
+        """A gap without a model swap: DuckDB may checkpoint again at the next commit that needs one."""
+        if self._checkpoints_deferred:
+            with self.translate_errors("re-enabling checkpoints"):
+                set_checkpoint_threshold(self.con, CHECKPOINT_THRESHOLD)
+            self._checkpoints_deferred = False
 
     def init_schema(self) -> None:
         with self.translate_errors("creating the schema"):
@@ -161,8 +179,11 @@ class DuckDBBackend(Backend):
         if self.scorer == "sql":
             check_layers(artifact, "the DuckDB SQL scorer (scorer=sql)")
         ref = ModelRef(artifact.name, artifact.version)
-        with self.translate_errors(f"installing model {ref}"), self._transaction():
-            models.install(self.con, artifact)
+        with self.translate_errors(f"installing model {ref}"):
+            set_checkpoint_threshold(self.con, SWAP_CHECKPOINT_THRESHOLD)  # until maintain(): no checkpoint
+            self._checkpoints_deferred = True  # in the install nor in the new version's first batch
+            with self._transaction():
+                models.install(self.con, artifact)
 
     def installed_versions(self, name: str) -> list[int]:
         with self.translate_errors("listing models"):

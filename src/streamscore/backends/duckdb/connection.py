@@ -27,6 +27,14 @@ def memory_config(limit: str | None) -> dict[str, str | bool | int | float | lis
 #: (docs/decisions.md, "DuckDB: small row groups")
 ROW_GROUP_SIZE = 16_384
 
+#: DuckDB checkpoints at the commit that takes its write-ahead log past ``checkpoint_threshold``; a
+#: checkpoint stalls every commit while it runs. A model install raises the threshold to
+#: SWAP_CHECKPOINT_THRESHOLD, so that neither the install nor the new version's first batch pays one on
+#: top of the swap; the next gap without a swap sets CHECKPOINT_THRESHOLD (DuckDB's default) again
+#: (DuckDBBackend.maintain; docs/decisions.md, "DuckDB: no checkpoint in a swap's gap")
+CHECKPOINT_THRESHOLD = "16MB"
+SWAP_CHECKPOINT_THRESHOLD = "256MB"
+
 
 def open_database(path: str, config: dict[str, str | bool | int | float | list[str]]) -> duckdb.DuckDBPyConnection:
     """A connection to the DuckDB file ``path``, attached with :data:`ROW_GROUP_SIZE` (an attach option:
@@ -42,6 +50,10 @@ def open_database(path: str, config: dict[str, str | bool | int | float | list[s
         con.close()
         raise
     return con
+
+
+def set_checkpoint_threshold(con: duckdb.DuckDBPyConnection, threshold: str) -> None:
+    con.execute(f"SET checkpoint_threshold = '{threshold}'")
 
 
 def check_database_path(path: Path) -> None:

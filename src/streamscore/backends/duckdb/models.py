@@ -95,9 +95,9 @@ def layers_from_rows(rows: pa.Table) -> tuple[list[np.ndarray[Any, Any]], list[n
     biases: list[np.ndarray[Any, Any]] = []
     layer_col = rows.column("layer").to_numpy()
     for layer in sorted(set(layer_col.tolist())):
-        mask = layer_col == layer
-        part = rows.filter(pa.array(mask))
-        columns = np.stack([np.asarray(w, np.float32) for w in part.column("weights").to_pylist()])
-        weights.append(np.ascontiguousarray(columns.T))
+        part = rows.filter(pa.array(layer_col == layer))
+        column = part.column("weights").combine_chunks()  # one list of weights per unit, all of one length
+        values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        weights.append(np.ascontiguousarray(values.reshape(len(column), -1).T))
         biases.append(part.column("bias").to_numpy().astype(np.float32))
     return weights, biases
