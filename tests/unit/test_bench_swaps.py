@@ -17,6 +17,14 @@ def test_the_swap_gap_is_the_largest_interval_at_a_swap_over_the_median_steady_o
     assert figures["batch_interval_ms_median"] == pytest.approx(100)
 
 
+def test_the_interval_before_a_switch_counts_as_the_swaps() -> None:
+    # the new version is installed ahead while the old one scores: that interval is the swap's too
+    stamps = [(0.0, 10, 1), (0.1, 10, 1), (0.2, 10, 1), (0.6, 10, 1), (0.7, 10, 2), (0.8, 10, 2), (0.9, 10, 2)]
+    figures = gap_figures(stamps)
+    assert figures["swap_gap_ratio"] == pytest.approx(4.0)
+    assert figures["swap_interval_ms_median"] == pytest.approx(100)
+
+
 def test_no_swap_or_no_steady_interval_gives_no_ratio() -> None:
     assert gap_figures([(0.0, 1, 1), (0.1, 1, 1)])["swap_gap_ratio"] is None
     assert gap_figures([(0.0, 1, 1), (0.1, 1, 2)])["swap_gap_ratio"] is None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from streamscore.backends import open_backend
-from streamscore.backends.base import Backend
+from streamscore.backends.base import Backend, ModelRef
 from streamscore.consumers import model_watcher
 from streamscore.consumers.model_watcher import ModelWatcher
 from streamscore.models import bundled_model
@@ -54,5 +55,62 @@ def test_a_wiped_models_topic_is_read_again_and_the_lost_model_named(
     assert watcher.current_ref is not None and watcher.current_ref.version == 1, "v1 keeps serving"
 
     cluster.publish_model(settings.models_topic, bundled_model(2))
-    watcher.poll(0.5)
-    assert watcher.current_ref is not None and watcher.current_ref.version == 2
+    _poll_until(watcher, 2)  # installed ahead, then served
+
+
+def _poll_until(watcher: ModelWatcher, version: int) -> None:
+    deadline = time.monotonic() + 20
+    while watcher.current_ref is None or watcher.current_ref.version != version:
+        assert time.monotonic() < deadline, f"v{version} never served; rejected: {list(watcher.rejected)}"
+        watcher.poll(0.1)
+
+
+def test_a_version_published_while_reading_is_installed_ahead_and_served_once_ready(
+        tmp_path: Path, backend: Backend) -> None:
+    cluster = FakeCluster()
+    settings = loop_settings(tmp_path)
+    cluster.create_topic(settings.models_topic, 1)
+    cluster.publish_model(settings.models_topic, bundled_model(1))
+    watcher = ModelWatcher(settings, backend, consumer_factory=cluster.make_consumer)
+    _poll_until(watcher, 1)
+    assert watcher.ahead.taken == 0, "the topic's history is installed on the loop, not ahead"
+
+    time.sleep(0.002)  # published after the reader started (ms timestamps)
+    cluster.publish_model(settings.models_topic, bundled_model(2))
+    _poll_until(watcher, 2)
+    watcher.shutdown()
+    assert watcher.ahead.taken == 1, "v2 was installed and canary-checked on the second session"
+    assert backend.installed_versions("mlp") == [1, 2]
+    assert backend.load_model(ModelRef("mlp", 2)).sha256 == bundled_model(2).sha256
+
+
+def test_a_version_that_fails_ahead_is_decided_by_the_loop_as_before(tmp_path: Path, backend: Backend) -> None:
+    cluster = FakeCluster()
+    settings = loop_settings(tmp_path)
+    cluster.create_topic(settings.models_topic, 1)
+    cluster.publish_model(settings.models_topic, bundled_model(1))
+    backend.install_model(bundled_model(2))  # v2 is stored here with other weights than the ones published
+    watcher = ModelWatcher(settings, backend, consumer_factory=cluster.make_consumer)
+    _poll_until(watcher, 1)
+    time.sleep(0.002)
+    cluster.publish_model(settings.models_topic, bundled_model(3).with_version(2))
+    deadline = time.monotonic() + 20
+    while not watcher.rejected:
+        assert time.monotonic() < deadline, "the conflicting version was never rejected"
+        watcher.poll(0.1)
+    watcher.shutdown()
+    assert [(r.version, r.reason) for r in watcher.rejected] == [(2, "version-conflict")]
+    assert watcher.ahead.taken == 0 and watcher.current_ref == ModelRef("mlp", 1)
+
+
+def test_installing_ahead_can_be_turned_off(tmp_path: Path, backend: Backend) -> None:
+    cluster = FakeCluster()
+    settings = loop_settings(tmp_path).with_overrides(install_ahead=False)
+    cluster.create_topic(settings.models_topic, 1)
+    watcher = ModelWatcher(settings, backend, consumer_factory=cluster.make_consumer)
+    watcher.poll(0)  # the reader starts before the version is published
+    time.sleep(0.002)
+    cluster.publish_model(settings.models_topic, bundled_model(2))
+    _poll_until(watcher, 2)
+    watcher.shutdown()
+    assert watcher.ahead.taken == 0

@@ -35,8 +35,7 @@ Scoring with a version that is not installed raises ``ArtifactError`` reason ``n
 
 Image ids are unique: an id already stored with different content (pixels or label) is not
 stored, scored or overwritten; ``write_batch`` lists it in ``ScoredBatch.conflicts`` and the loop
-dead-letters it (reason ``id-conflict``). A replay (same id, same content) is absorbed as before.
-The check costs nothing on a batch of new ids: only ids the insert did not add are compared.
+dead-letters it (reason ``id-conflict``); a replay (same id, same content) is absorbed.
 
 Offsets never move backwards: a late replay of an old batch cannot rewind the stored offset.
 
@@ -104,10 +103,10 @@ class Backend(ABC):
 
     #: URL schemes that select this backend
     schemes: ClassVar[tuple[str, ...]] = ()
-    #: short name written into every prediction's "backend" field
-    name: ClassVar[str] = ""
-    #: pip extra that installs the driver
-    extra: ClassVar[str] = ""
+    name: ClassVar[str] = ""  #: short name written into every prediction's "backend" field
+    extra: ClassVar[str] = ""  #: pip extra that installs the driver
+    #: whether the scorer installs new model versions ahead on a :meth:`session` (STREAMSCORE_INSTALL_AHEAD)
+    install_ahead: ClassVar[bool] = True
     #: True when one batch (images, predictions, offsets) commits atomically
     transactional: ClassVar[bool] = True
     #: True when several consumer processes may write to one database at once
@@ -135,8 +134,7 @@ class Backend(ABC):
                 f"valid options for {url.scheme}: {valid}"
             )
         self.url = url
-        #: time per phase of write_batch (insert, score, predictions, offsets, commit), for bench
-        self.timings = PhaseTimes()
+        self.timings = PhaseTimes()  #: time per phase of write_batch (insert, score, …, commit), for bench
 
     # -- lifecycle -------------------------------------------------------------------------
     @abstractmethod
@@ -146,6 +144,11 @@ class Backend(ABC):
     @abstractmethod
     def close(self) -> None:
         """Close the connection; never raises."""
+
+    def session(self) -> Backend:
+        """A second session on the same database, for another thread (models installed ahead of a swap);
+        connect() it before use. Engines whose connections share an in-process database override it."""
+        return type(self)(self.url)
 
     @abstractmethod
     def init_schema(self) -> None:
@@ -185,11 +188,8 @@ class Backend(ABC):
         """Insert, score in the database, store predictions and offsets; commit (see module doc)."""
 
     def write_set(self, batch: ImageBatch, serving: ServingSet, group: str) -> list[ScoredBatch]:
-        """Score ``batch`` with every version of ``serving`` (see the module doc); served result first.
-
-        A lone champion is :meth:`write_batch`. Engines implementing "multi-version" override
-        :meth:`_write_set`; the fallback here writes each shadow (without offsets), then the champion.
-        """
+        """Score ``batch`` with every version of ``serving`` (module doc); served result first. A lone champion is
+        write_batch; "multi-version" engines override _write_set, the fallback writes the shadows (no offsets) first."""
         if not serving.shadows and not serving.is_ensemble:
             return [self.write_batch(batch, serving.served[0], group)]
         if "multi-version" in self.implements:

@@ -17,10 +17,12 @@ Figures (bench.json and the table):
   bound flattens). ``swaps.database_mb_*``: what the database holds, where it can be read — DuckDB's
   allocations inside this process (its buffer pool keeps written pages, model rows included, up to
   its ``memory_limit``), or the PostgreSQL session's server process when the server runs here.
-* ``swap_gap_ratio``: the largest interval between two consecutive batches where the second
-  is the first of a new version (it holds the install, the canary and the switch), divided by
-  the median interval between batches of one version. Batch stamps are the loop's ``on_batch``
-  times (after the commit, before the next batch), so an interval is one batch's whole cycle.
+* ``swap_gap_ratio``: the largest interval around a swap — between two consecutive batches where
+  the second is the first of a new version (the switch), or the interval before that one (during
+  which the new version was installed and canary-checked on a second session,
+  consumers/install_ahead.py) — divided by the median of the other intervals. Batch stamps are the
+  loop's ``on_batch`` times (after the commit, before the next batch), so an interval is one batch's
+  whole cycle.
 * ``swaps.cached_models``: what the backend holds after the last swap (Backend.cached_models:
   in the process, and in the database session where the engine caches there).
 """
@@ -127,19 +129,23 @@ def feed(settings: Settings, scored: Any, stop: Any) -> None:
 
 
 def gap_figures(stamps: list[tuple[float, int, int]]) -> dict[str, float | None]:
-    """Swap gap: the largest interval ending at a new version's first batch ÷ the median other interval
-    (and the largest other interval: a pause that is not the swap's, e.g. a database checkpoint)."""
-    swaps: list[float] = []
-    steady: list[float] = []
-    for (before, _, old), (after, _, new) in itertools.pairwise(stamps):
-        (swaps if new != old else steady).append(after - before)
+    """Swap gap: the largest interval around a swap — the one ending at a new version's first batch, or
+    the one before it, when the version was installed ahead on a second session — ÷ the median other
+    interval (and the largest other interval: a pause that is not the swap's, e.g. a checkpoint)."""
+    intervals = [(after - before, new != old) for (before, _, old), (after, _, new) in itertools.pairwise(stamps)]
+    around = {i for i, (_, switch) in enumerate(intervals) if switch} | {
+        i - 1 for i, (_, switch) in enumerate(intervals) if switch and i > 0}
+    swaps = [seconds for i, (seconds, switch) in enumerate(intervals) if switch]
+    before_swaps = [seconds for i, (seconds, switch) in enumerate(intervals) if i in around and not switch]
+    steady = [seconds for i, (seconds, _) in enumerate(intervals) if i not in around]
     if not swaps or not steady:
         return {"swap_gap_ratio": None, "swap_interval_ms_max": None, "batch_interval_ms_median": None,
                 "batch_interval_ms_max": None}
     median = statistics.median(steady)
+    largest = max(swaps + before_swaps)
     return {
-        "swap_gap_ratio": max(swaps) / median if median > 0 else None,
-        "swap_interval_ms_max": max(swaps) * 1000, "swap_interval_ms_median": statistics.median(swaps) * 1000,
+        "swap_gap_ratio": largest / median if median > 0 else None,
+        "swap_interval_ms_max": largest * 1000, "swap_interval_ms_median": statistics.median(swaps) * 1000,
         "batch_interval_ms_median": median * 1000, "batch_interval_ms_max": max(steady) * 1000,
     }
 

@@ -9,7 +9,9 @@ scores the manifest's canary images exactly as the numpy reference does. Anythin
 is rejected: logged with its reason, handed to ``on_reject`` (the scorer publishes it on
 the evaluation topic, :mod:`.rejections`) once per (version, reason), and the current
 model keeps serving. A candidate whose install fails on a database outage stays pending
-and is installed by a later :meth:`ModelWatcher.poll` (the scorer backs off in between).
+and is installed by a later :meth:`ModelWatcher.poll` (the scorer backs off in between). A version
+published while the reader runs is installed and checked ahead, on a second session
+(:mod:`.install_ahead`); poll decides once that has ended.
 
 Model lifecycles (issue 12, :mod:`.lifecycle_tracker`): lifecycle snapshots and versioned artifact
 records (:mod:`streamscore.shared.model_records`) go to the tracker, which decides the
@@ -27,16 +29,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, Message, TopicPartition
 
 from streamscore.backends.base import Backend, ModelRef, ServingSet
+from streamscore.consumers.install_ahead import InstallAhead, passes_canary
 from streamscore.consumers.lifecycle_tracker import LifecycleTracker
 from streamscore.consumers.signature_check import SignatureCheck
 from streamscore.errors import ArtifactError, BackendError
 from streamscore.logs import event
 from streamscore.model.artifact import ModelArtifact
-from streamscore.model.reference import predict
 from streamscore.shared.config import Settings
 from streamscore.shared.kafka import assign_from_beginning, make_consumer
 from streamscore.shared.messages import header_model_version, headers_to_dict
@@ -89,21 +90,25 @@ class ModelWatcher:
     #: the versions in force under a model lifecycle (None: the plain records' newest serves alone)
     serving: ServingSet | None = None
     lifecycle: LifecycleTracker = field(init=False)
-    #: installs tried so far (the scorer keeps database housekeeping out of a gap that had one)
+    #: installs tried (the scorer keeps housekeeping out of a gap that had one); new versions installed
+    #: ahead on a second session (:mod:`.install_ahead`); plain records held while one is
     installs: int = 0
+    ahead: InstallAhead = field(init=False)
+    _held: list[tuple[ModelArtifact, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.signatures is None:
             self.signatures = SignatureCheck.from_settings(self.settings)
         self.lifecycle = LifecycleTracker(self.settings.model_name, self.backend)
+        self.ahead = InstallAhead(self.backend.session, self.backend.install_ahead if self.settings.install_ahead
+                                  is None else self.settings.install_ahead)
 
     @property
     def current_ref(self) -> ModelRef | None:
         return None if self.current is None else ModelRef(self.current.name, self.current.version)
 
     @property
-    def pending_version(self) -> int | None:
-        """The version whose install a database outage interrupted, if any."""
+    def pending_version(self) -> int | None:  # the version whose install a database outage interrupted
         return None if self._pending is None else self._pending.version
 
     def serving_set(self) -> ServingSet | None:
@@ -139,10 +144,14 @@ class ModelWatcher:
         self._read_upto, self._wipe_checked_at = {}, time.monotonic()
         return consumer
 
-    def close(self) -> None:
+    def close(self) -> None:  # the reader only: the next poll reads the topic anew
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+    def shutdown(self) -> None:  # the reader and the session that installs ahead
+        self.close()
+        self.ahead.close()
 
     def poll(self, timeout: float = 0.0) -> ModelArtifact | None:
         """Read what has arrived; install and return the newest acceptable version, if any."""
@@ -167,12 +176,18 @@ class ModelWatcher:
             artifact = self._verify(message, headers, kind)
             if artifact is None:
                 continue
+            if self._published_since_start(message):
+                self.ahead.start(artifact)
             if kind == ARTIFACT:
                 self.lifecycle.on_artifact(artifact)
             else:
                 candidates.append((artifact, message.timestamp()[1]))
         self._warn_if_topic_lost_the_model()
         self._restart_if_topic_was_wiped(consumer)
+        if self.ahead.busy():  # decide once the version being installed ahead is ready; the set in force serves
+            self._held += candidates
+            return None
+        candidates, self._held = self._held + candidates, []
         if self.lifecycle.active:  # plain records fold into the lifecycle (champion when newer than all)
             for artifact, published_at in candidates:
                 self.lifecycle.on_plain(artifact, published_at)
@@ -195,6 +210,10 @@ class ModelWatcher:
             self._serve(serving)
             return self.current
         return None
+
+    def _published_since_start(self, message: Message) -> bool:
+        kind, published_at = message.timestamp()
+        return kind != TIMESTAMP_NOT_AVAILABLE and published_at > self._reading_since_ms
 
     def _serve(self, serving: ServingSet) -> None:
         """Make ``serving`` the set in force; ``current`` becomes the artifact its served ref names."""
@@ -228,12 +247,8 @@ class ModelWatcher:
                 return
 
     def _warn_if_topic_lost_the_model(self) -> None:
-        """Say so, once per reader, when the models topic no longer holds the model being served.
-
-        A restarted embedded broker (memory storage) or a deleted topic loses every artifact: this
-        consumer keeps serving the version installed in its database, but a new consumer would
-        find no model until it is published again.
-        """
+        """Say so, once per reader, when the models topic no longer holds the model being served (a restarted
+        embedded broker or a deleted topic): this consumer serves on, a new one would find no model."""
         if (self.current is None or self._seen_own_model or self._warned_topic_lost_model
                 or time.monotonic() - self._reading_since < WIPED_TOPIC_GRACE_S):
             return
@@ -307,17 +322,14 @@ class ModelWatcher:
 
     def _install(self, artifact: ModelArtifact, serve: bool = True) -> bool:
         """Install and canary-check ``artifact``; with ``serve`` it becomes the one served alone."""
-        ref = ModelRef(artifact.name, artifact.version)
         self.installs += 1
+        prepared = self.ahead.take(artifact)  # installed and canary-checked ahead: the install is a no-op
         try:
             self.backend.install_model(artifact)
-            if artifact.canary_pixels is not None and "canary" in artifact.manifest:
-                got = predict(self.backend.score(artifact.canary_pixels, ref)).tolist()
-                expected = [int(c) for c in artifact.manifest["canary"]]
-                if not np.array_equal(got, expected):
-                    self._reject(artifact.version, "canary-failed",
-                                 f"in-database scores {got} differ from the reference {expected}")
-                    return False
+            passed, detail = (True, "") if prepared else passes_canary(self.backend, artifact)
+            if not passed:
+                self._reject(artifact.version, "canary-failed", detail)
+                return False
         except BackendError as exc:
             if exc.retriable:
                 raise

@@ -197,7 +197,7 @@ class Scorer:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
-        self.watcher.close()
+        self.watcher.shutdown()
         self.backend.close()
         if self.metrics_server is not None:
             self.metrics_server.close()

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     duckdb_scorer: Literal["udf", "sql"] = "udf"
     mnist_dir: Path = Field(default_factory=default_mnist_dir)
     model_name: str = "mlp"
+    #: consumers: install and canary-check a newly published version on a second database session while
+    #: batches go on, so a swap costs the loop only the switch (consumers/install_ahead.py); unset: the
+    #: engine's default (Backend.install_ahead)
+    install_ahead: bool | None = None
     #: consumers: the Ed25519 public key models must be signed by (PEM text, or a file); see model/signing.py
     model_public_key: str | None = None
     model_public_key_file: Path | None = None

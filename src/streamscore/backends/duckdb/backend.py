@@ -37,10 +37,12 @@ from streamscore.backends.duckdb.connection import (
     check_database_path,
     memory_config,
     open_database,
+    second_connection,
     set_checkpoint_threshold,
 )
 from streamscore.backends.duckdb.results import probabilities_of, scored_batch
 from streamscore.backends.duckdb.scoring import (
+    PinnedModels,
     arrow_batch,
     pixels_of,
     raw_column,
@@ -87,6 +89,8 @@ class DuckDBBackend(Backend):
         #: checkpoints held off since a model install (see connection.CHECKPOINT_THRESHOLD)
         self._checkpoints_deferred = False
         self._models: VersionCache[tuple[str, int], ModelArtifact] = VersionCache()
+        #: what the UDF reads, per statement (shared with this backend's sessions)
+        self._pinned = PinnedModels()
 
     def classify(self, exc: BaseException) -> ErrorKind:
         return errors.classify(exc)
@@ -106,13 +110,21 @@ class DuckDBBackend(Backend):
         with self.translate_errors(f"opening {self.path}"):
             self._con = open_database(self.path, self.config)
             self._checkpoints_deferred = False
-            register_udf(self._con, self._model)
+            register_udf(self._con, self._pinned)
 
     def close(self) -> None:
         if self._con is not None:
             with contextlib.suppress(duckdb.Error):
                 self._con.close()
             self._con = None
+
+    def session(self) -> DuckDBBackend:
+        """A second connection to this backend's database instance (see connection.second_connection)."""
+        other = DuckDBBackend(self.url)
+        with self.translate_errors(f"opening a second connection to {self.path}"):
+            other._con = second_connection(self.con, self.path)
+        other._pinned = self._pinned  # the UDF registered by this connection serves both
+        return other
 
     def maintain(self) -> None:
         """A gap without a model swap: DuckDB may checkpoint again at the next commit that needs one."""
@@ -220,7 +232,8 @@ class DuckDBBackend(Backend):
     def _score_table(self, source: str, ref: ModelRef) -> None:
         model = self._model(ref)  # outside the UDF: loading runs queries on this connection
         if self.scorer == "udf":
-            score_with_udf(self.con, source, ref)
+            with self._pinned.pinned(ref, model):
+                score_with_udf(self.con, source, ref)
         else:
             score_with_sql(self.con, source, model)
 
@@ -314,9 +327,9 @@ class DuckDBBackend(Backend):
             try:
                 with self._transaction(commit=False):
                     if self.scorer == "udf":
-                        self._model(model)  # load the weights before the query runs the UDF
-                        result = self._arrow(sql(ENGINE, "score_pixels_with_udf"),
-                                             {"name": model.name, "version": model.version})
+                        with self._pinned.pinned(model, self._model(model)):  # loaded before the UDF runs
+                            result = self._arrow(sql(ENGINE, "score_pixels_with_udf"),
+                                                 {"name": model.name, "version": model.version})
                     else:
                         self._score_table("ss_pixels", model)
                         result = self._arrow(sql(ENGINE, "scores_in_input_order"))

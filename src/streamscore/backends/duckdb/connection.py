@@ -52,6 +52,15 @@ def open_database(path: str, config: dict[str, str | bool | int | float | list[s
     return con
 
 
+def second_connection(con: duckdb.DuckDBPyConnection, path: str) -> duckdb.DuckDBPyConnection:
+    """Another connection to ``con``'s database instance, for another thread (opening the file a second
+    time in this process would make a second instance of it), with the same default catalog."""
+    other = con.cursor()
+    if path != ":memory:":
+        other.execute("USE scores")
+    return other
+
+
 def set_checkpoint_threshold(con: duckdb.DuckDBPyConnection, threshold: str) -> None:
     con.execute(f"SET checkpoint_threshold = '{threshold}'")
 

@@ -14,7 +14,9 @@ an order of magnitude faster.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
@@ -30,6 +32,40 @@ UDF_NAME = "streamscore_forward"
 
 
 ModelLookup = Callable[[ModelRef], ModelArtifact]
+
+
+class PinnedModels:
+    """The weights of each scoring statement running, by (name, version): what the UDF reads.
+
+    The UDF is a function of the database instance, not of one connection, so a second connection
+    (Backend.session: a model installed ahead, from another thread) runs the same UDF; each caller pins
+    the weights it loaded for the duration of its statement, and the UDF never queries a connection.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[tuple[str, int], tuple[ModelArtifact, int]] = {}
+
+    @contextmanager
+    def pinned(self, ref: ModelRef, model: ModelArtifact) -> Iterator[None]:
+        with self._lock:
+            _, count = self._models.get(ref.key, (model, 0))
+            self._models[ref.key] = (model, count + 1)
+        try:
+            yield
+        finally:
+            with self._lock:
+                _, count = self._models[ref.key]
+                if count == 1:
+                    del self._models[ref.key]
+                else:
+                    self._models[ref.key] = (model, count - 1)
+
+    def __call__(self, ref: ModelRef) -> ModelArtifact:
+        entry = self._models.get(ref.key)
+        if entry is None:
+            raise LookupError(f"{UDF_NAME}: model {ref.name} v{ref.version} is not loaded for this statement")
+        return entry[0]
 
 
 def register_udf(con: duckdb.DuckDBPyConnection, lookup: ModelLookup) -> None:

@@ -70,6 +70,9 @@ class PostgresBackend(Backend):
     name: ClassVar[str] = "postgres"
     extra: ClassVar[str] = "postgres"
     transactional: ClassVar[bool] = True
+    #: measured with the server on the consumer's two cores: installing ahead made the swap gap worse
+    #: (2.2–4.2× against 1.8–2.1×; docs/decisions.md, "Installing ahead"); STREAMSCORE_INSTALL_AHEAD=true
+    install_ahead: ClassVar[bool] = False
     concurrent_writers: ClassVar[bool] = True
     implements: ClassVar[frozenset[str]] = frozenset(
         {"drop-schema", "purge", "labeled-images", "multi-version", "lifecycle"})
