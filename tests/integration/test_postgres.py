@@ -146,6 +146,9 @@ def test_a_batch_with_a_stored_id_falls_back_and_new_ones_still_go_in(backend: P
     counts = backend._connection().execute("SELECT count(*) FROM images UNION ALL SELECT count(*) FROM predictions")
     assert [row[0] for row in counts.fetchall()] == [15, 15]
     assert backend.stored_offsets("g", "t") == {0: 20}
+    # both paths report where a batch's time goes (streamscore bench's breakdown)
+    assert {"insert", "score", "offsets", "commit"} <= set(backend.timings.seconds)
+    assert all(seconds > 0 for seconds in backend.timings.seconds.values())
 
 
 def test_concurrent_writers_of_overlapping_ids_store_each_once(postgres_url: str) -> None:

@@ -237,7 +237,8 @@ def swap_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     if detail.get("database_mb_before") is not None:
         rows.append(("database memory before / after (DuckDB: its buffers, in this process; PostgreSQL: the session)",
                      f"{mb(detail['database_mb_before'])} / {mb(detail['database_mb_after'])}"))
-    rows.append(("swap gap (largest interval at a swap ÷ median interval; target ≤ 2×)",
+    rows.append(("swap gap (largest interval around a swap, the switch's or the install's before it, ÷ median "
+                 "interval; target ≤ 2×)",
                  "n/a" if gap is None else f"{gap:.2f}× ({detail['swap_interval_ms_max']:,.0f} ms / "
                  f"{detail['batch_interval_ms_median']:,.0f} ms; largest interval without a swap: "
                  f"{detail.get('batch_interval_ms_max') or 0:,.0f} ms)"))

@@ -295,7 +295,8 @@ class PostgresBackend(Backend):
         unique = batches.unique_in_lock_order(batch)  # a repeated id is stored (and scored) once
         single = model or ModelRef("-", 0)
         with self.translate_errors(f"writing batch {batch.batch_id}"):
-            stored, conflicts = batches.write(self._connection(), unique, batch.offsets, group, single, serving)
+            stored, conflicts = batches.write(self._connection(), unique, batch.offsets, group, single, serving,
+                                              self.timings)
         order = q.in_batch_order(unique.image_ids, conflicts)
         if serving is None:
             return [q.scored_batch(stored, single, order)]

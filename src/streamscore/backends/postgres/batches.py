@@ -8,6 +8,7 @@ id-conflicts, then one statement scores one version (or a serving set) and the o
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import psycopg
@@ -15,6 +16,7 @@ import psycopg
 from streamscore.backends.base import ImageBatch, ModelRef, ServingSet, TopicPartitionKey
 from streamscore.backends.postgres import statements as q
 from streamscore.shared.messages import now_ms
+from streamscore.shared.timing import PhaseTimes
 
 log = logging.getLogger(__name__)
 
@@ -27,31 +29,38 @@ def unique_in_lock_order(batch: ImageBatch) -> ImageBatch:
 
 
 def write(conn: psycopg.Connection[Any], unique: ImageBatch, offsets: dict[TopicPartitionKey, int], group: str,
-          single: ModelRef, serving: ServingSet | None) -> tuple[list[Any], set[str]]:
+          single: ModelRef, serving: ServingSet | None, timings: PhaseTimes) -> tuple[list[Any], set[str]]:
     """Images (fast or staging path), scores of ``single`` or of every version of ``serving``, offsets:
-    one transaction. The stored prediction rows and the id-conflicts."""
+    one transaction. The stored prediction rows and the id-conflicts. ``timings``: insert, score (one
+    statement scores and stores the predictions), offsets, commit."""
     params = {
         "batch_id": unique.batch_id, "name": single.name, "version": single.version,
         "role": single.role, "scored_at": now_ms(),
     }
     conflicts: set[str] = set()
     # binary results: the probabilities arrays come back without text parsing
-    with conn.transaction(), conn.cursor(binary=True) as cursor:
-        copied = copy_images(cursor, unique)  # all new: scored straight from images
-        if not copied:  # some ids are stored already: the staging path sorts replays from conflicts
-            copy_staging(cursor, unique)
-            cursor.execute(q.statement("insert_images"), params)
-            conflicts = remove_conflicts(cursor, [str(row[0]) for row in cursor.fetchall()])
-        if serving is not None:
-            ids = [i for i in unique.image_ids if i not in conflicts]
-            cursor.execute(q.statement("score_set"), params | q.set_params(serving, ids))
-        elif copied:
-            cursor.execute(q.statement("score_copied"), params | {"image_ids": unique.image_ids})
-        else:
-            cursor.execute(q.statement("score_and_store"), params)
-        stored = cursor.fetchall()
-        if offsets:
-            cursor.execute(q.statement("upsert_offsets"), q.offset_params(group, offsets))
+    with conn.cursor(binary=True) as cursor:
+        with conn.transaction():
+            with timings.phase("insert"):
+                copied = copy_images(cursor, unique)  # all new: scored straight from images
+                if not copied:  # some ids are stored already: the staging path sorts replays from conflicts
+                    copy_staging(cursor, unique)
+                    cursor.execute(q.statement("insert_images"), params)
+                    conflicts = remove_conflicts(cursor, [str(row[0]) for row in cursor.fetchall()])
+            with timings.phase("score"):
+                if serving is not None:
+                    ids = [i for i in unique.image_ids if i not in conflicts]
+                    cursor.execute(q.statement("score_set"), params | q.set_params(serving, ids))
+                elif copied:
+                    cursor.execute(q.statement("score_copied"), params | {"image_ids": unique.image_ids})
+                else:
+                    cursor.execute(q.statement("score_and_store"), params)
+                stored = cursor.fetchall()
+            with timings.phase("offsets"):
+                if offsets:
+                    cursor.execute(q.statement("upsert_offsets"), q.offset_params(group, offsets))
+            commit_started = time.perf_counter()
+        timings.add("commit", time.perf_counter() - commit_started)
     return stored, conflicts
 
 
