@@ -71,8 +71,12 @@ def test_produce_rides_out_a_broker_restart_and_accounts_for_every_image(own_bro
     producer = subprocess.Popen([sys.executable, "-m", "streamscore.cli", "produce", "--loop", "--rate", "200"],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     errors: list[str] = []
-    reader = threading.Thread(target=lambda: errors.extend(producer.stderr or []), daemon=True)
-    reader.start()
+    output: list[str] = []
+    # one reader thread per pipe, the only readers: communicate() would also read (and then close) stderr
+    readers = [threading.Thread(target=lambda: errors.extend(producer.stderr or []), daemon=True),
+               threading.Thread(target=lambda: output.extend(producer.stdout or []), daemon=True)]
+    for reader in readers:
+        reader.start()
     counter = TopicCounter(settings)
     try:
         wait_until(lambda: counter.at_least(200), 60, waited_for("the first 200 images on the broker", errors))
@@ -85,8 +89,13 @@ def test_produce_rides_out_a_broker_restart_and_accounts_for_every_image(own_bro
     finally:
         counter.reset()
         producer.send_signal(signal.SIGINT)
-        out, _ = producer.communicate(timeout=60)
-        reader.join(10)
+        producer.wait(timeout=60)
+        for reader in readers:
+            reader.join(10)
+        for pipe in (producer.stdout, producer.stderr):
+            if pipe is not None:
+                pipe.close()
+    out = "".join(output)
     assert producer.returncode == 0, "".join(errors[-20:])
     assert "Traceback" not in "".join(errors)
     found = re.search(r"sent ([\d,]+), delivered ([\d,]+), failed ([\d,]+), not delivered ([\d,]+)", out)
