@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from streamscore.backends.base import Backend, ModelRef
-from streamscore.errors import StreamscoreError
+from streamscore.errors import ArtifactError, StreamscoreError
 from streamscore.model.artifact import ModelArtifact
 from streamscore.model.reference import predict
 
@@ -60,19 +60,25 @@ class InstallAhead:
         self._prepared: set[ArtifactKey] = set()
         #: versions the watcher found installed and checked ahead (tests, logs)
         self.taken = 0
+        #: the session failed: the next start opens a new one (the loop's backend may have reconnected)
+        self._stale = False
 
     def start(self, artifact: ModelArtifact) -> None:
         """Begin preparing ``artifact`` unless it is already prepared or being prepared."""
         key = key_of(artifact)
         if not self.enabled or key in self._running or key in self._prepared:
             return
-        if self._executor is None:
+        if self._stale and not self._running and self._session is not None:
+            self._session.close()
+            self._session, self._stale = None, False
+        if self._session is None:
             try:  # on the caller's thread: DuckDB's second connection is made from the loop's own
                 self._session = self._new_session()
             except StreamscoreError as exc:
                 log.info("models are installed on the scoring loop: no second database session (%s)", exc.message)
                 self.enabled = False
                 return
+        if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="install-ahead")
         self._running[key] = self._executor.submit(self._prepare, artifact)
 
@@ -114,9 +120,11 @@ class InstallAhead:
             passed, _ = passes_canary(session, artifact)
         except StreamscoreError as exc:  # the loop installs and checks it again, and reports what fails
             log.debug("preparing model v%d ahead failed (%s): the loop installs it", artifact.version, exc.message)
+            self._stale = not isinstance(exc, ArtifactError)  # a refused artifact says nothing of the session
             return False
         except Exception:  # a bug here must not cost a swap: the loop's own install decides
             log.warning("preparing model v%d ahead failed unexpectedly; the loop installs it", artifact.version,
                         exc_info=True)
+            self._stale = True
             return False
         return passed
