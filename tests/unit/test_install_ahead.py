@@ -45,3 +45,14 @@ def test_a_session_left_behind_by_a_reconnect_is_replaced(tmp_path: Path) -> Non
         assert not prepared(ahead, bundled_model(2)), "the old session fails: the loop installs that one"
         assert prepared(ahead, bundled_model(2).with_version(3)), "a new session serves the next"
         ahead.close()
+
+
+def test_taking_a_version_forgets_the_older_ones_prepared_before_it(tmp_path: Path) -> None:
+    with open_backend(f"duckdb:///{tmp_path / 'c.duckdb'}") as backend:
+        backend.init_schema()
+        ahead = InstallAhead(backend.session)
+        v2, v3 = bundled_model(2), bundled_model(2).with_version(3)
+        ahead.start(v2)
+        assert prepared(ahead, v3)  # v3 overtook v2 before either was served
+        assert not ahead.take(v2), "what the loop did not take stays bounded: the older one is forgotten"
+        ahead.close()

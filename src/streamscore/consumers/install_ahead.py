@@ -74,9 +74,9 @@ class InstallAhead:
         if self._session is None:
             try:  # on the caller's thread: DuckDB's second connection is made from the loop's own
                 self._session = self._new_session()
-            except StreamscoreError as exc:
-                log.info("models are installed on the scoring loop: no second database session (%s)", exc.message)
-                self.enabled = False
+            except StreamscoreError as exc:  # tried again for the next version
+                log.info("model v%d is installed on the scoring loop: no second database session (%s)",
+                         artifact.version, exc.message)
                 return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="install-ahead")
@@ -95,7 +95,8 @@ class InstallAhead:
         """Whether ``artifact`` was installed and passed its canary ahead (asked once, by the install)."""
         key = key_of(artifact)
         if key in self._prepared:
-            self._prepared.discard(key)
+            # this one, and any older one prepared but overtaken before it was served, are done with
+            self._prepared = {k for k in self._prepared if k[0] != key[0] or k[1] > key[1]}
             self.taken += 1
             return True
         return False
