@@ -108,3 +108,31 @@ def test_no_checkpoint_falls_in_a_model_install_or_the_batch_after_it(tmp_path: 
         after = wal.stat().st_size if wal.exists() else 0
     assert deferred > 16 << 20
     assert after < 4 << 20
+
+
+def test_checkpoints_held_off_by_a_version_installed_ahead_and_never_served_come_back(
+        tmp_path: Path, test_split: MnistSplit) -> None:
+    # e.g. published as a shadow and withdrawn at once: the loop never installs it (decisions.md)
+    from streamscore.backends.duckdb.connection import QUIET_GAPS_BEFORE_CHECKPOINTS
+
+    path, wal = tmp_path / "q.duckdb", tmp_path / "q.duckdb.wal"
+    model = bundled_model(1)
+    ref = ModelRef(model.name, model.version)
+    with open_backend(f"duckdb:///{path}") as backend:
+        backend.init_schema()
+        backend.install_model(model)
+        backend.maintain()
+        backend.session().install_model(bundled_model(2))  # ahead, on the second connection
+        k = 0
+        while wal.stat().st_size < 20 << 20:  # past the usual threshold: held off
+            k += 1
+            backend.write_batch(_batch(test_split, range(2_000), [f"q{k}-{i}" for i in range(2_000)]), ref, "g")
+        for _ in range(QUIET_GAPS_BEFORE_CHECKPOINTS - 1):
+            backend.maintain()
+        k += 1
+        backend.write_batch(_batch(test_split, range(2_000), [f"q{k}-{i}" for i in range(2_000)]), ref, "g")
+        assert wal.stat().st_size > 20 << 20, "still held off: the loop's switch normally comes first"
+        backend.maintain()
+        k += 1
+        backend.write_batch(_batch(test_split, range(2_000), [f"q{k}-{i}" for i in range(2_000)]), ref, "g")
+        assert (wal.stat().st_size if wal.exists() else 0) < 4 << 20

@@ -33,6 +33,7 @@ from streamscore.backends.duckdb import errors, models
 from streamscore.backends.duckdb.connection import (
     CHECKPOINT_THRESHOLD,
     SWAP_CHECKPOINT_THRESHOLD,
+    Deferral,
     Transaction,
     check_database_path,
     memory_config,
@@ -86,8 +87,8 @@ class DuckDBBackend(Backend):
         self.path = path or ":memory:"
         self.config = memory_config(url.options.get("memory_limit"))
         self._con: duckdb.DuckDBPyConnection | None = None
-        #: checkpoints held off since a model install (see connection.CHECKPOINT_THRESHOLD)
-        self._checkpoints_deferred = False
+        #: checkpoints held off since a model install (connection.Deferral); set on the session's copy
+        self._deferral, self._is_session = Deferral(), False
         self._models: VersionCache[tuple[str, int], ModelArtifact] = VersionCache()
         #: what the UDF reads, per statement (shared with this backend's sessions)
         self._pinned = PinnedModels()
@@ -109,7 +110,7 @@ class DuckDBBackend(Backend):
             check_database_path(Path(self.path))
         with self.translate_errors(f"opening {self.path}"):
             self._con = open_database(self.path, self.config)
-            self._checkpoints_deferred = False
+            self._deferral = Deferral()
             register_udf(self._con, self._pinned)
 
     def close(self) -> None:
@@ -123,15 +124,14 @@ class DuckDBBackend(Backend):
         other = DuckDBBackend(self.url)
         with self.translate_errors(f"opening a second connection to {self.path}"):
             other._con = second_connection(self.con, self.path)
-        other._pinned = self._pinned  # the UDF registered by this connection serves both
+        other._pinned, other._deferral, other._is_session = self._pinned, self._deferral, True  # one instance
         return other
 
     def maintain(self) -> None:
         """A gap without a model swap: DuckDB may checkpoint again at the next commit that needs one."""
-        if self._checkpoints_deferred:
+        if self._deferral.lift():
             with self.translate_errors("re-enabling checkpoints"):
                 set_checkpoint_threshold(self.con, CHECKPOINT_THRESHOLD)
-            self._checkpoints_deferred = False
 
     def init_schema(self) -> None:
         with self.translate_errors("creating the schema"):
@@ -193,7 +193,7 @@ class DuckDBBackend(Backend):
         ref = ModelRef(artifact.name, artifact.version)
         with self.translate_errors(f"installing model {ref}"):
             set_checkpoint_threshold(self.con, SWAP_CHECKPOINT_THRESHOLD)  # until maintain(): no checkpoint
-            self._checkpoints_deferred = True  # in the install nor in the new version's first batch
+            self._deferral.installed(self._is_session)  # in the install nor in the new version's first batch
             with self._transaction():
                 models.install(self.con, artifact)
 

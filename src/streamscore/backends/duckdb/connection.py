@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from pathlib import Path
 
 import duckdb
@@ -63,6 +64,36 @@ def second_connection(con: duckdb.DuckDBPyConnection, path: str) -> duckdb.DuckD
 
 def set_checkpoint_threshold(con: duckdb.DuckDBPyConnection, threshold: str) -> None:
     con.execute(f"SET checkpoint_threshold = '{threshold}'")
+
+
+#: gaps without an install after which checkpoints come back although only a second connection (a
+#: version installed ahead and never served, e.g. withdrawn at once) raised the threshold
+QUIET_GAPS_BEFORE_CHECKPOINTS = 50
+
+
+class Deferral:
+    """Who holds checkpoints off (see :data:`CHECKPOINT_THRESHOLD`), shared by an instance's connections:
+    the loop's own install (lifted at its next gap without one), or only a second connection's (lifted
+    after :data:`QUIET_GAPS_BEFORE_CHECKPOINTS`; the loop's no-op install at the switch normally comes first)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_loop = self.by_session = False
+        self.quiet_gaps = 0
+
+    def installed(self, by_session: bool) -> None:
+        with self._lock:
+            self.by_session, self.by_loop = self.by_session or by_session, self.by_loop or not by_session
+            self.quiet_gaps = 0
+
+    def lift(self) -> bool:
+        """Called in a gap without an install: whether to set the usual threshold again now."""
+        with self._lock:
+            self.quiet_gaps += 1
+            if self.by_loop or (self.by_session and self.quiet_gaps >= QUIET_GAPS_BEFORE_CHECKPOINTS):
+                self.by_loop = self.by_session = False
+                return True
+            return False
 
 
 def check_database_path(path: Path) -> None:
