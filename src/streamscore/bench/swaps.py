@@ -132,17 +132,16 @@ def gap_figures(stamps: list[tuple[float, int, int]]) -> dict[str, float | None]
     """Swap gap: the largest interval around a swap — the one ending at a new version's first batch, or
     the one before it, when the version was installed ahead on a second session — ÷ the median other
     interval (and the largest other interval: a pause that is not the swap's, e.g. a checkpoint)."""
-    intervals = [(after - before, new != old) for (before, _, old), (after, _, new) in itertools.pairwise(stamps)]
-    around = {i for i, (_, switch) in enumerate(intervals) if switch} | {
-        i - 1 for i, (_, switch) in enumerate(intervals) if switch and i > 0}
-    swaps = [seconds for i, (seconds, switch) in enumerate(intervals) if switch]
-    before_swaps = [seconds for i, (seconds, switch) in enumerate(intervals) if i in around and not switch]
-    steady = [seconds for i, (seconds, _) in enumerate(intervals) if i not in around]
+    intervals = [after - before for (before, _, _), (after, _, _) in itertools.pairwise(stamps)]
+    switches = [i for i, ((_, _, old), (_, _, new)) in enumerate(itertools.pairwise(stamps)) if new != old]
+    around = set(switches) | {i - 1 for i in switches if i > 0}
+    swaps = [intervals[i] for i in switches]
+    steady = [seconds for i, seconds in enumerate(intervals) if i not in around]
     if not swaps or not steady:
         return {"swap_gap_ratio": None, "swap_interval_ms_max": None, "batch_interval_ms_median": None,
                 "batch_interval_ms_max": None}
     median = statistics.median(steady)
-    largest = max(swaps + before_swaps)
+    largest = max(intervals[i] for i in around)
     return {
         "swap_gap_ratio": largest / median if median > 0 else None,
         "swap_interval_ms_max": largest * 1000, "swap_interval_ms_median": statistics.median(swaps) * 1000,

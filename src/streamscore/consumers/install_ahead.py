@@ -19,12 +19,10 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import numpy as np
-
-from streamscore.backends.base import Backend, ModelRef
+from streamscore.backends.base import Backend
+from streamscore.consumers.canary import canary_mismatch
 from streamscore.errors import ArtifactError, StreamscoreError
 from streamscore.model.artifact import ModelArtifact
-from streamscore.model.reference import predict
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +32,6 @@ ArtifactKey = tuple[str, int, str]
 
 def key_of(artifact: ModelArtifact) -> ArtifactKey:
     return artifact.name, artifact.version, artifact.sha256
-
-
-def passes_canary(backend: Backend, artifact: ModelArtifact) -> tuple[bool, str]:
-    """Whether the database scores the manifest's canary images as the numpy reference does (no canary:
-    True), and what it scored when it does not."""
-    if artifact.canary_pixels is None or "canary" not in artifact.manifest:
-        return True, ""
-    got = predict(backend.score(artifact.canary_pixels, ModelRef(artifact.name, artifact.version))).tolist()
-    expected = [int(c) for c in artifact.manifest["canary"]]
-    if np.array_equal(got, expected):
-        return True, ""
-    return False, f"in-database scores {got} differ from the reference {expected}"
 
 
 class InstallAhead:
@@ -118,7 +104,7 @@ class InstallAhead:
         try:
             session.connect()
             session.install_model(artifact)
-            passed, _ = passes_canary(session, artifact)
+            mismatch = canary_mismatch(session, artifact)
         except StreamscoreError as exc:  # the loop installs and checks it again, and reports what fails
             log.debug("preparing model v%d ahead failed (%s): the loop installs it", artifact.version, exc.message)
             self._stale = not isinstance(exc, ArtifactError)  # a refused artifact says nothing of the session
@@ -128,4 +114,4 @@ class InstallAhead:
                         exc_info=True)
             self._stale = True
             return False
-        return passed
+        return mismatch is None

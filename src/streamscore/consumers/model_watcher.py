@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, Message, TopicPartition
 
 from streamscore.backends.base import Backend, ModelRef, ServingSet
-from streamscore.consumers.install_ahead import InstallAhead, passes_canary
+from streamscore.consumers.canary import canary_mismatch
+from streamscore.consumers.install_ahead import InstallAhead
 from streamscore.consumers.lifecycle_tracker import LifecycleTracker
 from streamscore.consumers.signature_check import SignatureCheck
 from streamscore.errors import ArtifactError, BackendError
@@ -100,8 +101,8 @@ class ModelWatcher:
         if self.signatures is None:
             self.signatures = SignatureCheck.from_settings(self.settings)
         self.lifecycle = LifecycleTracker(self.settings.model_name, self.backend)
-        self.ahead = InstallAhead(self.backend.session, self.backend.install_ahead if self.settings.install_ahead
-                                  is None else self.settings.install_ahead)
+        chosen = self.settings.install_ahead  # None: the engine's default
+        self.ahead = InstallAhead(self.backend.session, self.backend.install_ahead if chosen is None else chosen)
 
     @property
     def current_ref(self) -> ModelRef | None:
@@ -326,9 +327,9 @@ class ModelWatcher:
         prepared = self.ahead.take(artifact)  # installed and canary-checked ahead: the install is a no-op
         try:
             self.backend.install_model(artifact)
-            passed, detail = (True, "") if prepared else passes_canary(self.backend, artifact)
-            if not passed:
-                self._reject(artifact.version, "canary-failed", detail)
+            mismatch = None if prepared else canary_mismatch(self.backend, artifact)
+            if mismatch is not None:
+                self._reject(artifact.version, "canary-failed", mismatch)
                 return False
         except BackendError as exc:
             if exc.retriable:
