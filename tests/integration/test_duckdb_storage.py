@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -22,6 +25,23 @@ def _batch(split: MnistSplit, rows: range, ids: list[str] | None = None) -> Imag
         sources=[SourceOffset("images", 0, i) for i in rows],
         offsets={("images", 0): rows.stop},
     )
+
+
+@contextmanager
+def _serving_v1(path: Path, split: MnistSplit) -> Iterator[tuple[Backend, Callable[[], None], Callable[[], int]]]:
+    """A backend on a new file serving bundled v1; a writer of 2,000 images under new ids (≈ 1.7 MB of
+    write-ahead log); the log's size (0 once a checkpoint has removed it)."""
+    model, wal, tags = bundled_model(1), path.with_name(path.name + ".wal"), itertools.count()
+    with open_backend(f"duckdb:///{path}") as backend:
+        backend.init_schema()
+        backend.install_model(model)
+
+        def write() -> None:
+            k = next(tags)
+            backend.write_batch(_batch(split, range(2_000), [f"w{k}-{i}" for i in range(2_000)]),
+                                ModelRef(model.name, model.version), "g")
+
+        yield backend, write, lambda: wal.stat().st_size if wal.exists() else 0
 
 
 def _store(path: Path, batches: list[ImageBatch]) -> None:
@@ -86,26 +106,16 @@ def test_images_are_written_in_small_row_groups(tmp_path: Path, test_split: Mnis
 
 def test_no_checkpoint_falls_in_a_model_install_or_the_batch_after_it(tmp_path: Path, test_split: MnistSplit) -> None:
     # a checkpoint truncates the write-ahead log; one in a swap's gap adds to the swap (decisions.md)
-    path, wal = tmp_path / "c.duckdb", tmp_path / "c.duckdb.wal"
-    model = bundled_model(1)
-    ref = ModelRef(model.name, model.version)
-
-    def write(backend: Backend, k: int) -> None:
-        backend.write_batch(_batch(test_split, range(2_000), [f"c{k}-{i}" for i in range(2_000)]), ref, "g")
-
-    with open_backend(f"duckdb:///{path}") as backend:
-        backend.init_schema()
-        backend.install_model(model)
-        k = 0
-        while wal.stat().st_size < 12 << 20:  # 2,000 images ≈ 1.7 MB of log: the next few cross 16 MB
-            write(backend, k := k + 1)
+    with _serving_v1(tmp_path / "c.duckdb", test_split) as (backend, write, wal_bytes):
+        while wal_bytes() < 12 << 20:  # 2,000 images ≈ 1.7 MB of log: the next few cross 16 MB
+            write()
         backend.install_model(bundled_model(2))  # a swap: the install and the next batches write on
         for _ in range(4):
-            write(backend, k := k + 1)
-        deferred = wal.stat().st_size
+            write()
+        deferred = wal_bytes()
         backend.maintain()  # a gap without a swap: the next commit past the threshold checkpoints
-        write(backend, k := k + 1)
-        after = wal.stat().st_size if wal.exists() else 0
+        write()
+        after = wal_bytes()
     assert deferred > 16 << 20
     assert after < 4 << 20
 
@@ -115,24 +125,15 @@ def test_checkpoints_held_off_by_a_version_installed_ahead_and_never_served_come
     # e.g. published as a shadow and withdrawn at once: the loop never installs it (decisions.md)
     from streamscore.backends.duckdb.connection import QUIET_GAPS_BEFORE_CHECKPOINTS
 
-    path, wal = tmp_path / "q.duckdb", tmp_path / "q.duckdb.wal"
-    model = bundled_model(1)
-    ref = ModelRef(model.name, model.version)
-    with open_backend(f"duckdb:///{path}") as backend:
-        backend.init_schema()
-        backend.install_model(model)
+    with _serving_v1(tmp_path / "q.duckdb", test_split) as (backend, write, wal_bytes):
         backend.maintain()
         backend.session().install_model(bundled_model(2))  # ahead, on the second connection
-        k = 0
-        while wal.stat().st_size < 20 << 20:  # past the usual threshold: held off
-            k += 1
-            backend.write_batch(_batch(test_split, range(2_000), [f"q{k}-{i}" for i in range(2_000)]), ref, "g")
+        while wal_bytes() < 20 << 20:  # past the usual threshold: held off
+            write()
         for _ in range(QUIET_GAPS_BEFORE_CHECKPOINTS - 1):
             backend.maintain()
-        k += 1
-        backend.write_batch(_batch(test_split, range(2_000), [f"q{k}-{i}" for i in range(2_000)]), ref, "g")
-        assert wal.stat().st_size > 20 << 20, "still held off: the loop's switch normally comes first"
+        write()
+        assert wal_bytes() > 20 << 20, "still held off: the loop's switch normally comes first"
         backend.maintain()
-        k += 1
-        backend.write_batch(_batch(test_split, range(2_000), [f"q{k}-{i}" for i in range(2_000)]), ref, "g")
-        assert (wal.stat().st_size if wal.exists() else 0) < 4 << 20
+        write()
+        assert wal_bytes() < 4 << 20

@@ -13,7 +13,9 @@ from streamscore.backends import open_backend
 from streamscore.backends.base import Backend, ModelRef
 from streamscore.consumers import model_watcher
 from streamscore.consumers.model_watcher import ModelWatcher
+from streamscore.model.artifact import ModelArtifact
 from streamscore.models import bundled_model
+from streamscore.shared.config import Settings
 from support.fake_kafka import FakeCluster
 from support.loop_harness import loop_settings
 
@@ -65,18 +67,27 @@ def _poll_until(watcher: ModelWatcher, version: int) -> None:
         watcher.poll(0.1)
 
 
+def _models_topic(tmp_path: Path, **overrides: object) -> tuple[FakeCluster, Settings]:
+    cluster = FakeCluster()
+    settings = loop_settings(tmp_path).with_overrides(**overrides)
+    cluster.create_topic(settings.models_topic, 1)
+    return cluster, settings
+
+
+def _publish_later(cluster: FakeCluster, settings: Settings, artifact: ModelArtifact) -> None:
+    time.sleep(0.002)  # published after the reader started (ms timestamps)
+    cluster.publish_model(settings.models_topic, artifact)
+
+
 def test_a_version_published_while_reading_is_installed_ahead_and_served_once_ready(
         tmp_path: Path, backend: Backend) -> None:
-    cluster = FakeCluster()
-    settings = loop_settings(tmp_path)
-    cluster.create_topic(settings.models_topic, 1)
+    cluster, settings = _models_topic(tmp_path)
     cluster.publish_model(settings.models_topic, bundled_model(1))
     watcher = ModelWatcher(settings, backend, consumer_factory=cluster.make_consumer)
     _poll_until(watcher, 1)
     assert watcher.ahead.taken == 0, "the topic's history is installed on the loop, not ahead"
 
-    time.sleep(0.002)  # published after the reader started (ms timestamps)
-    cluster.publish_model(settings.models_topic, bundled_model(2))
+    _publish_later(cluster, settings, bundled_model(2))
     _poll_until(watcher, 2)
     watcher.shutdown()
     assert watcher.ahead.taken == 1, "v2 was installed and canary-checked on the second session"
@@ -85,15 +96,12 @@ def test_a_version_published_while_reading_is_installed_ahead_and_served_once_re
 
 
 def test_a_version_that_fails_ahead_is_decided_by_the_loop_as_before(tmp_path: Path, backend: Backend) -> None:
-    cluster = FakeCluster()
-    settings = loop_settings(tmp_path)
-    cluster.create_topic(settings.models_topic, 1)
+    cluster, settings = _models_topic(tmp_path)
     cluster.publish_model(settings.models_topic, bundled_model(1))
     backend.install_model(bundled_model(2))  # v2 is stored here with other weights than the ones published
     watcher = ModelWatcher(settings, backend, consumer_factory=cluster.make_consumer)
     _poll_until(watcher, 1)
-    time.sleep(0.002)
-    cluster.publish_model(settings.models_topic, bundled_model(3).with_version(2))
+    _publish_later(cluster, settings, bundled_model(3).with_version(2))
     deadline = time.monotonic() + 20
     while not watcher.rejected:
         assert time.monotonic() < deadline, "the conflicting version was never rejected"
@@ -104,13 +112,10 @@ def test_a_version_that_fails_ahead_is_decided_by_the_loop_as_before(tmp_path: P
 
 
 def test_installing_ahead_can_be_turned_off(tmp_path: Path, backend: Backend) -> None:
-    cluster = FakeCluster()
-    settings = loop_settings(tmp_path).with_overrides(install_ahead=False)
-    cluster.create_topic(settings.models_topic, 1)
+    cluster, settings = _models_topic(tmp_path, install_ahead=False)
     watcher = ModelWatcher(settings, backend, consumer_factory=cluster.make_consumer)
     watcher.poll(0)  # the reader starts before the version is published
-    time.sleep(0.002)
-    cluster.publish_model(settings.models_topic, bundled_model(2))
+    _publish_later(cluster, settings, bundled_model(2))
     _poll_until(watcher, 2)
     watcher.shutdown()
     assert watcher.ahead.taken == 0
