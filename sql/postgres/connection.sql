@@ -46,6 +46,8 @@ ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, installed_at = now();
 -- where /proc is not available. Sent as one NOTICE; nothing is stored. Run at init_schema.
 DO $$
 import json
+import os
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as streamscore_score_batch: set before numpy's first import
 import numpy
 KEYWORDS = ("blas", "mkl", "lapack", "blis", "atlas", "accelerate")
 libraries = set()

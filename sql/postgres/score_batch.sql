@@ -20,7 +20,11 @@ LANGUAGE plpython3u STABLE STRICT
 SET search_path FROM CURRENT
 AS $$
 import json
+import os
 
+# one BLAS thread per session unless the server's environment says otherwise: OpenBLAS keeps its extra
+# threads spinning after each product, CPU the other sessions and the consumers need (docs/decisions.md)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 if "head" not in SD:

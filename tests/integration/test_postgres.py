@@ -127,6 +127,20 @@ def test_init_schema_logs_the_blas_of_the_server_numpy(
     assert (record.levelno == logging.WARNING) == ("reference BLAS" in record.getMessage())
 
 
+def test_the_scoring_session_runs_one_blas_thread(backend: PostgresBackend) -> None:
+    """OpenBLAS in a server process that scored keeps to one thread (docs/decisions.md, "BLAS threads")."""
+    backend.init_schema()
+    model = bundled_model(2)
+    backend.install_model(model)
+    backend.score(load_split("test").images[:2000], ModelRef(model.name, model.version))
+    conn = backend._connection()
+    conn.execute("CREATE OR REPLACE FUNCTION session_threads() RETURNS integer LANGUAGE plpython3u AS "
+                 "$$ import os; return len(os.listdir('/proc/self/task')) $$")
+    ((threads,),) = conn.execute("SELECT session_threads()").fetchall()
+    conn.rollback()
+    assert threads == 1
+
+
 def _mixed_batch(batch_id: str, first: int, count: int, offset: int) -> ImageBatch:
     split = load_split("test")
     rows = np.arange(first, first + count)

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Producer, TopicPartition
 
 from streamscore.backends.base import Backend, ScoredBatch
+from streamscore.consumers.blas_threads import limit_blas_threads
 from streamscore.consumers.checkpoint import Checkpoint, FaultHook
 from streamscore.consumers.collector import collect
 from streamscore.consumers.gc_tuning import tune_gc_for_streaming
@@ -129,6 +130,7 @@ class Scorer:
     # -- run ---------------------------------------------------------------------------------
     def run(self) -> ScorerStats:
         """Consume until stopped. A permanent error stops the loop and propagates."""
+        limit_blas_threads(self.settings.blas_threads)
         if self.settings.metrics_port:
             self.metrics_server = MetricsServer(self.metrics, self.health, self.settings.metrics_port,
                                                 self.metrics_host)

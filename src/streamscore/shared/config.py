@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     #: batches go on, so a swap costs the loop only the switch (consumers/install_ahead.py); unset: the
     #: engine's default (Backend.install_ahead)
     install_ahead: bool | None = None
+    #: consumers: threads of the BLAS under numpy in the consumer's process (DuckDB's UDF scores there);
+    #: 0 leaves the library's default (a thread per core). One: consumers/blas_threads.py
+    blas_threads: int = Field(default=1, ge=0)
     #: consumers: the Ed25519 public key models must be signed by (PEM text, or a file); see model/signing.py
     model_public_key: str | None = None
     model_public_key_file: Path | None = None
