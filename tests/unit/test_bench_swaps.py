@@ -25,6 +25,14 @@ def test_the_interval_before_a_switch_counts_as_the_swaps() -> None:
     assert figures["swap_interval_ms_median"] == pytest.approx(100)
 
 
+def test_installed_on_the_loop_the_interval_before_a_switch_is_a_steady_one() -> None:
+    stamps = [(0.0, 10, 1), (0.1, 10, 1), (0.2, 10, 1), (0.6, 10, 1), (0.75, 10, 2), (0.85, 10, 2), (0.95, 10, 2)]
+    figures = gap_figures(stamps, installed_ahead=False)
+    assert figures["swap_interval_ms_max"] == pytest.approx(150)
+    assert figures["batch_interval_ms_max"] == pytest.approx(400)
+    assert figures["swap_gap_ratio"] == pytest.approx(1.5)
+
+
 def test_no_swap_or_no_steady_interval_gives_no_ratio() -> None:
     assert gap_figures([(0.0, 1, 1), (0.1, 1, 1)])["swap_gap_ratio"] is None
     assert gap_figures([(0.0, 1, 1), (0.1, 1, 2)])["swap_gap_ratio"] is None

@@ -128,13 +128,14 @@ def feed(settings: Settings, scored: Any, stop: Any) -> None:
         producer.flush(10)
 
 
-def gap_figures(stamps: list[tuple[float, int, int]]) -> dict[str, float | None]:
-    """Swap gap: the largest interval around a swap — the one ending at a new version's first batch, or
-    the one before it, when the version was installed ahead on a second session — ÷ the median other
-    interval (and the largest other interval: a pause that is not the swap's, e.g. a checkpoint)."""
+def gap_figures(stamps: list[tuple[float, int, int]], installed_ahead: bool = True) -> dict[str, float | None]:
+    """Swap gap: the largest interval around a swap ÷ the median other interval (and the largest other
+    interval: a pause that is not the swap's, e.g. a checkpoint). Around a swap is where its work
+    runs: the interval ending at a new version's first batch and, when versions are installed ahead
+    on a second session, the one before it too (with installs on the loop that one holds none of it)."""
     intervals = [after - before for (before, _, _), (after, _, _) in itertools.pairwise(stamps)]
     switches = [i for i, ((_, _, old), (_, _, new)) in enumerate(itertools.pairwise(stamps)) if new != old]
-    around = set(switches) | {i - 1 for i in switches if i > 0}
+    around = set(switches) | ({i - 1 for i in switches if i > 0} if installed_ahead else set())
     swaps = [intervals[i] for i in switches]
     steady = [seconds for i, seconds in enumerate(intervals) if i not in around]
     if not swaps or not steady:
@@ -201,7 +202,8 @@ def swap_benchmark(settings: Settings, swaps: int = SWAPS) -> dict[str, Any]:
         for helper in helpers:
             helper.join(30)
     return {
-        "rss_mb_before": before, "rss_mb_after_100_swaps": after, **gap_figures(log.stamps),
+        "rss_mb_before": before, "rss_mb_after_100_swaps": after, "installed_ahead": scorer.watcher.ahead.enabled,
+        **gap_figures(log.stamps, scorer.watcher.ahead.enabled),
         f"rss_mb_every_{RSS_SAMPLE_EVERY}_swaps": trend, "swaps": swaps, "seconds": elapsed,
         "batches": len(log.stamps), "images": log.scored.value,
         "cached_models": [f"{name}:v{version}" for name, version in log.cached or []],
@@ -236,8 +238,9 @@ def swap_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     if detail.get("database_mb_before") is not None:
         rows.append(("database memory before / after (DuckDB: its buffers, in this process; PostgreSQL: the session)",
                      f"{mb(detail['database_mb_before'])} / {mb(detail['database_mb_after'])}"))
-    rows.append(("swap gap (largest interval around a swap, the switch's or the install's before it, ÷ median "
-                 "interval; target ≤ 2×)",
+    where = "the switch's or, installed ahead, the one before it" if detail.get("installed_ahead", True) \
+        else "the switch's: installed on the loop"
+    rows.append((f"swap gap (largest interval around a swap, {where}, ÷ median interval; target ≤ 2×)",
                  "n/a" if gap is None else f"{gap:.2f}× ({detail['swap_interval_ms_max']:,.0f} ms / "
                  f"{detail['batch_interval_ms_median']:,.0f} ms; largest interval without a swap: "
                  f"{detail.get('batch_interval_ms_max') or 0:,.0f} ms)"))
