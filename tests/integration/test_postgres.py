@@ -141,6 +141,20 @@ def test_the_scoring_session_runs_one_blas_thread(backend: PostgresBackend) -> N
     assert threads == 1
 
 
+def test_layer_weights_are_not_offered_to_pglz(backend: PostgresBackend) -> None:
+    """Float weights do not compress, pglz only spends time trying (docs/decisions.md): the column is
+    stored EXTERNAL, also in a database created before that was set."""
+    backend.init_schema()
+    conn = backend._connection()
+    storage = "SELECT attstorage FROM pg_attribute WHERE attrelid = 'model_layers'::regclass AND attname = 'weights'"
+    conn.execute("ALTER TABLE model_layers ALTER COLUMN weights SET STORAGE EXTENDED")  # as created before
+    conn.commit()
+    assert conn.execute(storage).fetchall() == [("x",)]
+    backend.init_schema()
+    assert conn.execute(storage).fetchall() == [("e",)]
+    conn.rollback()
+
+
 def _mixed_batch(batch_id: str, first: int, count: int, offset: int) -> ImageBatch:
     split = load_split("test")
     rows = np.arange(first, first + count)

@@ -151,9 +151,18 @@ class PostgresBackend(Backend):
                 for statement in q.schema_statements():
                     cursor.execute(statement)
                 self._migrate_role_check(cursor)
+                self._store_weights_uncompressed(cursor)
                 self._install_function(cursor)
             if not self._blas_reported:  # once per backend: which BLAS the scorer's numpy runs on
                 self._blas_reported = report_blas(conn) is not None
+
+    @staticmethod
+    def _store_weights_uncompressed(cursor: psycopg.Cursor[Any]) -> None:
+        """Layer weights without pglz (new rows; set once, also on databases created before)."""
+        cursor.execute(q.statement("select_weights_storage"))
+        row = cursor.fetchone()
+        if row is not None and str(row[0]) != "e":
+            cursor.execute(q.statement("store_weights_uncompressed"))
 
     @staticmethod
     def _migrate_role_check(cursor: psycopg.Cursor[Any]) -> None:
