@@ -70,3 +70,16 @@ def test_duckdb_memory_limit_is_checked_and_applied(tmp_path: Path) -> None:
         assert isinstance(backend, DuckDBBackend)
         (limit,) = backend.con.execute("SELECT current_setting('memory_limit')").fetchall()[0]
     assert str(limit).startswith("61") or str(limit).startswith("64"), limit  # 64MB = 61.0 MiB
+
+
+def test_duckdb_threads_default_to_one_and_the_url_sets_them(tmp_path: Path) -> None:
+    def threads(url: str) -> int:
+        with open_backend(url) as backend:
+            assert isinstance(backend, DuckDBBackend)
+            ((count,),) = backend.con.execute("SELECT current_setting('threads')").fetchall()
+        return int(count)
+
+    assert threads(f"duckdb:///{tmp_path / 'a.duckdb'}") == 1
+    assert threads(f"duckdb:///{tmp_path / 'a.duckdb'}?threads=3") == 3
+    with pytest.raises(ConfigError, match="positive number"):
+        open_backend(f"duckdb:///{tmp_path / 'a.duckdb'}?threads=many")

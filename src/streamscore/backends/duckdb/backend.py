@@ -3,7 +3,9 @@
 Options (URL query): ``scorer=udf|sql`` (default from STREAMSCORE_DUCKDB_SCORER);
 ``memory_limit=512MB`` caps DuckDB's buffer pool, which lives in the consumer's process and
 keeps the pages it wrote (images, predictions, every model version's rows) until it nears the
-limit (DuckDB's default: 80 % of the machine's memory; docs/operations.md, "Memory over many swaps").
+limit (DuckDB's default: 80 % of the machine's memory; docs/operations.md, "Memory over many swaps");
+``threads=N`` sets DuckDB's worker threads (default 1: small batches, measured; raise it for large
+analytical queries such as ``evaluate --from-backend`` over millions of rows).
 DuckDB allows one writing process per database file, so ``concurrent_writers`` is
 False: scale out with one DuckDB file per consumer process, or use PostgreSQL.
 """
@@ -40,6 +42,7 @@ from streamscore.backends.duckdb.connection import (
     open_database,
     second_connection,
     set_checkpoint_threshold,
+    threads_config,
 )
 from streamscore.backends.duckdb.results import probabilities_of, scored_batch
 from streamscore.backends.duckdb.scoring import (
@@ -75,6 +78,7 @@ class DuckDBBackend(Backend):
     url_options: ClassVar[dict[str, str]] = {
         "scorer": "udf (default; STREAMSCORE_DUCKDB_SCORER) or sql: the in-database forward pass",
         "memory_limit": "cap of DuckDB's buffer pool in this process, e.g. 512MB (default: DuckDB's, 80 % of RAM)",
+        "threads": "DuckDB's worker threads (default 1: a batch's statements are small; more for big queries)",
     }
 
     def __init__(self, url: BackendURL) -> None:
@@ -85,7 +89,7 @@ class DuckDBBackend(Backend):
         # duckdb:///relative.db, duckdb:////absolute/path.db, duckdb:///:memory:
         path = url.path[1:] if url.path.startswith("/") else url.path
         self.path = path or ":memory:"
-        self.config = memory_config(url.options.get("memory_limit"))
+        self.config = memory_config(url.options.get("memory_limit")) | threads_config(url.options.get("threads"))
         self._con: duckdb.DuckDBPyConnection | None = None
         #: checkpoints held off since a model install (connection.Deferral); set on the session's copy
         self._deferral, self._is_session = Deferral(), False

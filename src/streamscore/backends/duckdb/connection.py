@@ -22,6 +22,21 @@ def memory_config(limit: str | None) -> dict[str, str | bool | int | float | lis
     return {"memory_limit": limit.strip()}
 
 
+#: DuckDB's worker threads unless the URL sets ``threads``: a batch's statements are small, and on a
+#: 2-core machine shared with the broker and the producer one thread gave the same throughput and a
+#: lower latency (p50 73–75 ms against 94–99 ms at 10,000 images/s; docs/decisions.md, "BLAS threads")
+DEFAULT_THREADS = 1
+
+
+def threads_config(threads: str | None) -> dict[str, str | bool | int | float | list[str]]:
+    """duckdb.connect's config for the ``threads`` option: a positive count (default DEFAULT_THREADS)."""
+    if threads is None:
+        return {"threads": DEFAULT_THREADS}
+    if not threads.strip().isdigit() or int(threads) < 1:
+        raise ConfigError(f"duckdb threads must be a positive number such as 1 or 4, not {threads!r}")
+    return {"threads": int(threads)}
+
+
 #: rows per row group this backend writes (DuckDB's default: 122,880). A checkpoint compresses the
 #: row group being filled anew each time, so its cost grew with the group, up to 1.6 s a checkpoint
 #: that stalls every commit; with 16,384 it stays ≈ 60 ms and the file is ≈ 40 % smaller
