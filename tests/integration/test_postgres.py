@@ -128,7 +128,8 @@ def test_init_schema_logs_the_blas_of_the_server_numpy(
 
 
 def test_the_scoring_session_runs_one_blas_thread(backend: PostgresBackend) -> None:
-    """OpenBLAS in a server process that scored keeps to one thread (docs/decisions.md, "BLAS threads")."""
+    """OpenBLAS in a server process that scored keeps to one thread (docs/decisions.md, "BLAS threads and
+    paced producers"): on a machine with several cores it would start one per core."""
     backend.init_schema()
     model = bundled_model(2)
     backend.install_model(model)

@@ -4,8 +4,8 @@ OpenBLAS starts a thread per core and, after each matrix product, keeps the extr
 for a while in case another product follows. A batch's products are small (2,000 × 784 by 784 × 128):
 on this 2-core machine a second thread saved 1.2 ms of a 2,000-image forward pass and burned 6.6 ms
 of CPU that the broker, the producer and the database needed on the same cores; at 64 images it
-burned 27× the CPU of one thread for no gain (docs/decisions.md, "BLAS threads"). The limit is set
-through threadpoolctl, which finds the BLAS numpy loaded and calls its own setter.
+burned 27× the CPU of one thread for no gain (docs/decisions.md, "BLAS threads and paced producers").
+The limit is set through threadpoolctl, which finds the BLAS numpy loaded and calls its own setter.
 """
 
 from __future__ import annotations

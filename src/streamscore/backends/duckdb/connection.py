@@ -24,7 +24,8 @@ def memory_config(limit: str | None) -> dict[str, str | bool | int | float | lis
 
 #: DuckDB's worker threads unless the URL sets ``threads``: a batch's statements are small, and on a
 #: 2-core machine shared with the broker and the producer one thread gave the same throughput and a
-#: lower latency (p50 73–75 ms against 94–99 ms at 10,000 images/s; docs/decisions.md, "BLAS threads")
+#: lower latency (p50 73–75 ms against 94–99 ms at 10,000 images/s; docs/decisions.md, "BLAS threads
+#: and paced producers")
 DEFAULT_THREADS = 1
 
 
