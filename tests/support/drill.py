@@ -279,8 +279,9 @@ class Drill:
     def wait_predicted(self, ids: set[str] | None = None, timeout: float = 40) -> None:
         wanted = self.produced_ids if ids is None else ids
         wait_until(lambda: wanted <= self.predictions.ids(), timeout,
-                   lambda: f"{len(wanted - self.predictions.ids())} of {len(wanted)} ids on the evaluation "
-                           f"topic; consumer logs:\n" + "\n".join(c.tail(8) for c in self.consumers))
+                   lambda: f"{len(wanted - self.predictions.ids())} of {len(wanted)} ids on the evaluation topic "
+                           f"(missing e.g. {sorted(wanted - self.predictions.ids())[:5]}); consumer logs:\n"
+                           + "\n".join(c.tail(8) for c in self.consumers))
 
     def wait_dead_letters(self, timeout: float = 30) -> None:
         wait_until(lambda: set(self.malformed_offsets) <= self.dlq_sources(), timeout,
