@@ -43,14 +43,17 @@ def finish(d: Drill) -> None:
 
 
 def test_sigkill_mid_batch_three_times(duck: Drill) -> None:
-    producer = duck.produce_in_background(0, 1500, rate=300)
+    # a 10 s stream: each kill must land while images still arrive (a consumer that has caught up
+    # before the third round would have nothing left to make progress on)
+    producer = duck.produce_in_background(0, 1500, rate=150)
     duck.send_malformed()
     for round_ in range(3):
         consumer = duck.start_consumer()
         consumer.wait_event("assigned")
         seen = duck.predictions.count()
         wait_until(lambda seen=seen: duck.predictions.count() >= seen + 100, 30,  # type: ignore[misc]
-                   f"progress before kill {round_ + 1}")
+                   lambda round_=round_, consumer=consumer: f"progress before kill {round_ + 1} "
+                   f"(producer running: {producer.is_alive()}):\n{consumer.tail()}")
         consumer.kill()
     producer.join(30)
     duck.start_consumer()

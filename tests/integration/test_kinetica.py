@@ -120,7 +120,7 @@ def test_consume_against_the_standin_survives_kills_replay_and_a_swap(
     # this checkout's code in the consumers too (a relative PYTHONPATH would not hold in their cwd)
     src = {"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     with drill(settings, standin_module_url, tmp_path, test_split) as d:
-        producer = d.produce_in_background(0, 600, rate=300)
+        producer = d.produce_in_background(0, 600, rate=100)  # 6 s: both kills land while images arrive
         d.send_malformed()
         for round_ in range(2):
             consumer = d.start_consumer(**src)
