@@ -29,12 +29,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+# one BLAS thread per UDF process unless Kinetica's environment says otherwise: every rank runs its own
+# process, and OpenBLAS would start a thread per core in each and keep them spinning after each
+# product (measured for the consumer and PL/Python: docs/decisions.md, "BLAS threads and paced producers")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np  # noqa: E402  (after the BLAS setting, which OpenBLAS reads when it loads)
 
 PIXELS = 784
 CLASSES = 10
