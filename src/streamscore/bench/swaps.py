@@ -18,9 +18,10 @@ Figures (bench.json and the table):
   allocations inside this process (its buffer pool keeps written pages, model rows included, up to
   its ``memory_limit``), or the PostgreSQL session's server process when the server runs here.
 * ``swap_gap_ratio``: the largest interval around a swap — between two consecutive batches where
-  the second is the first of a new version (the switch), or the interval before that one (during
-  which the new version was installed and canary-checked on a second session,
-  consumers/install_ahead.py) — divided by the median of the other intervals. Batch stamps are the
+  the second is the first of a new version (the switch) and, when versions are installed ahead
+  (``installed_ahead``), the interval before that one, during which the new version was installed
+  and canary-checked on a second session (consumers/install_ahead.py) — divided by the median of
+  the other intervals. Batch stamps are the
   loop's ``on_batch`` times (after the commit, before the next batch), so an interval is one batch's
   whole cycle.
 * ``swaps.cached_models``: what the backend holds after the last swap (Backend.cached_models:
@@ -194,6 +195,7 @@ def swap_benchmark(settings: Settings, swaps: int = SWAPS) -> dict[str, Any]:
                 trend.append(rss_mb())
         elapsed = time.monotonic() - started
         after, database_after = measured_memory(), log.database_mb
+        ahead = scorer.watcher.ahead.enabled  # where a swap's work runs: gap_figures' window
     finally:
         versions.put(None)
         feeding.set()
@@ -202,8 +204,8 @@ def swap_benchmark(settings: Settings, swaps: int = SWAPS) -> dict[str, Any]:
         for helper in helpers:
             helper.join(30)
     return {
-        "rss_mb_before": before, "rss_mb_after_100_swaps": after, "installed_ahead": scorer.watcher.ahead.enabled,
-        **gap_figures(log.stamps, scorer.watcher.ahead.enabled),
+        "rss_mb_before": before, "rss_mb_after_100_swaps": after, "installed_ahead": ahead,
+        **gap_figures(log.stamps, ahead),
         f"rss_mb_every_{RSS_SAMPLE_EVERY}_swaps": trend, "swaps": swaps, "seconds": elapsed,
         "batches": len(log.stamps), "images": log.scored.value,
         "cached_models": [f"{name}:v{version}" for name, version in log.cached or []],
